@@ -1,0 +1,6 @@
+// `lastword estimate`: not implemented yet (see the open issues).
+import { LastwordError } from '../errors.ts';
+
+export async function run(_argv: string[]): Promise<number> {
+  throw new LastwordError('ENOTIMPL', 'lastword estimate is not implemented yet');
+}

@@ -1,0 +1,6 @@
+// `lastword unload`: not implemented yet (see the open issues).
+import { LastwordError } from '../errors.ts';
+
+export async function run(_argv: string[]): Promise<number> {
+  throw new LastwordError('ENOTIMPL', 'lastword unload is not implemented yet');
+}

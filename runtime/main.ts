@@ -1,0 +1,78 @@
+// CLI dispatch only: `lastword <command> [options]`. When the kernel starts lastword as PID 1
+// (or as /init), it runs the init shell instead; see runtime/pid1.
+import minimist from 'minimist';
+import { describeError, LastwordError } from './errors.ts';
+import { VERSION } from './version.ts';
+import type { CommandEntry } from './cli/command.ts';
+
+// Each loader is a static import() so esbuild bundles every command into the one executable.
+export const COMMANDS: Record<string, CommandEntry> = {
+  filter: { summary: 'filter and save a vmcore like makedumpfile (-d, -c/-l/-p/-z, -E, -F, -R, --dump-dmesg)', load: () => import('./cli/filter.ts') },
+  info: { summary: 'print the header, VMCOREINFO summary and page counts of a dump file', load: () => import('./cli/info.ts') },
+  plan: { summary: 'print the capture plan built from the kdump configs and the kernel command line', load: () => import('./cli/plan.ts') },
+  save: { summary: 'run the capture: save /proc/vmcore (or VMCORE) to the configured target', load: () => import('./cli/save.ts') },
+  savecore: { summary: 'Debian kdump-config savecore, done by lastword', load: () => import('./cli/savecore.ts') },
+  initramfs: { summary: 'build a capture initramfs whose /init is lastword', load: () => import('./cli/initramfs.ts') },
+  load: { summary: 'load the capture kernel with kexec -p', load: () => import('./cli/load.ts') },
+  unload: { summary: 'unload the capture kernel', load: () => import('./cli/unload.ts') },
+  status: { summary: 'is a capture kernel loaded; the crashkernel reservation', load: () => import('./cli/status.ts') },
+  estimate: { summary: 'recommend a crashkernel= size for this machine and config', load: () => import('./cli/estimate.ts') },
+  init: { summary: 'run as the init of a capture initramfs (automatic when PID 1)', load: () => import('./cli/init.ts') },
+};
+
+export function usage(): string {
+  const names = Object.keys(COMMANDS);
+  const width = Math.max(...names.map((n) => n.length));
+  return [
+    `lastword ${VERSION} - takes down a Linux kernel's last words (kdump capture)`,
+    '',
+    'usage: lastword <command> [options] [args]',
+    '       lastword --help | --version',
+    '',
+    'commands:',
+    ...names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n]!.summary}`),
+    '',
+    "'lastword <command> --help' shows a command's options.",
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const invokedAs = process.argv0.split('/').pop() ?? '';
+  if (process.pid === 1 || invokedAs === 'init') return runCommand('init', argv);
+  const first = argv[0];
+  if (first !== undefined && !first.startsWith('-')) return runCommand(first, argv.slice(1));
+  const opts = minimist(argv, { boolean: ['help', 'version'], alias: { h: 'help', V: 'version' } });
+  const unknown = Object.keys(opts).filter((k) => !['_', 'help', 'version', 'h', 'V'].includes(k));
+  if (unknown.length) {
+    process.stderr.write(`lastword: unknown option --${unknown[0]}\n${usage()}\n`);
+    return 2;
+  }
+  if (opts.version) {
+    process.stdout.write(`lastword ${VERSION}\n`);
+    return 0;
+  }
+  process.stdout.write(usage() + '\n');
+  return opts.help ? 0 : 2;
+}
+
+async function runCommand(name: string, rest: string[]): Promise<number> {
+  const entry = COMMANDS[name];
+  if (!entry) {
+    process.stderr.write(`lastword: unknown command '${name}'\n${usage()}\n`);
+    return 2;
+  }
+  try {
+    const cmd = await entry.load();
+    return await cmd.run(rest);
+  } catch (err) {
+    process.stderr.write(`lastword ${name}: ${describeError(err)}\n`);
+    return err instanceof LastwordError && err.action === 'usage' ? 2 : 1;
+  }
+}
+
+// Entry point, both for `node runtime/main.ts` and for the bundled executable. Tests run the CLI
+// as a subprocess, as a user would.
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => { process.stderr.write(`lastword: ${describeError(err)}\n`); process.exitCode = 1; },
+);

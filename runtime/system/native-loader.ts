@@ -1,0 +1,64 @@
+// Loads a native addon of lastword. In the single executable the addon is a SEA asset that is
+// written to a tmpfs (or any writable directory) and loaded with process.dlopen; in a checkout it
+// is build/native/<name>.node, built by `npm run build:native` against the pinned Node's headers.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as sea from 'node:sea';
+import { LastwordError } from '../errors.ts';
+
+const loaded = new Map<string, unknown>();
+
+/** Directories tried, in order, for extracting an embedded addon. /run and /tmp are tmpfs in the capture initramfs. */
+const EXTRACT_DIRS = ['/run/lastword', path.join(os.tmpdir(), `lastword-${process.pid}`), '/dev/shm/lastword'];
+
+export function repoRoot(): string {
+  // Only used outside the single executable, where import.meta.dirname is runtime/system.
+  const here = import.meta.dirname;
+  if (!here) throw new LastwordError('ENATIVE_MISSING', 'cannot locate the source tree (not running from a checkout)');
+  return path.resolve(here, '..', '..');
+}
+
+export function nativeAddonPath(name: string): string {
+  return process.env.LASTWORD_NATIVE_DIR
+    ? path.join(process.env.LASTWORD_NATIVE_DIR, `${name}.node`)
+    : path.join(repoRoot(), 'build', 'native', `${name}.node`);
+}
+
+export function loadNative<T>(name: string): T {
+  const hit = loaded.get(name);
+  if (hit) return hit as T;
+  let file: string;
+  if (sea.isSea()) {
+    const blob = Buffer.from(sea.getRawAsset(`${name}.node`) as ArrayBuffer);
+    file = extract(name, blob);
+  } else {
+    file = nativeAddonPath(name);
+    if (!fs.existsSync(file)) {
+      throw new LastwordError('ENATIVE_MISSING', `native addon ${file} is missing: run npm run build:native`);
+    }
+  }
+  const mod = { exports: {} as T };
+  try {
+    process.dlopen(mod, file, os.constants.dlopen.RTLD_NOW);
+  } catch (err) {
+    throw new LastwordError('ENATIVE_LOAD', `cannot load native addon ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  loaded.set(name, mod.exports);
+  return mod.exports;
+}
+
+function extract(name: string, blob: Buffer): string {
+  const errors: string[] = [];
+  for (const dir of EXTRACT_DIRS) {
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const file = path.join(dir, `${name}.node`);
+      fs.writeFileSync(file, blob, { mode: 0o500 });
+      return file;
+    } catch (err) {
+      errors.push(`${dir}: ${(err as Error).message}`);
+    }
+  }
+  throw new LastwordError('ENATIVE_EXTRACT', `no writable directory for the ${name} addon (${errors.join('; ')})`);
+}

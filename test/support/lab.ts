@@ -1,0 +1,86 @@
+// Real fixtures for tests, made at test time with the scripts in ../shared/lab and cached in
+// .cache/lab (never committed). Concurrent test processes share one producer through a lock
+// directory, so a vmcore is made once per machine and reused.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const repo = path.resolve(import.meta.dirname, '..', '..');
+export const sharedDir = process.env.LASTWORD_SHARED ?? path.resolve(repo, '..', 'shared');
+export const labDir = path.join(sharedDir, 'lab');
+export const cacheDir = path.join(repo, '.cache');
+
+/** Runs `produce` once across processes; returns `file` after it exists. */
+export function ensureFile(file: string, produce: () => void): string {
+  if (fs.existsSync(file)) return file;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const lock = `${file}.lock`;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch {
+      if (fs.existsSync(file)) return file;
+      // A lock older than 30 minutes belongs to a dead producer.
+      try {
+        if (Date.now() - fs.statSync(lock).mtimeMs > 30 * 60_000) fs.rmSync(lock, { recursive: true, force: true });
+      } catch { /* gone meanwhile */ }
+      spawnSync('sleep', ['1']);
+    }
+  }
+  try {
+    if (!fs.existsSync(file)) produce();
+    if (!fs.existsSync(file)) throw new Error(`fixture producer did not create ${file}`);
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
+  }
+  return file;
+}
+
+/** Newest installed Debian kernel of a series, e.g. '6.1' -> '6.1.0-56-amd64', '6.12' -> '6.12.48+deb13-amd64'. */
+export function kernelVersion(series: string): string | undefined {
+  const dir = '/lib/modules';
+  if (!fs.existsSync(dir)) return undefined;
+  const found = fs.readdirSync(dir)
+    .filter((v) => v.startsWith(series + '.') && v.endsWith('-amd64') && fs.existsSync(`/boot/vmlinuz-${v}`))
+    .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  return found.at(-1);
+}
+
+export function debugVmlinux(kver: string): string {
+  return `/usr/lib/debug/boot/vmlinux-${kver}`;
+}
+
+export interface LabVmcoreOptions {
+  series?: string;          // kernel series, default '6.1'
+  kind?: 'kdump' | 'snapshot';
+  mem?: number;             // guest MiB
+  fill?: number;            // MiB of tmpfs data in the guest
+  crashkernel?: string;
+}
+
+/** A real vmcore (ELF, with VMCOREINFO) of a QEMU guest that really panicked (kind 'kdump'). */
+export function labVmcore(opts: LabVmcoreOptions = {}): string {
+  const series = opts.series ?? '6.1';
+  const kver = kernelVersion(series);
+  if (!kver) throw new Error(`no ${series} kernel installed (run .ci/setup)`);
+  const kind = opts.kind ?? 'kdump';
+  const mem = opts.mem ?? 1024;
+  const fill = opts.fill ?? 64;
+  const ck = opts.crashkernel ?? '256M';
+  const out = path.join(cacheDir, 'lab', `${kind}-${kver}-m${mem}-f${fill}`);
+  const file = path.join(out, kind === 'kdump' ? `kdump-${ck}.vmcore` : 'snapshot.elf');
+  return ensureFile(file, () => {
+    fs.mkdirSync(out, { recursive: true });
+    const env = { ...process.env, KVER: kver, MEM: String(mem), FILL: String(fill), CRASHKERNEL: ck };
+    execFileSync(path.join(labDir, 'make-initrd.sh'), [out], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const script = kind === 'kdump' ? 'vmcore-kdump.sh' : 'vmcore-snapshot.sh';
+    execFileSync(path.join(labDir, script), [out], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 15 * 60_000 });
+  });
+}
+
+/** The crash binary that lists tasks on current 6.1 kernels (built by .ci/setup), else Debian's. */
+export function crashBinary(): string {
+  const built = path.join(cacheDir, 'lab', 'tools', 'crash');
+  return fs.existsSync(built) ? built : 'crash';
+}
