@@ -1,0 +1,51 @@
+// What the later stages (filter, dumpfile, dmesg) see of a vmcore: the ELF64 core of the crashed
+// kernel, as /proc/vmcore or any ELF vmcore file. Physical addresses and pfns are JS numbers
+// (exact up to 2^53, x86_64 physical memory stops at 2^52); kernel virtual addresses are bigint.
+
+export interface LoadSegment {
+  paddr: number;        // p_paddr: the physical address of the first byte
+  vaddr: bigint;        // p_vaddr
+  offset: number;       // p_offset: where the bytes are in the file
+  fileSize: number;     // p_filesz
+  memSize: number;      // p_memsz (> fileSize: the gap has no data)
+}
+
+/** VMCOREINFO, parsed. Missing keys are undefined; never assume a key exists. */
+export interface Vmcoreinfo {
+  text: string;                              // the note text, verbatim
+  osrelease?: string;
+  pageSize?: number;
+  crashTime?: number;
+  kernelOffset?: bigint;
+  buildId?: string;
+  symbol: Map<string, bigint>;               // SYMBOL(name)
+  size: Map<string, number>;                 // SIZE(type)
+  offset: Map<string, number>;               // OFFSET(type.member)
+  length: Map<string, number>;               // LENGTH(name)
+  number: Map<string, bigint>;               // NUMBER(name), signed
+  raw: Map<string, string>;                  // every KEY=value line
+}
+
+export interface Vmcore {
+  readonly file: string;
+  readonly pageSize: number;
+  /** pfn count: roundup(highest paddr + memSize, pageSize) / pageSize */
+  readonly maxMapnr: number;
+  /** The PT_NOTE segment bytes as they are in the file (all NT_PRSTATUS notes + VMCOREINFO). */
+  readonly notes: Buffer;
+  /** Offset of the VMCOREINFO note's descriptor (its text) inside `notes`, and its length. */
+  readonly vmcoreinfoDescOffset: number;
+  readonly vmcoreinfoDescSize: number;
+  readonly vmcoreinfo: Vmcoreinfo;
+  /** Number of NT_PRSTATUS notes (CPUs online at the crash). */
+  readonly nrCpus: number;
+  /** RAM PT_LOADs, de-duplicated (the kernel-text PT_LOAD that repeats RAM is dropped). */
+  readonly loads: readonly LoadSegment[];
+  /** Reads `count` whole pages from `pfn` into `into` (count * pageSize bytes); pages with no data read as zero. */
+  readPages(pfn: number, count: number, into: Buffer): void;
+  /** Reads physical memory; throws a LastwordError naming the address when it is not in the file. */
+  readPhys(paddr: number, length: number, into?: Buffer): Buffer;
+  /** Is there data for this pfn in the file (the 1st bitmap)? */
+  pfnHasData(pfn: number): boolean;
+  close(): void;
+}
