@@ -1,0 +1,196 @@
+// One kdump cycle in QEMU, shared by `npm run demo` and the E2E tests: the host builds the capture
+// initramfs with `lastword initramfs`, then a primary initramfs holding lastword, kexec, the capture
+// kernel and that image; the guest boots with crashkernel=, runs `lastword load`, panics through
+// /proc/sysrq-trigger, and lastword, as PID 1 of the capture kernel, does the rest.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cacheDir, kernelVersion, repo } from '../support/lab.ts';
+import { buildInitramfs, Guest, makeDisk } from '../support/qemu.ts';
+
+export const lastwordExe = path.join(repo, 'dist', 'lastword');
+
+export interface DiskSpec {
+  name: string;
+  sizeMiB: number;
+  ext4Label?: string;
+}
+
+export interface CycleOptions {
+  /** work directory name under .cache/e2e/ */
+  name: string;
+  /** /etc/kdump.conf of the guest, the config the capture initramfs is built from */
+  kdumpConf: string;
+  /** /etc/sysconfig/kdump of the guest (KDUMP_COMMANDLINE_APPEND ...) */
+  sysconfig?: string;
+  /** extra arguments for `lastword initramfs` (e.g. --layout squashfs) */
+  initramfsArgs?: string[];
+  /** a capture initramfs made elsewhere (the makedumpfile stand-in): skips `lastword initramfs` */
+  captureInitrd?: string;
+  /** how the primary loads the capture kernel: `lastword load` (default) or plain kexec -p */
+  loader?: 'lastword' | 'kexec';
+  /** capture command line when loader is kexec */
+  kexecAppend?: string;
+  crashkernel?: string;
+  memMiB?: number;
+  disks?: DiskSpec[];
+  net?: { netns: string; tap: string };
+  /** false: the guest may reboot (the reboot final action) */
+  noReboot?: boolean;
+  echo?: NodeJS.WritableStream;
+  /** extra kernel command line of the primary kernel (inherited by the capture kernel) */
+  appendExtra?: string;
+}
+
+export interface PreparedCycle {
+  dir: string;
+  kver: string;
+  captureInitrd: string;
+  primaryInitrd: string;
+  disks: Record<string, string>;
+  /** seconds spent in each preparation step */
+  steps: Array<[string, number]>;
+}
+
+export function kver61(): string {
+  const kver = kernelVersion('6.1');
+  if (!kver) throw new Error('no Debian 6.1 kernel installed (run bash .ci/setup)');
+  return kver;
+}
+
+/** Why the E2E cycle cannot run on this machine, or undefined when it can. */
+export function missingPrerequisite(): string | undefined {
+  if (!kernelVersion('6.1')) return 'no Debian 6.1 kernel in /boot (bash .ci/setup)';
+  if (!fs.existsSync(lastwordExe)) return 'dist/lastword is not built (npm run build:native && npm run build)';
+  for (const tool of ['qemu-system-x86_64', 'kexec', 'cpio', 'zstd', 'mkfs.ext4', 'debugfs']) {
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is missing (bash .ci/setup)`;
+  }
+  return undefined;
+}
+
+/** Runs `dist/lastword ARGS` on the host; throws with its output when it fails. */
+export function lastword(args: string[], opts: { cwd?: string } = {}): string {
+  const r = spawnSync(lastwordExe, args, { encoding: 'utf8', cwd: opts.cwd, maxBuffer: 64 << 20 });
+  if (r.status !== 0) {
+    throw new Error(`lastword ${args.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-8).join('\n')}`);
+  }
+  return r.stdout;
+}
+
+/** The primary kernel's /init: a small workload, `lastword load` (or kexec -p), then the panic. */
+function primaryInit(o: CycleOptions, kver: string): string {
+  const load = (o.loader ?? 'lastword') === 'lastword'
+    ? 'lastword load'
+    : `kexec -p /boot/vmlinuz-${kver} --initrd=/boot/initramfs-${kver}kdump.img --append="${o.kexecAppend ?? ''}"`;
+  return `#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+up() { cut -d' ' -f1 /proc/uptime; }
+echo "E2E: PRIMARY UP uptime=$(up) crash_size=$(cat /sys/kernel/kexec_crash_size)"
+if [ -e /proc/vmcore ]; then echo "E2E: the primary initramfs came up in a capture kernel"; poweroff -f; fi
+mount -t tmpfs tmpfs /tmp
+echo "LASTWORD-E2E-MARKER primary workload" > /dev/kmsg
+dd if=/dev/urandom of=/tmp/fill.bin bs=1M count=16 2>/dev/null
+sleep 100000 &
+echo "E2E: LOADING uptime=$(up): ${load.replace(/"/g, '\\"')}"
+if ${load}; then :; else rc=$?; echo "E2E: LOAD FAILED rc=$rc"; poweroff -f; fi
+if [ "$(cat /sys/kernel/kexec_crash_loaded)" != 1 ]; then echo "E2E: LOAD FAILED nothing loaded"; poweroff -f; fi
+echo "E2E: LOADED uptime=$(up)"
+echo 1 > /proc/sys/kernel/sysrq
+echo "E2E: CRASHING uptime=$(up)"
+echo c > /proc/sysrq-trigger
+sleep 5
+echo "E2E: still alive after sysrq c"
+poweroff -f
+`;
+}
+
+/** Builds the capture initramfs (unless given), the primary initramfs and the disks. */
+export function prepareCycle(o: CycleOptions): PreparedCycle {
+  const kver = kver61();
+  const dir = path.join(cacheDir, 'e2e', o.name);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const steps: Array<[string, number]> = [];
+  const timed = <T>(what: string, f: () => T): T => {
+    const t0 = Date.now();
+    const v = f();
+    steps.push([what, (Date.now() - t0) / 1000]);
+    return v;
+  };
+  const confFile = path.join(dir, 'kdump.conf');
+  fs.writeFileSync(confFile, o.kdumpConf);
+  const sysconfigFile = path.join(dir, 'sysconfig-kdump');
+  fs.writeFileSync(sysconfigFile, o.sysconfig ?? '');
+  let captureInitrd = o.captureInitrd;
+  if (!captureInitrd) {
+    captureInitrd = path.join(dir, `initramfs-${kver}kdump.img`);
+    const out = captureInitrd;
+    timed('lastword initramfs', () => lastword(['initramfs', '--kernel', kver, '--config', confFile, ...(o.initramfsArgs ?? []), '-o', out]));
+  }
+  const primaryInitrd = path.join(dir, 'primary.cpio.zst');
+  timed('primary initramfs', () => buildInitramfs({
+    binaries: [kexecPath()],
+    binariesAt: { '/usr/bin/lastword': lastwordExe },
+    files: {
+      [`/boot/vmlinuz-${kver}`]: `/boot/vmlinuz-${kver}`,
+      [`/boot/initramfs-${kver}kdump.img`]: captureInitrd!,
+      '/etc/kdump.conf': confFile,
+      '/etc/sysconfig/kdump': sysconfigFile,
+    },
+    // Debian's kdump-tools names for the same files
+    symlinks: {
+      [`/var/lib/kdump/initrd.img-${kver}`]: `/boot/initramfs-${kver}kdump.img`,
+      [`/var/lib/kdump/vmlinuz-${kver}`]: `/boot/vmlinuz-${kver}`,
+    },
+    texts: { '/init': { data: primaryInit(o, kver), mode: 0o755 } },
+  }, primaryInitrd));
+  const disks: Record<string, string> = {};
+  for (const d of o.disks ?? []) {
+    disks[d.name] = timed(`disk ${d.name}`, () => makeDisk(path.join(dir, `${d.name}.img`), d.sizeMiB, { ext4Label: d.ext4Label }));
+  }
+  return { dir, kver, captureInitrd: captureInitrd!, primaryInitrd, disks, steps };
+}
+
+function kexecPath(): string {
+  for (const p of ['/usr/sbin/kexec', '/sbin/kexec']) if (fs.existsSync(p)) return p;
+  throw new Error('kexec is missing (apt-get install kexec-tools)');
+}
+
+/** Boots the prepared guest; the caller waits on its console. */
+export function bootCycle(o: CycleOptions, p: PreparedCycle): Guest {
+  return new Guest({
+    kernel: `/boot/vmlinuz-${p.kver}`,
+    initrd: p.primaryInitrd,
+    append: `console=ttyS0 crashkernel=${o.crashkernel ?? '256M'} panic=1 ${o.appendExtra ?? ''}`.trim(),
+    memMiB: o.memMiB ?? 1024,
+    disks: (o.disks ?? []).map((d) => p.disks[d.name]!),
+    tap: o.net?.tap,
+    netns: o.net?.netns,
+    noReboot: o.noReboot,
+    logFile: path.join(p.dir, 'console.log'),
+    echo: o.echo,
+  });
+}
+
+/** Lines that mean PID 1 of a kernel died: the one thing lastword must never cause. */
+export const INIT_DIED = /Attempted to kill init|Kernel panic - not syncing: (?!sysrq)/;
+
+/** Where the capture kernel's console starts (its "Linux version" banner after the crash). */
+export function captureConsole(console: string): string {
+  const crash = console.indexOf('E2E: CRASHING');
+  if (crash < 0) return '';
+  const banner = console.indexOf('Linux version', crash);
+  return banner < 0 ? console.slice(crash) : console.slice(banner);
+}
+
+/** crash(8) on a dump: `bt` and `log`, in batch mode. */
+export function crashReport(crashBin: string, vmlinux: string, dump: string): { ok: boolean; output: string } {
+  const r = spawnSync(crashBin, ['-s', vmlinux, dump], {
+    input: 'sys\nbt\nlog\nquit\n', encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000,
+  });
+  const output = (r.stdout ?? '') + (r.stderr ?? '');
+  return { ok: r.status === 0 && /RELEASE:/.test(output) && /PID:/.test(output), output };
+}

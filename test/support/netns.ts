@@ -1,0 +1,112 @@
+// Network namespaces made by a test, with a tap device for a QEMU guest and real servers (OpenSSH's
+// sshd, the kernel's nfsd) listening inside them. Nothing here touches the host's own network:
+// every address lives in the namespace, and destroy() removes the namespace with all it holds.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export class Netns {
+  readonly name: string;
+  private children: ChildProcess[] = [];
+
+  private constructor(name: string) {
+    this.name = name;
+  }
+
+  /** A fresh namespace with lo up; the name carries the pid so concurrent tests never collide. */
+  static create(prefix: string): Netns {
+    const name = `${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+    execFileSync('ip', ['netns', 'add', name]);
+    const ns = new Netns(name);
+    ns.ip('link', 'set', 'lo', 'up');
+    return ns;
+  }
+
+  ip(...args: string[]): string {
+    return execFileSync('ip', ['-n', this.name, ...args], { encoding: 'utf8' });
+  }
+
+  exec(cmd: string, args: string[], opts: { input?: string } = {}): string {
+    return execFileSync('ip', ['netns', 'exec', this.name, cmd, ...args], { encoding: 'utf8', input: opts.input });
+  }
+
+  /** A tap device for QEMU (-netdev tap,ifname=...), with the host side's address on it. */
+  addTap(dev: string, hostCidr: string): void {
+    this.ip('tuntap', 'add', 'dev', dev, 'mode', 'tap');
+    this.ip('addr', 'add', hostCidr, 'dev', dev);
+    this.ip('link', 'set', dev, 'up');
+  }
+
+  /** A long-running process inside the namespace, killed by destroy(). */
+  spawn(cmd: string, args: string[], logFile?: string): ChildProcess {
+    const out = logFile ? fs.openSync(logFile, 'a') : 'ignore';
+    const child = spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { stdio: ['ignore', out, out], detached: true });
+    if (typeof out === 'number') fs.closeSync(out);
+    this.children.push(child);
+    return child;
+  }
+
+  destroy(): void {
+    for (const c of this.children) {
+      if (c.exitCode === null && c.pid !== undefined) {
+        try { process.kill(-c.pid, 'SIGKILL'); } catch { /* already gone */ }
+      }
+    }
+    // Processes started in the namespace by others (QEMU) must not keep it alive.
+    spawnSync('ip', ['netns', 'pids', this.name], { encoding: 'utf8' }).stdout?.split('\n').filter(Boolean)
+      .forEach((pid) => { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } });
+    spawnSync('ip', ['netns', 'del', this.name]);
+  }
+}
+
+export interface SshServer {
+  address: string;
+  port: number;
+  /** known_hosts line for the server's host key */
+  knownHostsLine: string;
+  /** private key (OpenSSH format) authorized for root */
+  clientKey: string;
+  clientKeyPub: string;
+  /** a host key the server does NOT use: known_hosts for the "unknown host key" case */
+  otherKnownHostsLine: string;
+  logFile: string;
+}
+
+/** OpenSSH's sshd in `ns` on `address`:22, root login with a fresh ed25519 key only. */
+export async function startSshd(ns: Netns, dir: string, address: string): Promise<SshServer> {
+  fs.mkdirSync(dir, { recursive: true });
+  const keygen = (file: string): void => {
+    fs.rmSync(file, { force: true });
+    fs.rmSync(file + '.pub', { force: true });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'lastword-e2e', '-f', file]);
+  };
+  const hostKey = path.join(dir, 'ssh_host_ed25519_key');
+  const otherHostKey = path.join(dir, 'other_host_ed25519_key');
+  const clientKey = path.join(dir, 'kdump_id_ed25519');
+  keygen(hostKey);
+  keygen(otherHostKey);
+  keygen(clientKey);
+  fs.copyFileSync(clientKey + '.pub', path.join(dir, 'authorized_keys'));
+  const logFile = path.join(dir, 'sshd.log');
+  const config = [
+    `ListenAddress ${address}`, 'Port 22', `HostKey ${hostKey}`, `PidFile ${dir}/sshd.pid`,
+    `AuthorizedKeysFile ${dir}/authorized_keys`, 'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no',
+    'Subsystem sftp internal-sftp', 'LogLevel VERBOSE',
+  ].join('\n') + '\n';
+  fs.writeFileSync(path.join(dir, 'sshd_config'), config);
+  fs.mkdirSync('/run/sshd', { recursive: true }); // privilege separation directory sshd insists on
+  ns.spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], logFile);
+  for (let i = 0; i < 100; i++) {
+    const r = spawnSync('ip', ['netns', 'exec', ns.name, 'ss', '-ltnH', `src ${address}:22`], { encoding: 'utf8' });
+    if (r.stdout.includes(':22')) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  const pub = (f: string): string => fs.readFileSync(f + '.pub', 'utf8').trim().split(' ').slice(0, 2).join(' ');
+  return {
+    address, port: 22, logFile,
+    knownHostsLine: `${address} ${pub(hostKey)}`,
+    otherKnownHostsLine: `${address} ${pub(otherHostKey)}`,
+    clientKey, clientKeyPub: clientKey + '.pub',
+  };
+}
