@@ -17,8 +17,10 @@ export interface DiskSpec {
 }
 
 export interface CycleOptions {
-  /** work directory name under .cache/e2e/ */
+  /** work directory name under `baseDir` */
   name: string;
+  /** where work directories go (default .cache/e2e; tests pass a temp dir they remove) */
+  baseDir?: string;
   /** /etc/kdump.conf of the guest, the config the capture initramfs is built from */
   kdumpConf: string;
   /** /etc/sysconfig/kdump of the guest (KDUMP_COMMANDLINE_APPEND ...) */
@@ -110,7 +112,7 @@ poweroff -f
 /** Builds the capture initramfs (unless given), the primary initramfs and the disks. */
 export function prepareCycle(o: CycleOptions): PreparedCycle {
   const kver = kver61();
-  const dir = path.join(cacheDir, 'e2e', o.name);
+  const dir = path.join(o.baseDir ?? path.join(cacheDir, 'e2e'), o.name);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const steps: Array<[string, number]> = [];
@@ -193,4 +195,95 @@ export function crashReport(crashBin: string, vmlinux: string, dump: string): { 
   });
   const output = (r.stdout ?? '') + (r.stderr ?? '');
   return { ok: r.status === 0 && /RELEASE:/.test(output) && /PID:/.test(output), output };
+}
+
+export interface CycleRun {
+  prepared: PreparedCycle;
+  guest: Guest;
+  /** the capture kernel's part of the console */
+  capture: string;
+}
+
+/**
+ * A whole cycle that ends with the guest stopping by itself (poweroff, or a reboot under
+ * -no-reboot). Throws when the primary could not load the capture kernel or the guest hangs.
+ */
+export async function runCycle(o: CycleOptions, timeoutMs = 600_000): Promise<CycleRun> {
+  const prepared = prepareCycle(o);
+  const guest = bootCycle(o, prepared);
+  try {
+    const m = await guest.waitFor(/E2E: CRASHING|E2E: LOAD FAILED.*/, 240_000);
+    if (/LOAD FAILED/.test(m[0])) throw new Error(`the primary could not load the capture kernel: ${m[0]}\n${guest.tail()}`);
+    await guest.waitExit(timeoutMs);
+  } finally {
+    guest.kill();
+  }
+  return { prepared, guest, capture: captureConsole(guest.console) };
+}
+
+/** The kernel's own last line for reboot(2): which final action the capture really took. */
+export function finalAction(capture: string): 'poweroff' | 'reboot' | 'halt' | undefined {
+  if (/reboot: Power down/.test(capture)) return 'poweroff';
+  if (/reboot: Restarting system/.test(capture)) return 'reboot';
+  if (/reboot: System halted/.test(capture)) return 'halt';
+  return undefined;
+}
+
+/** Capture-side command line for a guest at 10.0.2.15 behind a tap at 10.0.2.1 (dracut ip= syntax). */
+export const GUEST_IP = '10.0.2.15';
+export const HOST_IP = '10.0.2.1';
+export const CAPTURE_APPEND_NET = `irqpoll nr_cpus=1 reset_devices panic=1 ip=${GUEST_IP}::${HOST_IP}:255.255.255.0:lwguest:eth0:off`;
+export const CAPTURE_APPEND = 'irqpoll nr_cpus=1 reset_devices panic=1';
+
+export interface DumpFiles {
+  dir?: string;
+  /** finished dump: `vmcore` (Fedora), `dump.<stamp>` (Debian) */
+  vmcore?: string;
+  /** finished flattened stream (Fedora ssh `vmcore.flat`) */
+  flat?: string;
+  /** a dump left under its incomplete name */
+  incomplete?: string;
+  dmesg?: string;
+}
+
+/** Sorts the files a capture left (Fedora and Debian names) into what they are. */
+export function classifyDumpFiles(files: string[]): DumpFiles {
+  const out: DumpFiles = {};
+  for (const f of files) {
+    const b = path.basename(f);
+    if (b === 'vmcore' || /^dump\.\d+$/.test(b)) out.vmcore = f;
+    else if (b === 'vmcore.flat') out.flat = f;
+    else if (/incomplete/.test(b) && !/dmesg/.test(b)) out.incomplete = f;
+    else if (b === 'vmcore-dmesg.txt' || /^dmesg\.\d+$/.test(b)) out.dmesg = f;
+    else continue;
+    out.dir = path.dirname(f);
+  }
+  return out;
+}
+
+/** Every regular file under `dir`. */
+export function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  if (!fs.existsSync(dir)) return out;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...listFiles(p));
+    else if (e.isFile()) out.push(p);
+  }
+  return out;
+}
+
+/** A flattened stream (raw device, vmcore.flat) reassembled by the reference, makedumpfile -R. */
+export function reassemble(flat: string, out: string): string {
+  const r = spawnSync('sh', ['-c', `makedumpfile -R '${out}' < '${flat}'`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`makedumpfile -R of ${flat} failed: ${r.stderr || r.stdout}`);
+  return out;
+}
+
+/**
+ * `lastword initramfs` arguments that put an SSH target's known_hosts into the image. The config
+ * names the key (sshkey); the host keys come from known_hosts, as OpenSSH's StrictHostKeyChecking.
+ */
+export function knownHostsArgs(knownHosts: string): string[] {
+  return ['--known-hosts', knownHosts];
 }

@@ -1,0 +1,77 @@
+// E2E, SSH target: the guest's NIC is a tap inside a network namespace the test creates, where a
+// real OpenSSH sshd listens; the capture kernel brings the network up from ip= and lastword sends
+// the dump over ssh2 with strict host-key checking. Also the fault: an unknown host key is refused.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { crashBinary, debugVmlinux } from '../support/lab.ts';
+import { Netns, startSshd, type SshServer } from '../support/netns.ts';
+import {
+  CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, finalAction, HOST_IP, INIT_DIED, knownHostsArgs, listFiles,
+  missingPrerequisite, reassemble, runCycle, type CycleRun,
+} from './cycle.ts';
+
+const skip = missingPrerequisite();
+
+async function sshCycle(base: string, name: string, knownHostsLine: (s: SshServer) => string): Promise<{ run: CycleRun; crashDir: string; ns: Netns }> {
+  const ns = Netns.create('lwssh');
+  try {
+    ns.addTap('lwtap0', `${HOST_IP}/24`);
+    const server = await startSshd(ns, path.join(base, 'sshd'), HOST_IP);
+    const crashDir = path.join(base, 'crash');
+    fs.mkdirSync(crashDir);
+    const knownHosts = path.join(base, 'known_hosts');
+    fs.writeFileSync(knownHosts, knownHostsLine(server) + '\n');
+    const run = await runCycle({
+      name, baseDir: base,
+      kdumpConf: [
+        `ssh root@${HOST_IP}`, `sshkey ${server.clientKey}`, `path ${crashDir}`,
+        'core_collector makedumpfile -l --message-level 7 -d 31', 'extra_modules virtio_net',
+        'final_action poweroff', 'failure_action poweroff', '',
+      ].join('\n'),
+      sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND_NET}"\n`,
+      initramfsArgs: knownHostsArgs(knownHosts),
+      net: { netns: ns.name, tap: 'lwtap0' },
+    });
+    return { run, crashDir, ns };
+  } catch (err) {
+    ns.destroy();
+    throw err;
+  }
+}
+
+test('saves a dump over SSH to a real sshd in a network namespace, which crash opens', { skip, timeout: 900_000 }, async (t) => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-ssh-'));
+  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const { run, crashDir, ns } = await sshCycle(base, 'ssh', (s) => s.knownHostsLine);
+  ns.destroy();
+  const tail = run.guest.tail(60);
+  assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
+  assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
+  const dump = classifyDumpFiles(listFiles(crashDir));
+  assert.ok(dump.vmcore ?? dump.flat, `no finished dump arrived on the server (${listFiles(crashDir).join(', ')}):\n${tail}`);
+  assert.equal(dump.incomplete, undefined, 'an incomplete dump was left next to the finished one');
+  // Fedora's layout on the server: <path>/<guest ip>-<YYYY-MM-DD-HH:MM:SS>/
+  assert.match(path.basename(dump.dir!), /^10\.0\.2\.15-\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d$/);
+  const vmcore = dump.vmcore ?? reassemble(dump.flat!, path.join(base, 'vmcore.reassembled'));
+  const report = crashReport(crashBinary(), debugVmlinux(run.prepared.kver), vmcore);
+  assert.ok(report.ok, `crash could not open the dump:\n${report.output.slice(-3000)}`);
+  assert.match(report.output, /LASTWORD-E2E-MARKER primary workload/);
+});
+
+test('refuses an unknown ssh host key in the capture kernel, saves nothing there and runs the failure action', { skip, timeout: 900_000 }, async (t) => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-sshkey-'));
+  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const { run, crashDir, ns } = await sshCycle(base, 'ssh-unknown-key', (s) => s.otherKnownHostsLine);
+  ns.destroy();
+  const tail = run.guest.tail(60);
+  assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
+  assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
+  assert.match(run.capture, /host key/i, `no console message about the host key:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `failure_action poweroff was not taken:\n${tail}`);
+  const dump = classifyDumpFiles(listFiles(crashDir));
+  assert.equal(dump.vmcore ?? dump.flat, undefined, 'a dump was written to a server whose host key is unknown');
+});
