@@ -1,0 +1,197 @@
+// openVmcore: the ELF64 core of a crashed kernel (/proc/vmcore or a copy of it) as a `Vmcore`.
+// Only headers and notes are kept in memory; page data is read on demand with pread.
+import * as fs from 'node:fs';
+import { LastwordError } from '../errors.ts';
+import {
+  EHDR_SIZE, NT_PRSTATUS, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, SHDR_SIZE,
+  parseElfHeader, parseNotes, parseProgramHeaders,
+} from './elf.ts';
+import type { ProgramHeader } from './elf.ts';
+import type { LoadSegment, Vmcore, Vmcoreinfo } from './types.ts';
+import { parseVmcoreinfo } from './vmcoreinfo.ts';
+
+/** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): kernel image mappings start here. */
+export const START_KERNEL_MAP = 0xffffffff80000000n;
+
+export function openVmcore(file: string): Vmcore {
+  const fd = fs.openSync(file, 'r');
+  try {
+    return new ElfVmcore(file, fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
+class ElfVmcore implements Vmcore {
+  readonly file: string;
+  readonly pageSize: number;
+  readonly maxMapnr: number;
+  readonly notes: Buffer;
+  readonly vmcoreinfoDescOffset: number;
+  readonly vmcoreinfoDescSize: number;
+  readonly vmcoreinfo: Vmcoreinfo;
+  readonly nrCpus: number;
+  readonly loads: readonly LoadSegment[];
+  private fd: number;
+  // Sorted by paddr for binary search; the last hit is remembered since reads are mostly sequential.
+  private lastLoad = 0;
+
+  constructor(file: string, fd: number) {
+    this.file = file;
+    this.fd = fd;
+    const st = fs.fstatSync(fd);
+    // /proc/vmcore and regular files report their size; devices may say 0 (then trust headers).
+    const fileSize = st.isFile() && st.size > 0 ? st.size : Infinity;
+
+    const ehdr = parseElfHeader(this.pread(Buffer.alloc(EHDR_SIZE), 0, true), file);
+    let phnum = ehdr.phnum;
+    if (phnum === PN_XNUM) {
+      // More than 0xfffe program headers (QEMU, large guests): the real count is sh_info of section 0.
+      if (ehdr.shoff === 0 || ehdr.shnum === 0 && ehdr.shoff === 0) {
+        throw new LastwordError('EVMCORE_HEADER', `${file}: e_phnum is PN_XNUM but there is no section header`, { where: { file, offset: 56 } });
+      }
+      phnum = this.pread(Buffer.alloc(SHDR_SIZE), ehdr.shoff, true).readUInt32LE(44);
+    }
+    if (ehdr.phoff + phnum * PHDR_SIZE > fileSize) {
+      throw truncated(file, `program headers end at offset 0x${(ehdr.phoff + phnum * PHDR_SIZE).toString(16)}`, fileSize);
+    }
+    const phdrs = parseProgramHeaders(this.pread(Buffer.alloc(phnum * PHDR_SIZE), ehdr.phoff, true), phnum, file, ehdr.phoff);
+
+    // Notes: /proc/vmcore has one merged PT_NOTE; QEMU writes one per CPU plus VMCOREINFO.
+    const noteParts: Buffer[] = [];
+    let vmcoreinfoAt = -1;
+    let vmcoreinfoSize = 0;
+    let cpus = 0;
+    let noteBase = 0;
+    for (const ph of phdrs) {
+      if (ph.type !== PT_NOTE || ph.fileSize === 0) continue;
+      if (ph.offset + ph.fileSize > fileSize) throw truncated(file, `PT_NOTE ends at offset 0x${(ph.offset + ph.fileSize).toString(16)}`, fileSize);
+      const part = this.pread(Buffer.alloc(ph.fileSize), ph.offset, true);
+      for (const note of parseNotes(part, file, ph.offset)) {
+        if (note.name === 'CORE' && note.type === NT_PRSTATUS) cpus++;
+        if (note.name === 'VMCOREINFO' && vmcoreinfoAt < 0) {
+          vmcoreinfoAt = noteBase + note.descOffset;
+          vmcoreinfoSize = note.descSize;
+        }
+      }
+      noteParts.push(part);
+      noteBase += part.length;
+    }
+    this.notes = Buffer.concat(noteParts);
+    this.nrCpus = cpus;
+    if (vmcoreinfoAt < 0) {
+      throw new LastwordError('EVMCOREINFO_MISSING', `${file}: no VMCOREINFO note in the PT_NOTE segment(s)`, { where: { file } });
+    }
+    this.vmcoreinfoDescOffset = vmcoreinfoAt;
+    this.vmcoreinfoDescSize = vmcoreinfoSize;
+    this.vmcoreinfo = parseVmcoreinfo(this.notes.toString('latin1', vmcoreinfoAt, vmcoreinfoAt + vmcoreinfoSize), file);
+    this.pageSize = this.vmcoreinfo.pageSize ?? 4096;
+
+    const all = phdrs.filter((p) => p.type === PT_LOAD);
+    if (all.length === 0) throw new LastwordError('EVMCORE_HEADER', `${file}: no PT_LOAD segments`, { where: { file } });
+    for (const [i, p] of all.entries()) {
+      if (p.offset + p.fileSize > fileSize) {
+        throw truncated(file, `PT_LOAD ${i} (paddr 0x${p.paddr.toString(16)}, ${p.fileSize} bytes) ends at offset 0x${(p.offset + p.fileSize).toString(16)}`, fileSize);
+      }
+    }
+    this.loads = dedupeLoads(all).map((p) => ({ paddr: p.paddr, vaddr: p.vaddr, offset: p.offset, fileSize: p.fileSize, memSize: p.memSize }));
+    const top = Math.max(...all.map((p) => p.paddr + p.memSize));
+    this.maxMapnr = Math.ceil(top / this.pageSize);
+  }
+
+  readPages(pfn: number, count: number, into: Buffer): void {
+    this.readRange(pfn * this.pageSize, count * this.pageSize, into, false);
+  }
+
+  readPhys(paddr: number, length: number, into?: Buffer): Buffer {
+    const buf = into ?? Buffer.allocUnsafe(length);
+    this.readRange(paddr, length, buf, true);
+    return buf;
+  }
+
+  pfnHasData(pfn: number): boolean {
+    const pa = pfn * this.pageSize;
+    const i = this.findLoad(pa);
+    if (i < 0) return false;
+    const l = this.loads[i];
+    return pa < l.paddr + l.fileSize;
+  }
+
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+
+  /** Index of the load whose [paddr, paddr+memSize) holds pa, else -1. */
+  private findLoad(pa: number): number {
+    const loads = this.loads;
+    const c = loads[this.lastLoad];
+    if (c && pa >= c.paddr && pa < c.paddr + c.memSize) return this.lastLoad;
+    let lo = 0;
+    let hi = loads.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const l = loads[mid];
+      if (pa < l.paddr) hi = mid - 1;
+      else if (pa >= l.paddr + l.memSize) lo = mid + 1;
+      else return (this.lastLoad = mid);
+    }
+    return -1;
+  }
+
+  // Copies [paddr, paddr+length) into buf, zero-filling holes; `strict` throws on a hole instead.
+  private readRange(paddr: number, length: number, buf: Buffer, strict: boolean): void {
+    let done = 0;
+    while (done < length) {
+      const pa = paddr + done;
+      const i = this.findLoad(pa);
+      const l = i >= 0 ? this.loads[i] : undefined;
+      if (l && pa < l.paddr + l.fileSize) {
+        const n = Math.min(length - done, l.paddr + l.fileSize - pa);
+        this.pread(buf.subarray(done, done + n), l.offset + (pa - l.paddr), true);
+        done += n;
+        continue;
+      }
+      if (strict) {
+        throw new LastwordError('EVMCORE_PADDR', `${this.file}: physical address 0x${pa.toString(16)} is not in the vmcore`, { where: { file: this.file } });
+      }
+      // A hole: up to the next load (or the end of the request).
+      const next = this.loads.find((x) => x.paddr > pa);
+      const holeEnd = l ? l.paddr + l.memSize : next ? next.paddr : paddr + length;
+      const n = Math.min(length - done, holeEnd - pa);
+      buf.fill(0, done, done + n);
+      done += n;
+    }
+  }
+
+  private pread(buf: Buffer, position: number, exact: boolean): Buffer {
+    let got = 0;
+    while (got < buf.length) {
+      const n = fs.readSync(this.fd, buf, got, buf.length - got, position + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (exact && got < buf.length) {
+      throw new LastwordError('EVMCORE_TRUNCATED', `${this.file}: truncated: wanted ${buf.length} bytes at offset 0x${position.toString(16)}, file ends after ${got}`, { where: { file: this.file, offset: position + got } });
+    }
+    return buf;
+  }
+}
+
+/**
+ * Drops the kernel-text PT_LOAD (p_vaddr in the __START_KERNEL_map region) when RAM PT_LOADs cover
+ * it: it repeats memory that the direct-map loads already hold. Sorted by paddr.
+ */
+export function dedupeLoads(loads: ProgramHeader[]): ProgramHeader[] {
+  const ram = loads.filter((p) => p.vaddr < START_KERNEL_MAP);
+  const kept = loads.filter((p) => {
+    if (p.vaddr < START_KERNEL_MAP) return true;
+    return !ram.some((r) => r.paddr <= p.paddr && p.paddr + p.memSize <= r.paddr + r.memSize);
+  });
+  return kept.sort((a, b) => a.paddr - b.paddr);
+}
+
+function truncated(file: string, what: string, fileSize: number): LastwordError {
+  return new LastwordError('EVMCORE_TRUNCATED', `${file}: truncated: ${what}, but the file is ${fileSize} bytes`, { where: { file, offset: fileSize } });
+}
