@@ -1,6 +1,77 @@
-// `lastword plan`: not implemented yet (see the open issues).
-import { LastwordError } from '../errors.ts';
+// `lastword plan [--config FILE] [--cmdline STRING] [--root DIR] [--json]`: prints the capture plan
+// built from the kdump configs and the kernel command line, with every warning and its line.
+import minimist from 'minimist';
+import { usageError } from '../errors.ts';
+import { loadPlan } from '../config/load.ts';
+import type { Plan, Target } from '../config/plan.ts';
+import { describeDevice } from '../config/target-spec.ts';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new LastwordError('ENOTIMPL', 'lastword plan is not implemented yet');
+const HELP = `usage: lastword plan [--config FILE] [--cmdline STRING] [--root DIR] [--json]
+
+Prints the capture plan: target, path, filter options, actions, modules, network.
+  --config FILE     read this kdump.conf or kdump-tools file instead of the standard places
+  --cmdline STRING  use this kernel command line instead of /proc/cmdline
+  --root DIR        look for /etc/kdump.conf, /etc/default/kdump-tools... under DIR
+  --json            print the plan as JSON`;
+
+function target(t: Target): string {
+  switch (t.kind) {
+    case 'root': return 'root filesystem';
+    case 'stdout': return 'standard output (flattened)';
+    case 'local-fs': return `${t.fstype} ${describeDevice(t.device)}${t.mountOptions.length ? ` -o ${t.mountOptions.join(',')}` : ''}`;
+    case 'raw': return `raw ${describeDevice(t.device)} (flattened)`;
+    case 'nfs': return `nfs ${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.export}${t.mountOptions.length ? ` -o ${t.mountOptions.join(',')}` : ''}`;
+    case 'ssh': return `ssh ${t.user}@${t.host}:${t.port} key ${t.key} known_hosts ${t.knownHosts} (${t.transport})`;
+  }
+}
+
+export function formatPlan(p: Plan): string {
+  const c = p.collector;
+  const at = (s: { file: string; line?: number }) => (s.line !== undefined ? `${s.file}:${s.line}` : s.file);
+  const lines = [
+    `sources:        ${p.sources.join(', ') || '(none)'}`,
+    `layout:         ${p.layout}${p.enabled ? '' : ' (USE_KDUMP=0: capture disabled)'}`,
+    `target:         ${target(p.target)}  [${at(p.target.source)}]`,
+    `path:           ${p.path}`,
+    `naming:         host tag ${p.naming.hostTag}${p.naming.testId ? `, test id ${p.naming.testId}` : ''}`,
+    `collector:      ${c.program} ${c.args.join(' ')}  [${at(c.source)}]`,
+    `  dump level:   ${c.dumpLevel}`,
+    `  format:       ${c.format}${c.flattened ? ' (flattened)' : ''}, codec ${c.codec}${c.messageLevel !== undefined ? `, message level ${c.messageLevel}` : ''}`,
+    `dmesg:          ${p.dmesg ? 'saved' : 'not saved'}`,
+    `keep dumps:     ${p.numDumps === 0 ? 'all' : p.numDumps}`,
+    `final action:   ${p.finalAction}`,
+    `failure action: ${p.failureAction}${p.failureCommand ? ` after running: ${p.failureCommand}` : ''}`,
+  ];
+  for (const [kind, hooks] of Object.entries(p.hooks)) {
+    for (const h of hooks) lines.push(`${kind.padEnd(9)} hook:  ${[h.path, ...h.args].join(' ')} (limit ${h.timeoutMs / 1000} s)  [${at(h.source)}]`);
+  }
+  lines.push(`modules:        extra ${p.modules.extra.join(' ') || '-'}; reset_devices ${p.modules.resetDevices ? 'on' : 'off'}; disk timeout ${p.modules.diskTimeoutMs / 1000} s`);
+  for (const b of p.modules.blacklist) lines.push(`  blacklist:    ${b.module} (${b.reason})  [${at(b.source)}]`);
+  for (const ip of p.network.ip) {
+    const parts = [ip.interface ?? 'any interface', ip.autoconf === 'none' ? `static ${ip.clientIp}/${ip.netmask ?? ''}` : ip.autoconf];
+    if (ip.gateway) parts.push(`gateway ${ip.gateway}`);
+    if (ip.mtu) parts.push(`mtu ${ip.mtu}`);
+    lines.push(`network:        ${parts.join(', ')}`);
+  }
+  if (p.network.nameservers.length) lines.push(`nameservers:    ${p.network.nameservers.join(' ')}`);
+  const k = p.kexec;
+  lines.push(`kexec:          kernel ${k.kernel ?? '(running version)'} initrd ${k.initrd ?? '(built)'}`);
+  lines.push(`  append:       ${k.commandlineAppend.join(' ')}`);
+  if (k.commandlineRemove.length) lines.push(`  remove:       ${k.commandlineRemove.join(' ')}`);
+  for (const w of p.warnings) lines.push(`warning: ${at(w)}: ${w.message}`);
+  return lines.join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const opts = minimist(argv, { string: ['config', 'cmdline', 'root'], boolean: ['json', 'help'], alias: { h: 'help' } });
+  const unknown = Object.keys(opts).filter((k) => !['_', 'config', 'cmdline', 'root', 'json', 'help', 'h'].includes(k));
+  if (unknown.length) throw usageError(`unknown option --${unknown[0]}\n${HELP}`);
+  if (opts.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  if (opts._.length) throw usageError(`unexpected argument '${opts._[0]}'`);
+  const plan = loadPlan({ config: opts.config, cmdline: opts.cmdline, root: opts.root });
+  process.stdout.write((opts.json ? JSON.stringify(plan, null, 2) : formatPlan(plan)) + '\n');
+  return 0;
 }

@@ -1,0 +1,143 @@
+// Debian / Ubuntu /etc/default/kdump-tools and Fedora /etc/sysconfig/kdump: shell files that
+// kdump-config / kdumpctl source. We read their assignments with runtime/config/shell.ts.
+import { LastwordError } from '../errors.ts';
+import { parseMakedumpfileArgs } from './collector.ts';
+import { DEFAULT_SSH_KEY, type FailureAction, type Plan, type SourceRef } from './plan.ts';
+import { parseShellAssignments, splitShellWords } from './shell.ts';
+import { parseNfsSpec, parseSshSpec } from './target-spec.ts';
+
+function fail(src: SourceRef, why: string): never {
+  throw new LastwordError('ECONFIG', `${src.file}:${src.line}: ${why}`, { where: { ...src } });
+}
+
+function count(v: string, name: string, src: SourceRef): number {
+  if (!/^\d+$/.test(v)) fail(src, `${name}="${v}" is not a number`);
+  return Number(v);
+}
+
+// KDUMP_FAIL_CMD values that are just one of our actions: run it natively, no shell needed.
+const FAIL_CMD_ACTIONS: Record<string, FailureAction> = {
+  reboot: 'reboot', 'reboot -f': 'reboot', poweroff: 'poweroff', 'poweroff -f': 'poweroff', halt: 'halt', 'halt -f': 'halt',
+  '/bin/sh': 'shell', '/bin/bash': 'shell', sh: 'shell', bash: 'shell',
+};
+
+const DEBIAN_KNOWN = new Set([
+  'USE_KDUMP', 'KDUMP_KERNEL', 'KDUMP_INITRD', 'KDUMP_COREDIR', 'KDUMP_FAIL_CMD', 'KDUMP_DUMP_DMESG', 'KDUMP_NUM_DUMPS',
+  'KDUMP_COMPRESSION', 'MAKEDUMP_ARGS', 'KDUMP_KEXEC_ARGS', 'KDUMP_CMDLINE', 'KDUMP_CMDLINE_APPEND', 'HOSTTAG', 'NFS',
+  'NFS_TIMEO', 'NFS_RETRANS', 'SSH', 'SSH_KEY', 'DEBUG_KERNEL', 'FTP', 'FTP_USER', 'FTP_PASSWORD', 'FTP_PORT', 'KDUMP_SYSCTL',
+  'ARCH',
+]);
+
+/** Applies /etc/default/kdump-tools onto `plan` (layout becomes 'debian'). */
+export function applyKdumpTools(plan: Plan, text: string, file: string): void {
+  const { assignments, ignored } = parseShellAssignments(text, file);
+  plan.sources.push(file);
+  plan.layout = 'debian';
+  plan.naming.layout = 'debian';
+  const last = new Map<string, { value: string; src: SourceRef }>();
+  for (const a of assignments) last.set(a.name, { value: a.value, src: { file, line: a.line } });
+  for (const i of ignored) plan.warnings.push({ file, line: i.line, message: `not a variable assignment, ignored: ${i.text.slice(0, 60)}` });
+  for (const a of assignments) {
+    if (!DEBIAN_KNOWN.has(a.name)) plan.warnings.push({ file, line: a.line, message: `unknown variable ${a.name} ignored` });
+  }
+  const get = (name: string) => {
+    const e = last.get(name);
+    return e === undefined || e.value === '' ? undefined : e;
+  };
+
+  const use = get('USE_KDUMP');
+  if (use) plan.enabled = use.value !== '0';
+  const coredir = get('KDUMP_COREDIR');
+  if (coredir) plan.path = coredir.value;
+  const kernel = get('KDUMP_KERNEL');
+  if (kernel) plan.kexec.kernel = kernel.value;
+  const initrd = get('KDUMP_INITRD');
+  if (initrd) plan.kexec.initrd = initrd.value;
+  const dbg = get('DEBUG_KERNEL');
+  if (dbg) plan.kexec.debugKernel = dbg.value;
+  const kargs = get('KDUMP_KEXEC_ARGS');
+  if (kargs) plan.kexec.kexecArgs = splitShellWords(kargs.value, file, kargs.src.line);
+  const cl = get('KDUMP_CMDLINE');
+  if (cl) plan.kexec.commandline = cl.value;
+  const append = get('KDUMP_CMDLINE_APPEND');
+  if (append) plan.kexec.commandlineAppend = append.value.split(/\s+/).filter(Boolean);
+
+  const dmesg = get('KDUMP_DUMP_DMESG');
+  if (dmesg) plan.dmesg = dmesg.value !== '0';
+  const num = get('KDUMP_NUM_DUMPS');
+  if (num) plan.numDumps = count(num.value, 'KDUMP_NUM_DUMPS', num.src);
+  const comp = get('KDUMP_COMPRESSION');
+  if (comp) plan.warnings.push({ ...comp.src, message: `KDUMP_COMPRESSION=${comp.value} ignored: the dump is compressed page by page (MAKEDUMP_ARGS -c/-l/-p/-z)` });
+
+  const failCmd = get('KDUMP_FAIL_CMD');
+  if (failCmd) {
+    const action = FAIL_CMD_ACTIONS[failCmd.value.trim()];
+    if (action) plan.failureAction = action;
+    else {
+      // kdump-config runs it with `eval`; we hand it to /bin/sh in the capture, then reboot as
+      // kdump-tools does when the command returns.
+      plan.failureCommand = failCmd.value;
+      plan.failureAction = 'reboot';
+    }
+  }
+
+  const args = get('MAKEDUMP_ARGS');
+  if (args) {
+    const r = parseMakedumpfileArgs(splitShellWords(args.value, file, args.src.line), args.src);
+    plan.collector = r.collector;
+    plan.warnings.push(...r.warnings);
+  }
+
+  const hosttag = get('HOSTTAG');
+  if (hosttag) {
+    if (hosttag.value !== 'ip' && hosttag.value !== 'hostname') fail(hosttag.src, `HOSTTAG="${hosttag.value}" is not ip or hostname`);
+    plan.naming.hostTag = hosttag.value;
+  }
+
+  const ssh = get('SSH');
+  const nfs = get('NFS');
+  const ftp = get('FTP');
+  if (ftp) plan.warnings.push({ ...ftp.src, message: 'FTP targets are not supported by lastword; FTP is ignored' });
+  if (ssh && nfs) plan.warnings.push({ ...nfs.src, message: 'both SSH and NFS are set; lastword writes one dump, over SSH (kdump-tools tries SSH first)' });
+  if (ssh) {
+    const key = get('SSH_KEY')?.value ?? DEFAULT_SSH_KEY;
+    // kdump-tools pipes a flattened stream into `ssh dd`; keep that file layout on the server.
+    plan.target = { ...parseSshSpec(ssh.value, ssh.src, key), transport: 'flattened' };
+  } else if (nfs) {
+    const timeo = get('NFS_TIMEO');
+    const retrans = get('NFS_RETRANS');
+    const t = count(timeo?.value ?? '600', 'NFS_TIMEO', timeo?.src ?? nfs.src);
+    const r = count(retrans?.value ?? '3', 'NFS_RETRANS', retrans?.src ?? nfs.src);
+    // kdump-config: mount -t nfs -o nolock -o tcp -o soft -o timeo=... -o retrans=...
+    plan.target = parseNfsSpec(nfs.value, nfs.src, ['nolock', 'tcp', 'soft', `timeo=${t}`, `retrans=${r}`]);
+  }
+}
+
+const SYSCONFIG_KNOWN = new Set([
+  'KDUMP_KERNELVER', 'KDUMP_COMMANDLINE', 'KDUMP_COMMANDLINE_REMOVE', 'KDUMP_COMMANDLINE_APPEND', 'FADUMP_COMMANDLINE_APPEND',
+  'KEXEC_ARGS', 'KDUMP_BOOTDIR', 'KDUMP_IMG', 'KDUMP_IMG_EXT', 'VMCORE_CREATION_NOTIFICATION', 'KDUMP_STDLOGLVL',
+  'KDUMP_SYSLOGLVL', 'KDUMP_KMSGLOGLVL', 'MKDUMPRD_ARGS',
+]);
+
+/** Applies Fedora's /etc/sysconfig/kdump (first-kernel kexec settings) onto `plan`. */
+export function applySysconfigKdump(plan: Plan, text: string, file: string): void {
+  const { assignments, ignored } = parseShellAssignments(text, file);
+  plan.sources.push(file);
+  for (const i of ignored) plan.warnings.push({ file, line: i.line, message: `not a variable assignment, ignored: ${i.text.slice(0, 60)}` });
+  const vars = new Map<string, string>();
+  for (const a of assignments) {
+    vars.set(a.name, a.value);
+    if (!SYSCONFIG_KNOWN.has(a.name)) plan.warnings.push({ file, line: a.line, message: `unknown variable ${a.name} ignored` });
+  }
+  const words = (v: string | undefined) => (v ?? '').split(/\s+/).filter(Boolean);
+  if (vars.get('KDUMP_KERNELVER')) plan.kexec.kernelVersion = vars.get('KDUMP_KERNELVER');
+  if (vars.get('KDUMP_COMMANDLINE')) plan.kexec.commandline = vars.get('KDUMP_COMMANDLINE');
+  if (vars.has('KDUMP_COMMANDLINE_REMOVE')) plan.kexec.commandlineRemove = words(vars.get('KDUMP_COMMANDLINE_REMOVE'));
+  if (vars.has('KDUMP_COMMANDLINE_APPEND')) plan.kexec.commandlineAppend = words(vars.get('KDUMP_COMMANDLINE_APPEND'));
+  if (vars.has('KEXEC_ARGS')) plan.kexec.kexecArgs = splitShellWords(vars.get('KEXEC_ARGS')!, file);
+  const ver = plan.kexec.kernelVersion;
+  if (ver) {
+    const img = `${vars.get('KDUMP_BOOTDIR') || '/boot'}/${vars.get('KDUMP_IMG') || 'vmlinuz'}-${ver}${vars.get('KDUMP_IMG_EXT') ?? ''}`;
+    plan.kexec.kernel = img;
+  }
+}
