@@ -287,3 +287,21 @@ export function reassemble(flat: string, out: string): string {
 export function knownHostsArgs(knownHosts: string): string[] {
   return ['--known-hosts', knownHosts];
 }
+
+/** kdump.conf for an ext4 target found by LABEL= (Fedora syntax). */
+export function ext4Conf(label: string, final: string, failure: string, extra: string[] = []): string {
+  return [`ext4 LABEL=${label}`, 'path /var/crash', 'core_collector makedumpfile -l --message-level 7 -d 31',
+    `final_action ${final}`, `failure_action ${failure}`, ...extra, ''].join('\n');
+}
+
+/** kdump-compressed header status has DUMP_DH_COMPRESSED_INCOMPLETE (makedumpfile diskdump_mod.h). */
+export function kdumpFlaggedIncomplete(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const h = Buffer.alloc(428);
+    if (fs.readSync(fd, h, 0, 428, 0) < 428 || h.toString('latin1', 0, 8) !== 'KDUMP   ') return false;
+    return (h.readUInt32LE(424) & 0x08) !== 0;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

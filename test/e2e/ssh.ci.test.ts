@@ -15,7 +15,7 @@ import {
 
 const skip = missingPrerequisite();
 
-async function sshCycle(base: string, name: string, knownHostsLine: (s: SshServer) => string): Promise<{ run: CycleRun; crashDir: string; ns: Netns }> {
+async function sshCycle(base: string, name: string, knownHostsLine: (s: SshServer) => string, final: string, failure: string): Promise<{ run: CycleRun; crashDir: string; ns: Netns }> {
   const ns = Netns.create('lwssh');
   try {
     ns.addTap('lwtap0', `${HOST_IP}/24`);
@@ -29,7 +29,7 @@ async function sshCycle(base: string, name: string, knownHostsLine: (s: SshServe
       kdumpConf: [
         `ssh root@${HOST_IP}`, `sshkey ${server.clientKey}`, `path ${crashDir}`,
         'core_collector makedumpfile -l --message-level 7 -d 31', 'extra_modules virtio_net',
-        'final_action poweroff', 'failure_action poweroff', '',
+        `final_action ${final}`, `failure_action ${failure}`, '',
       ].join('\n'),
       sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND_NET}"\n`,
       initramfsArgs: knownHostsArgs(knownHosts),
@@ -45,7 +45,7 @@ async function sshCycle(base: string, name: string, knownHostsLine: (s: SshServe
 test('saves a dump over SSH to a real sshd in a network namespace, which crash opens', { skip, timeout: 900_000 }, async (t) => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-ssh-'));
   t.after(() => fs.rmSync(base, { recursive: true, force: true }));
-  const { run, crashDir, ns } = await sshCycle(base, 'ssh', (s) => s.knownHostsLine);
+  const { run, crashDir, ns } = await sshCycle(base, 'ssh', (s) => s.knownHostsLine, 'poweroff', 'reboot');
   ns.destroy();
   const tail = run.guest.tail(60);
   assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
@@ -65,7 +65,7 @@ test('saves a dump over SSH to a real sshd in a network namespace, which crash o
 test('refuses an unknown ssh host key in the capture kernel, saves nothing there and runs the failure action', { skip, timeout: 900_000 }, async (t) => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-sshkey-'));
   t.after(() => fs.rmSync(base, { recursive: true, force: true }));
-  const { run, crashDir, ns } = await sshCycle(base, 'ssh-unknown-key', (s) => s.otherKnownHostsLine);
+  const { run, crashDir, ns } = await sshCycle(base, 'ssh-unknown-key', (s) => s.otherKnownHostsLine, 'reboot', 'poweroff');
   ns.destroy();
   const tail = run.guest.tail(60);
   assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);

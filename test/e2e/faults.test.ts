@@ -1,0 +1,100 @@
+// E2E faults in the real capture kernel. Every case runs with final_action reboot and
+// failure_action poweroff, so the kernel's own last line tells which one lastword took; each must
+// end with a clear console message, a flagged partial dump where anything could be saved, the
+// failure action, and PID 1 still alive (no "Attempted to kill init").
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { Netns } from '../support/netns.ts';
+import { extractExt4Tree } from '../support/qemu.ts';
+import {
+  CAPTURE_APPEND, CAPTURE_APPEND_NET, classifyDumpFiles, ext4Conf, finalAction, HOST_IP, INIT_DIED,
+  kdumpFlaggedIncomplete, missingPrerequisite, runCycle, type CycleOptions, type CycleRun,
+} from './cycle.ts';
+
+const skip = missingPrerequisite();
+
+async function faultCycle(t: { after(f: () => void): void }, name: string, o: Omit<CycleOptions, 'name' | 'baseDir'>): Promise<{ run: CycleRun; base: string; tail: string }> {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), `lw-e2e-${name}-`));
+  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const run = await runCycle({ ...o, name, baseDir: base });
+  const tail = run.guest.tail(60);
+  assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
+  assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
+  return { run, base, tail };
+}
+
+test('NFS server unreachable: a clear message and the failure action', { skip, timeout: 900_000 }, async (t) => {
+  const ns = Netns.create('lwnfs0');
+  t.after(() => ns.destroy());
+  ns.addTap('lwtap0', `${HOST_IP}/24`); // the link is up, nothing serves NFS behind it
+  const { run, tail } = await faultCycle(t, 'nfs-unreachable', {
+    kdumpConf: `nfs ${HOST_IP}:/srv/crash\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nextra_modules virtio_net\nfinal_action reboot\nfailure_action poweroff\n`,
+    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND_NET}"\n`,
+    net: { netns: ns.name, tap: 'lwtap0' },
+  });
+  assert.match(run.capture, new RegExp(`(nfs|NFS|mount).*${HOST_IP.replace(/\./g, '\\.')}|${HOST_IP.replace(/\./g, '\\.')}.*(nfs|NFS|mount)`), `no console message naming the NFS server:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `failure_action poweroff was not taken:\n${tail}`);
+});
+
+test('disk too small: a flagged incomplete dump, a clear message and the failure action', { skip, timeout: 900_000 }, async (t) => {
+  const { run, base, tail } = await faultCycle(t, 'disk-small', {
+    // -d 31 -l of this guest is ~37 MB; an 24 MiB filesystem holds part of it
+    kdumpConf: ext4Conf('LWSMALL', 'reboot', 'poweroff'),
+    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
+    disks: [{ name: 'dump', sizeMiB: 24, ext4Label: 'LWSMALL' }],
+  });
+  assert.match(run.capture, /ETARGET_FULL|No space left|ENOSPC|full/i, `no console message about the full disk:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `failure_action poweroff was not taken:\n${tail}`);
+  const files = extractExt4Tree(run.prepared.disks.dump!, path.join(base, 'tree'));
+  const dump = classifyDumpFiles(files);
+  assert.equal(dump.vmcore, undefined, 'a dump that did not fit carries the finished name');
+  assert.ok(dump.incomplete, `no partial dump was kept (files: ${files.map((f) => path.basename(f)).join(', ')})`);
+  assert.ok(kdumpFlaggedIncomplete(dump.incomplete), 'the partial dump is not flagged DUMP_DH_COMPRESSED_INCOMPLETE in its header');
+});
+
+test('a blacklisted module the ext4 target would pull in is not loaded: a clear message and the failure action', { skip, timeout: 900_000 }, async (t) => {
+  // jbd2 is a dependency of ext4: modprobe.blacklist= must hold for dependencies too.
+  const { run, base, tail } = await faultCycle(t, 'blacklist', {
+    kdumpConf: ext4Conf('LWBLACK', 'reboot', 'poweroff'),
+    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND} modprobe.blacklist=jbd2"\n`,
+    disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWBLACK' }],
+  });
+  assert.match(run.capture, /jbd2/, `no console message naming the blacklisted module:\n${tail}`);
+  assert.doesNotMatch(run.capture, /EXT4-fs \(vd[a-z]\): mounted filesystem/, 'ext4 was mounted although its dependency jbd2 is blacklisted');
+  assert.equal(finalAction(run.capture), 'poweroff', `failure_action poweroff was not taken:\n${tail}`);
+  const dump = classifyDumpFiles(extractExt4Tree(run.prepared.disks.dump!, path.join(base, 'tree')));
+  assert.equal(dump.vmcore, undefined);
+});
+
+test('reset_devices on the capture command line: the target disk is reset and the dump is saved', { skip, timeout: 900_000 }, async (t) => {
+  const { run, base, tail } = await faultCycle(t, 'reset-devices', {
+    kdumpConf: ext4Conf('LWRESET', 'poweroff', 'reboot'),
+    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`, // holds reset_devices
+    disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWRESET' }],
+  });
+  assert.match(run.capture, /Command line:.*reset_devices/, 'reset_devices is not on the capture command line');
+  assert.match(run.capture, /reset.*0000:00:[0-9a-f]{2}\.\d|0000:00:[0-9a-f]{2}\.\d.*reset/i, `no console message about resetting the disk's PCI function:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
+  const dump = classifyDumpFiles(extractExt4Tree(run.prepared.disks.dump!, path.join(base, 'tree')));
+  assert.ok(dump.vmcore, 'no finished vmcore after reset_devices');
+});
+
+test('a kdump_pre that fails: a message naming it and its status, no dump, the failure action', { skip, timeout: 900_000 }, async (t) => {
+  const hookDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-pre-'));
+  t.after(() => fs.rmSync(hookDir, { recursive: true, force: true }));
+  const pre = path.join(hookDir, 'kdump-pre-fails.sh');
+  fs.writeFileSync(pre, '#!/bin/sh\necho "kdump-pre-fails: giving up"\nexit 3\n', { mode: 0o755 });
+  const { run, base, tail } = await faultCycle(t, 'kdump-pre', {
+    kdumpConf: ext4Conf('LWPRE', 'reboot', 'poweroff', [`kdump_pre ${pre}`]),
+    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
+    disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWPRE' }],
+  });
+  assert.match(run.capture, /kdump-pre-fails: giving up/, `the kdump_pre program did not run:\n${tail}`);
+  assert.match(run.capture, /kdump-pre-fails\.sh.*\b3\b|\b3\b.*kdump-pre-fails\.sh/, `no message naming kdump_pre and its exit status:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `failure_action poweroff was not taken:\n${tail}`);
+  const dump = classifyDumpFiles(extractExt4Tree(run.prepared.disks.dump!, path.join(base, 'tree')));
+  assert.equal(dump.vmcore, undefined, 'a dump was saved although kdump_pre failed');
+});

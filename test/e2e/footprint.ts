@@ -1,0 +1,112 @@
+// Footprint figures for the README: the smallest crashkernel= at which the full cycle still
+// succeeds, and the time from the panic to the dump being saved, for
+//   lastword      the capture initramfs of `lastword initramfs` (per --layout when given)
+//   makedumpfile  the stand-in for a Debian makedumpfile capture initramfs: ../shared/lab's
+//                 busybox + makedumpfile capture.cpio.gz (makedumpfile -F -l -d 31 onto a raw disk)
+// Method: one cycle per size, bisecting between a size that fails and one that succeeds to a 8 MiB
+// step (each cycle is a real TCG boot, so a handful of runs). A cycle succeeds when the dump is
+// complete and crash opens it.
+//   node test/e2e/footprint.ts makedumpfile|lastword [--layout plain|squashfs|erofs] [--lo 64] [--hi 256]
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { cacheDir, crashBinary, debugVmlinux, labDir } from '../support/lab.ts';
+import { extractExt4Tree } from '../support/qemu.ts';
+import {
+  bootCycle, CAPTURE_APPEND, captureConsole, classifyDumpFiles, crashReport, INIT_DIED, kver61, prepareCycle, reassemble,
+  type CycleOptions,
+} from './cycle.ts';
+
+const argv = process.argv.slice(2);
+const flavour = argv[0] === 'lastword' ? 'lastword' : 'makedumpfile';
+const opt = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const layout = opt('--layout');
+let lo = Number(opt('--lo') ?? 48);   // assumed failing
+let hi = Number(opt('--hi') ?? 256);  // assumed working, checked first
+const kver = kver61();
+const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-footprint-'));
+
+interface Outcome { ok: boolean; why: string; panicToDumpS?: number; bootToDumpS?: number; captureBytes: number }
+
+function standinCapture(): string {
+  const out = path.join(cacheDir, 'e2e', 'standin');
+  const file = path.join(out, 'capture.cpio.gz');
+  if (!fs.existsSync(file)) execFileSync(path.join(labDir, 'make-initrd.sh'), [out], { env: { ...process.env, KVER: kver }, stdio: 'ignore' });
+  return file;
+}
+
+async function cycle(mib: number): Promise<Outcome> {
+  const o: CycleOptions = flavour === 'lastword'
+    ? {
+      name: `lw-${mib}`, baseDir: base, crashkernel: `${mib}M`,
+      kdumpConf: 'ext4 LABEL=LWFOOT\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action poweroff\n',
+      sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
+      initramfsArgs: layout ? ['--layout', layout] : [],
+      disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWFOOT' }],
+    }
+    : {
+      name: `mdf-${mib}`, baseDir: base, crashkernel: `${mib}M`, kdumpConf: '', loader: 'kexec', captureInitrd: standinCapture(),
+      kexecAppend: `console=ttyS0 ${CAPTURE_APPEND} lab.capture=makedumpfile lab.mdfargs=-l:-d:31 lab.dumpdev=/dev/vda`,
+      disks: [{ name: 'dump', sizeMiB: 1024 }],
+    };
+  const p = prepareCycle(o);
+  const captureBytes = fs.statSync(p.captureInitrd).size;
+  const g = bootCycle(o, p);
+  const t0 = Date.now();
+  let tCrash = 0;
+  try {
+    const m = await g.waitFor(/E2E: CRASHING|E2E: LOAD FAILED.*/, 240_000);
+    if (/LOAD FAILED/.test(m[0])) return { ok: false, why: `load failed: ${g.console.split('\n').filter((l) => /kexec|Could not|LOAD/.test(l)).slice(-3).join(' | ')}`, captureBytes };
+    tCrash = Date.now();
+    await g.waitExit(600_000);
+  } finally {
+    g.kill();
+  }
+  const tEnd = Date.now();
+  const cap = captureConsole(g.console);
+  if (INIT_DIED.test(cap)) return { ok: false, why: 'init died: ' + (cap.match(INIT_DIED)?.[0] ?? ''), captureBytes };
+  if (/Out of memory|oom-kill|Kernel panic/.test(cap)) return { ok: false, why: (cap.match(/.*(Out of memory|oom-kill|Kernel panic).*/)?.[0] ?? '').trim(), captureBytes };
+  let dump: string | undefined;
+  if (flavour === 'makedumpfile') {
+    if (!/VMCORE_COPIED/.test(cap)) return { ok: false, why: 'no VMCORE_COPIED: ' + g.tail(3).replace(/\n/g, ' | '), captureBytes };
+    dump = reassemble(p.disks.dump!, path.join(p.dir, 'vmcore.kdump'));
+  } else {
+    const files = extractExt4Tree(p.disks.dump!, path.join(p.dir, 'tree'));
+    dump = classifyDumpFiles(files).vmcore;
+    if (!dump) return { ok: false, why: 'no finished vmcore: ' + g.tail(3).replace(/\n/g, ' | '), captureBytes };
+  }
+  const report = crashReport(crashBinary(), debugVmlinux(kver), dump);
+  fs.rmSync(p.dir, { recursive: true, force: true });
+  if (!report.ok) return { ok: false, why: 'crash cannot open the dump', captureBytes };
+  return { ok: true, why: 'ok', panicToDumpS: (tEnd - tCrash) / 1000, bootToDumpS: (tEnd - t0) / 1000, captureBytes };
+}
+
+const results: Array<[number, Outcome]> = [];
+async function tryOne(mib: number): Promise<boolean> {
+  const r = await cycle(mib);
+  results.push([mib, r]);
+  process.stdout.write(`${flavour}${layout ? '/' + layout : ''} crashkernel=${mib}M: ${r.ok ? 'OK' : 'FAIL'} ${r.ok ? `panic->dump ${r.panicToDumpS!.toFixed(1)} s, qemu start->dump ${r.bootToDumpS!.toFixed(1)} s` : r.why} (capture initramfs ${r.captureBytes} B)\n`);
+  return r.ok;
+}
+
+try {
+  if (!(await tryOne(hi))) {
+    process.stdout.write(`the cycle fails even at ${hi}M\n`);
+    process.exitCode = 1;
+  } else {
+    while (hi - lo > 8) {
+      const mid = Math.round((lo + hi) / 2 / 8) * 8;
+      if (mid <= lo || mid >= hi) break;
+      if (await tryOne(mid)) hi = mid;
+      else lo = mid;
+    }
+    const failed = results.some(([m, r]) => m === lo && !r.ok);
+    process.stdout.write(`smallest crashkernel= that works: ${hi}M (${failed ? `fails at ${lo}M` : `${lo}M assumed failing, not tried`})\n`);
+  }
+} finally {
+  fs.rmSync(base, { recursive: true, force: true });
+}
