@@ -25,6 +25,8 @@ export interface CycleOptions {
   kdumpConf: string;
   /** /etc/sysconfig/kdump of the guest (KDUMP_COMMANDLINE_APPEND ...) */
   sysconfig?: string;
+  /** more files of the guest's root (ssh keys, kdump_pre programs): guest path -> content */
+  guestFiles?: Record<string, { data: string | Buffer; mode?: number }>;
   /** extra arguments for `lastword initramfs` (e.g. --layout squashfs) */
   initramfsArgs?: string[];
   /** a capture initramfs made elsewhere (the makedumpfile stand-in): skips `lastword initramfs` */
@@ -122,15 +124,26 @@ export function prepareCycle(o: CycleOptions): PreparedCycle {
     steps.push([what, (Date.now() - t0) / 1000]);
     return v;
   };
-  const confFile = path.join(dir, 'kdump.conf');
-  fs.writeFileSync(confFile, o.kdumpConf);
-  const sysconfigFile = path.join(dir, 'sysconfig-kdump');
-  fs.writeFileSync(sysconfigFile, o.sysconfig ?? '');
+  // The guest's root as an admin would have it; `lastword initramfs --root` reads it like the
+  // guest's own / and the primary initramfs carries the same files, so paths in the config are
+  // the guest's paths.
+  const guestRoot = path.join(dir, 'guestroot');
+  const guestFiles: Record<string, { data: string | Buffer; mode?: number }> = {
+    '/etc/kdump.conf': { data: o.kdumpConf },
+    '/etc/sysconfig/kdump': { data: o.sysconfig ?? '' },
+    ...o.guestFiles,
+  };
+  for (const [guest, f] of Object.entries(guestFiles)) {
+    const p = path.join(guestRoot, guest);
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.writeFileSync(p, f.data, { mode: f.mode ?? 0o644 });
+    fs.chmodSync(p, f.mode ?? 0o644);
+  }
   let captureInitrd = o.captureInitrd;
   if (!captureInitrd) {
     captureInitrd = path.join(dir, `initramfs-${kver}kdump.img`);
     const out = captureInitrd;
-    timed('lastword initramfs', () => lastword(['initramfs', '--kernel', kver, '--config', confFile, ...(o.initramfsArgs ?? []), '-o', out]));
+    timed('lastword initramfs', () => lastword(initramfsArgs(kver, guestRoot, out, o.initramfsArgs ?? [])));
   }
   const primaryInitrd = path.join(dir, 'primary.cpio.zst');
   timed('primary initramfs', () => buildInitramfs({
@@ -139,15 +152,13 @@ export function prepareCycle(o: CycleOptions): PreparedCycle {
     files: {
       [`/boot/vmlinuz-${kver}`]: `/boot/vmlinuz-${kver}`,
       [`/boot/initramfs-${kver}kdump.img`]: captureInitrd!,
-      '/etc/kdump.conf': confFile,
-      '/etc/sysconfig/kdump': sysconfigFile,
     },
     // Debian's kdump-tools names for the same files
     symlinks: {
       [`/var/lib/kdump/initrd.img-${kver}`]: `/boot/initramfs-${kver}kdump.img`,
       [`/var/lib/kdump/vmlinuz-${kver}`]: `/boot/vmlinuz-${kver}`,
     },
-    texts: { '/init': { data: primaryInit(o, kver), mode: 0o755 } },
+    texts: { ...guestFiles, '/init': { data: primaryInit(o, kver), mode: 0o755 } },
   }, primaryInitrd));
   const disks: Record<string, string> = {};
   for (const d of o.disks ?? []) {
@@ -280,12 +291,9 @@ export function reassemble(flat: string, out: string): string {
   return out;
 }
 
-/**
- * `lastword initramfs` arguments that put an SSH target's known_hosts into the image. The config
- * names the key (sshkey); the host keys come from known_hosts, as OpenSSH's StrictHostKeyChecking.
- */
-export function knownHostsArgs(knownHosts: string): string[] {
-  return ['--known-hosts', knownHosts];
+/** The one place the E2E cycle calls the capture initramfs builder. */
+export function initramfsArgs(kver: string, guestRoot: string, out: string, extra: string[]): string[] {
+  return ['initramfs', '--kernel', kver, '--root', guestRoot, ...extra, '-o', out];
 }
 
 /** kdump.conf for an ext4 target found by LABEL= (Fedora syntax). */

@@ -83,13 +83,11 @@ test('reset_devices on the capture command line: the target disk is reset and th
 });
 
 test('a kdump_pre that fails: a message naming it and its status, no dump, the failure action', { skip, timeout: 900_000 }, async (t) => {
-  const hookDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-pre-'));
-  t.after(() => fs.rmSync(hookDir, { recursive: true, force: true }));
-  const pre = path.join(hookDir, 'kdump-pre-fails.sh');
-  fs.writeFileSync(pre, '#!/bin/sh\necho "kdump-pre-fails: giving up"\nexit 3\n', { mode: 0o755 });
+  const pre = '/usr/local/sbin/kdump-pre-fails.sh';
   const { run, base, tail } = await faultCycle(t, 'kdump-pre', {
     kdumpConf: ext4Conf('LWPRE', 'reboot', 'poweroff', [`kdump_pre ${pre}`]),
     sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
+    guestFiles: { [pre]: { data: '#!/bin/sh\necho "kdump-pre-fails: giving up"\nexit 3\n', mode: 0o755 } },
     disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWPRE' }],
   });
   assert.match(run.capture, /kdump-pre-fails: giving up/, `the kdump_pre program did not run:\n${tail}`);

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
 import { Netns, startSshd, type SshServer } from '../support/netns.ts';
 import {
-  CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, finalAction, HOST_IP, INIT_DIED, knownHostsArgs, listFiles,
+  CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, finalAction, HOST_IP, INIT_DIED, listFiles,
   missingPrerequisite, reassemble, runCycle, type CycleRun,
 } from './cycle.ts';
 
@@ -22,17 +22,20 @@ async function sshCycle(base: string, name: string, knownHostsLine: (s: SshServe
     const server = await startSshd(ns, path.join(base, 'sshd'), HOST_IP);
     const crashDir = path.join(base, 'crash');
     fs.mkdirSync(crashDir);
-    const knownHosts = path.join(base, 'known_hosts');
-    fs.writeFileSync(knownHosts, knownHostsLine(server) + '\n');
     const run = await runCycle({
       name, baseDir: base,
       kdumpConf: [
-        `ssh root@${HOST_IP}`, `sshkey ${server.clientKey}`, `path ${crashDir}`,
+        `ssh root@${HOST_IP}`, 'sshkey /root/.ssh/kdump_id_ed25519', `path ${crashDir}`,
         'core_collector makedumpfile -l --message-level 7 -d 31', 'extra_modules virtio_net',
         `final_action ${final}`, `failure_action ${failure}`, '',
       ].join('\n'),
       sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND_NET}"\n`,
-      initramfsArgs: knownHostsArgs(knownHosts),
+      // the guest's own files: the key kdumpctl propagate would have made, and known_hosts
+      guestFiles: {
+        '/root/.ssh/kdump_id_ed25519': { data: fs.readFileSync(server.clientKey), mode: 0o600 },
+        '/root/.ssh/kdump_id_ed25519.pub': { data: fs.readFileSync(server.clientKeyPub) },
+        '/root/.ssh/known_hosts': { data: knownHostsLine(server) + '\n' },
+      },
       net: { netns: ns.name, tap: 'lwtap0' },
     });
     return { run, crashDir, ns };
