@@ -73,7 +73,7 @@ export function parseIpArgument(value: string, source: SourceRef): IpSpec {
     spec.autoconf = ac;
     return spec;
   }
-  if (f.length >= 2 && f.length < 7 && AUTOCONF[f[1]!] !== undefined && f[1] !== '' && isIP(f[0]!) === 0) {
+  if (AUTOCONF[f[1]!] !== undefined && f[1] !== '' && isIP(f[0]!) === 0) {
     if (f[0] === '') bad(source, value, 'the interface name is empty');
     spec.interface = f[0];
     spec.autoconf = AUTOCONF[f[1]!]!;

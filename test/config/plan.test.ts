@@ -1,0 +1,203 @@
+// The Plan from real distribution configs (Fedora kdump-utils' generated kdump.conf and
+// sysconfig, Debian kdump-tools 1.8.1's /etc/default/kdump-tools from the .deb) and from variants
+// that use every directive, through the parsers, loadPlan and the `lastword plan` CLI.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { LastwordError } from '../../runtime/errors.ts';
+import { loadPlan } from '../../runtime/config/load.ts';
+import type { Plan } from '../../runtime/config/plan.ts';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const fixtures = path.join(root, 'test/fixtures/config');
+const fx = (name: string) => path.join(fixtures, name);
+const plan = (config: string, cmdline = '') => loadPlan({ config: fx(config), cmdline });
+const warningsAt = (p: Plan, line: number) => p.warnings.filter((w) => w.line === line).map((w) => w.message).join(' | ');
+
+function throwsConfig(fn: () => unknown, code: string, where: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof LastwordError, String(err));
+    assert.equal(err.code, code);
+    assert.match(err.oneLine(), where);
+    return true;
+  });
+}
+
+test("Fedora's shipped kdump.conf gives the root target, /var/crash and makedumpfile -l -d 31", () => {
+  const p = plan('fedora-kdump.conf');
+  assert.equal(p.layout, 'fedora');
+  assert.equal(p.target.kind, 'root');
+  assert.equal(p.path, '/var/crash');
+  assert.deepEqual([p.collector.program, p.collector.dumpLevel, p.collector.codec, p.collector.format, p.collector.messageLevel], ['makedumpfile', 31, 'lzo', 'kdump', 7]);
+  assert.equal(p.collector.source.line, fs.readFileSync(fx('fedora-kdump.conf'), 'utf8').split('\n').findIndex((l) => l.startsWith('core_collector')) + 1);
+  assert.equal(p.finalAction, 'reboot');
+  assert.equal(p.failureAction, 'reboot');
+  assert.deepEqual(p.warnings, []);
+});
+
+test("Fedora's shipped sysconfig/kdump sets the kexec append and remove lists", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-plan-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'etc/sysconfig'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'etc/kdump/pre.d'), { recursive: true });
+    fs.copyFileSync(fx('fedora-kdump.conf'), path.join(dir, 'etc/kdump.conf'));
+    fs.copyFileSync(fx('fedora-sysconfig-kdump'), path.join(dir, 'etc/sysconfig/kdump'));
+    fs.writeFileSync(path.join(dir, 'etc/kdump/pre.d/20-second'), '');
+    fs.writeFileSync(path.join(dir, 'etc/kdump/pre.d/10-first'), '');
+    fs.writeFileSync(path.join(dir, 'proc-cmdline'), '');
+    const p = loadPlan({ root: dir, cmdline: 'BOOT_IMAGE=/vmlinuz ro irqpoll reset_devices' });
+    assert.deepEqual(p.sources, ['/etc/sysconfig/kdump', '/etc/kdump.conf', '<cmdline>']);
+    assert.ok(p.kexec.commandlineAppend.includes('reset_devices'));
+    assert.ok(p.kexec.commandlineAppend.includes('pcie_ports=compat'));
+    assert.ok(p.kexec.commandlineRemove.includes('hugepages'));
+    assert.deepEqual(p.kexec.kexecArgs, ['-s']);
+    assert.deepEqual(p.hooks.pre.map((h) => h.path), ['/etc/kdump/pre.d/10-first', '/etc/kdump/pre.d/20-second']);
+    assert.equal(p.modules.resetDevices, true);
+    assert.deepEqual(p.warnings, []);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("Debian's shipped /etc/default/kdump-tools gives kdump-tools' defaults", () => {
+  const p = plan('debian-kdump-tools');
+  assert.equal(p.layout, 'debian');
+  assert.equal(p.enabled, true);
+  assert.equal(p.target.kind, 'root');
+  assert.equal(p.path, '/var/crash');
+  assert.deepEqual([p.collector.dumpLevel, p.collector.codec], [31, 'zlib']);
+  assert.equal(p.kexec.kernel, '/var/lib/kdump/vmlinuz');
+  assert.equal(p.kexec.initrd, '/var/lib/kdump/initrd.img');
+  assert.equal(p.dmesg, true);
+  assert.equal(p.numDumps, 0);
+  assert.deepEqual(p.warnings, []);
+});
+
+test('every kdump.conf directive lands in the plan, legacy ones warn with their line', () => {
+  const p = plan('fedora-every-directive.conf');
+  assert.deepEqual(p.target.kind === 'local-fs' && [p.target.fstype, p.target.device], ['xfs', { by: 'label', label: 'crashfs' }]);
+  assert.equal(p.target.source.line, 3);
+  assert.equal(p.path, '/dumps');
+  // -F is dropped for a filesystem target, as kdump.sh does.
+  assert.deepEqual([p.collector.dumpLevel, p.collector.codec, p.collector.flattened, p.collector.messageLevel], [17, 'zstd', false, 1]);
+  assert.deepEqual(p.hooks.post.map((h) => [h.path, ...h.args]), [['/usr/local/bin/post.sh', 'two words']]);
+  assert.equal(p.hooks.pre[0]!.path, '/usr/local/bin/pre.sh');
+  assert.equal(p.hooks.emergency[0]!.path, '/usr/local/bin/emergency.sh');
+  assert.deepEqual(p.image.extraBins, ['/usr/bin/lftp', '/usr/bin/curl']);
+  assert.deepEqual(p.modules.extra, ['gfs2', 'dm_mod', 'nvme']);
+  assert.equal(p.failureAction, 'shell'); // the later failure_action wins over `default`
+  assert.equal(p.finalAction, 'poweroff');
+  assert.deepEqual([p.image.forceRebuild, p.image.forceNoRebuild], [true, false]);
+  assert.deepEqual(p.image.dracutArgs, ['--omit-drivers', 'cfg80211 snd', '--add-drivers', 'ext2 ext3']);
+  assert.deepEqual(p.modules.blacklist.map((b) => [b.module, b.source.line]), [['floppy', 21], ['pcspkr', 21]]);
+  assert.equal(p.modules.diskTimeoutMs, 30_000);
+  assert.ok(p.warnings.some((w) => /'sshkey' is set but the target is not ssh/.test(w.message)));
+  assert.match(warningsAt(p, 13), /old name of 'failure_action'/);
+  assert.match(warningsAt(p, 19), /fence_kdump/);
+  assert.match(warningsAt(p, 23), /link_delay.*deprecated/);
+  assert.match(warningsAt(p, 24), /debug_mem_level.*deprecated/);
+  assert.match(warningsAt(p, 25), /options.*deprecated/);
+  assert.match(warningsAt(p, 26), /unknown directive 'frobnicate'/);
+});
+
+test('ssh, nfs and raw targets: IPv6 in brackets, port, sshkey, scp collector, UUID case', () => {
+  const s = plan('fedora-ssh.conf');
+  assert.deepEqual(s.target.kind === 'ssh' && [s.target.user, s.target.host, s.target.port, s.target.key, s.target.transport],
+    ['kdump', '2001:db8::1', 2222, '/root/.ssh/kdump_id_ed25519', 'sftp']);
+  assert.equal(s.collector.flattened, true);
+  const n = plan('fedora-nfs.conf');
+  assert.deepEqual(n.target.kind === 'nfs' && [n.target.server, n.target.export], ['2001:db8::1:2:3:4', '/export/tmp']);
+  assert.deepEqual([n.collector.program, n.collector.dumpLevel, n.collector.format, n.collector.codec], ['scp', 0, 'elf', 'none']);
+  const r = plan('fedora-raw.conf');
+  assert.deepEqual(r.target.kind === 'raw' && r.target.device, { by: 'uuid', uuid: '03138356-5e61-4ab3-b58e-27507ac41937' });
+  assert.equal(r.finalAction, 'halt');
+});
+
+test('a second target directive is refused naming both lines', () => {
+  throwsConfig(() => plan('fedora-two-targets.conf'), 'ECONFIG', /fedora-two-targets\.conf:3: only one dump target.*line 2/);
+});
+
+test('a dump level out of range is refused naming file and line', () => {
+  throwsConfig(() => plan('fedora-bad-level.conf'), 'ECONFIG_COLLECTOR', /fedora-bad-level\.conf:2: dump level 99 is out of range/);
+});
+
+test('kdump-tools quoting, expansion, continuation lines, HOSTTAG, retention and SSH over NFS', () => {
+  const p = plan('debian-ssh-nfs.kdump-tools');
+  assert.equal(p.path, '/srv/crash dumps');
+  assert.equal(p.kexec.kernel, '/var/lib/kdump/vmlinuz');
+  assert.equal(p.kexec.initrd, '/var/lib/kdump/initrd.img');
+  assert.equal(p.failureCommand, "echo 'makedumpfile FAILED.'; /bin/bash; reboot -f");
+  assert.equal(p.failureAction, 'reboot');
+  assert.equal(p.dmesg, false);
+  assert.equal(p.numDumps, 3);
+  assert.deepEqual([p.collector.dumpLevel, p.collector.codec, p.collector.messageLevel], [1, 'lzo', 7]);
+  assert.equal(p.collector.source.line, 10);
+  assert.deepEqual(p.kexec.commandlineAppend, ['reset_devices', 'nr_cpus=2', 'irqpoll']);
+  assert.equal(p.naming.hostTag, 'hostname');
+  assert.deepEqual(p.target.kind === 'ssh' && [p.target.user, p.target.host, p.target.key, p.target.transport],
+    ['kdump', 'dumphost.example.org', '/root/.ssh/kdump_ed25519', 'flattened']);
+  assert.match(warningsAt(p, 15), /both SSH and NFS/);
+  assert.match(warningsAt(p, 20), /not a variable assignment/);
+  assert.match(warningsAt(p, 4), /unknown variable BASE/);
+});
+
+test('kdump-tools NFS gets kdump-config mount options with NFS_TIMEO / NFS_RETRANS defaults', () => {
+  const p = plan('debian-nfs.kdump-tools');
+  assert.deepEqual(p.target.kind === 'nfs' && [p.target.server, p.target.export, p.target.mountOptions, p.target.timeo, p.target.retrans],
+    ['10.0.0.1', '/srv/nfs/crash', ['nolock', 'tcp', 'soft', 'timeo=600', 'retrans=3'], 600, 3]);
+  assert.equal(p.failureAction, 'poweroff');
+  assert.equal(p.failureCommand, undefined);
+  assert.equal(p.collector.codec, 'zstd');
+});
+
+test('shell syntax that would need a shell is refused naming the line, never run', () => {
+  throwsConfig(() => plan('debian-unterminated.kdump-tools'), 'ECONFIG_SYNTAX', /debian-unterminated\.kdump-tools:2: unterminated double quote/);
+  throwsConfig(() => plan('debian-command-substitution.kdump-tools'), 'ECONFIG_SYNTAX', /debian-command-substitution\.kdump-tools:2: command substitution/);
+});
+
+test('lastword.* on the kernel command line overrides the config files', () => {
+  const p = plan('fedora-every-directive.conf',
+    'ro quiet lastword.dump_level=1 lastword.codec=zlib lastword.target=ext4:UUID=ABCD-1234 lastword.path=/x ' +
+    'lastword.final_action=shell lastword.failure_action=dump_to_rootfs lastword.num_dumps=2 lastword.dmesg=0 ' +
+    'lastword.hook_timeout=5 lastword.bogus=1 "lastword.extra_modules=virtio_blk,ext4"');
+  assert.equal(p.collector.dumpLevel, 1);
+  assert.equal(p.collector.codec, 'zlib');
+  assert.deepEqual(p.target.kind === 'local-fs' && [p.target.fstype, p.target.device], ['ext4', { by: 'uuid', uuid: 'abcd-1234' }]);
+  assert.equal(p.path, '/x');
+  assert.equal(p.finalAction, 'shell');
+  assert.equal(p.failureAction, 'dump_to_rootfs');
+  assert.equal(p.numDumps, 2);
+  assert.equal(p.dmesg, false);
+  assert.ok([...p.hooks.pre, ...p.hooks.post, ...p.hooks.emergency].every((h) => h.timeoutMs === 5000));
+  assert.deepEqual(p.modules.extra.slice(-2), ['virtio_blk', 'ext4']);
+  assert.ok(p.warnings.some((w) => w.file === '<cmdline>' && /lastword\.bogus/.test(w.message)));
+  throwsConfig(() => plan('fedora-kdump.conf', 'lastword.final_action=explode'), 'ECONFIG_CMDLINE', /<cmdline>: lastword\.final_action: 'explode'/);
+  const s = plan('fedora-kdump.conf', 'lastword.target=ssh:root@10.0.0.1:2022 lastword.known_hosts=/etc/kh lastword.ssh_transport=flattened');
+  assert.deepEqual(s.target.kind === 'ssh' && [s.target.host, s.target.port, s.target.knownHosts, s.target.transport], ['10.0.0.1', 2022, '/etc/kh', 'flattened']);
+  assert.equal(plan('fedora-kdump.conf', 'lastword.target=stdout').target.kind, 'stdout');
+});
+
+test('every blacklist on the command line is collected with its source', () => {
+  const p = plan('fedora-every-directive.conf', 'modprobe.blacklist=nouveau,radeon rd.driver.blacklist=mlx5_core module_blacklist=kvm reset_devices');
+  assert.deepEqual(p.modules.blacklist.map((b) => b.module), ['floppy', 'pcspkr', 'nouveau', 'radeon', 'mlx5_core', 'kvm']);
+  assert.match(p.modules.blacklist[2]!.reason, /modprobe\.blacklist=/);
+  assert.equal(p.modules.resetDevices, true);
+});
+
+test('lastword plan prints the plan as text and JSON, and exits 1 naming the bad line', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'runtime/main.ts'), 'plan', ...args], { encoding: 'utf8' });
+  const text = run('--config', fx('fedora-every-directive.conf'), '--cmdline', 'ip=dhcp');
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /^target: +xfs LABEL=crashfs/m);
+  assert.match(text.stdout, /fedora-every-directive\.conf:26: unknown directive 'frobnicate'/);
+  const json = run('--config', fx('debian-nfs.kdump-tools'), '--cmdline', '', '--json');
+  assert.equal(json.status, 0, json.stderr);
+  assert.equal(JSON.parse(json.stdout).target.server, '10.0.0.1');
+  const bad = run('--config', fx('fedora-two-targets.conf'), '--cmdline', '');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /ECONFIG: .*fedora-two-targets\.conf:3: only one dump target/);
+  assert.equal(run('--frob').status, 2);
+});
