@@ -110,3 +110,38 @@ export async function startSshd(ns: Netns, dir: string, address: string): Promis
     clientKey, clientKeyPub: clientKey + '.pub',
   };
 }
+
+export interface NfsServer {
+  address: string;
+  /** the NFSv4 path clients mount: `${address}:${pseudo}` */
+  pseudo: string;
+  /** host directory behind the export */
+  exportDir: string;
+  logFile: string;
+}
+
+/**
+ * A real NFSv4 server in `ns`: NFS-Ganesha (Debian's nfs-ganesha + nfs-ganesha-vfs) exporting
+ * `exportDir` as `pseudo`, rw, no root squash. The kernel's nfsd would be the first choice, but the
+ * kernel this machine runs has no nfsd module; Ganesha speaks the same protocol from user space.
+ */
+export async function startNfsServer(ns: Netns, dir: string, address: string, pseudo = '/srv/crash'): Promise<NfsServer> {
+  const exportDir = path.join(dir, 'export');
+  fs.mkdirSync(exportDir, { recursive: true });
+  const conf = path.join(dir, 'ganesha.conf');
+  const logFile = path.join(dir, 'ganesha.log');
+  fs.writeFileSync(conf, [
+    `NFS_CORE_PARAM { Protocols = 4; Bind_addr = ${address}; NFS_Port = 2049; Enable_NLM = false; Enable_RQUOTA = false; }`,
+    'NFSV4 { Graceless = true; RecoveryBackend = fs; }',
+    'NFS_KRB5 { Active_krb5 = false; }',
+    `EXPORT { Export_Id = 1; Path = ${exportDir}; Pseudo = ${pseudo}; Access_Type = RW; Squash = No_Root_Squash; SecType = sys; Protocols = 4; Transports = TCP; FSAL { Name = VFS; } }`,
+    'LOG { Default_Log_Level = EVENT; }', '',
+  ].join('\n'));
+  ns.spawn('ganesha.nfsd', ['-F', '-f', conf, '-L', logFile, '-p', path.join(dir, 'ganesha.pid'), '-N', 'NIV_EVENT']);
+  for (let i = 0; i < 150; i++) {
+    if (fs.existsSync(logFile) && fs.readFileSync(logFile, 'utf8').includes('NFS SERVER INITIALIZED')) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  if (!fs.readFileSync(logFile, 'utf8').includes('NFS SERVER INITIALIZED')) throw new Error(`NFS-Ganesha did not start; see ${logFile}`);
+  return { address, pseudo, exportDir, logFile };
+}

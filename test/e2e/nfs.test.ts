@@ -1,0 +1,44 @@
+// E2E, NFS target: a real NFSv4 server (NFS-Ganesha, see test/support/netns.ts) in a network
+// namespace the test creates, the guest's NIC on a tap there; lastword brings the network up from
+// ip= in the capture kernel, mounts the export and saves the dump, which crash opens.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { crashBinary, debugVmlinux } from '../support/lab.ts';
+import { Netns, startNfsServer } from '../support/netns.ts';
+import { CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, finalAction, HOST_IP, INIT_DIED, listFiles, missingPrerequisite, runCycle } from './cycle.ts';
+import { spawnSync } from 'node:child_process';
+
+const skip = missingPrerequisite()
+  ?? (spawnSync('sh', ['-c', 'command -v ganesha.nfsd']).status !== 0 ? 'ganesha.nfsd is missing (bash .ci/setup)' : undefined);
+
+test('saves a dump over NFS to a real NFSv4 server in a network namespace, which crash opens', { skip, timeout: 900_000 }, async (t) => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-nfs-'));
+  const ns = Netns.create('lwnfs');
+  t.after(() => { ns.destroy(); fs.rmSync(base, { recursive: true, force: true }); });
+  ns.addTap('lwtap0', `${HOST_IP}/24`);
+  const server = await startNfsServer(ns, path.join(base, 'nfs'), HOST_IP);
+  const run = await runCycle({
+    name: 'nfs', baseDir: base,
+    kdumpConf: [
+      `nfs ${HOST_IP}:${server.pseudo}`, 'path /var/crash', 'core_collector makedumpfile -l --message-level 7 -d 31',
+      'extra_modules virtio_net', 'final_action poweroff', 'failure_action reboot', '',
+    ].join('\n'),
+    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND_NET}"\n`,
+    net: { netns: ns.name, tap: 'lwtap0' },
+  });
+  const tail = run.guest.tail(60);
+  assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
+  assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
+  const files = listFiles(server.exportDir);
+  const dump = classifyDumpFiles(files);
+  assert.ok(dump.vmcore, `no finished vmcore on the export (${files.join(', ')}):\n${tail}`);
+  // Fedora's layout: <export>/<path>/<guest ip>-<YYYY-MM-DD-HH:MM:SS>/vmcore
+  assert.match(path.relative(server.exportDir, dump.vmcore), /^var\/crash\/10\.0\.2\.15-\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d\/vmcore$/);
+  const report = crashReport(crashBinary(), debugVmlinux(run.prepared.kver), dump.vmcore);
+  assert.ok(report.ok, `crash could not open the dump:\n${report.output.slice(-3000)}`);
+  assert.match(report.output, /LASTWORD-E2E-MARKER primary workload/);
+});
