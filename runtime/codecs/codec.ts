@@ -1,0 +1,77 @@
+// The page codecs of kdump-compressed dumps behind one interface. Every codec is the one
+// makedumpfile uses for the same option, so crash and makedumpfile read what we write:
+//   -c zlib (compress2 level 1, zlib stream), -l lzo1x_1, -p raw snappy block, -z zstd level 1 frame.
+// Compression runs in batches of pages inside the native addon (runtime/codecs/native).
+import { LastwordError } from '../errors.ts';
+import { loadNative } from '../system/native-loader.ts';
+import {
+  DUMP_DH_COMPRESSED_LZO, DUMP_DH_COMPRESSED_SNAPPY, DUMP_DH_COMPRESSED_ZLIB, DUMP_DH_COMPRESSED_ZSTD,
+} from '../dumpfile/kdump-layout.ts';
+
+export type CodecName = 'none' | 'zlib' | 'lzo' | 'snappy' | 'zstd';
+
+/** The page_desc flag (and header status bit) of each codec; 0 = stored raw. */
+export const CODEC_FLAG: Record<CodecName, number> = {
+  none: 0,
+  zlib: DUMP_DH_COMPRESSED_ZLIB,
+  lzo: DUMP_DH_COMPRESSED_LZO,
+  snappy: DUMP_DH_COMPRESSED_SNAPPY,
+  zstd: DUMP_DH_COMPRESSED_ZSTD,
+};
+
+/** The native addon's functions (runtime/codecs/native/codecs.cc). */
+export interface CodecsAddon {
+  /**
+   * Compresses `count` pages of `src` into `dst` back to back; sizes[i] = stored length of page i
+   * (< pageSize compressed, == pageSize raw, 0 = all-zero page when detectZero). Returns bytes used.
+   */
+  compressPages(method: number, src: Buffer, pageSize: number, count: number, dst: Buffer, sizes: Uint32Array, detectZero: boolean): number;
+  /** Decompresses one page into `dst`; returns the length produced. Throws on corrupt data. */
+  decompressPage(method: number, src: Buffer, dst: Buffer): number;
+}
+
+export function codecsAddon(): CodecsAddon {
+  return loadNative<CodecsAddon>('codecs');
+}
+
+/** The result of compressing one batch: page i's bytes are data[offsets[i], offsets[i]+sizes[i]). */
+export interface CompressedBatch {
+  count: number;
+  sizes: Uint32Array;
+  data: Buffer;
+  used: number;
+}
+
+/** Compresses a batch in this thread. Workers call the same function (see pool.ts). */
+export function compressBatch(addon: CodecsAddon, codec: CodecName, pages: Buffer, pageSize: number, count: number, detectZero: boolean): CompressedBatch {
+  const data = Buffer.allocUnsafe(count * pageSize);
+  const sizes = new Uint32Array(count);
+  const used = addon.compressPages(CODEC_FLAG[codec], pages, pageSize, count, data, sizes, detectZero);
+  return { count, sizes, data, used };
+}
+
+/** Decompresses one stored page (page_desc.flags says which codec) into `into` (pageSize bytes). */
+export function decompressPage(addon: CodecsAddon, flags: number, stored: Buffer, into: Buffer, where: { file: string; pfn: number }): void {
+  const method = flags & (DUMP_DH_COMPRESSED_ZLIB | DUMP_DH_COMPRESSED_LZO | DUMP_DH_COMPRESSED_SNAPPY | DUMP_DH_COMPRESSED_ZSTD);
+  if (method === 0) {
+    if (stored.length !== into.length) {
+      throw new LastwordError('EDUMP_PAGE', `${where.file}: raw page of pfn 0x${where.pfn.toString(16)} is ${stored.length} bytes, expected ${into.length}`, { where });
+    }
+    stored.copy(into);
+    return;
+  }
+  let got: number;
+  try {
+    got = addon.decompressPage(method, stored, into);
+  } catch (err) {
+    throw new LastwordError('EDUMP_PAGE', `${where.file}: cannot decompress pfn 0x${where.pfn.toString(16)}: ${(err as Error).message}`, { where, cause: err });
+  }
+  if (got !== into.length) {
+    throw new LastwordError('EDUMP_PAGE', `${where.file}: pfn 0x${where.pfn.toString(16)} decompressed to ${got} bytes, expected ${into.length}`, { where });
+  }
+}
+
+export function parseCodecName(s: string): CodecName {
+  if (s === 'none' || s === 'zlib' || s === 'lzo' || s === 'snappy' || s === 'zstd') return s;
+  throw new LastwordError('EUSAGE', `unknown compression ${JSON.stringify(s)} (none, zlib, lzo, snappy, zstd)`, { action: 'usage' });
+}

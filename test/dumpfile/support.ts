@@ -1,0 +1,54 @@
+// Shared helpers of the dump file tests: makedumpfile as the reference writer, temp dirs that are
+// removed even on failure, and comparisons of saved pfn sets and page contents.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import assert from 'node:assert/strict';
+import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
+import type { Vmcore } from '../../runtime/vmcore/types.ts';
+
+export function tempDir(t: { after(fn: () => void): void } | undefined, prefix = 'lastword-dump-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t?.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs Debian's makedumpfile (the reference) with `args` on `vmcore` into `out`. */
+export function makedumpfile(args: string[], vmcore: string, out: string): string {
+  execFileSync('makedumpfile', [...args, vmcore, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return out;
+}
+
+/** Asserts that both dumps saved the same pfns (2nd bitmap) with the same RAM map (1st bitmap). */
+export function assertSamePfnSet(ours: KdumpReader, ref: KdumpReader): void {
+  assert.equal(ours.maxMapnr, ref.maxMapnr, 'max_mapnr');
+  const chunk = 1 << 20;
+  const a = Buffer.alloc(chunk / 8), b = Buffer.alloc(chunk / 8);
+  for (const which of [1, 2] as const) {
+    for (let pfn = 0; pfn < ours.maxMapnr; pfn += chunk) {
+      ours.readBitmap(which, pfn, a);
+      ref.readBitmap(which, pfn, b);
+      if (!a.equals(b)) {
+        const i = [...a].findIndex((v, j) => v !== b[j]);
+        assert.fail(`bitmap ${which} differs first at pfn 0x${(pfn + i * 8).toString(16)}: ours 0x${a[i]!.toString(16)}, reference 0x${b[i]!.toString(16)}`);
+      }
+    }
+  }
+  assert.equal(ours.dumpablePages, ref.dumpablePages, 'dumpable pages');
+}
+
+/** Asserts every saved page of `dump` equals the vmcore's page; returns the number compared. */
+export function assertPagesMatchVmcore(dump: KdumpReader, vmcore: Vmcore, step = 1): number {
+  const a = Buffer.alloc(dump.pageSize), b = Buffer.alloc(dump.pageSize);
+  let n = 0;
+  for (let pfn = 0; pfn < dump.maxMapnr; pfn++) {
+    if (!dump.isDumpable(pfn)) continue;
+    if (n++ % step !== 0) continue;
+    const got = dump.readPage(pfn, a);
+    assert.ok(got, `pfn 0x${pfn.toString(16)} is dumpable but has no data`);
+    vmcore.readPages(pfn, 1, b);
+    if (!a.equals(b)) assert.fail(`${dump.file}: pfn 0x${pfn.toString(16)} differs from the vmcore`);
+  }
+  return n;
+}
