@@ -101,7 +101,7 @@ export async function* newcChunks(entries: readonly CpioEntry[], opts: { mtime?:
     } else if (e.type === 'symlink') {
       const t = Buffer.from(e.target);
       yield out(Buffer.concat([newcHeader({ ino: ino++, mode: S_IFLNK | 0o777, nlink: 1, mtime, size: t.length, name }), t, pad4(t.length)]));
-    } else if (e.type === 'char' || e.type === 'block') {
+    } else if (e.type !== 'file') {
       const kind = e.type === 'char' ? S_IFCHR : S_IFBLK;
       yield out(newcHeader({ ino: ino++, mode: kind | (e.mode ?? 0o600), nlink: 1, mtime, size: 0, rdevMajor: e.major, rdevMinor: e.minor, name }));
     } else if ('data' in e) {
