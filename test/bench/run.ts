@@ -1,0 +1,191 @@
+// `npm run bench`: lastword against makedumpfile on the same real vmcores, one after the other in
+// one run, vmcore in the page cache for both; then lastword's ssh2 stream against OpenSSH to a
+// loopback sshd. Prints markdown tables (also written to .cache/bench/last-run.md for the README).
+//   npm run bench [-- --runs N] [--lastword node|dist] [--no-ssh] [--cases d31-zlib,...] [--mdf-threads]
+// Not part of `npm test`: timings belong here, not in assertions.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import minimist from 'minimist';
+import { benchVmcore, benchWorkloadReport } from '../support/bench-guest.ts';
+import { measure, warm, type Command } from '../support/bench-measure.ts';
+import { startBenchSshd, opensshArgs } from '../support/bench-ssh.ts';
+import { formatCase, formatGoals, summarizeCase, type Goal, type RowSummary, type ToolRuns } from '../support/bench-table.ts';
+import { cacheDir, repo } from '../support/lab.ts';
+
+interface FilterCase {
+  name: string;
+  title: string;
+  /** makedumpfile and `lastword filter` take the same options. */
+  args: string[];
+  /** bookworm's makedumpfile 1.7.2 has no zstd or snappy. */
+  makedumpfile: boolean;
+  magic: Buffer;
+}
+
+const KDUMP = Buffer.from('KDUMP   ', 'latin1');
+const ELF = Buffer.from('\x7fELF', 'latin1');
+const cases: FilterCase[] = [
+  { name: 'd31-zlib', title: '-d 31 -c (zlib)', args: ['-d', '31', '-c'], makedumpfile: true, magic: KDUMP },
+  { name: 'd31-lzo', title: '-d 31 -l (lzo)', args: ['-d', '31', '-l'], makedumpfile: true, magic: KDUMP },
+  { name: 'd31-zstd', title: '-d 31 -z (zstd)', args: ['-d', '31', '-z'], makedumpfile: false, magic: KDUMP },
+  { name: 'd1-zlib', title: '-d 1 -c (zlib; only zero pages excluded, so compression dominates)', args: ['-d', '1', '-c'], makedumpfile: true, magic: KDUMP },
+  { name: 'd0-elf', title: '-d 0 -E (ELF, every page)', args: ['-d', '0', '-E'], makedumpfile: true, magic: ELF },
+];
+
+const argv = minimist(process.argv.slice(2), { boolean: ['ssh', 'mdf-threads'], default: { ssh: true, runs: 3 }, string: ['lastword', 'cases'] });
+const runs = Math.max(1, Number(argv.runs) || 3);
+const selected = argv.cases ? new Set(String(argv.cases).split(',')) : undefined;
+const benchDir = path.join(cacheDir, 'bench');
+const outDir = path.join(benchDir, 'out');
+const log = (line: string): void => { process.stderr.write(line + '\n'); };
+
+function lastwordCommand(): { cmd: string; args: string[]; label: string } {
+  const dist = path.join(repo, 'dist', 'lastword');
+  if (argv.lastword === 'dist') {
+    if (!fs.existsSync(dist)) throw new Error('bench: --lastword dist but dist/lastword is missing (npm run build)');
+    return { cmd: dist, args: [], label: 'dist/lastword (SEA)' };
+  }
+  return { cmd: process.execPath, args: [path.join(repo, 'runtime', 'main.ts')], label: `node runtime/main.ts (Node ${process.version})` };
+}
+
+function sh(cmd: string): string {
+  try {
+    return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+}
+
+function machine(): string {
+  const cpu = os.cpus();
+  return [
+    `- machine: ${cpu[0]?.model ?? '?'}, ${cpu.length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${sh('uname -sr')}, ${sh('. /etc/os-release && echo "$PRETTY_NAME"')}`,
+    `- makedumpfile: ${sh('makedumpfile -v 2>&1 | head -1')}; OpenSSH: ${sh('ssh -V 2>&1')}`,
+    `- lastword: ${lastwordCommand().label}, commit ${sh(`git -C '${repo}' rev-parse --short HEAD`)}; ${runs} runs per tool, median shown`,
+    `- load: ${sh('cut -d" " -f1-3 /proc/loadavg')} (1/5/15 min) when the bench started — other work on the machine skews the timings`,
+  ].join('\n');
+}
+
+type CaseResult = { name: string; rows: RowSummary[] };
+
+async function filterCase(c: FilterCase, vmcore: string, tag: string): Promise<CaseResult> {
+  const inputBytes = fs.statSync(vmcore).size;
+  const out = path.join(outDir, `${tag}-${c.name}`);
+  log(`${tag} ${c.title}:`);
+  warm(vmcore);
+  const lw = lastwordCommand();
+  let reference: ToolRuns | undefined;
+  const others: ToolRuns[] = [];
+  const cmd = (cmd: string, args: string[]): Command => ({ cmd, args, output: out, magic: c.magic, cwd: outDir });
+  if (c.makedumpfile) {
+    reference = await measure('makedumpfile', cmd('makedumpfile', [...c.args, vmcore, out]), runs, log);
+    if (argv['mdf-threads']) others.push(await measure('makedumpfile --num-threads 2', cmd('makedumpfile', [...c.args, '--num-threads', '2', vmcore, out]), runs, log));
+  }
+  for (const threads of [1, 2]) {
+    const t = await measure(`lastword --num-threads ${threads}`, cmd(lw.cmd, [...lw.args, 'filter', ...c.args, '--num-threads', String(threads), vmcore, out]), runs, log);
+    if (!c.makedumpfile) t.note = 'makedumpfile 1.7.2 (Debian 12) has no zstd: lastword alone, no ratios';
+    others.push(t);
+  }
+  return { name: c.name, rows: summarizeCase(inputBytes, reference, others) };
+}
+
+async function sshCase(vmcore: string): Promise<CaseResult> {
+  const inputBytes = fs.statSync(vmcore).size;
+  log(`ssh (${inputBytes} bytes):`);
+  warm(vmcore);
+  const srv = await startBenchSshd();
+  try {
+    const remote = (name: string) => path.join(srv.inbox, name);
+    const size = (name: string) => () => fs.statSync(remote(name)).size;
+    const ssh = opensshArgs(srv).map((a) => `'${a}'`).join(' ');
+    const openssh = (name: string, remoteCmd: string): Command => ({
+      cmd: 'sh', args: ['-c', `cat '${vmcore}' | ssh ${ssh} '${remoteCmd} ${remote(name)}'`], output: remote(name), outputBytes: size(name),
+    });
+    const lastword = (name: string, transport: string): Command => ({
+      cmd: process.execPath, args: [path.join(repo, 'test', 'bench', 'ssh-send.ts'), String(srv.port), srv.clientKey, srv.knownHosts, vmcore, srv.inbox, name, transport],
+      output: remote(name), outputBytes: size(name),
+    });
+    const reference = await measure("OpenSSH: cat | ssh 'cat > file'", openssh('openssh-cat', 'cat >'), runs, log);
+    const others = [
+      await measure("OpenSSH: cat | ssh 'dd bs=512 of=file' (Fedora kdump's command)", openssh('openssh-dd', 'dd bs=512 2>/dev/null of='), runs, log),
+      await measure('lastword ssh2: stream into dd (transport flattened)', lastword('lastword-dd', 'flattened'), runs, log),
+      await measure('lastword ssh2: SFTP writes at offsets', lastword('lastword-sftp', 'sftp'), runs, log),
+    ];
+    for (const t of [reference, ...others]) {
+      if (!t.error && t.runs.some((r) => r.outBytes !== inputBytes)) t.error = `the server received ${t.runs.map((r) => r.outBytes).join('/')} bytes, not ${inputBytes}`;
+    }
+    return { name: 'ssh', rows: summarizeCase(inputBytes, reference, others) };
+  } finally {
+    await srv.stop();
+  }
+}
+
+const row = (rs: CaseResult[], name: string, tool: string): RowSummary | undefined =>
+  rs.find((r) => r.name === name)?.rows.find((x) => x.tool === tool);
+
+function goals(big: CaseResult[], ssh: CaseResult | undefined): Goal[] {
+  const g: Goal[] = [];
+  for (const c of ['d31-zlib', 'd31-lzo']) {
+    g.push({ name: `${c} throughput, 1 worker`, value: row(big, c, 'lastword --num-threads 1')?.mbpsRatio, limit: 1.0, atMost: false });
+    g.push({ name: `${c} throughput, 2 workers`, value: row(big, c, 'lastword --num-threads 2')?.mbpsRatio, limit: 2.0, atMost: false });
+  }
+  for (const c of ['d31-zlib', 'd31-lzo', 'd1-zlib', 'd0-elf']) {
+    g.push({ name: `${c} output bytes`, value: row(big, c, 'lastword --num-threads 1')?.outRatio, limit: 1.0, atMost: true });
+  }
+  const rss = big.flatMap((c) => c.rows).filter((r) => r.tool.startsWith('lastword') && r.rssRatio !== undefined).map((r) => r.rssRatio!);
+  g.push({ name: 'peak RSS, worst case above', value: rss.length ? Math.max(...rss) : undefined, limit: 1.5, atMost: true });
+  g.push({ name: 'SSH throughput vs OpenSSH cat', value: ssh?.rows.find((r) => r.tool.startsWith('lastword ssh2: stream'))?.mbpsRatio, limit: 0.9, atMost: false });
+  return g;
+}
+
+function rssSideBySide(small: CaseResult | undefined, big: CaseResult | undefined, smallBytes: number, bigBytes: number): string {
+  const lines = [
+    `| tool (-d 31 -c) | peak RSS, ${(smallBytes / 2 ** 30).toFixed(2)} GiB vmcore | peak RSS, ${(bigBytes / 2 ** 30).toFixed(2)} GiB vmcore | 4 GiB / 1 GiB |`,
+    '|---|---:|---:|---:|',
+  ];
+  for (const r of big?.rows ?? []) {
+    const s = small?.rows.find((x) => x.tool === r.tool);
+    const mib = (k: number | undefined) => (k !== undefined && Number.isFinite(k) ? `${(k / 1024).toFixed(1)} MiB` : '–');
+    const growth = s && Number.isFinite(s.maxRssKib) && Number.isFinite(r.maxRssKib) ? `${(r.maxRssKib / s.maxRssKib).toFixed(2)}x` : '';
+    lines.push(`| ${r.tool} | ${mib(s?.maxRssKib)} | ${mib(r.maxRssKib)} | ${growth} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<number> {
+  fs.mkdirSync(outDir, { recursive: true });
+  log('bench: making (or reusing) the 1 GiB and 4 GiB guest vmcores (.cache/bench)…');
+  const small = benchVmcore(1024);
+  const big = benchVmcore(4096);
+  const report: string[] = ['### Benchmark run', '', `- date: ${new Date().toISOString().slice(0, 16)}Z`, machine()];
+  for (const [v, label] of [[big, '4 GiB'], [small, '1 GiB']] as const) {
+    report.push(`- ${label} guest vmcore: ${fs.statSync(v).size.toLocaleString('en-US')} bytes (real kdump of a QEMU TCG guest, 6.1 kernel); ${benchWorkloadReport(v)}`);
+  }
+  const bigResults: CaseResult[] = [];
+  for (const c of cases.filter((x) => !selected || selected.has(x.name))) {
+    const r = await filterCase(c, big, 'm4096');
+    bigResults.push(r);
+    report.push('', formatCase(`4 GiB guest: ${c.title}`, r.rows));
+  }
+  const smallZlib = !selected || selected.has('d31-zlib') ? await filterCase(cases[0]!, small, 'm1024') : undefined;
+  if (smallZlib) report.push('', formatCase('1 GiB guest: -d 31 -c (zlib)', smallZlib.rows));
+  report.push('', '#### Peak RSS against vmcore size', '', rssSideBySide(smallZlib, bigResults.find((r) => r.name === 'd31-zlib'), fs.statSync(small).size, fs.statSync(big).size));
+  let ssh: CaseResult | undefined;
+  if (argv.ssh) {
+    ssh = await sshCase(small);
+    report.push('', formatCase(`SSH to a loopback sshd: the 1 GiB guest vmcore as is`, ssh.rows));
+  }
+  report.push('', '#### Goals (issue 8)', '', formatGoals(goals(bigResults, ssh)));
+  const text = report.join('\n') + '\n';
+  fs.writeFileSync(path.join(benchDir, 'last-run.md'), text);
+  process.stdout.write(text);
+  fs.rmSync(outDir, { recursive: true, force: true });
+  return 0;
+}
+
+main().then((code) => process.exit(code), (err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exit(1);
+});
