@@ -1,6 +1,90 @@
-// `lastword initramfs`: not implemented yet (see the open issues).
-import { LastwordError } from '../errors.ts';
+// `lastword initramfs --kernel VERSION [--config FILE] [--root DIR] [--layout plain|squashfs|erofs]
+// [--compress gzip|zstd] -o FILE`: builds the capture initramfs whose /init is lastword. With
+// `--into DIR` it fills a directory instead, for the dracut module and the initramfs-tools hook.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import minimist from 'minimist';
+import { usageError } from '../errors.ts';
+import { DEBIAN_CONF, FEDORA_CONF, FEDORA_SYSCONFIG, loadPlan } from '../config/load.ts';
+import { buildManifest, orderedEntries } from '../../initramfs/image.ts';
+import { hostModaliases } from '../../initramfs/host-devices.ts';
+import { finishLayout, layoutWork, writeIntoDirectory } from '../../initramfs/layout.ts';
+import type { ImageLayout } from '../../initramfs/needs.ts';
+import { writeCpio, type Compression } from '../../initramfs/newc.ts';
+import { defaultExecutable } from './executable.ts';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new LastwordError('ENOTIMPL', 'lastword initramfs is not implemented yet');
+const HELP = `usage: lastword initramfs --kernel VERSION [options] (-o FILE | --into DIR)
+
+Builds a capture initramfs whose /init is lastword, from the kdump configs.
+  --kernel VERSION      the capture kernel's version (its modules: /lib/modules/VERSION)
+  --config FILE         this kdump.conf or kdump-tools file instead of the standard places
+  --root DIR            read the configs, keys, known_hosts and hooks under DIR (default /)
+  --layout L            plain (default): /init is lastword; squashfs | erofs: lastword in a
+                        compressed read-only image mounted at boot (its pages stay evictable)
+  --compress C          gzip | zstd (default) | none
+  --executable FILE     the lastword executable to ship (default: this one)
+  --known-hosts FILE    ship this known_hosts instead of the one the config names
+  --modules-root DIR    where the kernel modules are (default /lib/modules)
+  -o FILE               write the image here
+  --into DIR            write the files into DIR (dracut's $initdir, mkinitramfs' $DESTDIR)`;
+
+const LAYOUTS = ['plain', 'squashfs', 'erofs'];
+const COMPRESSIONS = ['gzip', 'zstd', 'none'];
+
+export async function run(argv: string[]): Promise<number> {
+  const o = minimist(argv, {
+    string: ['kernel', 'config', 'root', 'layout', 'compress', 'executable', 'known-hosts', 'modules-root', 'o', 'into', 'busybox', 'kmod'],
+    boolean: ['help'],
+    alias: { h: 'help', output: 'o' },
+    unknown: (a) => { if (a.startsWith('-')) throw usageError(`unknown option ${a}\n${HELP}`); return true; },
+  });
+  if (o.help) { process.stdout.write(HELP + '\n'); return 0; }
+  if (!o.kernel) throw usageError(`--kernel VERSION is required\n${HELP}`);
+  if (!o.o === !o.into) throw usageError(`give one of -o FILE or --into DIR\n${HELP}`);
+  const layout = (o.layout ?? 'plain') as ImageLayout;
+  if (!LAYOUTS.includes(layout)) throw usageError(`--layout must be one of ${LAYOUTS.join(', ')}`);
+  const compression = (o.compress ?? 'zstd') as Compression;
+  if (!COMPRESSIONS.includes(compression)) throw usageError(`--compress must be one of ${COMPRESSIONS.join(', ')}`);
+  if (o.into && layout !== 'plain') throw usageError('--into writes the plain layout only');
+
+  const root = path.resolve(o.root ?? '/');
+  const plan = loadPlan({ config: o.config, root, cmdline: o.root ? '' : undefined });
+  const configs: Array<{ at: string; source: string }> = [];
+  if (o.config) configs.push({ at: plan.layout === 'fedora' ? FEDORA_CONF : DEBIAN_CONF, source: path.resolve(o.config) });
+  else {
+    for (const c of [FEDORA_CONF, FEDORA_SYSCONFIG, DEBIAN_CONF]) if (fs.existsSync(path.join(root, c))) configs.push({ at: c, source: path.join(root, c) });
+  }
+  const executable = path.resolve(o.executable ?? defaultExecutable());
+  const work = layoutWork();
+  try {
+    const image = buildManifest({
+      kernelVersion: o.kernel,
+      modulesRoot: o['modules-root'] ?? '/lib/modules',
+      executable,
+      plan,
+      root,
+      configs,
+      knownHosts: o['known-hosts'] ? path.resolve(o['known-hosts']) : undefined,
+      layout,
+      host: hostModaliases(),
+      busybox: o.busybox ?? '/usr/bin/busybox',
+      kmod: o.kmod ?? '/usr/bin/kmod',
+    });
+    finishLayout(image.manifest, layout, o.kernel, executable, work.dir);
+    for (const w of plan.warnings) process.stderr.write(`lastword initramfs: warning: ${w.file}${w.line ? ':' + w.line : ''}: ${w.message}\n`);
+    for (const x of image.modules.excluded) process.stderr.write(`lastword initramfs: left out module ${x.module}: ${x.reason}\n`);
+    if (o.into) {
+      writeIntoDirectory(image.manifest, path.resolve(o.into));
+      process.stdout.write(`lastword initramfs: ${image.manifest.size} entries into ${o.into}, ${image.modules.modules.length} modules\n`);
+    } else {
+      const out = path.resolve(o.o);
+      const tmp = `${out}.incomplete`;
+      await writeCpio(orderedEntries(image.manifest), tmp, compression);
+      fs.renameSync(tmp, out);
+      process.stdout.write(`lastword initramfs: ${out}: ${fs.statSync(out).size} bytes, layout ${layout}, ${compression}, ${image.modules.modules.length} modules\n`);
+    }
+    return 0;
+  } finally {
+    work.cleanup();
+  }
 }

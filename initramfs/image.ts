@@ -1,0 +1,185 @@
+// The contents of a lastword capture initramfs, as a manifest (path -> entry), from the plan and
+// the host: the executable, its libraries, busybox and its applets, kmod's modprobe, the modules
+// the target needs minus every blacklisted one, the configs, the SSH key and known_hosts. The
+// manifest is then written as one cpio (initramfs/newc.ts), or into a directory another initramfs
+// generator is filling (dracut's $initdir, mkinitramfs' $DESTDIR): see initramfs/layout.ts.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Plan } from '../runtime/config/plan.ts';
+import { LastwordError } from '../runtime/errors.ts';
+import { resolveLibraries } from './libraries.ts';
+import { parseModuleIndex, selectModules, normalizeModuleName, type ModuleSelection } from './modules.ts';
+import { moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
+import type { CpioEntry } from './newc.ts';
+
+export type Manifest = Map<string, CpioEntry>;
+
+export interface ImageInputs {
+  kernelVersion: string;
+  /** /lib/modules of the capture kernel's modules (default /lib/modules) */
+  modulesRoot: string;
+  /** the lastword executable to ship */
+  executable: string;
+  plan: Plan;
+  /** the system root the configs and the files they name were read from (--root) */
+  root: string;
+  /** config files: image path -> host path */
+  configs: Array<{ at: string; source: string }>;
+  /** known_hosts to ship instead of the plan's (--known-hosts) */
+  knownHosts?: string;
+  layout: ImageLayout;
+  host: HostModaliases;
+  busybox: string;
+  kmod: string;
+}
+
+export interface ImageContents {
+  manifest: Manifest;
+  modules: ModuleSelection;
+  /** where the executable sits in the image ('/init' for plain) */
+  executableAt: string;
+}
+
+/** Adds `p` and every missing parent directory. */
+export function addDir(m: Manifest, p: string, mode = 0o755): void {
+  const parts = p.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const d = '/' + parts.slice(0, i).join('/');
+    if (!m.has(d)) m.set(d, { path: d, type: 'dir', mode });
+  }
+}
+
+/** Debian's usrmerge: /lib, /lib64, /bin and /sbin are symlinks into /usr in the image, as on the host. */
+const MERGED = ['/lib', '/lib64', '/bin', '/sbin'];
+export function usrMerged(p: string): string {
+  for (const top of MERGED) if (p.startsWith(top + '/')) return '/usr' + p;
+  return p;
+}
+
+export function addEntry(m: Manifest, e: CpioEntry): void {
+  const at = MERGED.includes(e.path) ? e.path : usrMerged(e.path);
+  addDir(m, path.posix.dirname(at));
+  m.set(at, { ...e, path: at });
+}
+
+/** A host file at the same path inside the image; symlinks on the way are followed (Debian's /lib -> usr/lib). */
+function addHostFile(m: Manifest, at: string, source: string, mode?: number): void {
+  const st = fs.statSync(source);
+  addEntry(m, { path: at, type: 'file', mode: mode ?? (st.mode & 0o7777), source });
+}
+
+function addProgram(m: Manifest, at: string, source: string): void {
+  addHostFile(m, at, source, 0o755);
+  const libs = resolveLibraries(source);
+  for (const lib of libs.libraries) addHostFile(m, lib, fs.realpathSync(lib), 0o755);
+  if (libs.interpreter && !m.has(usrMerged(libs.interpreter))) addHostFile(m, libs.interpreter, fs.realpathSync(libs.interpreter), 0o755);
+}
+
+/** `busybox --list-full` of the busybox that is shipped: its applets as symlinks, unless a real program sits there. */
+function busyboxApplets(busybox: string): string[] {
+  const r = spawnSync(busybox, ['--list-full'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new LastwordError('EIMAGE_BUSYBOX', `${busybox} --list-full failed: ${r.stderr.trim()}`);
+  return r.stdout.split('\n').filter(Boolean).map((a) => '/' + a).sort();
+}
+
+/** Blacklisted module names with their reason: the plan's entries (kdump.conf blacklist, modprobe.blacklist=). */
+export function blacklistOf(plan: Plan): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const b of plan.modules.blacklist) {
+    out.set(normalizeModuleName(b.module), `${b.reason} at ${b.source.file}${b.source.line ? ':' + b.source.line : ''}`);
+  }
+  return out;
+}
+
+export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modulesRoot' | 'plan' | 'layout' | 'host'>): ModuleSelection {
+  const dir = path.join(i.modulesRoot, i.kernelVersion);
+  const read = (f: string, optional = false): string => {
+    try { return fs.readFileSync(path.join(dir, f), 'utf8'); } catch (err) {
+      if (optional) return '';
+      throw new LastwordError('EIMAGE_MODULES', `${path.join(dir, f)}: ${(err as Error).message} (is kernel ${i.kernelVersion} installed?)`, { where: { file: path.join(dir, f) } });
+    }
+  };
+  const index = parseModuleIndex({ dep: read('modules.dep'), alias: read('modules.alias'), builtin: read('modules.builtin'), softdep: read('modules.softdep', true) });
+  const sel = selectModules(index, moduleRequests(i.plan, i.layout, i.host), blacklistOf(i.plan));
+  if (sel.unresolved.length) {
+    const u = sel.unresolved[0]!;
+    throw new LastwordError('EIMAGE_MODULE_UNKNOWN', `module '${u.name}' (${u.reason}) is not a module or alias of kernel ${i.kernelVersion}`);
+  }
+  return sel;
+}
+
+export function buildManifest(i: ImageInputs): ImageContents {
+  const m: Manifest = new Map();
+  for (const d of ['/dev', '/proc', '/sys', '/run', '/tmp', '/mnt', '/root', '/etc', '/var/crash', '/usr/bin', '/usr/sbin', '/usr/lib']) addDir(m, d);
+  addEntry(m, { path: '/dev/console', type: 'char', mode: 0o600, major: 5, minor: 1 });
+  addEntry(m, { path: '/dev/null', type: 'char', mode: 0o666, major: 1, minor: 3 });
+  // Debian's usrmerge: programs ask for /bin/sh, /sbin/modprobe.
+  addEntry(m, { path: '/bin', type: 'symlink', target: 'usr/bin' });
+  addEntry(m, { path: '/sbin', type: 'symlink', target: 'usr/sbin' });
+  addEntry(m, { path: '/lib', type: 'symlink', target: 'usr/lib' });
+  addEntry(m, { path: '/lib64', type: 'symlink', target: 'usr/lib64' });
+
+  // Rescue shell and network tools; kmod's programs replace busybox's module applets.
+  addHostFile(m, '/usr/bin/busybox', i.busybox, 0o755);
+  addProgram(m, '/usr/bin/kmod', i.kmod);
+  const kmodApplets = ['/usr/sbin/modprobe', '/usr/sbin/insmod', '/usr/sbin/rmmod', '/usr/sbin/lsmod', '/usr/sbin/depmod', '/usr/sbin/modinfo'];
+  for (const a of kmodApplets) addEntry(m, { path: a, type: 'symlink', target: '../bin/kmod' });
+  for (const a of busyboxApplets(i.busybox)) {
+    // busybox lists /bin, /sbin, /usr/bin, /usr/sbin; all live under /usr here.
+    const at = a.replace(/^\/(s?bin)\//, '/usr/$1/');
+    if (m.has(at) || kmodApplets.some((k) => path.posix.basename(k) === path.posix.basename(at))) continue;
+    addEntry(m, { path: at, type: 'symlink', target: path.posix.relative(path.posix.dirname(at), '/usr/bin/busybox') });
+  }
+
+  // The runtime: /init itself, or a busybox /init that mounts the read-only image (layout.ts).
+  const executableAt = i.layout === 'plain' ? '/init' : '/usr/lib/lastword/lastword';
+  if (i.layout === 'plain') {
+    addProgram(m, '/init', i.executable);
+    addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../../init' });
+  } else {
+    // Only the libraries: the executable goes into the image file. Its mount point stays empty.
+    const libs = resolveLibraries(i.executable);
+    for (const lib of libs.libraries) addHostFile(m, lib, fs.realpathSync(lib), 0o755);
+    if (libs.interpreter && !m.has(usrMerged(libs.interpreter))) addHostFile(m, libs.interpreter, fs.realpathSync(libs.interpreter), 0o755);
+    addDir(m, '/usr/lib/lastword');
+    addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../lib/lastword/lastword' });
+  }
+
+  // Kernel modules: the selection plus the index files depmod needs (layout.ts runs depmod -b).
+  const modules = selectImageModules(i);
+  const kdir = `/lib/modules/${i.kernelVersion}`;
+  const hostKdir = path.join(i.modulesRoot, i.kernelVersion);
+  for (const p of modules.paths) addHostFile(m, `${kdir}/${p}`, path.join(hostKdir, p), 0o644);
+  for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
+    if (fs.existsSync(path.join(hostKdir, f))) addHostFile(m, `${kdir}/${f}`, path.join(hostKdir, f), 0o644);
+  }
+  // Blacklisted modules are not in the image; this keeps a later `modprobe` by hand from finding
+  // one on another path, and documents why each is missing.
+  const bl = [...blacklistOf(i.plan)].sort(([a], [b]) => a.localeCompare(b));
+  const blText = ['# lastword: modules blacklisted by the kdump configuration', ...bl.flatMap(([mod, why]) => [`# ${why}`, `blacklist ${mod}`, `install ${mod} /bin/false`])].join('\n') + '\n';
+  addEntry(m, { path: '/etc/modprobe.d/lastword-blacklist.conf', type: 'data', mode: 0o644, data: Buffer.from(blText) });
+
+  // Configs, hooks, the SSH key and known_hosts, at the paths the configs name.
+  for (const c of i.configs) addHostFile(m, c.at, c.source, 0o644);
+  const fromRoot = (p: string) => path.join(i.root, p);
+  for (const h of [...i.plan.hooks.pre, ...i.plan.hooks.post, ...i.plan.hooks.emergency]) {
+    if (!fs.existsSync(fromRoot(h.path))) throw new LastwordError('EIMAGE_HOOK', `${h.path} (${h.source.file}${h.source.line ? ':' + h.source.line : ''}) does not exist`, { where: { file: h.source.file, line: h.source.line } });
+    addHostFile(m, h.path, fromRoot(h.path));
+  }
+  const t = i.plan.target;
+  if (t.kind === 'ssh') {
+    if (!fs.existsSync(fromRoot(t.key))) throw new LastwordError('EIMAGE_SSH_KEY', `ssh key ${t.key} (${t.source.file}${t.source.line ? ':' + t.source.line : ''}) does not exist; run kdumpctl propagate or set sshkey`, { where: { file: t.source.file, line: t.source.line } });
+    addHostFile(m, t.key, fromRoot(t.key), 0o600);
+    if (fs.existsSync(fromRoot(t.key + '.pub'))) addHostFile(m, t.key + '.pub', fromRoot(t.key + '.pub'), 0o644);
+    const kh = i.knownHosts ?? fromRoot(t.knownHosts);
+    if (!fs.existsSync(kh)) throw new LastwordError('EIMAGE_KNOWN_HOSTS', `known_hosts ${t.knownHosts} does not exist: the capture checks host keys strictly and would refuse ${t.host}`);
+    addHostFile(m, t.knownHosts, kh, 0o644);
+  }
+  return { manifest: m, modules, executableAt };
+}
+
+/** Manifest entries in archive order: sorted by path, so parents precede children and the bytes are stable. */
+export function orderedEntries(m: Manifest): CpioEntry[] {
+  return [...m.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

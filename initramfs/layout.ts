@@ -1,0 +1,125 @@
+// How the manifest becomes an image. Layouts:
+//   plain     /init is the lastword executable. Simple; but every byte of it stays in rootfs
+//             (tmpfs/ramfs pages cannot be evicted), so it pins its full unpacked size.
+//   squashfs  the executable lives in /usr/lib/lastword.squashfs (zstd), which a small busybox /init
+//   erofs     mounts through a loop device before it execs lastword as PID 1. Only the compressed
+//             image is pinned; the executable's pages are page cache of a read-only filesystem
+//             and the kernel can drop them under memory pressure and read them back.
+// Every layout finishes with depmod -b over the shipped modules, so modprobe finds them.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LastwordError } from '../runtime/errors.ts';
+import { addEntry, orderedEntries, type Manifest } from './image.ts';
+import type { ImageLayout } from './needs.ts';
+
+function run(file: string, args: string[], what: string): void {
+  const r = spawnSync(file, args, { encoding: 'utf8', maxBuffer: 16 << 20 });
+  if (r.error) throw new LastwordError('EIMAGE_TOOL', `${what}: cannot run ${file}: ${r.error.message}`);
+  if (r.status !== 0) throw new LastwordError('EIMAGE_TOOL', `${what}: ${file} exited ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ')}`);
+}
+
+/** Runs depmod -b over the shipped modules (symlinked from the host) and adds its index files. */
+export function addModuleIndexes(m: Manifest, kernelVersion: string, work: string): void {
+  const kdir = `/usr/lib/modules/${kernelVersion}`;
+  const base = path.join(work, 'depmod');
+  const dst = path.join(base, 'lib', 'modules', kernelVersion);
+  fs.mkdirSync(dst, { recursive: true });
+  for (const e of m.values()) {
+    if (!e.path.startsWith(kdir + '/') || e.type !== 'file') continue;
+    const p = path.join(dst, e.path.slice(kdir.length + 1));
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.symlinkSync(e.source, p);
+  }
+  run('depmod', ['-b', base, kernelVersion], 'depmod');
+  for (const f of fs.readdirSync(dst).sort()) {
+    if (!f.startsWith('modules.') || m.has(`${kdir}/${f}`)) continue;
+    addEntry(m, { path: `${kdir}/${f}`, type: 'data', mode: 0o644, data: fs.readFileSync(path.join(dst, f)) });
+  }
+}
+
+/** The busybox /init of the squashfs and erofs layouts. It stays a shell only until the exec. */
+export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string): string {
+  return `#!/bin/sh
+# lastword capture initramfs, layout ${layout}: the lastword executable is in ${imageAt}, a
+# compressed read-only image, so its pages can be evicted. Mount it, then exec lastword as PID 1.
+export PATH=/usr/sbin:/usr/bin
+mount -t proc proc /proc
+mount -t devtmpfs devtmpfs /dev
+modprobe -q loop
+modprobe -q ${layout}
+if ! mount -t ${layout} -o ro,loop ${imageAt} ${mountAt}; then
+    echo "lastword: cannot mount ${imageAt} (${layout}); starting a shell" > /dev/console
+    exec sh -i < /dev/console > /dev/console 2>&1
+fi
+# lastword mounts /proc and /dev itself as PID 1.
+umount /proc
+umount /dev 2>/dev/null || umount -l /dev
+exec ${mountAt}/lastword "$@"
+`;
+}
+
+/** Puts the executable into a squashfs or erofs image and /init becomes the mounting script. */
+export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', executable: string, work: string): void {
+  const stage = path.join(work, 'ro');
+  fs.mkdirSync(stage, { recursive: true });
+  fs.copyFileSync(executable, path.join(stage, 'lastword'));
+  fs.chmodSync(path.join(stage, 'lastword'), 0o755);
+  fs.utimesSync(stage, 0, 0);
+  fs.utimesSync(path.join(stage, 'lastword'), 0, 0);
+  const img = path.join(work, `lastword.${layout}`);
+  if (layout === 'squashfs') {
+    // Same input -> same bytes: fixed times, root owner, no xattrs (mksquashfs 4.5 is reproducible by default).
+    run('mksquashfs', [stage, img, '-noappend', '-comp', 'zstd', '-Xcompression-level', '15', '-b', '256K', '-all-root', '-no-xattrs',
+      '-mkfs-time', '0', '-all-time', '0', '-quiet', '-no-progress'], 'mksquashfs');
+  } else {
+    run('mkfs.erofs', ['-zlz4hc,12', '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', '-x-1', '--quiet', img, stage], 'mkfs.erofs');
+  }
+  const imageAt = `/usr/lib/lastword.${layout}`;
+  addEntry(m, { path: imageAt, type: 'file', mode: 0o644, source: img });
+  addEntry(m, { path: '/init', type: 'data', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, '/usr/lib/lastword')) });
+}
+
+export interface LayoutWork {
+  dir: string;
+  cleanup(): void;
+}
+
+export function layoutWork(): LayoutWork {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-initramfs-'));
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Finishes the manifest for a layout: module indexes, and the read-only image when asked. */
+export function finishLayout(m: Manifest, layout: ImageLayout, kernelVersion: string, executable: string, work: string): void {
+  addModuleIndexes(m, kernelVersion, work);
+  if (layout !== 'plain') addReadOnlyImage(m, layout, executable, work);
+}
+
+/**
+ * Writes the manifest into a directory another generator fills (dracut $initdir, mkinitramfs
+ * $DESTDIR). Their own /init is replaced; busybox applets and device nodes they already made stay.
+ */
+export function writeIntoDirectory(m: Manifest, dest: string): void {
+  for (const e of orderedEntries(m)) {
+    const p = path.join(dest, e.path);
+    const exists = fs.existsSync(p) || isSymlink(p);
+    if (e.type === 'dir') {
+      if (!exists) fs.mkdirSync(p, { mode: e.mode });
+    } else if (e.type === 'symlink') {
+      if (!exists) fs.symlinkSync(e.target, p);
+    } else if (e.type === 'char') {
+      if (!exists) run('mknod', ['-m', e.mode.toString(8), p, 'c', String(e.major), String(e.minor)], 'mknod');
+    } else {
+      if (exists) fs.rmSync(p, { force: true });
+      if (e.type === 'file') fs.copyFileSync(e.source, p);
+      else fs.writeFileSync(p, e.data);
+      fs.chmodSync(p, e.mode);
+    }
+  }
+}
+
+function isSymlink(p: string): boolean {
+  try { return fs.lstatSync(p).isSymbolicLink(); } catch { return false; }
+}
