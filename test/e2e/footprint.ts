@@ -7,6 +7,7 @@
 // step (each cycle is a real TCG boot, so a handful of runs). A cycle succeeds when the dump is
 // complete and crash opens it.
 //   node test/e2e/footprint.ts makedumpfile|lastword [--layout plain|squashfs|erofs] [--lo 64] [--hi 256]
+//   ... --sizes 80,96   (just these sizes, no bisection)
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -59,7 +60,8 @@ async function cycle(mib: number): Promise<Outcome> {
   const t0 = Date.now();
   let tCrash = 0;
   try {
-    const m = await g.waitFor(/E2E: CRASHING|E2E: LOAD FAILED.*/, 240_000);
+    const m = await g.waitFor(/E2E: CRASHING|E2E: LOAD FAILED.*/, 240_000).catch(() => undefined);
+    if (!m) return { ok: false, why: `primary kernel failed before the panic: ${g.console.split('\n').filter((l) => /Kernel panic|Out of memory|LOAD/.test(l)).slice(0, 2).join(' | ')}`, captureBytes };
     if (/LOAD FAILED/.test(m[0])) return { ok: false, why: `load failed: ${g.console.split('\n').filter((l) => /kexec|Could not|LOAD/.test(l)).slice(-3).join(' | ')}`, captureBytes };
     tCrash = Date.now();
     await g.waitExit(600_000);
@@ -68,7 +70,8 @@ async function cycle(mib: number): Promise<Outcome> {
   }
   const tEnd = Date.now();
   const cap = captureConsole(g.console);
-  if (INIT_DIED.test(cap)) return { ok: false, why: 'init died: ' + (cap.match(INIT_DIED)?.[0] ?? ''), captureBytes };
+  const panicLine = cap.split('\n').find((l) => INIT_DIED.test(l));
+  if (panicLine) return { ok: false, why: `capture kernel: ${panicLine.replace(/^\[[^\]]*\]\s*/, '').trim()}`, captureBytes };
   if (/Out of memory|oom-kill|Kernel panic/.test(cap)) return { ok: false, why: (cap.match(/.*(Out of memory|oom-kill|Kernel panic).*/)?.[0] ?? '').trim(), captureBytes };
   let dump: string | undefined;
   if (flavour === 'makedumpfile') {
@@ -93,8 +96,11 @@ async function tryOne(mib: number): Promise<boolean> {
   return r.ok;
 }
 
+const sizes = opt('--sizes');
 try {
-  if (!(await tryOne(hi))) {
+  if (sizes) {
+    for (const s of sizes.split(',')) await tryOne(Number(s));
+  } else if (!(await tryOne(hi))) {
     process.stdout.write(`the cycle fails even at ${hi}M\n`);
     process.exitCode = 1;
   } else {
