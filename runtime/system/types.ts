@@ -37,6 +37,8 @@ export interface Syscalls {
   /** waitpid(-1, WNOHANG) restricted to pids not in `keep`; returns reaped pids. */
   reapOrphans(keep: ReadonlySet<number>): number[];
   getpid(): number;
+  /** dup2(2): PID 1 puts /dev/console on fds 0, 1 and 2. */
+  dup2(from: number, to: number): void;
 }
 
 export interface System extends Syscalls {

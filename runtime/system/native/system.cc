@@ -1,0 +1,186 @@
+// The syscalls lastword needs as PID 1 of the capture initramfs and that Node does not offer:
+// mount(2), umount2(2), reboot(2), sync(2), sethostname(2), setsid(2) + TIOCSCTTY, finit_module(2),
+// dup2(2) for taking the console, and reaping orphans without stealing libuv's children.
+// Every failure throws an Error whose code is the errno name (EPERM), with errno and syscall set,
+// the shape of Node's own system errors.
+#include <napi.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+// Errno names without strerrorname_np (glibc 2.32): the initramfs may carry an older libc.
+const char* ErrnoName(int e) {
+  switch (e) {
+#define E(x) case x: return #x;
+    E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(ENOEXEC) E(EBADF) E(ECHILD)
+    E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT) E(ENOTBLK) E(EBUSY) E(EEXIST) E(EXDEV) E(ENODEV)
+    E(ENOTDIR) E(EISDIR) E(EINVAL) E(ENFILE) E(EMFILE) E(ENOTTY) E(ETXTBSY) E(EFBIG) E(ENOSPC)
+    E(ESPIPE) E(EROFS) E(EMLINK) E(EPIPE) E(ERANGE) E(ENAMETOOLONG) E(ENOSYS) E(ENOTEMPTY)
+    E(ELOOP) E(ENOKEY) E(EKEYREJECTED) E(ENODATA) E(EBADMSG)
+    E(EOVERFLOW) E(ENOPKG) E(ETIMEDOUT) E(ECONNREFUSED) E(EHOSTUNREACH) E(ENETUNREACH) E(ESTALE)
+    E(EOPNOTSUPP) E(EUCLEAN) E(EKEYEXPIRED)
+#undef E
+    default: return nullptr;
+  }
+}
+
+[[noreturn]] void ThrowErrno(Napi::Env env, const char* syscall, const std::string& detail, int err) {
+  const char* name = ErrnoName(err);
+  std::string code = name ? name : "E" + std::to_string(err);
+  std::string msg = code + ": " + strerror(err) + ", " + syscall + (detail.empty() ? "" : " '" + detail + "'");
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, -err));  // negative, as libuv reports errno in Node
+  e.Set("syscall", Napi::String::New(env, syscall));
+  throw e;
+}
+
+std::string Str(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsString()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+int64_t Int(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number");
+  return info[i].As<Napi::Number>().Int64Value();
+}
+
+// mount(source, target, fstype, flags, data)
+Napi::Value Mount(const Napi::CallbackInfo& info) {
+  std::string src = Str(info, 0), target = Str(info, 1), fstype = Str(info, 2), data = Str(info, 4);
+  unsigned long flags = static_cast<unsigned long>(Int(info, 3));
+  if (mount(src.c_str(), target.c_str(), fstype.empty() ? nullptr : fstype.c_str(), flags,
+            data.empty() ? nullptr : data.c_str()) != 0) {
+    ThrowErrno(info.Env(), "mount", src + " on " + target + (fstype.empty() ? "" : " (" + fstype + ")"), errno);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Umount2(const Napi::CallbackInfo& info) {
+  std::string target = Str(info, 0);
+  if (umount2(target.c_str(), static_cast<int>(Int(info, 1))) != 0) ThrowErrno(info.Env(), "umount2", target, errno);
+  return info.Env().Undefined();
+}
+
+// reboot(cmd) with RB_AUTOBOOT / RB_POWER_OFF / RB_HALT_SYSTEM; returns only on failure (throws).
+Napi::Value Reboot(const Napi::CallbackInfo& info) {
+  unsigned cmd = static_cast<unsigned>(Int(info, 0));
+  if (cmd != RB_AUTOBOOT && cmd != RB_POWER_OFF && cmd != RB_HALT_SYSTEM) {
+    throw Napi::RangeError::New(info.Env(), "reboot: command must be RB_AUTOBOOT, RB_POWER_OFF or RB_HALT_SYSTEM");
+  }
+  sync();
+  if (reboot(static_cast<int>(cmd)) != 0) ThrowErrno(info.Env(), "reboot", "", errno);
+  // RB_HALT_SYSTEM returns 0 after halting other CPUs on some kernels; nothing more to do
+  return info.Env().Undefined();
+}
+
+Napi::Value Sync(const Napi::CallbackInfo& info) {
+  sync();
+  return info.Env().Undefined();
+}
+
+Napi::Value Sethostname(const Napi::CallbackInfo& info) {
+  std::string name = Str(info, 0);
+  if (sethostname(name.c_str(), name.size()) != 0) ThrowErrno(info.Env(), "sethostname", name, errno);
+  return info.Env().Undefined();
+}
+
+// setsid() then ioctl(fd, TIOCSCTTY, 1). setsid fails with EPERM for a process group leader,
+// which PID 1 and a session leader already are: then only the ioctl matters.
+Napi::Value SetControllingTerminal(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(Int(info, 0));
+  if (setsid() < 0 && errno != EPERM) ThrowErrno(info.Env(), "setsid", "", errno);
+  if (ioctl(fd, TIOCSCTTY, 1) != 0) ThrowErrno(info.Env(), "ioctl", "TIOCSCTTY", errno);
+  return info.Env().Undefined();
+}
+
+Napi::Value Setsid(const Napi::CallbackInfo& info) {
+  pid_t sid = setsid();
+  if (sid < 0) ThrowErrno(info.Env(), "setsid", "", errno);
+  return Napi::Number::New(info.Env(), sid);
+}
+
+// finit_module(fd, params, flags): glibc has no wrapper before 2.37.
+Napi::Value FinitModule(const Napi::CallbackInfo& info) {
+  int fd = static_cast<int>(Int(info, 0));
+  std::string params = Str(info, 1);
+  int flags = static_cast<int>(Int(info, 2));
+  if (syscall(SYS_finit_module, fd, params.c_str(), flags) != 0) ThrowErrno(info.Env(), "finit_module", params, errno);
+  return info.Env().Undefined();
+}
+
+Napi::Value Dup2(const Napi::CallbackInfo& info) {
+  int from = static_cast<int>(Int(info, 0)), to = static_cast<int>(Int(info, 1));
+  if (dup2(from, to) < 0) ThrowErrno(info.Env(), "dup2", std::to_string(from) + " -> " + std::to_string(to), errno);
+  return info.Env().Undefined();
+}
+
+// Reaps exited children that are not in `keep` (the pids libuv spawned and will wait for itself).
+// waitid(WNOWAIT) peeks without reaping; a kept child at the head of the queue stops the round,
+// since peeking would return it again until libuv reaps it: the next SIGCHLD resumes.
+Napi::Value ReapOrphans(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "reapOrphans(keep: number[])");
+  Napi::Array keepArr = info[0].As<Napi::Array>();
+  std::set<pid_t> keep;
+  for (uint32_t i = 0; i < keepArr.Length(); i++) keep.insert(static_cast<pid_t>(keepArr.Get(i).As<Napi::Number>().Int32Value()));
+  std::vector<pid_t> reaped;
+  for (int round = 0; round < 4096; round++) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == ECHILD) break;
+      if (errno == EINTR) continue;
+      ThrowErrno(env, "waitid", "", errno);
+    }
+    if (si.si_pid == 0 || keep.count(si.si_pid)) break;
+    int status;
+    if (waitpid(si.si_pid, &status, WNOHANG) == si.si_pid) reaped.push_back(si.si_pid);
+    else break;
+  }
+  Napi::Array out = Napi::Array::New(env, reaped.size());
+  for (size_t i = 0; i < reaped.size(); i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, reaped[i]));
+  return out;
+}
+
+Napi::Value Getpid(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), getpid());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("mount", Napi::Function::New(env, Mount));
+  exports.Set("umount2", Napi::Function::New(env, Umount2));
+  exports.Set("reboot", Napi::Function::New(env, Reboot));
+  exports.Set("sync", Napi::Function::New(env, Sync));
+  exports.Set("sethostname", Napi::Function::New(env, Sethostname));
+  exports.Set("setControllingTerminal", Napi::Function::New(env, SetControllingTerminal));
+  exports.Set("setsid", Napi::Function::New(env, Setsid));
+  exports.Set("finitModule", Napi::Function::New(env, FinitModule));
+  exports.Set("dup2", Napi::Function::New(env, Dup2));
+  exports.Set("reapOrphans", Napi::Function::New(env, ReapOrphans));
+  exports.Set("getpid", Napi::Function::New(env, Getpid));
+  Napi::Object rb = Napi::Object::New(env);
+  rb.Set("RB_AUTOBOOT", Napi::Number::New(env, RB_AUTOBOOT));
+  rb.Set("RB_POWER_OFF", Napi::Number::New(env, RB_POWER_OFF));
+  rb.Set("RB_HALT_SYSTEM", Napi::Number::New(env, RB_HALT_SYSTEM));
+  exports.Set("constants", rb);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(system, Init)
