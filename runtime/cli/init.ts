@@ -1,6 +1,41 @@
-// `lastword init`: not implemented yet (see the open issues).
+// `lastword init`: PID 1 of the capture initramfs (main.ts runs it automatically when lastword is
+// PID 1 or invoked as init). Never returns: after the final action it idles, because an init that
+// exits panics the kernel.
+import * as sea from 'node:sea';
 import { LastwordError } from '../errors.ts';
+import { rebootWith } from '../pid1/final-action.ts';
+import { installPid1Guards } from '../pid1/guard.ts';
+import { runInit, type InitPhase } from '../pid1/init.ts';
+import { realSystem } from '../system/real.ts';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new LastwordError('ENOTIMPL', 'lastword init is not implemented yet');
+/** The capture child: the executable itself, or node with this checkout's main.ts. */
+function captureCommand(): { file: string; args: string[] } {
+  if (sea.isSea()) return { file: process.execPath, args: ['save', '--capture'] };
+  return { file: process.execPath, args: [process.argv[1]!, 'save', '--capture'] };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write('usage: lastword init\n  PID 1 of the capture initramfs: mounts, console, capture as a child, final action.\n'
+      + '  Kernel command line: lastword.failure_action=reboot|poweroff|halt|shell, lastword.selftest=1\n');
+    return 0;
+  }
+  const system = realSystem();
+  if (system.getpid() !== 1) {
+    throw new LastwordError('EINIT_NOT_PID1', `lastword init runs only as PID 1 of the capture initramfs (this is PID ${system.getpid()})`, { action: 'usage' });
+  }
+  const phase: InitPhase = { current: 'capture' };
+  installPid1Guards(system, {
+    onRequest: (action, signal) => {
+      if (phase.current === 'capture') {
+        system.log(`lastword: ${signal} asks for ${action}; the capture is still running, that comes after it`);
+        phase.requested = action;
+        return;
+      }
+      rebootWith(system, action);
+    },
+  });
+  const result = await runInit(system, { capture: captureCommand() }, phase);
+  system.log(`lastword: still up after the final action (${result.action}); idling`);
+  return new Promise<number>(() => { /* PID 1 never returns */ });
 }

@@ -8,6 +8,7 @@ import * as sea from 'node:sea';
 import { LastwordError } from '../errors.ts';
 
 const loaded = new Map<string, unknown>();
+const loadedFiles = new Map<string, string>();
 
 /** Directories tried, in order, for extracting an embedded addon. /run and /tmp are tmpfs in the capture initramfs. */
 const EXTRACT_DIRS = ['/run/lastword', path.join(os.tmpdir(), `lastword-${process.pid}`), '/dev/shm/lastword'];
@@ -45,7 +46,15 @@ export function loadNative<T>(name: string): T {
     throw new LastwordError('ENATIVE_LOAD', `cannot load native addon ${file}: ${(err as Error).message}`, { cause: err });
   }
   loaded.set(name, mod.exports);
+  loadedFiles.set(name, file);
   return mod.exports;
+}
+
+/** The file a loaded addon came from (the extracted copy in the executable): worker threads dlopen it too. */
+export function loadedNativeFile(name: string): string {
+  const file = loadedFiles.get(name);
+  if (!file) throw new LastwordError('ENATIVE_MISSING', `native addon ${name} is not loaded yet`);
+  return file;
 }
 
 function extract(name: string, blob: Buffer): string {
@@ -54,7 +63,11 @@ function extract(name: string, blob: Buffer): string {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       const file = path.join(dir, `${name}.node`);
-      fs.writeFileSync(file, blob, { mode: 0o500 });
+      // write then rename: another lastword process (PID 1 and its capture child share /run)
+      // may have the old file mapped, and truncating a mapped library would crash it
+      const tmp = `${file}.${process.pid}`;
+      fs.writeFileSync(tmp, blob, { mode: 0o500 });
+      fs.renameSync(tmp, file);
       return file;
     } catch (err) {
       errors.push(`${dir}: ${(err as Error).message}`);

@@ -1,0 +1,114 @@
+// PID 1 of the capture initramfs: early mounts, the console, the capture as a supervised child,
+// then the final action. The capture itself (plan, target, dump) runs in the child, `lastword save
+// --capture`, so that whatever kills it (a bug, the OOM killer) leaves PID 1 alive to take the
+// failure action.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { FinalAction } from '../config/plan.ts';
+import { describeError } from '../errors.ts';
+import type { System } from '../system/types.ts';
+import { VERSION } from '../version.ts';
+import { mountEarly, takeConsole } from './early-mounts.ts';
+import { rebootWith, rescueShell } from './final-action.ts';
+import { clearOutcome, cmdlineFailureAction, cmdlineFlag, readOutcome } from './outcome.ts';
+
+export interface InitOptions {
+  /** '/' as PID 1; a temporary tree in tests */
+  root?: string;
+  /** the capture child: `<lastword> save --capture` */
+  capture: { file: string; args: string[] };
+  /** fake-System tests bound the rescue shell loop */
+  maxShellRuns?: number;
+}
+
+/** Shared with the signal handlers (guard.ts): what PID 1 is doing, and an admin's request. */
+export interface InitPhase {
+  current: 'capture' | 'final';
+  /** busybox reboot/halt/poweroff during the capture: taken once the capture ends */
+  requested?: Exclude<FinalAction, 'shell'>;
+}
+
+export interface InitResult {
+  mounted: string[];
+  action: Exclude<FinalAction, 'shell'>;
+  reason: string;
+}
+
+/** `VmRSS 61234 kB, RssAnon 9012 kB, RssFile 52222 kB` from /proc/self/status. */
+export function memoryLine(root = '/'): string {
+  let status = '';
+  try {
+    status = fs.readFileSync(path.join(root, 'proc/self/status'), 'utf8');
+  } catch {
+    return 'memory unknown (no /proc)';
+  }
+  return ['VmRSS', 'RssAnon', 'RssFile', 'RssShmem']
+    .map((k) => new RegExp(`^${k}:\\s*(\\d+ kB)`, 'm').exec(status))
+    .map((m, i) => (m ? `${['VmRSS', 'RssAnon', 'RssFile', 'RssShmem'][i]} ${m[1]}` : ''))
+    .filter(Boolean).join(', ');
+}
+
+function readCmdline(root: string): string {
+  try {
+    return fs.readFileSync(path.join(root, 'proc/cmdline'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Runs the capture and returns the final action taken. With the real System a successful reboot
+ * never returns; when it does (reboot(2) failed, or a fake System), the caller idles forever.
+ */
+export async function runInit(system: System, opts: InitOptions, phase: InitPhase = { current: 'capture' }): Promise<InitResult> {
+  const root = opts.root ?? '/';
+  const mounted = mountEarly(system, root);
+  takeConsole(system, root);
+  const cmdline = readCmdline(root);
+  system.log(`lastword ${VERSION}: PID ${system.getpid()}, mounted ${mounted.join(' ')}; ${memoryLine(root)}`);
+
+  if (cmdlineFlag(cmdline, 'selftest')) {
+    // the PID-1 proof of test/e2e/pid1.ci.test.ts: up, measured, and down again through reboot(2)
+    system.log(`lastword selftest: ok; ${memoryLine(root)}`);
+    phase.current = 'final';
+    rebootWith(system, 'poweroff');
+    return { mounted, action: 'poweroff', reason: 'selftest' };
+  }
+
+  const failureAction = cmdlineFailureAction(cmdline);
+  let action: FinalAction;
+  let reason: string;
+  clearOutcome(root);
+  try {
+    system.log(`lastword: capture: ${[opts.capture.file, ...opts.capture.args].join(' ')}`);
+    const r = await system.exec(opts.capture.file, opts.capture.args, { inherit: true });
+    const o = readOutcome(root);
+    const ended = r.signal ? `killed by ${r.signal}` : `exit status ${r.exitCode}`;
+    if (o && 'ok' in o) {
+      action = o.action;
+      reason = o.reason || (o.ok ? 'dump saved' : 'capture failed');
+      system.log(`lastword: capture ${o.ok ? 'succeeded' : 'failed'} (${ended}): ${reason}`);
+    } else {
+      action = failureAction;
+      reason = o ? `capture ended (${ended}) with an unreadable ${'/run/lastword/outcome.json'}: ${o.invalid}` : `capture ended (${ended}) without an outcome`;
+      system.log(`lastword: ${reason}; failure action ${action}`);
+    }
+  } catch (err) {
+    action = failureAction;
+    reason = `capture did not start: ${describeError(err)}`;
+    system.log(`lastword: ${reason}; failure action ${action}`);
+  }
+
+  phase.current = 'final';
+  if (phase.requested) {
+    system.log(`lastword: ${phase.requested} was requested during the capture; taking it instead of ${action}`);
+    action = phase.requested;
+  }
+  if (action === 'shell') {
+    const after = await rescueShell(system, { root, fallback: failureAction === 'shell' ? 'reboot' : failureAction, maxRuns: opts.maxShellRuns });
+    rebootWith(system, after);
+    return { mounted, action: after, reason };
+  }
+  rebootWith(system, action);
+  return { mounted, action, reason };
+}
