@@ -110,12 +110,16 @@ class ElfVmcore implements Vmcore {
     return buf;
   }
 
+  // makedumpfile's 1st bitmap: pfns [floor(start), floor(start+memsz)) of each PT_LOAD
+  // (create_bitmap_from_memhole), minus [ceil(start+filesz), ceil(end)) (exclude_nodata_pages):
+  // a partial page at either end of a load is not dumped.
   pfnHasData(pfn: number): boolean {
-    const pa = pfn * this.pageSize;
-    const i = this.findLoad(pa);
+    const ps = this.pageSize;
+    const i = this.findLoad(pfn * ps);
     if (i < 0) return false;
     const l = this.loads[i];
-    return pa < l.paddr + l.fileSize;
+    if (pfn < Math.floor(l.paddr / ps) || pfn >= Math.floor((l.paddr + l.memSize) / ps)) return false;
+    return pfn < Math.ceil((l.paddr + l.fileSize) / ps);
   }
 
   close(): void {

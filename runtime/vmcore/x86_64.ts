@@ -61,15 +61,15 @@ export class X86_64Memory {
     return this.walk(v);
   }
 
-  /** Reads `length` bytes of kernel virtual memory (crossing pages as needed). */
+  /** Reads `length` bytes of kernel virtual memory; physically contiguous pages are read at once. */
   readVirt(v: bigint, length: number, into?: Buffer): Buffer {
     const buf = into ?? Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const va = v + BigInt(done);
-      const inPage = 4096 - Number(va & 0xfffn);
-      const n = Math.min(inPage, length - done);
       const pa = this.vtop(va);
+      let n = Math.min(4096 - Number(va & 0xfffn), length - done);
+      while (done + n < length && this.vtop(v + BigInt(done + n)) === pa + n) n += Math.min(4096, length - done - n);
       this.vmcore.readPhys(pa, n, buf.subarray(done, done + n));
       done += n;
     }

@@ -1,0 +1,252 @@
+// The 2nd bitmap, one cycle at a time. Start from the 1st bitmap (pfns with data), then walk each
+// section's mem_map like makedumpfile: classify a pfn, clear the page or the whole range it heads
+// (buddy block, compound page), skip ahead inside the section. A range that runs past the end of a
+// cycle is carried into the next one, so a cycle never needs more than its own bitmap.
+import { LastwordError, describeError } from '../errors.ts';
+import type { Vmcore } from '../vmcore/types.ts';
+import { X86_64Memory } from '../vmcore/x86_64.ts';
+import { findMemMap } from './mem-map.ts';
+import type { MemMapLayout, MemMapSection } from './mem-map.ts';
+import { DL_EXCLUDE_CACHE, DL_EXCLUDE_CACHE_PRI, DL_EXCLUDE_FREE, DL_EXCLUDE_USER_DATA, classifyPage, pageRules } from './page-rules.ts';
+import type { PageClass, PageRules } from './page-rules.ts';
+import type { PageClassCounts, PageFilter } from './types.ts';
+
+/** makedumpfile's PGMM_CACHED: struct pages are read in blocks of this many, aligned. */
+const PGMM_CACHED = 512;
+/** Default cycle: 4 GiB of memory per cycle (128 KiB of bitmap with 4 KiB pages). */
+const DEFAULT_CYCLE_PFNS = 1 << 20;
+
+export interface PageFilterOptions {
+  /** pfns per cycle; rounded up to a multiple of 8. Default: 1 Mi pfns, at least the largest range. */
+  cyclePfns?: number;
+  /** Throw instead of falling back to level 0 when the mem_map cannot be read. */
+  strict?: boolean;
+}
+
+interface Carry {
+  /** Pages below this pfn were cleared by a range that started in an earlier cycle. */
+  clearEnd: number;
+  /** The walk of the section holding the cycle's first pfn resumes here (skip-ahead after a range). */
+  skipEnd: number;
+}
+
+const NO_CARRY: Carry = { clearEnd: 0, skipEnd: 0 };
+
+function emptyCounts(): PageClassCounts {
+  return { zero: 0, cache: 0, cachePrivate: 0, user: 0, free: 0, hwpoison: 0, offline: 0, dumpable: 0 };
+}
+
+export function createPageFilter(vmcore: Vmcore, dumpLevel: number, opts: PageFilterOptions = {}): PageFilter {
+  if (!Number.isInteger(dumpLevel) || dumpLevel < 0 || dumpLevel > 31) {
+    throw new LastwordError('EUSAGE', `dump level ${dumpLevel} is not in 0..31`, { action: 'usage' });
+  }
+  let walk: MemMapWalk | undefined;
+  let fallbackReason: string | undefined;
+  try {
+    walk = new MemMapWalk(vmcore, dumpLevel);
+  } catch (err) {
+    if (opts.strict || !(err instanceof LastwordError)) throw err;
+    fallbackReason = describeError(err);
+  }
+  return new CyclicPageFilter(vmcore, dumpLevel, walk, fallbackReason, opts);
+}
+
+/** Everything the walk needs that does not change between cycles. */
+class MemMapWalk {
+  readonly memory: X86_64Memory;
+  readonly rules: PageRules;
+  readonly layout: MemMapLayout;
+  readonly largestRange: number;
+  readonly needed: boolean;
+  readonly vmcore: Vmcore;
+
+  constructor(vmcore: Vmcore, dumpLevel: number) {
+    this.vmcore = vmcore;
+    this.memory = new X86_64Memory(vmcore);
+    this.rules = pageRules(vmcore.vmcoreinfo, vmcore.file);
+    const r = this.rules;
+    // create_2nd_bitmap() only walks mem_map when a rule can apply.
+    this.needed = (dumpLevel & (DL_EXCLUDE_CACHE | DL_EXCLUDE_CACHE_PRI | DL_EXCLUDE_USER_DATA)) !== 0
+      || r.pgHwpoison !== -1
+      || ((dumpLevel & DL_EXCLUDE_FREE) !== 0 && r.buddy !== undefined);
+    if ((dumpLevel & DL_EXCLUDE_FREE) && r.buddy === undefined) {
+      throw new LastwordError('EFILTER_UNSUPPORTED', `${vmcore.file}: free pages cannot be found (no PAGE_BUDDY_MAPCOUNT_VALUE / PG_buddy with page.private); the free-list walk of old kernels is not implemented`, { where: { file: vmcore.file } });
+    }
+    this.layout = this.needed ? findMemMap(vmcore, this.memory) : { sections: [], pagesPerSection: 1, maxMapnr: vmcore.maxMapnr };
+    // 1 GiB compound pages (order 18) and MAX_ORDER buddy blocks: cycles are a multiple of both.
+    this.largestRange = Math.max(2 ** 18, 2 ** Math.max(0, (r.freeAreaLength ?? 11) - 1));
+  }
+}
+
+class CyclicPageFilter implements PageFilter {
+  readonly dumpLevel: number;
+  readonly maxMapnr: number;
+  readonly cyclePfns: number;
+  fallbackReason: string | undefined;
+  private readonly vmcore: Vmcore;
+  private walk: MemMapWalk | undefined;
+  private readonly carries = new Map<number, Carry>();
+  private readonly cycleCounts = new Map<number, PageClassCounts>();
+  /** Cycles from this pfn on are not filtered (the walk failed there). */
+  private failedFrom = Infinity;
+  private readonly strict: boolean;
+
+  constructor(vmcore: Vmcore, dumpLevel: number, walk: MemMapWalk | undefined, fallbackReason: string | undefined, opts: PageFilterOptions) {
+    this.vmcore = vmcore;
+    this.dumpLevel = dumpLevel;
+    this.walk = walk;
+    this.fallbackReason = fallbackReason;
+    this.strict = opts.strict ?? false;
+    this.maxMapnr = walk?.layout.maxMapnr ?? vmcore.maxMapnr;
+    const unit = walk?.largestRange ?? 8;
+    const want = opts.cyclePfns ?? Math.max(DEFAULT_CYCLE_PFNS, unit);
+    this.cyclePfns = Math.max(8, Math.ceil(want / 8) * 8);
+  }
+
+  get counts(): PageClassCounts {
+    const sum = emptyCounts();
+    for (const c of this.cycleCounts.values()) {
+      for (const k of Object.keys(sum) as (keyof PageClassCounts)[]) sum[k] += c[k];
+    }
+    return sum;
+  }
+
+  fillCycle(start: number, end: number, bitmap: Buffer): void {
+    if (start % 8 !== 0 || end <= start) throw new RangeError(`fillCycle: bad cycle [${start}, ${end})`);
+    const counts = emptyCounts();
+    bitmap.fill(0, 0, Math.ceil((end - start) / 8));
+    for (let pfn = start; pfn < end; pfn++) {
+      if (this.vmcore.pfnHasData(pfn)) bitmap[(pfn - start) >> 3] |= 1 << ((pfn - start) & 7);
+    }
+    const walk = this.walk;
+    if (walk?.needed && start < this.failedFrom) {
+      try {
+        const carry = this.carryInto(start);
+        const out = this.walkCycle(walk, start, end, carry, bitmap, counts);
+        this.carries.set(end, out);
+      } catch (err) {
+        if (this.strict || !(err instanceof LastwordError)) throw err;
+        // Keep every page of this cycle and the rest: a dump is never lost because of the filter.
+        this.failedFrom = start;
+        this.fallbackReason ??= describeError(err);
+        bitmap.fill(0, 0, Math.ceil((end - start) / 8));
+        for (let pfn = start; pfn < end; pfn++) {
+          if (this.vmcore.pfnHasData(pfn)) bitmap[(pfn - start) >> 3] |= 1 << ((pfn - start) & 7);
+        }
+        for (const k of Object.keys(counts) as (keyof PageClassCounts)[]) counts[k] = 0;
+      }
+    }
+    for (let i = 0; i < end - start; i++) if (bitmap[i >> 3] & (1 << (i & 7))) counts.dumpable++;
+    this.cycleCounts.set(start, counts);
+  }
+
+  /** The carry at `start`: known from the cycle before, else computed by walking the cycles up to it. */
+  private carryInto(start: number): Carry {
+    if (start === 0) return NO_CARRY;
+    const known = this.carries.get(start);
+    if (known) return known;
+    // Writers go in order; a random start re-walks from the last known point with a scratch bitmap.
+    let from = 0;
+    for (const k of this.carries.keys()) if (k < start && k > from) from = k;
+    let carry = from === 0 ? NO_CARRY : this.carries.get(from)!;
+    const scratch = Buffer.alloc(Math.ceil(this.cyclePfns / 8));
+    for (let s = from; s < start; s += this.cyclePfns) {
+      const e = Math.min(s + this.cyclePfns, start);
+      carry = this.walkCycle(this.walk!, s, e, carry, scratch.fill(0), emptyCounts());
+      this.carries.set(e, carry);
+    }
+    return carry;
+  }
+
+  private walkCycle(walk: MemMapWalk, start: number, end: number, carry: Carry, bitmap: Buffer, counts: PageClassCounts): Carry {
+    const out: Carry = { clearEnd: 0, skipEnd: 0 };
+    const clear = (from: number, to: number, cls: PageClass) => {
+      const a = Math.max(from, start);
+      const b = Math.min(to, end);
+      for (let pfn = a; pfn < b; pfn++) {
+        const i = pfn - start;
+        bitmap[i >> 3] &= ~(1 << (i & 7));
+      }
+      if (b > a) counts[cls] += b - a;
+    };
+    // Pages a range from the previous cycle covers (class unknown here: counted where it started).
+    for (let pfn = start; pfn < Math.min(carry.clearEnd, end); pfn++) {
+      const i = pfn - start;
+      bitmap[i >> 3] &= ~(1 << (i & 7));
+    }
+    const sections = walk.layout.sections;
+    const pps = walk.layout.pagesPerSection;
+    for (let nr = Math.floor(start / pps); nr < sections.length && nr * pps < end; nr++) {
+      const sec = sections[nr];
+      if (sec.memMap === undefined) continue;
+      let pfn = Math.max(sec.pfnStart, start);
+      if (sec.pfnStart < start && carry.skipEnd > pfn) pfn = carry.skipEnd;
+      const stop = Math.min(sec.pfnEnd, end);
+      const reader = new StructPageReader(walk, sec);
+      while (pfn < stop) {
+        if (!this.inSegs(pfn)) {
+          pfn++;
+          continue;
+        }
+        const at = reader.at(pfn);
+        const next = pfn % PGMM_CACHED !== PGMM_CACHED - 1 && pfn + 1 < sec.pfnEnd ? at + walk.rules.sizePage : -1;
+        const d = classifyPage(walk.rules, this.dumpLevel, reader.buffer, at, next, pfn);
+        if (d === undefined || d === 'tail') {
+          pfn++;
+          continue;
+        }
+        const rangeEnd = pfn + d.nrPages;
+        clear(pfn, rangeEnd, d.cls);
+        if (rangeEnd > end) {
+          out.clearEnd = Math.max(out.clearEnd, rangeEnd);
+          if (sec.pfnEnd > end) out.skipEnd = rangeEnd;
+        }
+        pfn = rangeEnd;
+      }
+    }
+    // A range from an earlier cycle can reach past this one too.
+    if (carry.clearEnd > end) out.clearEnd = Math.max(out.clearEnd, carry.clearEnd);
+    return out;
+  }
+
+  /** makedumpfile's is_in_segs(): the pfn's first byte lies in a PT_LOAD. */
+  private inSegs(pfn: number): boolean {
+    const pa = pfn * this.vmcore.pageSize;
+    for (const l of this.vmcore.loads) if (pa >= l.paddr && pa < l.paddr + l.memSize) return true;
+    return false;
+  }
+}
+
+/** Struct pages of one section, read a 512-page block at a time like makedumpfile's page cache. */
+class StructPageReader {
+  readonly buffer: Buffer;
+  private blockStart = -1;
+  private readFrom = -1;
+  private readonly walk: MemMapWalk;
+  private readonly sec: MemMapSection;
+
+  constructor(walk: MemMapWalk, sec: MemMapSection) {
+    this.walk = walk;
+    this.sec = sec;
+    this.buffer = Buffer.alloc(PGMM_CACHED * walk.rules.sizePage);
+  }
+
+  /** Offset of pfn's struct page in `buffer`, reading its block (from pfn to the block end) if needed. */
+  at(pfn: number): number {
+    const block = pfn - (pfn % PGMM_CACHED);
+    const size = this.walk.rules.sizePage;
+    if (block !== this.blockStart || pfn < this.readFrom) {
+      const to = Math.min(block + PGMM_CACHED, this.sec.pfnEnd);
+      const vaddr = this.sec.memMap! + BigInt((pfn - this.sec.pfnStart) * size);
+      try {
+        this.walk.memory.readVirt(vaddr, (to - pfn) * size, this.buffer.subarray((pfn - block) * size, (to - block) * size));
+      } catch (err) {
+        const why = err instanceof LastwordError ? err.oneLine() : String(err);
+        throw new LastwordError('EFILTER_MEMMAP', `${this.walk.vmcore.file}: cannot read struct page of pfn 0x${pfn.toString(16)} at 0x${vaddr.toString(16)}: ${why}`, { where: { file: this.walk.vmcore.file, pfn }, cause: err });
+      }
+      this.blockStart = block;
+      this.readFrom = pfn;
+    }
+    return (pfn - block) * size;
+  }
+}

@@ -1,0 +1,171 @@
+// The page filter's 2nd bitmap against makedumpfile's on real kdump vmcores of Debian 6.1 and 6.12
+// guests (read with our kdump-compressed reader), plus rule and cycle edges on a synthetic mem_map.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openKdumpFile } from '../../runtime/dumpfile/kdump-reader.ts';
+import { LastwordError } from '../../runtime/errors.ts';
+import { createPageFilter } from '../../runtime/filter/index.ts';
+import type { PageFilter } from '../../runtime/filter/index.ts';
+import { openVmcore } from '../../runtime/vmcore/index.ts';
+import type { Vmcore } from '../../runtime/vmcore/index.ts';
+import { labVmcore } from '../support/lab.ts';
+import { makedumpfileHead } from './reference.ts';
+import { NR_PAGES, PG, compound, writeMemMapVmcore } from './synthetic-memmap.ts';
+import type { PageSpec } from './synthetic-memmap.ts';
+
+/** The whole 2nd bitmap, asked cycle by cycle in the given order. */
+function fullBitmap(filter: PageFilter, order: 'forward' | 'reverse' = 'forward'): Buffer {
+  const n = filter.maxMapnr;
+  const out = Buffer.alloc(Math.ceil(n / 8));
+  const starts: number[] = [];
+  for (let s = 0; s < n; s += filter.cyclePfns) starts.push(s);
+  if (order === 'reverse') starts.reverse();
+  for (const s of starts) {
+    const e = Math.min(s + filter.cyclePfns, n);
+    const b = Buffer.alloc(Math.ceil((e - s) / 8));
+    filter.fillCycle(s, e, b);
+    b.copy(out, s / 8);
+  }
+  return out;
+}
+
+function differingPfns(a: Buffer, b: Buffer, n: number): number[] {
+  const out: number[] = [];
+  for (let p = 0; p < n && out.length < 10; p++) {
+    if (((a[p >> 3] >> (p & 7)) & 1) !== ((b[p >> 3] >> (p & 7)) & 1)) out.push(p);
+  }
+  return out;
+}
+
+const LEVELS = [0, 1, 2, 4, 8, 16, 31, 17, 26];
+
+for (const series of ['6.1', '6.12']) {
+  describe(`page filter equals makedumpfile on a real ${series} kdump vmcore`, () => {
+    let dir: string;
+    let file: string;
+    let vmcore: Vmcore;
+    before(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-filter-'));
+      file = labVmcore({ series });
+      vmcore = openVmcore(file);
+    });
+    after(() => {
+      vmcore?.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    for (const level of LEVELS) {
+      test(`dump level ${level}: the same pfns as makedumpfile -d ${level}`, async () => {
+        const ref = openKdumpFile(await makedumpfileHead(series, file, level, path.join(dir, `d${level}.kdump`)));
+        try {
+          const filter = createPageFilter(vmcore, level, { strict: true });
+          assert.equal(filter.fallbackReason, undefined);
+          assert.equal(filter.maxMapnr, ref.maxMapnr);
+          const ours = fullBitmap(filter);
+          const theirs = Buffer.alloc(ours.length);
+          ref.readBitmap(2, 0, theirs);
+          assert.deepEqual(differingPfns(ours, theirs, filter.maxMapnr), [], 'pfns where the 2nd bitmaps differ');
+          assert.equal(filter.counts.dumpable, ref.dumpablePages);
+          if (level & 16) assert.ok(filter.counts.free > 0, 'the guest had free pages');
+          if (level & 2) assert.ok(filter.counts.cache > 0, 'the guest had page cache');
+          if (level & 8) assert.ok(filter.counts.user > 0, 'the guest had anonymous pages');
+        } finally {
+          ref.close();
+        }
+      });
+    }
+
+    test('small, unaligned cycles asked in any order give the same bitmap as one pass', () => {
+      const whole = fullBitmap(createPageFilter(vmcore, 31, { strict: true }));
+      // 8200 pfns: not a multiple of any buddy/compound size, so ranges cross cycle ends.
+      const small = createPageFilter(vmcore, 31, { strict: true, cyclePfns: 8200 });
+      assert.equal(small.cyclePfns, 8200);
+      assert.deepEqual(differingPfns(fullBitmap(small, 'reverse'), whole, small.maxMapnr), []);
+      assert.deepEqual(differingPfns(fullBitmap(small), whole, small.maxMapnr), [], 'second pass equals the first');
+    });
+  });
+}
+
+describe('page filter rules and cycles on a synthetic mem_map', () => {
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-filter-syn-')); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const pages = new Map<number, PageSpec>();
+  pages.set(8, { mapcount: -129, private: 2n });                       // buddy block 8..11
+  pages.set(13, { mapcount: -129, private: 2n });                      // misaligned buddy 13..16 (crosses 16)
+  pages.set(20, { flags: 1n << BigInt(PG.lru) });                      // page cache
+  pages.set(21, { flags: (1n << BigInt(PG.lru)) | (1n << BigInt(PG.private)) }); // private page cache
+  pages.set(22, { mapping: 0xffff888000100001n });                     // anonymous
+  pages.set(23, { flags: 1n << BigInt(PG.slab), mapping: 0xffff888000100001n }); // slab: never anon
+  pages.set(24, { flags: 1n << BigInt(PG.hwpoison) });                 // hwpoison: always excluded
+  pages.set(25, { mapcount: -257 });                                   // offline: always excluded
+  pages.set(26, { flags: 1n << BigInt(PG.swapcache) });                // swapcache without swapbacked: kept
+  compound(pages, 32, 2, {}, 2);                                       // hugetlb (dtor 2) 32..35
+  compound(pages, 40, 3, { mapping: 0xffff888000200001n });            // anonymous THP 40..47
+  compound(pages, 51, 1, { flags: 1n << BigInt(PG.lru) });             // misaligned head: order 0
+
+  const expectedExcluded = (level: number): number[] => {
+    const out = [24, 25];
+    if (level & 16) out.push(8, 9, 10, 11, 13, 14, 15, 16);
+    if (level & 2) out.push(20);
+    if (level & 4) out.push(20, 21);
+    if (level & 8) out.push(22, 32, 33, 34, 35, 40, 41, 42, 43, 44, 45, 46, 47);
+    if (level & 6) out.push(51);
+    return [...new Set(out)].sort((a, b) => a - b);
+  };
+
+  for (const level of [0, 2, 4, 8, 16, 31]) {
+    test(`level ${level} excludes exactly the pages makedumpfile's rules name, with 8-pfn cycles too`, () => {
+      const f = path.join(dir, `syn-${level}.vmcore`);
+      writeMemMapVmcore(f, pages);
+      const v = openVmcore(f);
+      try {
+        for (const cyclePfns of [64, 8]) {
+          const filter = createPageFilter(v, level, { strict: true, cyclePfns });
+          const bits = fullBitmap(filter, cyclePfns === 8 ? 'reverse' : 'forward');
+          const excluded: number[] = [];
+          for (let p = 0; p < NR_PAGES; p++) if (!((bits[p >> 3] >> (p & 7)) & 1)) excluded.push(p);
+          assert.deepEqual(excluded, expectedExcluded(level), `cycle ${cyclePfns}`);
+        }
+      } finally {
+        v.close();
+      }
+    });
+  }
+
+  test('a missing VMCOREINFO key falls back to level 0 and names the key', () => {
+    const f = path.join(dir, 'nokey.vmcore');
+    writeMemMapVmcore(f, pages, { drop: ['SIZE(page)'] });
+    const v = openVmcore(f);
+    try {
+      const filter = createPageFilter(v, 31);
+      assert.match(filter.fallbackReason ?? '', /^EVMCOREINFO_KEY: VMCOREINFO has no SIZE\(page\)/);
+      const bits = fullBitmap(filter);
+      assert.ok(bits.every((b) => b === 0xff), 'every page with data is kept');
+      assert.throws(() => createPageFilter(v, 31, { strict: true }), (e: unknown) => e instanceof LastwordError && e.code === 'EVMCOREINFO_KEY');
+    } finally {
+      v.close();
+    }
+  });
+
+  test('an unmapped mem_map falls back to saving every page and names the pfn and address', () => {
+    const f = path.join(dir, 'unmapped.vmcore');
+    writeMemMapVmcore(f, pages, { memMap: 0xffffea0000000000n });
+    const v = openVmcore(f);
+    try {
+      const filter = createPageFilter(v, 31);
+      assert.equal(filter.fallbackReason, undefined, 'mem_section itself is fine');
+      const bits = fullBitmap(filter);
+      assert.ok(bits.every((b) => b === 0xff));
+      assert.match(filter.fallbackReason ?? '', /^EFILTER_MEMMAP: .*cannot read struct page of pfn 0x0 at 0xffffea0000000000: EVMCORE_UNMAPPED: .*vaddr 0xffffea0000000000 is not mapped/);
+      const strict = createPageFilter(v, 31, { strict: true });
+      assert.throws(() => strict.fillCycle(0, 64, Buffer.alloc(8)), (e: unknown) => e instanceof LastwordError && e.code === 'EFILTER_MEMMAP');
+    } finally {
+      v.close();
+    }
+  });
+});

@@ -1,0 +1,71 @@
+// makedumpfile as the reference for page sets and dmesg. Bookworm's 1.7.2 reads 6.1 right; 6.12's
+// page types need >= 1.7.7 (upstream 72c3414), which .ci/setup puts in .cache/lab/tools.
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cacheDir } from '../support/lab.ts';
+
+export function referenceMakedumpfile(series: string): string {
+  if (series === '6.1') return 'makedumpfile';
+  const built = path.join(cacheDir, 'lab', 'tools', 'makedumpfile-new', 'makedumpfile');
+  if (!fs.existsSync(built)) throw new Error(`${built} is missing: run .ci/setup (makedumpfile >= 1.7.7 step)`);
+  return built;
+}
+
+/**
+ * Runs `makedumpfile -F -d level vmcore` and reassembles only the first `keep` bytes of the
+ * kdump-compressed file (headers, notes, both bitmaps, page descriptors) into `out`: a file our
+ * kdump-compressed reader opens, without writing hundreds of MB of page data per level.
+ */
+export function makedumpfileHead(series: string, vmcore: string, level: number, out: string, keep = 32 << 20): Promise<string> {
+  fs.rmSync(out, { force: true });
+  const fd = fs.openSync(out, 'w', 0o600);
+  const child = spawn(referenceMakedumpfile(series), ['-F', '-d', String(level), vmcore], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+  let pending = Buffer.alloc(0);
+  let headerSeen = false;
+  let record: { offset: number; left: number } | undefined;
+  let ended = false;
+  child.stdout.on('data', (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    for (;;) {
+      if (!headerSeen) {
+        if (pending.length < 4096) return;
+        if (pending.toString('latin1', 0, 12) !== 'makedumpfile') throw new Error('makedumpfile -F: no flattened header');
+        pending = pending.subarray(4096);
+        headerSeen = true;
+      }
+      if (!record) {
+        if (ended || pending.length < 16) return;
+        const offset = pending.readBigInt64BE(0);
+        const size = pending.readBigInt64BE(8);
+        pending = pending.subarray(16);
+        if (offset === -1n && size === -1n) { ended = true; return; }
+        record = { offset: Number(offset), left: Number(size) };
+      }
+      if (pending.length === 0) return;
+      const n = Math.min(record.left, pending.length);
+      if (record.offset < keep) fs.writeSync(fd, pending, 0, Math.min(n, keep - record.offset), record.offset);
+      record.offset += n;
+      record.left -= n;
+      pending = pending.subarray(n);
+      if (record.left === 0) record = undefined;
+    }
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      fs.closeSync(fd);
+      if (code !== 0 || !ended) reject(new Error(`makedumpfile -F -d ${level} ${vmcore}: exit ${code}${ended ? '' : ', no end marker'}: ${stderr.slice(-500)}`));
+      else resolve(out);
+    });
+  });
+}
+
+/** `makedumpfile --dump-dmesg vmcore out`, the bytes it writes. */
+export function makedumpfileDmesg(series: string, vmcore: string, out: string): Buffer {
+  fs.rmSync(out, { force: true });
+  execFileSync(referenceMakedumpfile(series), ['--dump-dmesg', vmcore, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return fs.readFileSync(out);
+}
