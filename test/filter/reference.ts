@@ -23,7 +23,7 @@ export function makedumpfileHead(series: string, vmcore: string, level: number, 
   const child = spawn(referenceMakedumpfile(series), ['-F', '-d', String(level), vmcore], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   let headerSeen = false;
   let record: { offset: number; left: number } | undefined;
   let ended = false;
