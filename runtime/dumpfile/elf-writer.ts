@@ -1,0 +1,154 @@
+// ELF dump output (makedumpfile -E): an ELF64 core with the vmcore's notes and one PT_LOAD per run
+// of dumped pages. As makedumpfile does, zero pages are dropped when the dump level has bit 1, and
+// runs of fewer than PFN_EXCLUDED excluded pages are kept (written with their data) so the core
+// does not break into tiny segments.
+import { LastwordError } from '../errors.ts';
+import type { PageFilter } from '../filter/types.ts';
+import type { LoadSegment, Vmcore } from '../vmcore/types.ts';
+import type { DumpSummary } from './kdump-writer.ts';
+import type { DumpOutput } from './output.ts';
+import { fillRamBitmap } from './ram-filter.ts';
+
+// makedumpfile.h
+export const PFN_EXCLUDED = 256;
+// elf.h
+const EHDR_SIZE = 64, PHDR_SIZE = 56, SHDR_SIZE = 64;
+const ET_CORE = 4, EM_X86_64 = 62, PT_LOAD = 1, PT_NOTE = 4, PN_XNUM = 0xffff;
+const PF_RWX = 7;
+const CHUNK = 1 << 20;
+
+export interface ElfSegment {
+  paddr: number;
+  vaddr: bigint;
+  size: number;
+}
+
+export interface ElfWriteOptions {
+  vmcore: Vmcore;
+  filter: PageFilter;
+  output: DumpOutput;
+}
+
+/** Pass 1: the PT_LOADs of the output and page counts. Reads page data only for zero detection. */
+export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments: ElfSegment[]; ramPages: number; dumpable: number; zero: number } {
+  const B = vmcore.pageSize;
+  const dropZero = (filter.dumpLevel & 1) !== 0;
+  const cycle = filter.cyclePfns;
+  const bm1 = Buffer.alloc(cycle / 8), bm2 = Buffer.alloc(cycle / 8);
+  const page = Buffer.alloc(B), zeroPage = Buffer.alloc(B);
+  const segments: ElfSegment[] = [];
+  let ramPages = 0, dumpable = 0, zero = 0;
+  // Dumped pfn runs, in pfn order (the filter works in pfn order, loads are sorted by paddr).
+  let runStart = -1, runEnd = -1;
+  const runs: [number, number][] = [];
+  for (let start = 0; start < vmcore.maxMapnr; start += cycle) {
+    const end = Math.min(start + cycle, vmcore.maxMapnr);
+    fillRamBitmap(vmcore, start, end, bm1);
+    filter.fillCycle(start, end, bm2);
+    for (let pfn = start; pfn < end; pfn++) {
+      const i = pfn - start;
+      const ram = (bm1[i >> 3]! >> (i & 7)) & 1;
+      if (!ram) continue;
+      ramPages++;
+      if (!((bm2[i >> 3]! >> (i & 7)) & 1)) continue;
+      if (dropZero) {
+        vmcore.readPages(pfn, 1, page);
+        if (page.equals(zeroPage)) { zero++; continue; }
+      }
+      dumpable++;
+      // Short excluded gaps are merged right away: memory stays bounded by pages / PFN_EXCLUDED.
+      if (runStart >= 0 && pfn - runEnd < PFN_EXCLUDED) runEnd = pfn + 1;
+      else {
+        if (runStart >= 0) runs.push([runStart, runEnd]);
+        runStart = pfn; runEnd = pfn + 1;
+      }
+    }
+  }
+  if (runStart >= 0) runs.push([runStart, runEnd]);
+  for (const load of vmcore.loads) {
+    const lStart = load.paddr, lEnd = load.paddr + load.fileSize;
+    let cur: ElfSegment | undefined;
+    for (const [a, b] of runs) {
+      const s = Math.max(a * B, lStart), e = Math.min(b * B, lEnd);
+      if (s >= e) continue;
+      if (cur && s - (cur.paddr + cur.size) < PFN_EXCLUDED * B) {
+        cur.size = e - cur.paddr;
+      } else {
+        cur = { paddr: s, vaddr: vaddrOf(load, s), size: e - s };
+        segments.push(cur);
+      }
+    }
+  }
+  return { segments, ramPages, dumpable, zero };
+}
+
+function vaddrOf(load: LoadSegment, paddr: number): bigint {
+  return BigInt.asUintN(64, load.vaddr + BigInt(paddr - load.paddr));
+}
+
+export function encodeElfHeaders(vmcore: Vmcore, segments: ElfSegment[], noteOffset: number, dataOffset: number): Buffer {
+  const phnum = 1 + segments.length;
+  const xnum = phnum >= PN_XNUM;
+  const phoff = EHDR_SIZE + (xnum ? SHDR_SIZE : 0);
+  const b = Buffer.alloc(phoff + phnum * PHDR_SIZE);
+  b.write('\x7fELF', 0, 'latin1');
+  b[4] = 2; b[5] = 1; b[6] = 1;   // ELFCLASS64, ELFDATA2LSB, EV_CURRENT
+  b.writeUInt16LE(ET_CORE, 16);
+  b.writeUInt16LE(EM_X86_64, 18);
+  b.writeUInt32LE(1, 20);
+  b.writeBigUInt64LE(BigInt(phoff), 32);
+  b.writeBigUInt64LE(xnum ? BigInt(EHDR_SIZE) : 0n, 40);
+  b.writeUInt16LE(EHDR_SIZE, 52);
+  b.writeUInt16LE(PHDR_SIZE, 54);
+  b.writeUInt16LE(xnum ? PN_XNUM : phnum, 56);
+  b.writeUInt16LE(xnum ? SHDR_SIZE : 0, 58);
+  b.writeUInt16LE(xnum ? 1 : 0, 60);
+  // More than 0xfffe program headers: the count goes to sh_info of section header 0 (elf(5)).
+  if (xnum) b.writeUInt32LE(phnum, EHDR_SIZE + 44);
+  let p = phoff;
+  b.writeUInt32LE(PT_NOTE, p);
+  b.writeBigUInt64LE(BigInt(noteOffset), p + 8);
+  b.writeBigUInt64LE(BigInt(vmcore.notes.length), p + 32);
+  b.writeBigUInt64LE(BigInt(vmcore.notes.length), p + 40);
+  let off = dataOffset;
+  for (const s of segments) {
+    p += PHDR_SIZE;
+    b.writeUInt32LE(PT_LOAD, p);
+    b.writeUInt32LE(PF_RWX, p + 4);
+    b.writeBigUInt64LE(BigInt(off), p + 8);
+    b.writeBigUInt64LE(s.vaddr, p + 16);
+    b.writeBigUInt64LE(BigInt(s.paddr), p + 24);
+    b.writeBigUInt64LE(BigInt(s.size), p + 32);
+    b.writeBigUInt64LE(BigInt(s.size), p + 40);
+    off += s.size;
+  }
+  return b;
+}
+
+export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
+  const { vmcore, filter, output } = o;
+  const B = vmcore.pageSize;
+  try {
+    const plan = planElfSegments(vmcore, filter);
+    const headersSize = encodeElfHeaders(vmcore, plan.segments, 0, 0).length;
+    const noteOffset = headersSize;
+    // Page data starts on a page boundary, so readers' page-sized reads stay aligned.
+    const dataOffset = Math.ceil((noteOffset + vmcore.notes.length) / B) * B;
+    await output.write(encodeElfHeaders(vmcore, plan.segments, noteOffset, dataOffset), 0);
+    await output.write(vmcore.notes, noteOffset);
+    let off = dataOffset;
+    for (const s of plan.segments) {
+      for (let done = 0; done < s.size; done += CHUNK) {
+        const n = Math.min(CHUNK, s.size - done);
+        await output.write(vmcore.readPhys(s.paddr + done, n), off + done);
+      }
+      off += s.size;
+    }
+    await output.close();
+    return { maxMapnr: vmcore.maxMapnr, ramPages: plan.ramPages, dumpablePages: plan.dumpable, zeroPages: plan.zero, bytes: output.bytesWritten };
+  } catch (err) {
+    try { await output.abort(); } catch { /* the original error matters */ }
+    if (err instanceof LastwordError) throw err;
+    throw new LastwordError('EDUMP_WRITE', `cannot write the ELF dump: ${(err as Error).message}`, { cause: err });
+  }
+}
