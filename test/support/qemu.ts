@@ -22,6 +22,8 @@ export interface InitramfsSpec {
   binaries?: string[];
   /** host executables copied to another guest path (guest path -> host file), with their libraries */
   binariesAt?: Record<string, string>;
+  /** host executables whose shared libraries only are copied (the executable comes another way) */
+  librariesOf?: string[];
   /** kernel modules to insmod at boot, resolved with their dependencies: /etc/modules.list */
   modules?: { kver: string; names: string[] };
   /** a static busybox with its applet links (default true) */
@@ -49,6 +51,7 @@ export function buildInitramfs(spec: InitramfsSpec, outFile: string): string {
     }
     for (const bin of spec.binaries ?? []) copyBinary(root, bin, bin);
     for (const [guest, host] of Object.entries(spec.binariesAt ?? {})) copyBinary(root, host, guest);
+    for (const host of spec.librariesOf ?? []) copyLibraries(root, host);
     for (const [guest, host] of Object.entries(spec.files ?? {})) {
       const p = path.join(root, guest);
       fs.mkdirSync(path.dirname(p), { recursive: true });
@@ -91,6 +94,10 @@ function copyBinary(root: string, host: string, guest: string): void {
   fs.mkdirSync(path.dirname(dst), { recursive: true });
   fs.copyFileSync(host, dst);
   fs.chmodSync(dst, 0o755);
+  copyLibraries(root, host);
+}
+
+function copyLibraries(root: string, host: string): void {
   const r = spawnSync('ldd', [host], { encoding: 'utf8' });
   if (r.status !== 0) return; // static
   for (const line of r.stdout.split('\n')) {
@@ -128,14 +135,15 @@ function copyModules(root: string, kver: string, names: string[]): void {
   fs.writeFileSync(path.join(root, 'etc/modules.list'), order.join('\n') + '\n');
 }
 
-/** A sparse raw disk image; with `label`, an ext4 filesystem made by the host's mkfs.ext4 -L. */
-export function makeDisk(file: string, sizeMiB: number, opts: { ext4Label?: string } = {}): string {
+/** A sparse raw disk image; with `label`, an ext4 filesystem made by the host's mkfs.ext4 -L (filled from `fromDir`). */
+export function makeDisk(file: string, sizeMiB: number, opts: { ext4Label?: string; fromDir?: string } = {}): string {
   fs.rmSync(file, { force: true });
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.closeSync(fs.openSync(file, 'w'));
   fs.truncateSync(file, sizeMiB * 1024 * 1024);
   if (opts.ext4Label) {
-    execFileSync('mkfs.ext4', ['-q', '-F', '-L', opts.ext4Label, '-E', 'lazy_itable_init=0,lazy_journal_init=0', file], { stdio: 'ignore' });
+    const from = opts.fromDir ? ['-d', opts.fromDir] : [];
+    execFileSync('mkfs.ext4', ['-q', '-F', '-L', opts.ext4Label, '-E', 'lazy_itable_init=0,lazy_journal_init=0', ...from, file], { stdio: 'ignore' });
   }
   return file;
 }
