@@ -1,0 +1,84 @@
+// Real dump payloads for the target tests and the reference readers that judge what arrived:
+// makedumpfile (Debian's) filters a lab vmcore from a real QEMU guest, crash opens the result.
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cacheDir, crashBinary, debugVmlinux, kernelVersion, labVmcore } from '../support/lab.ts';
+import type { DumpSink } from '../../runtime/targets/sink.ts';
+
+/** Why the payload tests cannot run here, or undefined. */
+export function missingReference(): string | undefined {
+  const kver = kernelVersion('6.1');
+  if (!kver) return 'no Debian 6.1 kernel (bash .ci/setup)';
+  if (!fs.existsSync(debugVmlinux(kver))) return `no ${debugVmlinux(kver)} (bash .ci/setup)`;
+  if (spawnSync('sh', ['-c', 'command -v makedumpfile']).status !== 0) return 'makedumpfile is missing (bash .ci/setup)';
+  return undefined;
+}
+
+/** makedumpfile -d 31 -l of the 6.1 lab vmcore: 'kdump' = kdump-compressed, 'flat' = the same flattened (-F). */
+export function referenceDump(kind: 'kdump' | 'flat'): string {
+  const vmcore = labVmcore();
+  const dir = path.join(cacheDir, 'targets');
+  fs.mkdirSync(dir, { recursive: true });
+  const out = path.join(dir, kind === 'kdump' ? 'd31-lzo.kdump' : 'd31-lzo.flat');
+  if (fs.existsSync(out)) return out;
+  const tmp = `${out}.${process.pid}`;
+  const r = kind === 'kdump'
+    ? spawnSync('makedumpfile', ['-l', '-d', '31', '--message-level', '1', vmcore, tmp], { encoding: 'utf8' })
+    : spawnSync('sh', ['-c', `makedumpfile -F -l -d 31 --message-level 1 '${vmcore}' > '${tmp}'`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`makedumpfile failed: ${r.stderr}`);
+  fs.renameSync(tmp, out);
+  return out;
+}
+
+/** Feeds `file` into a sink as a writer would: 1 MiB pieces, positional ones out of order. */
+export async function feed(file: string, sink: DumpSink, opts: { chunk?: number; onChunk?: (done: number) => Promise<void> | void } = {}): Promise<number> {
+  const chunk = opts.chunk ?? 1 << 20;
+  const size = fs.statSync(file).size;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const offsets: number[] = [];
+    for (let o = 0; o < size; o += chunk) offsets.push(o);
+    // The kdump-compressed writer fills the header last: do the same with the first piece.
+    if (sink.kind === 'positional') offsets.push(offsets.shift()!);
+    let done = 0;
+    const buf = Buffer.alloc(chunk);
+    for (const o of offsets) {
+      const n = fs.readSync(fd, buf, 0, chunk, o);
+      if (sink.kind === 'positional') await sink.pwrite(buf.subarray(0, n), o);
+      else await sink.write(buf.subarray(0, n));
+      buf.fill(0xee); // the sink must have copied what it needs
+      done += n;
+      await opts.onChunk?.(done);
+    }
+    return done;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function reassemble(flat: string, out: string): string {
+  const r = spawnSync('sh', ['-c', `makedumpfile -R '${out}' < '${flat}'`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`makedumpfile -R of ${flat} failed: ${r.stderr || r.stdout}`);
+  return out;
+}
+
+/** crash(8) with the -dbg vmlinux: `sys`, `bt`, `log`; ok when it printed the release and a backtrace. */
+export function crashOpens(dump: string): { ok: boolean; output: string } {
+  const kver = kernelVersion('6.1')!;
+  const r = spawnSync(crashBinary(), ['-s', debugVmlinux(kver), dump], { input: 'sys\nbt\nlog\nquit\n', encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000 });
+  const output = (r.stdout ?? '') + (r.stderr ?? '');
+  return { ok: r.status === 0 && /RELEASE:/.test(output) && /PID:/.test(output), output };
+}
+
+/** kdump-compressed header status has DUMP_DH_COMPRESSED_INCOMPLETE (makedumpfile diskdump_mod.h). */
+export function flaggedIncomplete(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const h = Buffer.alloc(428);
+    if (fs.readSync(fd, h, 0, 428, 0) < 428 || h.toString('latin1', 0, 8) !== 'KDUMP   ') return false;
+    return (h.readUInt32LE(424) & 0x08) !== 0;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
