@@ -5,11 +5,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cacheDir } from '../support/lab.ts';
 
-export function referenceMakedumpfile(series: string): string {
-  if (series === '6.1') return 'makedumpfile';
+/** Bookworm's makedumpfile (1.7.2). */
+export const BOOKWORM_MAKEDUMPFILE = 'makedumpfile';
+
+/** makedumpfile 1.7.8 from .ci/setup. */
+export function newMakedumpfile(): string {
   const built = path.join(cacheDir, 'lab', 'tools', 'makedumpfile-new', 'makedumpfile');
   if (!fs.existsSync(built)) throw new Error(`${built} is missing: run .ci/setup (makedumpfile >= 1.7.7 step)`);
   return built;
+}
+
+/** The reference for a kernel series' page sets: 1.7.2 reads 6.1 right, 6.12 needs >= 1.7.7. */
+export function referenceMakedumpfile(series: string): string {
+  return series === '6.1' ? BOOKWORM_MAKEDUMPFILE : newMakedumpfile();
 }
 
 /**
@@ -64,8 +72,8 @@ export function makedumpfileHead(series: string, vmcore: string, level: number, 
 }
 
 /** `makedumpfile --dump-dmesg vmcore out`, the bytes it writes. */
-export function makedumpfileDmesg(series: string, vmcore: string, out: string): Buffer {
+export function makedumpfileDmesg(binary: string, vmcore: string, out: string): Buffer {
   fs.rmSync(out, { force: true });
-  execFileSync(referenceMakedumpfile(series), ['--dump-dmesg', vmcore, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(binary, ['--dump-dmesg', vmcore, out], { stdio: ['ignore', 'ignore', 'pipe'] });
   return fs.readFileSync(out);
 }

@@ -1,0 +1,133 @@
+// The kernel log from a vmcore: the lockless printk ring buffer (5.10+, kernel/printk/
+// printk_ringbuffer.c) or the variable-length log_buf (3.5..5.9), walked like makedumpfile's
+// --dump-dmesg (printk.c, makedumpfile.c dump_dmesg) so the output is the same bytes.
+import { LastwordError } from '../errors.ts';
+import type { Vmcore } from '../vmcore/types.ts';
+import { requireKey } from '../vmcore/vmcoreinfo.ts';
+import { X86_64Memory } from '../vmcore/x86_64.ts';
+import { formatRecord } from './format.ts';
+import type { RecordFormat } from './format.ts';
+
+// printk_ringbuffer.h: the two top bits of state_var are the descriptor state.
+const DESC_FLAGS_SHIFT = 62n;
+const DESC_ID_MASK = (1n << DESC_FLAGS_SHIFT) - 1n;
+const DESC_COMMITTED = 1n;
+const DESC_FINALIZED = 2n;
+
+export interface DmesgOptions extends Partial<RecordFormat> {
+  memory?: X86_64Memory;
+}
+
+/** The log as `makedumpfile --dump-dmesg` writes it. */
+export function extractDmesg(vmcore: Vmcore, opts: DmesgOptions = {}): Buffer {
+  const memory = opts.memory ?? new X86_64Memory(vmcore);
+  const format: RecordFormat = { callerId: opts.callerId ?? true };
+  const info = vmcore.vmcoreinfo;
+  if (info.symbol.has('prb')) return lockless(vmcore, memory, format);
+  if (info.symbol.has('log_buf') && info.symbol.has('log_buf_len') && !info.symbol.has('log_end')) {
+    return variableLength(vmcore, memory, format);
+  }
+  throw new LastwordError('EDMESG_UNSUPPORTED', `${vmcore.file}: VMCOREINFO has neither SYMBOL(prb) (5.10+) nor SYMBOL(log_buf) with log_first_idx (3.5..5.9)`, { where: { file: vmcore.file } });
+}
+
+function lockless(vmcore: Vmcore, memory: X86_64Memory, format: RecordFormat): Buffer {
+  const info = vmcore.vmcoreinfo;
+  const file = vmcore.file;
+  const off = (name: string) => requireKey(info.offset, 'OFFSET', name, file);
+  const size = (name: string) => requireKey(info.size, 'SIZE', name, file);
+  const counter = info.offset.get('atomic_long_t.counter') ?? 0;
+
+  const rbAddr = memory.readU64(requireKey(info.symbol, 'SYMBOL', 'prb', file));
+  const rb = memory.readVirt(rbAddr, size('printk_ringbuffer'));
+  const ring = off('printk_ringbuffer.desc_ring');
+  const countBits = rb.readUInt32LE(ring + off('prb_desc_ring.count_bits'));
+  const dataRing = off('printk_ringbuffer.text_data_ring');
+  const sizeBits = rb.readUInt32LE(dataRing + off('prb_data_ring.size_bits'));
+  if (countBits > 24 || sizeBits > 31) {
+    throw new LastwordError('EDMESG_DAMAGED', `${file}: printk ring buffer at 0x${rbAddr.toString(16)} has count_bits ${countBits}, size_bits ${sizeBits}`, { where: { file } });
+  }
+  const count = 2 ** countBits;
+  const dataSize = 2 ** sizeBits;
+  const sizeDesc = size('prb_desc');
+  const sizeInfo = size('printk_info');
+  const descs = memory.readVirt(rb.readBigUInt64LE(ring + off('prb_desc_ring.descs')), count * sizeDesc);
+  const infos = memory.readVirt(rb.readBigUInt64LE(ring + off('prb_desc_ring.infos')), count * sizeInfo);
+  const data = memory.readVirt(rb.readBigUInt64LE(dataRing + off('prb_data_ring.data')), dataSize);
+  const tailId = rb.readBigUInt64LE(ring + off('prb_desc_ring.tail_id') + counter);
+  const headId = rb.readBigUInt64LE(ring + off('prb_desc_ring.head_id') + counter);
+
+  const offState = off('prb_desc.state_var') + counter;
+  const offLpos = off('prb_desc.text_blk_lpos');
+  const offBegin = offLpos + off('prb_data_blk_lpos.begin');
+  const offNext = offLpos + off('prb_data_blk_lpos.next');
+  const offTextLen = off('printk_info.text_len');
+  const offTs = off('printk_info.ts_nsec');
+  const offCaller = format.callerId ? info.offset.get('printk_info.caller_id') : undefined;
+
+  const out: Buffer[] = [];
+  const record = (id: bigint) => {
+    const slot = Number(id % BigInt(count));
+    const d = slot * sizeDesc;
+    const sv = descs.readBigUInt64LE(d + offState);
+    if ((sv & DESC_ID_MASK) !== id) return;
+    const state = sv >> DESC_FLAGS_SHIFT;
+    if (state !== DESC_COMMITTED && state !== DESC_FINALIZED) return;
+    let begin = Number(descs.readBigUInt64LE(d + offBegin) % BigInt(dataSize));
+    const next = Number(descs.readBigUInt64LE(d + offNext) % BigInt(dataSize));
+    if (begin === next) return;
+    const inf = slot * sizeInfo;
+    let textLen = infos.readUInt16LE(inf + offTextLen);
+    if (begin > next) begin = 0;
+    begin += 8;                       // the block's descriptor id
+    if (next >= begin && next - begin < textLen) textLen = next - begin;
+    const text = data.subarray(begin, Math.min(begin + textLen, data.length));
+    const caller = offCaller !== undefined ? infos.readUInt32LE(inf + offCaller) : undefined;
+    formatRecord(out, infos.readBigUInt64LE(inf + offTs), caller, text);
+  };
+  for (let id = tailId; id !== headId; id = (id + 1n) & DESC_ID_MASK) record(id);
+  record(headId);
+  return Buffer.concat(out);
+}
+
+function variableLength(vmcore: Vmcore, memory: X86_64Memory, format: RecordFormat): Buffer {
+  const info = vmcore.vmcoreinfo;
+  const file = vmcore.file;
+  const sym = (name: string) => requireKey(info.symbol, 'SYMBOL', name, file);
+  // The struct was renamed from `log` to `printk_log` in 3.11.
+  const struct = info.size.has('printk_log') ? 'printk_log' : 'log';
+  const sizeLog = requireKey(info.size, 'SIZE', struct, file);
+  const offLen = requireKey(info.offset, 'OFFSET', `${struct}.len`, file);
+  const offTextLen = requireKey(info.offset, 'OFFSET', `${struct}.text_len`, file);
+  const offTs = requireKey(info.offset, 'OFFSET', `${struct}.ts_nsec`, file);
+  const offCaller = format.callerId ? info.offset.get(`${struct}.caller_id`) : undefined;
+
+  const firstIdx = memory.readU32(sym('log_first_idx'));
+  const nextIdx = memory.readU32(sym('log_next_idx'));
+  const logBuf = memory.readU64(sym('log_buf'));
+  const len = memory.readU32(sym('log_buf_len')) | 0;
+  if (len <= 0 || len > 1 << 30 || firstIdx >= len || nextIdx >= len) {
+    throw new LastwordError('EDMESG_DAMAGED', `${file}: log_buf_len ${len}, log_first_idx ${firstIdx}, log_next_idx ${nextIdx} are inconsistent`, { where: { file } });
+  }
+  const buf = memory.readVirt(logBuf, len);
+  const out: Buffer[] = [];
+  // log_from_ptr / log_next: a record of length 0 marks the wrap to the start of the buffer.
+  const recordAt = (p: number) => (buf.readUInt16LE(p + offLen) === 0 ? 0 : p);
+  let p = firstIdx;
+  const limit = Math.ceil(len / Math.max(sizeLog, 1)) + 1;
+  for (let n = 0; p !== nextIdx; n++) {
+    if (n > limit) {
+      throw new LastwordError('EDMESG_DAMAGED', `${file}: cycle in log_buf at 0x${logBuf.toString(16)}, idx 0x${p.toString(16)} (the printk log_buf is corrupted)`, { where: { file } });
+    }
+    const r = recordAt(p);
+    const textLen = buf.readUInt16LE(r + offTextLen);
+    const text = buf.subarray(r + sizeLog, Math.min(r + sizeLog + textLen, len));
+    formatRecord(out, buf.readBigUInt64LE(r + offTs), offCaller !== undefined ? buf.readUInt32LE(r + offCaller) : undefined, text);
+    const msgLen = buf.readUInt16LE(r + offLen);
+    const next = r + msgLen;
+    if (msgLen === 0 || next < 0 || next > len - sizeLog) {
+      throw new LastwordError('EDMESG_DAMAGED', `${file}: index outside log_buf at 0x${logBuf.toString(16)}, idx 0x${p.toString(16)} (the printk log_buf is corrupted)`, { where: { file } });
+    }
+    p = next;
+  }
+  return Buffer.concat(out);
+}

@@ -1,0 +1,75 @@
+// dmesg from real kdump vmcores of Debian 6.1 and 6.12 guests, byte-compared with
+// `makedumpfile --dump-dmesg`: 1.7.8 (caller column, as every makedumpfile since 1.7.5) and
+// bookworm's 1.7.2 (no caller column). Legacy log_buf and bad input on synthetic cores.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { extractDmesg } from '../../runtime/dmesg/index.ts';
+import { LastwordError } from '../../runtime/errors.ts';
+import { openVmcore } from '../../runtime/vmcore/index.ts';
+import { labVmcore } from '../support/lab.ts';
+import { BOOKWORM_MAKEDUMPFILE, makedumpfileDmesg, newMakedumpfile } from '../filter/reference.ts';
+import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+
+function firstDifference(a: Buffer, b: Buffer): string {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return `byte ${i}: ours ${JSON.stringify(a.toString('latin1', i, i + 60))} theirs ${JSON.stringify(b.toString('latin1', i, i + 60))}`;
+  }
+  return `lengths ${a.length} vs ${b.length}`;
+}
+
+for (const series of ['6.1', '6.12']) {
+  describe(`dmesg of a real ${series} kdump vmcore`, () => {
+    let dir: string;
+    let file: string;
+    before(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-dmesg-'));
+      file = labVmcore({ series });
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    test('is byte-identical to makedumpfile 1.7.8 --dump-dmesg (caller column)', () => {
+      const theirs = makedumpfileDmesg(newMakedumpfile(), file, path.join(dir, 'new.txt'));
+      const v = openVmcore(file);
+      try {
+        const ours = extractDmesg(v);
+        assert.ok(ours.equals(theirs), firstDifference(ours, theirs));
+        assert.match(ours.toString('latin1'), /^\[ +0\.000000\] \[ +T0\] Linux version /);
+        assert.match(ours.toString('latin1'), /LAB-MARKER/);
+      } finally {
+        v.close();
+      }
+    });
+
+    test("is byte-identical to bookworm's makedumpfile 1.7.2 --dump-dmesg without the caller column", () => {
+      const theirs = makedumpfileDmesg(BOOKWORM_MAKEDUMPFILE, file, path.join(dir, 'old.txt'));
+      const v = openVmcore(file);
+      try {
+        const ours = extractDmesg(v, { callerId: false });
+        assert.ok(ours.equals(theirs), firstDifference(ours, theirs));
+      } finally {
+        v.close();
+      }
+    });
+  });
+}
+
+describe('dmesg on synthetic cores', () => {
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-dmesg-syn-')); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('a vmcore without printk symbols says which ones are missing', () => {
+    const f = path.join(dir, 'noprintk.vmcore');
+    writeSyntheticVmcore(f, 'OSRELEASE=6.1.0\nPAGESIZE=4096\nNUMBER(phys_base)=0\nSYMBOL(init_top_pgt)=ffffffff81000000\n', [{ paddr: 0x1000, vaddr: 0xffff888000001000n, data: Buffer.alloc(4096) }]);
+    const v = openVmcore(f);
+    try {
+      assert.throws(() => extractDmesg(v), (e: unknown) => e instanceof LastwordError && e.code === 'EDMESG_UNSUPPORTED'
+        && /noprintk\.vmcore: VMCOREINFO has neither SYMBOL\(prb\)/.test(e.oneLine()));
+    } finally {
+      v.close();
+    }
+  });
+});
