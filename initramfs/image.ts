@@ -69,11 +69,25 @@ function addHostFile(m: Manifest, at: string, source: string, mode?: number): vo
   addEntry(m, { path: at, type: 'file', mode: mode ?? (st.mode & 0o7777), source });
 }
 
+/** A library at its soname, as a symlink to the real file when the host has it so (what ldconfig expects). */
+function addLibrary(m: Manifest, lib: string): void {
+  const real = fs.realpathSync(lib);
+  const at = usrMerged(lib);
+  const realAt = usrMerged(real);
+  addHostFile(m, realAt, real, 0o755);
+  if (realAt !== at) addEntry(m, { path: at, type: 'symlink', target: path.posix.relative(path.posix.dirname(at), realAt) });
+}
+
+/** The shared libraries (DT_NEEDED, transitively) and the interpreter of a program. */
+function addLibrariesOf(m: Manifest, program: string): void {
+  const libs = resolveLibraries(program);
+  for (const lib of libs.libraries) addLibrary(m, lib);
+  if (libs.interpreter && !m.has(usrMerged(libs.interpreter))) addLibrary(m, libs.interpreter);
+}
+
 function addProgram(m: Manifest, at: string, source: string): void {
   addHostFile(m, at, source, 0o755);
-  const libs = resolveLibraries(source);
-  for (const lib of libs.libraries) addHostFile(m, lib, fs.realpathSync(lib), 0o755);
-  if (libs.interpreter && !m.has(usrMerged(libs.interpreter))) addHostFile(m, libs.interpreter, fs.realpathSync(libs.interpreter), 0o755);
+  addLibrariesOf(m, source);
 }
 
 /** `busybox --list-full` of the busybox that is shipped: its applets as symlinks, unless a real program sits there. */
@@ -139,9 +153,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
     addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../../init' });
   } else {
     // Only the libraries: the executable goes into the image file. Its mount point stays empty.
-    const libs = resolveLibraries(i.executable);
-    for (const lib of libs.libraries) addHostFile(m, lib, fs.realpathSync(lib), 0o755);
-    if (libs.interpreter && !m.has(usrMerged(libs.interpreter))) addHostFile(m, libs.interpreter, fs.realpathSync(libs.interpreter), 0o755);
+    addLibrariesOf(m, i.executable);
     addDir(m, '/usr/lib/lastword');
     addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../lib/lastword/lastword' });
   }

@@ -12,6 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LastwordError } from '../runtime/errors.ts';
 import { addEntry, orderedEntries, type Manifest } from './image.ts';
+import type { CpioEntry } from './newc.ts';
+import { moduleNameOfPath } from './modules.ts';
 import type { ImageLayout } from './needs.ts';
 
 function run(file: string, args: string[], what: string): void {
@@ -112,6 +114,9 @@ export function writeIntoDirectory(m: Manifest, dest: string): void {
     } else if (e.type === 'char') {
       if (!exists) run('mknod', ['-m', e.mode.toString(8), p, 'c', String(e.major), String(e.minor)], 'mknod');
     } else {
+      // The generator's own copy of a library stays (it keeps the soname symlinks ldconfig wants);
+      // /init and anything that differs is replaced.
+      if (exists && e.path !== '/init' && sameSize(p, e)) continue;
       if (exists) fs.rmSync(p, { force: true });
       if (e.type === 'file') fs.copyFileSync(e.source, p);
       else fs.writeFileSync(p, e.data);
@@ -120,6 +125,36 @@ export function writeIntoDirectory(m: Manifest, dest: string): void {
   }
 }
 
+function sameSize(p: string, e: CpioEntry): boolean {
+  try {
+    const have = fs.statSync(p).size;
+    return e.type === 'file' ? have === fs.statSync(e.source).size : e.type === 'data' && have === e.data.length && fs.readFileSync(p).equals(e.data);
+  } catch { return false; }
+}
+
 function isSymlink(p: string): boolean {
   try { return fs.lstatSync(p).isSymbolicLink(); } catch { return false; }
+}
+
+/**
+ * Removes blacklisted modules another generator's hooks copied into `dest` (mkinitramfs
+ * MODULES=most, dracut's kernel-modules): a blacklisted module must not be in the image at all.
+ */
+export function pruneBlacklisted(dest: string, kernelVersion: string, blacklist: ReadonlyMap<string, string>): string[] {
+  const removed: string[] = [];
+  const walk = (dir: string) => {
+    let entries: fs.Dirent[];
+    try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return; }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.ko(\.(xz|zst|gz))?$/.test(e.name) && blacklist.has(moduleNameOfPath(e.name))) {
+        fs.rmSync(p);
+        removed.push(path.relative(dest, p));
+      }
+    }
+  };
+  walk(path.join(dest, 'usr', 'lib', 'modules', kernelVersion));
+  if (!isSymlink(path.join(dest, 'lib'))) walk(path.join(dest, 'lib', 'modules', kernelVersion));
+  return removed.sort();
 }

@@ -6,9 +6,9 @@ import * as path from 'node:path';
 import minimist from 'minimist';
 import { usageError } from '../errors.ts';
 import { DEBIAN_CONF, FEDORA_CONF, FEDORA_SYSCONFIG, loadPlan } from '../config/load.ts';
-import { buildManifest, orderedEntries } from '../../initramfs/image.ts';
+import { blacklistOf, buildManifest, orderedEntries } from '../../initramfs/image.ts';
 import { hostModaliases } from '../../initramfs/host-devices.ts';
-import { finishLayout, layoutWork, writeIntoDirectory } from '../../initramfs/layout.ts';
+import { finishLayout, layoutWork, pruneBlacklisted, writeIntoDirectory } from '../../initramfs/layout.ts';
 import type { ImageLayout } from '../../initramfs/needs.ts';
 import { writeCpio, type Compression } from '../../initramfs/newc.ts';
 import { defaultExecutable } from './executable.ts';
@@ -75,6 +75,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const x of image.modules.excluded) process.stderr.write(`lastword initramfs: left out module ${x.module}: ${x.reason}\n`);
     if (o.into) {
       writeIntoDirectory(image.manifest, path.resolve(o.into));
+      for (const f of pruneBlacklisted(path.resolve(o.into), o.kernel, blacklistOf(plan))) process.stderr.write(`lastword initramfs: removed blacklisted ${f}\n`);
       process.stdout.write(`lastword initramfs: ${image.manifest.size} entries into ${o.into}, ${image.modules.modules.length} modules\n`);
     } else {
       const out = path.resolve(o.o);

@@ -1,0 +1,141 @@
+// `lastword initramfs` as a user runs it, checked with the real tools: cpio -idv unpacks the image,
+// ldd (an independent reference for the DT_NEEDED resolver) names the libraries that must be there,
+// modprobe resolves the shipped modules in the unpacked tree, unsquashfs / fsck.erofs open the
+// read-only images.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import { kernelVersion, repo } from '../support/lab.ts';
+
+const dist = path.join(repo, 'dist', 'lastword');
+const kver = kernelVersion('6.1');
+const skip = !kver ? 'no Debian 6.1 kernel (bash .ci/setup)' : !fs.existsSync(dist) ? 'dist/lastword is not built (npm run build)' : false;
+let tmp = '';
+// A copy, so a rebuild of dist/ while the tests run cannot change the expected bytes.
+let exe = '';
+// The layout and determinism checks do not depend on what the executable is: a small ELF keeps
+// them within the test-time budget (the ~100 MiB executable takes tens of seconds to compress).
+const small = '/usr/bin/kmod';
+
+before(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-initramfs-test-'));
+  exe = path.join(tmp, 'lastword');
+  if (!skip) fs.copyFileSync(dist, exe);
+});
+after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
+
+function lastword(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, [path.join(repo, 'runtime', 'main.ts'), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+}
+
+function build(name: string, conf: string, extra: string[]): { image: string; stderr: string } {
+  const confFile = path.join(tmp, `${name}.conf`);
+  fs.writeFileSync(confFile, conf);
+  const image = path.join(tmp, `${name}.img`);
+  const r = lastword(['initramfs', '--kernel', kver!, '--config', confFile, ...extra, '-o', image]);
+  assert.equal(r.status, 0, r.stderr);
+  return { image, stderr: r.stderr };
+}
+
+function unpack(image: string, decompress: string[]): string {
+  const dir = fs.mkdtempSync(path.join(tmp, 'unpacked-'));
+  const r = spawnSync('sh', ['-c', `${decompress.join(' ')} < '${image}' | cpio -idv --quiet`], { cwd: dir, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return dir;
+}
+
+const sha256 = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+
+test('the image unpacks with cpio -idv: lastword is /init, with its libraries, busybox, modprobe, the target modules and the config', { skip }, () => {
+  const conf = 'xfs LABEL=crash\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\n';
+  const { image } = build('plain', conf, ['--executable', exe, '--compress', 'none']);
+  const root = unpack(image, ['cat']);
+  assert.equal(sha256(path.join(root, 'init')), sha256(exe));
+  assert.equal(fs.statSync(path.join(root, 'init')).mode & 0o777, 0o755);
+  // every library ldd names for the executable is in the image at the path ldd found it
+  const ldd = spawnSync('ldd', [exe], { encoding: 'utf8' }).stdout;
+  const libs = [...ldd.matchAll(/(\/\S+\.so[.\d]*)/g)].map((m) => m[1]!);
+  assert.ok(libs.length >= 5, ldd);
+  for (const lib of libs) assert.ok(fs.existsSync(path.join(root, lib)), `${lib} in the image`);
+  const cons = fs.statSync(path.join(root, 'dev', 'console'));
+  assert.ok(cons.isCharacterDevice() && cons.rdev === ((5 << 8) | 1));
+  assert.ok(fs.statSync(path.join(root, 'dev', 'null')).isCharacterDevice());
+  // static busybox with its applets; kmod's modprobe
+  assert.match(spawnSync('file', ['-L', path.join(root, 'bin', 'busybox')], { encoding: 'utf8' }).stdout, /statically linked/);
+  assert.equal(fs.readlinkSync(path.join(root, 'usr', 'bin', 'sh')), 'busybox');
+  assert.equal(fs.readlinkSync(path.join(root, 'usr', 'sbin', 'modprobe')), '../bin/kmod');
+  assert.equal(fs.readFileSync(path.join(root, 'etc', 'kdump.conf'), 'utf8'), conf);
+  // the generated modules.dep works for the real modprobe, in the unpacked tree
+  const dep = spawnSync('modprobe', ['-d', root, '-S', kver!, '--show-depends', 'xfs'], { encoding: 'utf8' });
+  assert.equal(dep.status, 0, dep.stderr);
+  assert.match(dep.stdout, /insmod \S+\/xfs\.ko/);
+  assert.match(dep.stdout, /insmod \S+\/libcrc32c\.ko/);
+  assert.ok(fs.existsSync(path.join(root, 'usr', 'lib', 'modules', kver!, 'kernel', 'drivers', 'block', 'virtio_blk.ko')));
+});
+
+test('a module on a blacklist is absent from the image, with the modules that need it, and modprobe cannot find it', { skip }, () => {
+  const conf = 'xfs LABEL=crash\nblacklist virtio_scsi libcrc32c\n';
+  const { image, stderr } = build('blacklist', conf, ['--executable', small, '--compress', 'none']);
+  assert.match(stderr, /left out module libcrc32c: blacklisted/);
+  assert.match(stderr, /left out module xfs: needs libcrc32c/);
+  const root = unpack(image, ['cat']);
+  const names = spawnSync('find', ['.', '-name', '*.ko'], { cwd: root, encoding: 'utf8' }).stdout;
+  for (const m of ['virtio_scsi.ko', 'libcrc32c.ko', '/xfs.ko']) assert.ok(!names.includes(m), `${m} absent`);
+  assert.match(names, /virtio_blk\.ko/);
+  const r = spawnSync('modprobe', ['-d', root, '-S', kver!, '--show-depends', 'virtio_scsi'], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(fs.readFileSync(path.join(root, 'etc', 'modprobe.d', 'lastword-blacklist.conf'), 'utf8'), /^blacklist virtio_scsi$/m);
+});
+
+test('the same inputs give the same image bytes', { skip }, () => {
+  const conf = 'ext4 UUID=0a1b2c3d-0000-4000-8000-000000000000\nextra_modules e1000\n';
+  const a = build('same-a', conf, ['--executable', small, '--compress', 'gzip']).image;
+  const b = build('same-b', conf, ['--executable', small, '--compress', 'gzip']).image;
+  assert.equal(fs.readFileSync(a).subarray(0, 2).toString('hex'), '1f8b');
+  assert.equal(sha256(a), sha256(b));
+  assert.ok(fs.existsSync(path.join(unpack(a, ['gzip', '-dc']), 'init')));
+});
+
+test('an extra_modules name that the kernel does not have stops the build with the name', { skip }, () => {
+  const confFile = path.join(tmp, 'typo.conf');
+  fs.writeFileSync(confFile, 'extra_modules e1000 no_such_module_xyz\n');
+  const r = lastword(['initramfs', '--kernel', kver!, '--config', confFile, '--executable', small, '-o', path.join(tmp, 'typo.img')]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /EIMAGE_MODULE_UNKNOWN: module 'no_such_module_xyz' \(extra_modules\)/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'typo.img')));
+});
+
+test('layout squashfs: lastword sits in a squashfs image that a busybox /init mounts, loop and squashfs modules ship', { skip }, () => {
+  const { image } = build('squashfs', 'ext4 LABEL=crash\n', ['--layout', 'squashfs', '--executable', small]);
+  assert.equal(fs.readFileSync(image).subarray(0, 4).toString('hex'), '28b52ffd'); // zstd frame magic
+  const root = unpack(image, ['zstd', '-dc']);
+  const init = fs.readFileSync(path.join(root, 'init'), 'utf8');
+  assert.match(init, /^#!\/bin\/sh\n/);
+  assert.match(init, /mount -t squashfs -o ro,loop \/usr\/lib\/lastword.squashfs \/usr\/lib\/lastword/);
+  assert.match(init, /exec \/usr\/lib\/lastword\/lastword "\$@"/);
+  const sq = path.join(root, 'usr', 'lib', 'lastword.squashfs');
+  const out = path.join(tmp, 'unsquashed');
+  const r = spawnSync('unsquashfs', ['-d', out, sq], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(sha256(path.join(out, 'lastword')), sha256(small));
+  assert.ok(fs.statSync(sq).size < fs.statSync(small).size, 'compressed');
+  assert.ok(!fs.existsSync(path.join(root, 'usr', 'lib', 'lastword', 'lastword')), 'only the mount point in rootfs');
+  const mods = spawnSync('find', ['.', '-name', '*.ko'], { cwd: root, encoding: 'utf8' }).stdout;
+  assert.match(mods, /\/squashfs\.ko/);
+  assert.match(mods, /\/loop\.ko/);
+});
+
+test('layout erofs: lastword sits in an erofs image that fsck.erofs checks and extracts', { skip }, () => {
+  const { image } = build('erofs', 'ext4 LABEL=crash\n', ['--layout', 'erofs', '--executable', small, '--compress', 'none']);
+  const root = unpack(image, ['cat']);
+  const img = path.join(root, 'usr', 'lib', 'lastword.erofs');
+  const out = path.join(tmp, 'unerofs');
+  const r = spawnSync('fsck.erofs', [`--extract=${out}`, img], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  assert.equal(sha256(path.join(out, 'lastword')), sha256(small));
+  assert.match(fs.readFileSync(path.join(root, 'init'), 'utf8'), /mount -t erofs -o ro,loop \/usr\/lib\/lastword.erofs/);
+});
