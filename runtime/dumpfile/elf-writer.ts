@@ -2,7 +2,10 @@
 // of dumped pages. As makedumpfile does, zero pages are dropped when the dump level has bit 1, and
 // runs of fewer than PFN_EXCLUDED excluded pages are kept (written with their data) so the core
 // does not break into tiny segments.
+import * as fs from 'node:fs';
 import { LastwordError } from '../errors.ts';
+import { EHDR_SIZE as VMCORE_EHDR_SIZE, PHDR_SIZE as VMCORE_PHDR_SIZE, PN_XNUM as VMCORE_PN_XNUM, PT_LOAD as VMCORE_PT_LOAD, parseElfHeader, parseProgramHeaders } from '../vmcore/elf.ts';
+import { START_KERNEL_MAP } from '../vmcore/reader.ts';
 import type { PageFilter } from '../filter/types.ts';
 import type { LoadSegment, Vmcore } from '../vmcore/types.ts';
 import type { DumpSummary } from './kdump-writer.ts';
@@ -65,7 +68,9 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
     }
   }
   if (runStart >= 0) runs.push([runStart, runEnd]);
-  for (const load of vmcore.loads) {
+  // The kernel-text PT_LOAD repeats RAM but carries the kernel image's virtual addresses: readers
+  // of ELF cores (drgn) translate kernel symbols through it, as in makedumpfile's -E output.
+  for (const load of [...kernelTextLoads(vmcore.file), ...vmcore.loads]) {
     const lStart = load.paddr, lEnd = load.paddr + load.fileSize;
     let cur: ElfSegment | undefined;
     for (const [a, b] of runs) {
@@ -80,6 +85,24 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
     }
   }
   return { segments, ramPages, dumpable, zero };
+}
+
+/** The vmcore's PT_LOADs that map the kernel image (p_vaddr at or above __START_KERNEL_map). */
+export function kernelTextLoads(file: string): LoadSegment[] {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const eh = Buffer.alloc(VMCORE_EHDR_SIZE);
+    fs.readSync(fd, eh, 0, eh.length, 0);
+    const ehdr = parseElfHeader(eh, file);
+    if (ehdr.phnum === VMCORE_PN_XNUM) return [];
+    const ph = Buffer.alloc(ehdr.phnum * VMCORE_PHDR_SIZE);
+    fs.readSync(fd, ph, 0, ph.length, ehdr.phoff);
+    return parseProgramHeaders(ph, ehdr.phnum, file, ehdr.phoff)
+      .filter((p) => p.type === VMCORE_PT_LOAD && p.vaddr >= START_KERNEL_MAP && p.fileSize > 0)
+      .map((p) => ({ paddr: p.paddr, vaddr: p.vaddr, offset: p.offset, fileSize: p.fileSize, memSize: p.memSize }));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function vaddrOf(load: LoadSegment, paddr: number): bigint {
