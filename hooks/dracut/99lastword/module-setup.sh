@@ -23,6 +23,12 @@ depends() {
 install() {
     local lastword
     lastword=$(command -v "${LASTWORD:-lastword}") || { derror "lastword: ${LASTWORD:-lastword} not found"; return 1; }
+    # dracut strips every executable file in the image by default (kdumpctl even adds
+    # --aggressive-strip). strip rewrites the lastword executable's segments and the result
+    # segfaults (its embedded application is outside the sections strip keeps), so stripping is
+    # turned off for this image. install() runs inside dracut's shell, where do_strip is read later.
+    # shellcheck disable=SC2034 # read by dracut
+    do_strip=no
     # shellcheck disable=SC2086 # LASTWORD_INITRAMFS_ARGS is a list of words
     "$lastword" initramfs --kernel "$kernel" --into "$initdir" $LASTWORD_INITRAMFS_ARGS \
         || { derror "lastword initramfs failed"; return 1; }
