@@ -48,7 +48,7 @@ class ElfVmcore implements Vmcore {
     let phnum = ehdr.phnum;
     if (phnum === PN_XNUM) {
       // More than 0xfffe program headers (QEMU, large guests): the real count is sh_info of section 0.
-      if (ehdr.shoff === 0 || ehdr.shnum === 0 && ehdr.shoff === 0) {
+      if (ehdr.shoff === 0) {
         throw new LastwordError('EVMCORE_HEADER', `${file}: e_phnum is PN_XNUM but there is no section header`, { where: { file, offset: 56 } });
       }
       phnum = this.pread(Buffer.alloc(SHDR_SIZE), ehdr.shoff, true).readUInt32LE(44);

@@ -20,8 +20,12 @@ function note(name: string, type: number, desc: Buffer): Buffer {
   return Buffer.concat([hdr, nameBuf, desc, pad]);
 }
 
-/** Writes an ELF64 ET_CORE file with one PT_NOTE (nrCpus CORE notes + VMCOREINFO) and the loads. */
-export function writeSyntheticVmcore(file: string, vmcoreinfo: string, loads: SyntheticLoad[], nrCpus = 1): void {
+/**
+ * Writes an ELF64 ET_CORE file with one PT_NOTE (nrCpus CORE notes + VMCOREINFO) and the loads.
+ * `qemuXnum`: QEMU's layout for many segments: one section header at offset 64 whose sh_info holds
+ * the program header count, e_phnum = PN_XNUM, program headers after it.
+ */
+export function writeSyntheticVmcore(file: string, vmcoreinfo: string, loads: SyntheticLoad[], nrCpus = 1, qemuXnum = false): void {
   const notes = Buffer.concat([
     ...Array.from({ length: nrCpus }, () => note('CORE', 1, Buffer.alloc(336))),
     note('VMCOREINFO', 0, Buffer.from(vmcoreinfo, 'latin1')),
@@ -32,10 +36,18 @@ export function writeSyntheticVmcore(file: string, vmcoreinfo: string, loads: Sy
   ehdr.writeUInt16LE(4, 16);   // ET_CORE
   ehdr.writeUInt16LE(62, 18);  // EM_X86_64
   ehdr.writeUInt32LE(1, 20);
-  ehdr.writeBigUInt64LE(64n, 32);
+  const phoff = qemuXnum ? 128 : 64;
+  ehdr.writeBigUInt64LE(BigInt(phoff), 32);
   ehdr.writeUInt16LE(64, 52);
   ehdr.writeUInt16LE(56, 54);
-  ehdr.writeUInt16LE(phnum, 56);
+  ehdr.writeUInt16LE(qemuXnum ? 0xffff : phnum, 56);
+  const shdr = Buffer.alloc(qemuXnum ? 64 : 0);
+  if (qemuXnum) {
+    ehdr.writeBigUInt64LE(64n, 40);   // e_shoff
+    ehdr.writeUInt16LE(64, 58);       // e_shentsize
+    ehdr.writeUInt16LE(1, 60);        // e_shnum
+    shdr.writeUInt32LE(phnum, 44);    // sh_info
+  }
   const phdrs = Buffer.alloc(56 * phnum);
   let offset = 4096;
   const put = (i: number, type: number, off: number, vaddr: bigint, paddr: number, filesz: number, memsz: number) => {
@@ -56,6 +68,6 @@ export function writeSyntheticVmcore(file: string, vmcoreinfo: string, loads: Sy
     body.push(l.data);
     offset += l.data.length;
   });
-  const head = Buffer.concat([ehdr, phdrs]);
+  const head = Buffer.concat([ehdr, shdr, phdrs]);
   fs.writeFileSync(file, Buffer.concat([head, Buffer.alloc(4096 - head.length), ...body]));
 }
