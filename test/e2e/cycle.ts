@@ -9,6 +9,12 @@ import { cacheDir, kernelVersion, repo } from '../support/lab.ts';
 import { buildInitramfs, Guest, makeDisk } from '../support/qemu.ts';
 
 export const lastwordExe = path.join(repo, 'dist', 'lastword');
+/**
+ * The capture initramfs layout of the E2E cycles. The plain layout unpacks the ~109 MB executable
+ * into rootfs, which does not fit the ~94 MB a crashkernel=256M capture kernel has free
+ * ("Initramfs unpacking failed: write error", seen 2026-11-23); squashfs keeps it compressed.
+ */
+export const DEFAULT_LAYOUT = 'squashfs';
 /** LABEL= of the primary guest's disk holding lastword, the capture kernel and its initramfs. */
 const SYSTEM_LABEL = 'LWSYSTEM';
 
@@ -148,7 +154,7 @@ export function prepareCycle(o: CycleOptions): PreparedCycle {
   if (!captureInitrd) {
     captureInitrd = path.join(dir, `initramfs-${kver}kdump.img`);
     const out = captureInitrd;
-    timed('lastword initramfs', () => lastword(initramfsArgs(kver, guestRoot, out, o.initramfsArgs ?? [])));
+    timed('lastword initramfs', () => lastword(initramfsArgs(kver, guestRoot, out, o.initramfsArgs ?? ['--layout', DEFAULT_LAYOUT])));
   }
   // The big files (lastword, the capture kernel and its initramfs) live on an ext4 "system disk"
   // made with mkfs.ext4 -d, not in the primary initramfs: unpacking ~170 MB of initramfs costs
