@@ -1,7 +1,8 @@
-// A blacklisted module is never loaded, not even as a dependency: run for real in a QEMU guest
-// (this host's kernel has no module support) booting Debian's 6.1 kernel with its real modules,
-// kmod's modprobe, and lastword's loader (runtime/modules) on the pinned Node. The guest asks to
-// load vxlan (which needs udp_tunnel, blacklisted here) and dummy, then lists /proc/modules.
+// The target's modules and devices for real, in a QEMU guest (this host's kernel has no module
+// support) booting Debian's 6.1 kernel with its real modules, kmod's modprobe, no udev, and
+// lastword's Plan + prepareTarget (runtime/config, runtime/modules) on the pinned Node. The guest's
+// kdump.conf targets `ext4 LABEL=` on a virtio disk and asks for vxlan (which needs udp_tunnel,
+// blacklisted on the command line), dummy and udp_tunnel; reset_devices is on the command line.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -9,9 +10,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { kernelVersion, repo } from '../support/lab.ts';
-import { buildInitramfs, Guest } from '../support/qemu.ts';
+import { buildInitramfs, Guest, makeDisk } from '../support/qemu.ts';
 
 const kver = kernelVersion('6.1');
+const label = 'lwdump';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-modguest-'));
 let guest: Guest | undefined;
 
@@ -44,19 +46,24 @@ function moduleTree(names: string[]): Record<string, string> {
 const DRIVER = `
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import { loadModules } from '../../runtime/modules/load.ts';
-import { parseBlacklistFile } from '../../runtime/modules/blacklist.ts';
+import { loadPlan } from '../../runtime/config/load.ts';
+import { prepareTarget } from '../../runtime/modules/prepare.ts';
 const sys = {
   exec: (file, args, o = {}) => new Promise((resolve) => execFile(file, args, { timeout: o.timeoutMs, encoding: 'utf8' },
     (err, stdout, stderr) => resolve({ exitCode: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr, timedOut: false }))),
   now: () => performance.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), log: (l) => console.log(l),
 };
-const blacklist = parseBlacklistFile('udp_tunnel blacklisted by the test\\n', '/etc/test-blacklist.conf');
-const report = await loadModules(sys, ['vxlan', 'dummy', 'udp_tunnel'], blacklist);
-console.log('REPORT ' + JSON.stringify(report));
+const plan = loadPlan({ config: '/etc/kdump.conf', cmdline: fs.readFileSync('/proc/cmdline', 'utf8') });
+try {
+  console.log('PREPARED ' + JSON.stringify(await prepareTarget(sys, plan)));
+} catch (err) {
+  console.log('PREPARE-FAILED ' + err.message);
+}
 // kmod on its own must refuse too: the modprobe.d file lastword wrote stops the dependency.
 const direct = await sys.exec('modprobe', ['vxlan']);
 console.log('DIRECT ' + direct.exitCode);
+const conf = fs.readFileSync('/run/modprobe.d/lastword-blacklist.conf', 'utf8');
+console.log('SHIPPED-IN-CONF ' + conf.includes('install nouveau /bin/false'));
 const mods = fs.readFileSync('/proc/modules', 'utf8').split('\\n').map((l) => l.split(' ')[0]).filter(Boolean);
 console.log('MODULES ' + JSON.stringify(mods));
 `;
@@ -70,7 +77,7 @@ echo LW-GUEST-END
 poweroff -f
 `;
 
-test('a module that needs a blacklisted one is never loaded by lastword nor by kmod; others load', { skip: kver ? false : 'no Debian 6.1 kernel installed' }, async () => {
+test('drivers are coldplugged, the LABEL= disk is found, and a module needing a blacklisted one is never loaded, by lastword nor kmod', { skip: kver ? false : 'no Debian 6.1 kernel installed' }, async () => {
   const t0 = Date.now();
   // Bundled to plain JS on the host: Node's type stripping would cost the TCG guest a WebAssembly compile.
   const entry = path.join(repo, 'test/modules', `.guest-driver-${process.pid}.ts`);
@@ -84,27 +91,43 @@ test('a module that needs a blacklisted one is never loaded by lastword nor by k
   const initrd = buildInitramfs({
     binariesAt: { '/usr/bin/node': fs.realpathSync(path.join(repo, 'node_modules/.bin/node')), '/usr/bin/kmod': '/usr/bin/kmod' },
     symlinks: { '/sbin/modprobe': '/usr/bin/kmod' },
-    files: { '/lw/driver.mjs': driver, ...moduleTree(['vxlan', 'dummy']) },
+    files: {
+      '/lw/driver.mjs': driver,
+      '/usr/lib/lastword/blacklist/capture.conf': path.join(repo, 'blacklist/capture.conf'),
+      ...moduleTree(['vxlan', 'dummy', 'ext4', 'virtio_pci', 'virtio_blk']),
+    },
     texts: {
       '/init': { data: INIT, mode: 0o755 },
+      '/etc/kdump.conf': { data: `ext4 LABEL=${label}\nextra_modules vxlan dummy udp_tunnel\n` },
     },
   }, path.join(tmp, 'initrd.zst'));
   const tBoot = Date.now();
   process.stdout.write(`# initramfs built in ${((tBoot - t0) / 1000).toFixed(1)} s, ${fs.statSync(initrd).size} bytes\n`);
-  guest = new Guest({ kernel: `/boot/vmlinuz-${kver}`, initrd, append: 'console=ttyS0 panic=-1 quiet', memMiB: 1024, logFile: path.join(tmp, 'console.log') });
+  const disk = makeDisk(path.join(tmp, 'dump.img'), 32, { ext4Label: label });
+  // lastword.blacklist= rather than modprobe.blacklist=, which kmod would honour on its own.
+  guest = new Guest({
+    kernel: `/boot/vmlinuz-${kver}`, initrd, disks: [disk], memMiB: 1024, logFile: path.join(tmp, 'console.log'),
+    append: 'console=ttyS0 panic=-1 quiet reset_devices lastword.blacklist=udp_tunnel',
+  });
   await guest.waitFor(/LW-GUEST-START/, 300_000);
   process.stdout.write(`# guest init after ${((Date.now() - tBoot) / 1000).toFixed(1)} s\n`);
   await guest.waitFor(/LW-GUEST-END/, 300_000);
   process.stdout.write(`# guest done after ${((Date.now() - tBoot) / 1000).toFixed(1)} s\n`);
   const text = guest.console;
   process.stdout.write(`# guest: ${/LW-GUEST-START.*/.exec(text)?.[0]} / ${/LW-GUEST-NODE-DONE.*/.exec(text)?.[0]}\n`);
-  const report = JSON.parse(/REPORT (.*)/.exec(text)![1]!);
+  assert.doesNotMatch(text, /PREPARE-FAILED/, text);
+  const prepared = JSON.parse(/PREPARED (.*)/.exec(text)![1]!);
   const loaded = JSON.parse(/MODULES (.*)/.exec(text)![1]!) as string[];
-  assert.deepEqual(report.loaded, ['dummy'], text);
-  assert.deepEqual(report.refused.map((r: { module: string }) => r.module), ['vxlan', 'udp_tunnel']);
-  assert.match(text, /EMODULE_BLACKLISTED: module vxlan needs udp_tunnel, which is blacklisted \(blacklisted by the test; \/etc\/test-blacklist\.conf:1\)/);
+  assert.equal(prepared.device, '/dev/vda', text);
+  assert.deepEqual(prepared.modules.loaded, ['ext4', 'dummy'], text);
+  assert.deepEqual(prepared.modules.refused.map((r: { module: string }) => r.module), ['vxlan', 'udp_tunnel']);
+  assert.match(text, /EMODULE_BLACKLISTED: module vxlan needs udp_tunnel, which is blacklisted \(lastword\.blacklist= on the kernel command line; <cmdline>\)/);
+  assert.ok(prepared.reset, 'reset_devices on the command line ran the reset step');
+  assert.deepEqual(prepared.reset.failed, [], text);
   assert.notEqual(/DIRECT (\d+)/.exec(text)![1], '0');
-  assert.ok(loaded.includes('dummy'), loaded.join(' '));
+  assert.match(text, /SHIPPED-IN-CONF true/);
+  for (const m of ['dummy', 'ext4', 'virtio_blk']) assert.ok(loaded.includes(m), `${m} not loaded: ${loaded.join(' ')}`);
   for (const m of ['udp_tunnel', 'vxlan', 'ip6_udp_tunnel']) assert.ok(!loaded.includes(m), `${m} is loaded: ${loaded.join(' ')}`);
+  process.stdout.write(`# reset_devices: ${JSON.stringify(prepared.reset)}\n`);
   await guest.waitExit(60_000);
 });
