@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { crashBinary, debugVmlinux, repo } from '../support/lab.ts';
 import { extractExt4Tree, since } from '../support/qemu.ts';
-import { bootCycle, captureConsole, crashReport, INIT_DIED, kver61, missingPrerequisite, prepareCycle, type CycleOptions } from './cycle.ts';
+import { bootCycle, captureConsole, crashReport, DEFAULT_LAYOUT, INIT_DIED, kver61, missingPrerequisite, prepareCycle, type CycleOptions } from './cycle.ts';
 
 const t00 = Date.now();
 let stepNo = 0;
@@ -71,7 +71,7 @@ const opts: CycleOptions = {
   echo: new ConsoleEcho(),
 };
 
-const done2 = step(`capture initramfs (lastword initramfs --kernel ${kver}), primary initramfs, ext4 disk (mkfs.ext4 -L ${label})`);
+const done2 = step(`capture initramfs (lastword initramfs --kernel ${kver} --layout ${DEFAULT_LAYOUT}), the guest's system disk and primary initramfs, the ext4 dump disk (mkfs.ext4 -L ${label})`);
 let prepared;
 try {
   prepared = prepareCycle(opts);
