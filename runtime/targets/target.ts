@@ -46,6 +46,8 @@ export class FilePositionalSink implements PositionalSink {
   readonly kind = 'positional';
   private readonly fd: number;
   private readonly file: string;
+  /** close and abort may both be called after a failure; a closed fd number may already be someone else's. */
+  private closed = false;
 
   constructor(fd: number, file: string) {
     this.fd = fd;
@@ -64,6 +66,8 @@ export class FilePositionalSink implements PositionalSink {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     try {
       fs.fsyncSync(this.fd);
     } catch (err) {
@@ -74,6 +78,8 @@ export class FilePositionalSink implements PositionalSink {
   }
 
   async abort(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     // What was written stays: a partial dump is still worth keeping. Push it out if the device lets us.
     try { fs.fsyncSync(this.fd); } catch { /* best effort */ }
     try { fs.closeSync(this.fd); } catch { /* already closed */ }

@@ -1,0 +1,247 @@
+// The capture, in kdump.sh's order: kdump_pre -> modules -> network (nfs/ssh) -> target -> dmesg
+// file -> dump (filter + writer) under its incomplete name -> rename -> kdump_post -> run log next
+// to the dump -> outcome (final action on success, failure action otherwise). Nothing is lost: a
+// failure part-way leaves what was written under the incomplete name, and the outcome says why.
+// The stages are injected, so the flow is tested with fakes and used for real by `lastword save`,
+// both under PID 1 (--capture) and from any shell.
+import * as os from 'node:os';
+import { describeError, LastwordError } from '../errors.ts';
+import type { CoreCollector, FinalAction, Hook, Plan } from '../config/plan.ts';
+import type { PageClassCounts } from '../filter/types.ts';
+import { formatSummary, RunLog } from '../progress/progress.ts';
+import type { System } from '../system/types.ts';
+import { dumpNames, dumpsToRemove, joinInside, type DumpNames } from '../targets/naming.ts';
+import type { DumpSink } from '../targets/sink.ts';
+import type { DumpTarget } from '../targets/target.ts';
+
+export interface DumpResult {
+  bytes: number;
+  ramPages: number;
+  dumpablePages: number;
+  zeroPages: number;
+  counts?: PageClassCounts;
+  /** The filter could not classify pages and every page was saved. */
+  fallbackReason?: string;
+}
+
+export interface WriteDumpArgs {
+  vmcore: string;
+  collector: CoreCollector;
+  sink: DumpSink;
+  /** pages done, total, bytes per page */
+  progress: (done: number, total: number, pageSize: number) => void;
+  warn: (line: string) => void;
+}
+
+export interface CaptureStages {
+  /** Filters and writes the vmcore into the sink (flattened when the sink is a stream); closes the sink. */
+  writeDump(a: WriteDumpArgs): Promise<DumpResult>;
+  /** The crashed kernel's log, as makedumpfile --dump-dmesg prints it. */
+  dmesg(vmcore: string): Promise<Buffer>;
+  /** Modules the target needs, honouring blacklists; reset_devices. */
+  loadModules(plan: Plan): Promise<void>;
+  /** ip= bring-up; the address the dump directory is named after. */
+  bringUpNetwork(plan: Plan): Promise<{ hostIp?: string }>;
+  openTarget(plan: Plan, log: (line: string) => void): Promise<DumpTarget>;
+}
+
+export interface CaptureOptions {
+  sys: System;
+  plan: Plan;
+  vmcore: string;
+  stages: CaptureStages;
+  /** Console lines; sys.log by default. */
+  emit?: (line: string) => void;
+  /** Capture start for the names; now by default. */
+  time?: Date;
+  hostname?: string;
+  /** Under PID 1: load modules and bring the network up (a running system has both). */
+  prepareSystem: boolean;
+}
+
+export type OutcomeAction = FinalAction;
+
+export interface Outcome {
+  ok: boolean;
+  action: OutcomeAction;
+  reason: string;
+  /** The dump as found on the target, under its final or its incomplete name. */
+  dump?: string;
+  incomplete: boolean;
+}
+
+const isNetwork = (plan: Plan) => plan.target.kind === 'nfs' || plan.target.kind === 'ssh';
+
+/** Runs hooks in order; the first failure (exit status or time limit) is returned, later ones still run for post. */
+async function runHooks(sys: System, log: RunLog, kind: string, hooks: readonly Hook[], extraArgs: string[] = []): Promise<string | undefined> {
+  let failed: string | undefined;
+  for (const h of hooks) {
+    log.line(`lastword: running ${kind} ${[h.path, ...h.args, ...extraArgs].join(' ')}`);
+    try {
+      const r = await sys.exec(h.path, [...h.args, ...extraArgs], { timeoutMs: h.timeoutMs, inherit: true });
+      if (r.timedOut) failed ??= `${kind} ${h.path} was stopped after ${Math.round(h.timeoutMs / 1000)} s`;
+      else if (r.exitCode !== 0) failed ??= `${kind} ${h.path} exited ${r.exitCode}`;
+    } catch (err) {
+      failed ??= `${kind} ${h.path}: ${describeError(err)}`;
+    }
+  }
+  if (failed) log.line(`lastword: ${failed}`);
+  return failed;
+}
+
+interface DumpAttempt {
+  names?: DumpNames;
+  result?: DumpResult;
+  dumpFile?: string;
+  dmesgFile?: string;
+  incomplete: boolean;
+  error?: unknown;
+}
+
+/** Saves dmesg and the dump into an opened target. Never throws: the attempt records what happened. */
+async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, hostIp: string | undefined): Promise<DumpAttempt> {
+  const { plan } = o;
+  const flattened = target.streamOnly || plan.collector.flattened;
+  const attempt: DumpAttempt = { incomplete: false };
+  try {
+    const names = dumpNames({
+      naming: plan.naming, time: o.time ?? new Date(), network: target.network, hostIp, hostname: o.hostname ?? os.hostname(), flattened,
+      // Debian mounts an NFS export on KDUMP_COREDIR itself: the dump directory is at the export's top.
+      path: plan.layout === 'debian' && plan.target.kind === 'nfs' ? '/' : plan.path,
+    });
+    attempt.names = names;
+    const at = (n: string) => (target.hasFiles ? joinInside(names.dir, n) : target.description);
+    if (target.hasFiles) {
+      await target.mkdirs(names.dir);
+      if (!target.network) {
+        const parent = names.dir.slice(0, names.dir.lastIndexOf('/')) || '/';
+        for (const old of dumpsToRemove(plan.layout, await target.list(parent), plan.numDumps - 1)) {
+          log.line(`lastword: KDUMP_NUM_DUMPS=${plan.numDumps}: removing old dump ${joinInside(parent, old)}`);
+          await target.removeDump(parent, old);
+        }
+      }
+      if (plan.dmesg) {
+        try {
+          const text = await o.stages.dmesg(o.vmcore);
+          await target.writeFile(names.dir, names.dmesgIncomplete, text);
+          await target.rename(names.dir, names.dmesgIncomplete, names.dmesg);
+          attempt.dmesgFile = at(names.dmesg);
+          log.line(`lastword: kernel log saved to ${attempt.dmesgFile}`);
+        } catch (err) {
+          // The dump matters more than its log: go on.
+          log.line(`lastword: warning: the kernel log was not saved: ${describeError(err)}`);
+        }
+      }
+    }
+    log.line(`lastword: saving ${o.vmcore} to ${target.description}: ${at(names.dumpIncomplete)}`);
+    const sink = await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional');
+    attempt.dumpFile = at(names.dumpIncomplete);
+    attempt.incomplete = true;
+    log.startPages();
+    try {
+      attempt.result = await o.stages.writeDump({
+        vmcore: o.vmcore, collector: plan.collector, sink,
+        progress: (done, total, pageSize) => log.pages(done, total, pageSize),
+        warn: (line) => log.line(line),
+      });
+    } catch (err) {
+      await sink.abort().catch(() => undefined);
+      throw err;
+    }
+    if (target.hasFiles) {
+      await target.rename(names.dir, names.dumpIncomplete, names.dump);
+      attempt.dumpFile = at(names.dump);
+    }
+    attempt.incomplete = false;
+  } catch (err) {
+    attempt.error = err;
+  }
+  return attempt;
+}
+
+export async function capture(o: CaptureOptions): Promise<Outcome> {
+  const { sys, plan } = o;
+  const log = new RunLog({ emit: o.emit ?? ((l) => sys.log(l)), now: () => sys.now() });
+  for (const w of plan.warnings) log.line(`lastword: warning: ${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`);
+  let reason = '';
+  let attempt: DumpAttempt = { incomplete: false };
+  let target: DumpTarget | undefined;
+  let hostIp: string | undefined;
+  const fail = (why: string) => { reason ||= why; };
+
+  const preFailed = await runHooks(sys, log, 'kdump_pre', plan.hooks.pre);
+  if (preFailed) fail(preFailed);
+  if (!reason && o.prepareSystem) {
+    try {
+      await o.stages.loadModules(plan);
+    } catch (err) {
+      // A missing module shows up as a target that cannot be opened; say it here too.
+      log.line(`lastword: warning: modules: ${describeError(err)}`);
+    }
+    if (isNetwork(plan)) {
+      try {
+        hostIp = (await o.stages.bringUpNetwork(plan)).hostIp;
+      } catch (err) {
+        fail(`network: ${describeError(err)}`);
+      }
+    }
+  }
+  if (!reason) {
+    try {
+      target = await o.stages.openTarget(plan, (l) => log.line(l));
+    } catch (err) {
+      fail(describeError(err));
+    }
+  }
+  if (target) {
+    attempt = await saveInto(target, o, log, hostIp);
+    if (attempt.error !== undefined) fail(describeError(attempt.error));
+  }
+  const ok = !reason;
+  const postFailed = await runHooks(sys, log, 'kdump_post', plan.hooks.post, [ok ? '0' : '1']);
+  if (postFailed) log.line(`lastword: warning: ${postFailed}`);
+  if (!ok) await runHooks(sys, log, 'kdump_emergency', plan.hooks.emergency);
+
+  let action: OutcomeAction;
+  if (ok) {
+    action = plan.finalAction;
+  } else {
+    if (plan.failureCommand) {
+      log.line(`lastword: running KDUMP_FAIL_CMD: ${plan.failureCommand}`);
+      await sys.exec('/bin/sh', ['-c', plan.failureCommand], { inherit: true, timeoutMs: 300_000 }).catch(() => undefined);
+    }
+    // dump_to_rootfs needs the root filesystem, which the capture does not mount yet: reboot.
+    action = plan.failureAction === 'dump_to_rootfs' ? 'reboot' : plan.failureAction;
+    if (plan.failureAction === 'dump_to_rootfs') log.line('lastword: warning: failure_action dump_to_rootfs is not supported yet; rebooting instead');
+  }
+  const r = attempt.result;
+  const c = r?.counts;
+  for (const line of formatSummary({
+    ok, target: target?.description ?? describeTarget(plan), file: attempt.dumpFile, incomplete: attempt.incomplete,
+    bytes: r?.bytes ?? 0, format: plan.collector.format + (target?.streamOnly || plan.collector.flattened ? ' (flattened)' : ''),
+    codec: plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
+    ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages,
+    excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,
+    dmesgFile: attempt.dmesgFile, elapsedMs: log.elapsedMs(), reason: reason || undefined,
+    action: ok ? `final action: ${action}` : `failure action: ${action}`,
+  })) log.line(line);
+  if (target) {
+    if (target.hasFiles && attempt.names) {
+      await target.writeFile(attempt.names.dir, attempt.names.log, log.text())
+        .catch((err: unknown) => log.line(`lastword: warning: the run log was not saved: ${describeError(err)}`));
+    }
+    await target.close().catch(() => undefined);
+  }
+  return { ok, action, reason: reason || 'dump saved', dump: attempt.dumpFile, incomplete: attempt.incomplete };
+}
+
+function describeTarget(plan: Plan): string {
+  const t = plan.target;
+  return t.kind === 'ssh' ? `ssh ${t.user}@${t.host}` : t.kind === 'nfs' ? `nfs ${t.server}:${t.export}` : t.kind;
+}
+
+/** For callers that must not throw (PID 1's child): any error as a failed outcome. */
+export function failedOutcome(plan: Plan | undefined, err: unknown): Outcome {
+  const action = plan ? (plan.failureAction === 'dump_to_rootfs' ? 'reboot' : plan.failureAction) : 'reboot';
+  return { ok: false, action, reason: err instanceof LastwordError ? err.oneLine() : describeError(err), incomplete: false };
+}

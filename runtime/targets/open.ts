@@ -1,0 +1,136 @@
+// Opens the plan's target: mounts a local filesystem (device by path, UUID= or LABEL=, found by
+// reading superblocks) or an NFS export, opens a raw device, connects to an ssh server, or takes
+// stdout. Everything that acts on the OS goes through the injected System.
+import * as fs from 'node:fs';
+import { describeError, LastwordError } from '../errors.ts';
+import type { DeviceSpec, LocalFsTarget, NfsTarget, Plan, RawTarget } from '../config/plan.ts';
+import { describeDevice } from '../config/target-spec.ts';
+import { MNT, MS, type System } from '../system/types.ts';
+import { openSshTarget, type SshOptions } from './ssh.ts';
+import { FdStreamSink, FsTarget, StreamTarget, WritableStreamSink, type DumpTarget } from './target.ts';
+
+export interface OpenTargetOptions {
+  sys: System;
+  /** Directory the root target means (`lastword save --root`); '/' by default. */
+  root?: string;
+  /** Where local filesystems and NFS exports are mounted. */
+  mountPoint?: string;
+  /** Resolves a device spec to a /dev node, waiting for it (runtime/modules/blockdev.ts). */
+  findDevice: (spec: DeviceSpec) => Promise<string>;
+  log: (line: string) => void;
+  /** mount.nfs attempts (Debian kdump-config tries 4 times). */
+  nfsAttempts?: number;
+  retryDelayMs?: number;
+  ssh?: SshOptions;
+  /** stdout target: the stream to write (process.stdout by default). */
+  stdout?: NodeJS.WritableStream;
+}
+
+export const DEFAULT_MOUNT_POINT = '/run/lastword/target';
+
+/** mount(8) option words that are mount(2) flags; the rest goes to the filesystem as data. */
+const FLAG_OPTIONS: Record<string, number> = {
+  nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, sync: 16, noatime: 1024, nodiratime: 2048, relatime: 1 << 21,
+};
+const IGNORED_OPTIONS = new Set(['defaults', 'rw', 'auto', 'noauto', 'nofail', 'user', 'nouser', '_netdev', 'suid', 'dev', 'exec', 'async', 'atime']);
+
+/** Splits mount(8) options into mount(2) flags and data. `ro` is dropped: the dump needs a writable target. Pure. */
+export function mountOptions(words: readonly string[]): { flags: number; data: string; dropped: string[] } {
+  let flags = 0;
+  const data: string[] = [];
+  const dropped: string[] = [];
+  for (const w of words.flatMap((o) => o.split(',')).filter(Boolean)) {
+    if (w in FLAG_OPTIONS) flags |= FLAG_OPTIONS[w]!;
+    else if (w === 'ro') dropped.push(w);
+    else if (IGNORED_OPTIONS.has(w) || w.startsWith('x-') || w.startsWith('comment=')) continue;
+    else data.push(w);
+  }
+  return { flags, data: data.join(','), dropped };
+}
+
+/** The mount.nfs command line. Pure. */
+export function nfsMountArgs(t: NfsTarget, mountPoint: string): string[] {
+  const server = t.server.includes(':') ? `[${t.server}]` : t.server;
+  const opts = t.mountOptions.slice();
+  if (t.timeo !== undefined && !opts.some((o) => o.startsWith('timeo='))) opts.push(`timeo=${t.timeo}`);
+  if (t.retrans !== undefined && !opts.some((o) => o.startsWith('retrans='))) opts.push(`retrans=${t.retrans}`);
+  return [`${server}:${t.export}`, mountPoint, ...(opts.length ? ['-o', opts.join(',')] : [])];
+}
+
+function unmounter(o: OpenTargetOptions, mnt: string): () => Promise<void> {
+  return async () => {
+    try {
+      o.sys.sync();
+      o.sys.umount2(mnt, 0);
+    } catch (err) {
+      o.log(`lastword: warning: cannot unmount ${mnt}: ${describeError(err)}; detaching it`);
+      try { o.sys.umount2(mnt, MNT.DETACH); } catch { /* nothing more to do */ }
+    }
+  };
+}
+
+async function openLocalFs(t: LocalFsTarget, o: OpenTargetOptions): Promise<DumpTarget> {
+  const dev = await o.findDevice(t.device);
+  const mnt = o.mountPoint ?? DEFAULT_MOUNT_POINT;
+  fs.mkdirSync(mnt, { recursive: true });
+  const { flags, data, dropped } = mountOptions(t.mountOptions);
+  if (dropped.length) o.log(`lastword: mounting ${describeDevice(t.device)} read-write although its options say ${dropped.join(',')}: the dump must be written`);
+  try {
+    o.sys.mount(dev, mnt, t.fstype, flags, data);
+  } catch (err) {
+    throw new LastwordError('ETARGET_MOUNT', `cannot mount ${describeDevice(t.device)} (${dev}) as ${t.fstype} on ${mnt}: ${describeError(err)}`, { cause: err, where: { file: `${t.source.file}`, line: t.source.line } });
+  }
+  return new FsTarget({ root: mnt, description: `${t.fstype} ${describeDevice(t.device)} (${dev})`, release: unmounter(o, mnt) });
+}
+
+async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> {
+  const mnt = o.mountPoint ?? DEFAULT_MOUNT_POINT;
+  fs.mkdirSync(mnt, { recursive: true });
+  const args = nfsMountArgs(t, mnt);
+  const attempts = Math.max(1, o.nfsAttempts ?? 4);
+  let last = '';
+  for (let i = 1; i <= attempts; i++) {
+    const r = await o.sys.exec('mount.nfs', args, { timeoutMs: 120_000 });
+    if (r.exitCode === 0 && !r.timedOut) {
+      return new FsTarget({ root: mnt, network: true, description: `nfs ${args[0]}`, release: unmounter(o, mnt) });
+    }
+    last = r.timedOut ? 'timed out' : (r.stderr || r.stdout).trim().split('\n').at(-1) ?? `exit ${r.exitCode}`;
+    o.log(`lastword: mount.nfs ${args.join(' ')} failed (attempt ${i} of ${attempts}): ${last}`);
+    if (i < attempts) await o.sys.sleep(o.retryDelayMs ?? 5000);
+  }
+  throw new LastwordError('ETARGET_MOUNT', `cannot mount nfs ${args[0]} after ${attempts} attempts: ${last}`, { where: { file: t.source.file, line: t.source.line } });
+}
+
+async function openRaw(t: RawTarget, o: OpenTargetOptions): Promise<DumpTarget> {
+  const dev = await o.findDevice(t.device);
+  return new StreamTarget({
+    description: `raw ${describeDevice(t.device)} (${dev}, flattened)`,
+    open: async () => {
+      try {
+        return new FdStreamSink(fs.openSync(dev, fs.constants.O_WRONLY), dev);
+      } catch (err) {
+        throw new LastwordError('ETARGET_IO', `cannot open raw device ${dev}: ${describeError(err)}`, { cause: err, where: { file: dev } });
+      }
+    },
+  });
+}
+
+export async function openTarget(plan: Plan, o: OpenTargetOptions): Promise<DumpTarget> {
+  const t = plan.target;
+  switch (t.kind) {
+    case 'root':
+      return new FsTarget({ root: o.root ?? '/', description: `root filesystem${o.root && o.root !== '/' ? ` (${o.root})` : ''}` });
+    case 'local-fs':
+      return openLocalFs(t, o);
+    case 'nfs':
+      return openNfs(t, o);
+    case 'raw':
+      return openRaw(t, o);
+    case 'ssh':
+      return openSshTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), ...o.ssh });
+    case 'stdout': {
+      const out = (o.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable;
+      return new StreamTarget({ description: 'standard output (flattened)', open: async () => new WritableStreamSink(out, 'stdout', async () => {}) });
+    }
+  }
+}
