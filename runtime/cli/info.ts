@@ -1,6 +1,133 @@
-// `lastword info`: not implemented yet (see the open issues).
-import { LastwordError } from '../errors.ts';
+// `lastword info DUMP`: what a kdump-compressed dump holds (ours or makedumpfile's): the header,
+// a VMCOREINFO summary, page counts per class, the codec and whether the dump is complete.
+import minimist from 'minimist';
+import { usageError } from '../errors.ts';
+import { openKdumpFile, type KdumpReader } from '../dumpfile/kdump-reader.ts';
+import { PAGE_DESC_SIZE, compressionName } from '../dumpfile/kdump-layout.ts';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new LastwordError('ENOTIMPL', 'lastword info is not implemented yet');
+export const USAGE = 'usage: lastword info [--json] DUMPFILE';
+
+export interface DumpInfo {
+  file: string;
+  format: string;
+  headerVersion: number;
+  codec: string;
+  incomplete: boolean;
+  dumpLevel: number;
+  osrelease?: string;
+  utsRelease: string;
+  nodename: string;
+  machine: string;
+  crashTime?: number;
+  pageSize: number;
+  nrCpus: number;
+  maxMapnr: number;
+  pages: {
+    ram: number;        // 1st bitmap
+    dumpable: number;   // 2nd bitmap: page_descs
+    excluded: number;   // RAM the filter left out
+    zero: number;       // dumpable pages stored as the shared zero page
+    compressed: number;
+    raw: number;
+    missing: number;    // page_descs never written (incomplete dumps)
+  };
+  bytes: { data: number };
+}
+
+export function describeDump(dump: KdumpReader): DumpInfo {
+  const info = dump.vmcoreinfo;
+  const field = (i: number) => {
+    const b = dump.header.utsname.subarray(i * 65, (i + 1) * 65);
+    const nul = b.indexOf(0);
+    return b.toString('latin1', 0, nul < 0 ? b.length : nul);
+  };
+  let ram = 0;
+  const chunk = 1 << 20;
+  const bm = Buffer.alloc(chunk / 8);
+  for (let pfn = 0; pfn < dump.maxMapnr; pfn += chunk) {
+    dump.readBitmap(1, pfn, bm);
+    const bytes = Math.min(bm.length, Math.ceil((dump.maxMapnr - pfn) / 8));
+    for (let i = 0; i < bytes; i++) for (let v = bm[i]!; v; v &= v - 1) ram++;
+  }
+  // Zero pages all point at the one shared zero page, the first item of the page data.
+  const zeroOffset = dump.offsetPageData;
+  const sharedZero = (dump.subHeader.dumpLevel & 1) !== 0;
+  let zero = 0, compressed = 0, raw = 0, missing = 0, data = 0;
+  const per = Math.floor((1 << 20) / PAGE_DESC_SIZE);
+  for (let i = 0; i < dump.dumpablePages; i += per) {
+    const n = Math.min(per, dump.dumpablePages - i);
+    const descs = dump.pageDescs(i, n);
+    for (let j = 0; j < n; j++) {
+      const at = j * PAGE_DESC_SIZE;
+      const offset = Number(descs.readBigInt64LE(at));
+      const size = descs.readUInt32LE(at + 8);
+      const flags = descs.readUInt32LE(at + 12);
+      if (offset === 0 && size === 0) missing++;
+      else if (sharedZero && offset === zeroOffset && flags === 0) zero++;
+      else {
+        if (flags !== 0) compressed++; else raw++;
+        data += size;
+      }
+    }
+  }
+  return {
+    file: dump.file,
+    format: 'kdump-compressed',
+    headerVersion: dump.header.headerVersion,
+    codec: compressionName(dump.header.status),
+    incomplete: dump.incomplete,
+    dumpLevel: dump.subHeader.dumpLevel,
+    osrelease: info.osrelease,
+    utsRelease: field(2),
+    nodename: field(1),
+    machine: field(4),
+    crashTime: info.crashTime ?? (dump.header.timestampSec > 0n ? Number(dump.header.timestampSec) : undefined),
+    pageSize: info.pageSize ?? dump.pageSize,
+    nrCpus: dump.header.nrCpus,
+    maxMapnr: dump.maxMapnr,
+    pages: { ram, dumpable: dump.dumpablePages, excluded: ram - dump.dumpablePages, zero, compressed, raw, missing },
+    bytes: { data },
+  };
+}
+
+export function formatInfo(i: DumpInfo): string {
+  const mib = (pages: number) => `${(pages * i.pageSize / 1048576).toFixed(1)} MiB`;
+  const lines = [
+    `file:           ${i.file}`,
+    `format:         ${i.format} (header version ${i.headerVersion})${i.incomplete ? ' INCOMPLETE' : ''}`,
+    `status:         ${i.incomplete ? 'incomplete: the dump was cut short, missing pages read as unavailable' : 'complete'}`,
+    `compression:    ${i.codec}`,
+    `dump level:     ${i.dumpLevel}`,
+    `release:        ${i.osrelease ?? i.utsRelease}`,
+    `node:           ${i.nodename}  machine: ${i.machine}  cpus: ${i.nrCpus}`,
+    `crash time:     ${i.crashTime !== undefined ? new Date(i.crashTime * 1000).toISOString() : 'unknown'}`,
+    `page size:      ${i.pageSize}`,
+    `max_mapnr:      ${i.maxMapnr}`,
+    `pages:`,
+    `  ram           ${i.pages.ram} (${mib(i.pages.ram)})`,
+    `  dumpable      ${i.pages.dumpable} (${mib(i.pages.dumpable)})`,
+    `  excluded      ${i.pages.excluded}`,
+    `  zero          ${i.pages.zero}`,
+    `  compressed    ${i.pages.compressed}`,
+    `  raw           ${i.pages.raw}`,
+  ];
+  if (i.pages.missing) lines.push(`  not written   ${i.pages.missing}`);
+  lines.push(`page data:      ${i.bytes.data} bytes`);
+  return lines.join('\n') + '\n';
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let unknown: string | undefined;
+  const o = minimist(argv, { boolean: ['json', 'help'], unknown: (a) => { if (a.startsWith('-')) unknown ??= a; return !a.startsWith('-'); } });
+  if (unknown !== undefined) throw usageError(`unknown option ${unknown}\n${USAGE}`);
+  if (o.help) { process.stdout.write(USAGE + '\n'); return 0; }
+  if (o._.length !== 1) throw usageError(USAGE);
+  const dump = openKdumpFile(String(o._[0]));
+  try {
+    const info = describeDump(dump);
+    process.stdout.write(o.json ? JSON.stringify(info, null, 2) + '\n' : formatInfo(info));
+    return 0;
+  } finally {
+    dump.close();
+  }
 }

@@ -1,0 +1,96 @@
+// The page codecs against independent decoders: node:zlib inflates our zlib pages and decodes
+// our zstd frames; every codec round-trips through the addon; the worker pool produces exactly
+// what inline compression produces.
+import * as crypto from 'node:crypto';
+import * as zlib from 'node:zlib';
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CODEC_FLAG, codecsAddon, compressBatch, decompressPage } from '../../runtime/codecs/codec.ts';
+import type { CodecName } from '../../runtime/codecs/codec.ts';
+import { PageCompressor } from '../../runtime/codecs/pool.ts';
+import { LastwordError } from '../../runtime/errors.ts';
+
+const PAGE = 4096;
+
+/** Pages a vmcore has: zero, random (incompressible), text, pointer arrays. */
+function samplePages(count: number, seed = 1): Buffer {
+  const buf = Buffer.alloc(count * PAGE);
+  let x = seed;
+  for (let i = 0; i < count; i++) {
+    const p = buf.subarray(i * PAGE, (i + 1) * PAGE);
+    switch (i % 4) {
+      case 0: break;                                         // zero page
+      case 1: crypto.randomFillSync(p); break;               // incompressible
+      case 2: p.write(`page ${i}: the kernel's last words. `.repeat(120), 'latin1'); break;
+      case 3: for (let j = 0; j < PAGE; j += 8) { x = (x * 1103515245 + 12345) >>> 0; p.writeBigUInt64LE(0xffff888000000000n + BigInt(x & 0xfff000), j); } break;
+    }
+  }
+  return buf;
+}
+
+function pagesOf(batch: { sizes: Uint32Array; data: Buffer }): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const s of batch.sizes) { out.push(batch.data.subarray(at, at + s)); at += s; }
+  return out;
+}
+
+describe('page codecs', () => {
+  const addon = codecsAddon();
+  const pages = samplePages(16);
+
+  for (const codec of ['zlib', 'lzo', 'snappy', 'zstd', 'none'] as CodecName[]) {
+    test(`${codec}: every page round-trips, incompressible pages are stored raw`, () => {
+      const batch = compressBatch(addon, codec, pages, PAGE, 16, false);
+      const stored = pagesOf(batch);
+      assert.equal(batch.used, stored.reduce((n, b) => n + b.length, 0));
+      for (let i = 0; i < 16; i++) {
+        const size = batch.sizes[i]!;
+        const original = pages.subarray(i * PAGE, (i + 1) * PAGE);
+        if (i % 4 === 1 || codec === 'none') assert.equal(size, PAGE, `page ${i} should be raw`);
+        else assert.ok(size < PAGE, `page ${i} (kind ${i % 4}) did not compress: ${size}`);
+        const out = Buffer.alloc(PAGE);
+        decompressPage(addon, size < PAGE ? CODEC_FLAG[codec] : 0, stored[i]!, out, { file: 'test', pfn: i });
+        assert.ok(out.equals(original), `page ${i} differs after the round trip`);
+      }
+    });
+  }
+
+  test('zlib pages are zlib streams (node:zlib inflates them) and zstd pages are zstd frames', () => {
+    for (const [codec, decode] of [['zlib', zlib.inflateSync], ['zstd', zlib.zstdDecompressSync]] as const) {
+      const batch = compressBatch(addon, codec, pages, PAGE, 16, false);
+      const stored = pagesOf(batch);
+      for (const i of [0, 2, 3]) assert.ok(decode(stored[i]!).equals(pages.subarray(i * PAGE, (i + 1) * PAGE)), `${codec} page ${i}`);
+    }
+  });
+
+  test('with zero detection, all-zero pages take no space and report size 0', () => {
+    const batch = compressBatch(addon, 'lzo', pages, PAGE, 16, true);
+    for (let i = 0; i < 16; i++) assert.equal(batch.sizes[i] === 0, i % 4 === 0, `page ${i}`);
+  });
+
+  test('corrupt compressed data is an EDUMP_PAGE error naming the pfn', () => {
+    for (const codec of ['zlib', 'lzo', 'snappy', 'zstd'] as CodecName[]) {
+      const batch = compressBatch(addon, codec, pages, PAGE, 16, false);
+      const bad = Buffer.from(pagesOf(batch)[2]!);
+      bad.fill(0x5a, 0, Math.min(bad.length, 24));
+      assert.throws(() => decompressPage(addon, CODEC_FLAG[codec], bad, Buffer.alloc(PAGE), { file: 'dump', pfn: 0x1234 }),
+        (err: unknown) => err instanceof LastwordError && err.code === 'EDUMP_PAGE' && /pfn 0x1234/.test(err.message), codec);
+    }
+  });
+
+  test('the worker pool compresses exactly like the calling thread, results in submission order', async () => {
+    const pool = new PageCompressor({ codec: 'zstd', pageSize: PAGE, detectZero: true, workers: 2 });
+    try {
+      const inputs = Array.from({ length: 6 }, (_, k) => samplePages(32, k + 1));
+      const expected = inputs.map((b) => compressBatch(addon, 'zstd', b, PAGE, 32, true));
+      const results = await Promise.all(inputs.map((b) => pool.compress(Buffer.from(b), 32)));
+      for (let k = 0; k < inputs.length; k++) {
+        assert.deepEqual([...results[k]!.sizes], [...expected[k]!.sizes], `batch ${k} sizes`);
+        assert.ok(results[k]!.data.subarray(0, results[k]!.used).equals(expected[k]!.data.subarray(0, expected[k]!.used)), `batch ${k} data`);
+      }
+    } finally {
+      await pool.close();
+    }
+  });
+});
