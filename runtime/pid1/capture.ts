@@ -105,7 +105,7 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
   const attempt: DumpAttempt = { incomplete: false };
   try {
     const names = dumpNames({
-      naming: plan.naming, time: o.time ?? new Date(), network: target.network, hostIp, hostname: o.hostname ?? os.hostname(), flattened,
+      naming: plan.naming, time: o.time ?? new Date(), network: target.network || isNetwork(plan), hostIp, hostname: o.hostname ?? os.hostname(), flattened,
       // Debian mounts an NFS export on KDUMP_COREDIR itself: the dump directory is at the export's top.
       path: plan.layout === 'debian' && plan.target.kind === 'nfs' ? '/' : plan.path,
     });
@@ -113,9 +113,10 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
     const at = (n: string) => (target.hasFiles ? joinInside(names.dir, n) : target.description);
     if (target.hasFiles) {
       await target.mkdirs(names.dir);
-      if (!target.network) {
+      if (!target.network && !isNetwork(plan)) {
+        // kdump-config purges local dumps only; the new directory is in the listing and is the newest.
         const parent = names.dir.slice(0, names.dir.lastIndexOf('/')) || '/';
-        for (const old of dumpsToRemove(plan.layout, await target.list(parent), plan.numDumps - 1)) {
+        for (const old of dumpsToRemove(plan.layout, await target.list(parent), plan.numDumps)) {
           log.line(`lastword: KDUMP_NUM_DUMPS=${plan.numDumps}: removing old dump ${joinInside(parent, old)}`);
           await target.removeDump(parent, old);
         }

@@ -1,0 +1,176 @@
+// The capture flow with a recording fake System and fake stages: order of the steps, what each
+// failure leads to, and that nothing is lost. reboot(2) is never called for real (nor by the flow).
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { defaultPlan } from '../../runtime/config/defaults.ts';
+import type { Plan } from '../../runtime/config/plan.ts';
+import { LastwordError } from '../../runtime/errors.ts';
+import { runSave } from '../../runtime/cli/save.ts';
+import { capture, type CaptureStages } from '../../runtime/pid1/capture.ts';
+import type { ExecOptions, ExecResult, System } from '../../runtime/system/types.ts';
+import { FsTarget } from '../../runtime/targets/target.ts';
+
+interface Fake extends System {
+  calls: string[];
+  lines: string[];
+}
+
+function fakeSystem(exitCodes: Record<string, number> = {}): Fake {
+  let t = 0;
+  const calls: string[] = [];
+  const lines: string[] = [];
+  const never = (name: string) => () => { throw new Error(`${name} must not be called by the capture`); };
+  return {
+    calls, lines,
+    async exec(file: string, args: readonly string[], _o?: ExecOptions): Promise<ExecResult> {
+      calls.push(`exec ${[file, ...args].join(' ')}`);
+      return { exitCode: exitCodes[file] ?? 0, stdout: '', stderr: '', timedOut: false };
+    },
+    now: () => (t += 10),
+    sleep: async () => {},
+    log: (l: string) => { lines.push(l); },
+    mount: never('mount'), umount2: never('umount2'), reboot: never('reboot'), sync: () => {}, sethostname: never('sethostname'),
+    setControllingTerminal: never('setControllingTerminal'), finitModule: never('finitModule'), reapOrphans: () => [], getpid: () => 1234,
+  } as Fake;
+}
+
+function plan(over: (p: Plan) => void = () => {}): Plan {
+  const p = defaultPlan('fedora');
+  p.finalAction = 'poweroff';
+  p.failureAction = 'halt';
+  p.hooks.pre.push({ path: '/bin/pre', args: [], timeoutMs: 1000, source: { file: 'kdump.conf', line: 3 } });
+  p.hooks.post.push({ path: '/bin/post', args: [], timeoutMs: 1000, source: { file: 'kdump.conf', line: 4 } });
+  over(p);
+  return p;
+}
+
+/** Stages writing into a temp dir; `failAfter` makes the writer fail after that many bytes. */
+function stages(root: string, sys: Fake, o: { failAfter?: number; openFails?: boolean } = {}): CaptureStages {
+  return {
+    async writeDump({ sink, progress }) {
+      sys.calls.push('writeDump');
+      const page = Buffer.alloc(4096, 0x5a);
+      for (let i = 0; i < 8; i++) {
+        if (o.failAfter !== undefined && i * 4096 >= o.failAfter) {
+          throw new LastwordError('ETARGET_FULL', 'no space left on the target (ENOSPC)');
+        }
+        if (sink.kind === 'positional') await sink.pwrite(page, i * 4096);
+        else await sink.write(page);
+        progress(i + 1, 8, 4096);
+      }
+      await sink.close();
+      return { bytes: 8 * 4096, ramPages: 8, dumpablePages: 8, zeroPages: 0 };
+    },
+    async dmesg() { sys.calls.push('dmesg'); return Buffer.from('[    0.000000] Linux version 6.1\n'); },
+    async loadModules() { sys.calls.push('loadModules'); },
+    async bringUpNetwork() { sys.calls.push('bringUpNetwork'); return { hostIp: '10.0.0.5' }; },
+    async openTarget() {
+      sys.calls.push('openTarget');
+      if (o.openFails) throw new LastwordError('EDEVICE_TIMEOUT', 'no block device LABEL=dump after 180 s');
+      return new FsTarget({ root, description: `test dir ${root}` });
+    },
+  };
+}
+
+function tempRoot(t: { after: (fn: () => void) => void }): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-capture-'));
+  t.after(() => fs.rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+const time = new Date(2024, 5, 23, 21, 7, 6);
+const fedoraDir = 'var/crash/127.0.0.1-2024-06-23-21:07:06';
+
+test('saves dmesg then the dump in kdump.sh order, renames it, runs kdump_post with 0 and takes the final action', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const out = await capture({ sys, plan: plan(), vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
+  assert.deepEqual(out, { ok: true, action: 'poweroff', reason: 'dump saved', dump: `/${fedoraDir}/vmcore`, incomplete: false });
+  // no network for a local target
+  assert.deepEqual(sys.calls, ['exec /bin/pre', 'loadModules', 'openTarget', 'dmesg', 'writeDump', 'exec /bin/post 0']);
+  assert.deepEqual(fs.readdirSync(path.join(root, fedoraDir)).sort(), ['kexec-dmesg.log', 'vmcore', 'vmcore-dmesg.txt']);
+  for (const f of fs.readdirSync(path.join(root, fedoraDir))) assert.equal(fs.statSync(path.join(root, fedoraDir, f)).mode & 0o777, 0o600, f);
+  const runLog = fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8');
+  assert.match(runLog, /saving 100% \(8 of 8 pages\)/);
+  assert.match(runLog, /dump saved[\s\S]*final action: poweroff/);
+  assert.deepEqual(sys.lines.filter((l) => /saving|dump saved/.test(l)).length >= 2, true, 'progress and summary were not on the console');
+});
+
+test('a failing kdump_pre leads to the failure action and no dump is attempted', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem({ '/bin/pre': 3 });
+  const out = await capture({ sys, plan: plan(), vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
+  assert.equal(out.ok, false);
+  assert.equal(out.action, 'halt');
+  assert.match(out.reason, /kdump_pre \/bin\/pre exited 3/);
+  assert.deepEqual(sys.calls, ['exec /bin/pre', 'exec /bin/post 1']);
+});
+
+test('a writer failure leaves the dump under vmcore-incomplete, runs kdump_post with 1, emergency hooks and the failure action', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const p = plan((x) => x.hooks.emergency.push({ path: '/bin/emergency', args: [], timeoutMs: 1000, source: { file: 'kdump.conf' } }));
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys, { failAfter: 3 * 4096 }), time, prepareSystem: false });
+  assert.equal(out.ok, false);
+  assert.equal(out.action, 'halt');
+  assert.equal(out.incomplete, true);
+  assert.equal(out.dump, `/${fedoraDir}/vmcore-incomplete`);
+  assert.match(out.reason, /ETARGET_FULL/);
+  assert.equal(fs.statSync(path.join(root, fedoraDir, 'vmcore-incomplete')).size, 3 * 4096, 'what was written before the failure is kept');
+  assert.ok(!fs.existsSync(path.join(root, fedoraDir, 'vmcore')));
+  assert.deepEqual(sys.calls.slice(-2), ['exec /bin/post 1', 'exec /bin/emergency']);
+  assert.match(fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8'), /dump INCOMPLETE[\s\S]*failure action: halt/);
+});
+
+test('a target that cannot be opened is the failure action, with the reason, and the flow never throws', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const out = await capture({ sys, plan: plan(), vmcore: '/proc/vmcore', stages: stages(root, sys, { openFails: true }), time, prepareSystem: true });
+  assert.deepEqual([out.ok, out.action, out.incomplete], [false, 'halt', false]);
+  assert.match(out.reason, /EDEVICE_TIMEOUT: no block device LABEL=dump/);
+  assert.ok(sys.lines.some((l) => /dump FAILED/.test(l)));
+});
+
+test('network targets bring up ip= first and name the directory after the address (Debian HOSTTAG=ip)', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const p = defaultPlan('debian');
+  p.target = { kind: 'nfs', server: '10.0.0.1', export: '/export', mountOptions: [], source: { file: 'kdump-tools' } };
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
+  assert.equal(out.ok, true, out.reason);
+  assert.deepEqual(sys.calls.slice(0, 3), ['loadModules', 'bringUpNetwork', 'openTarget']);
+  // Debian mounts the export on KDUMP_COREDIR: the dump directory is at the export's top
+  assert.equal(out.dump, '/10.0.0.5-202406232107/dump.202406232107');
+  assert.ok(fs.existsSync(path.join(root, '10.0.0.5-202406232107', 'dmesg.202406232107')));
+});
+
+test('KDUMP_NUM_DUMPS removes the oldest dump directories, nothing else', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const p = defaultPlan('debian');
+  p.numDumps = 2;
+  for (const d of ['202301010000', '202302010000', 'keepme']) fs.mkdirSync(path.join(root, 'var/crash', d), { recursive: true });
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: false });
+  assert.equal(out.ok, true, out.reason);
+  assert.deepEqual(fs.readdirSync(path.join(root, 'var/crash')).sort(), ['202302010000', '202406232107', 'keepme']);
+});
+
+test('lastword save --capture writes outcome.json for PID 1, also when the config is broken', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const conf = path.join(root, 'kdump.conf');
+  fs.writeFileSync(conf, `path /var/crash\nfinal_action poweroff\nfailure_action shell\n`);
+  const ok = await runSave(sys, { config: conf, cmdline: '', root, capture: true, vmcore: '/proc/vmcore' }, stages(root, sys), root);
+  assert.equal(ok.ok, true, ok.reason);
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(root, 'run/lastword/outcome.json'), 'utf8')), { ok: true, action: 'poweroff', reason: 'dump saved' });
+  fs.writeFileSync(conf, `ssh not-a-user-at-host\n`);
+  const bad = await runSave(sys, { config: conf, cmdline: '', root, capture: true, vmcore: '/proc/vmcore' }, stages(root, sys), root);
+  assert.equal(bad.ok, false);
+  const written = JSON.parse(fs.readFileSync(path.join(root, 'run/lastword/outcome.json'), 'utf8'));
+  assert.equal(written.ok, false);
+  assert.equal(written.action, 'reboot');
+  assert.match(written.reason, /kdump\.conf:1/);
+});
