@@ -101,11 +101,11 @@ async function sshCase(vmcore: string): Promise<CaseResult> {
     const size = (name: string) => () => fs.statSync(remote(name)).size;
     const ssh = opensshArgs(srv).map((a) => `'${a}'`).join(' ');
     const openssh = (name: string, remoteCmd: string): Command => ({
-      cmd: 'sh', args: ['-c', `cat '${vmcore}' | ssh ${ssh} '${remoteCmd} ${remote(name)}'`], output: remote(name), outputBytes: size(name),
+      cmd: 'sh', args: ['-c', `cat '${vmcore}' | ssh ${ssh} '${remoteCmd} ${remote(name)}'`], output: remote(name), outputBytes: size(name), timeoutS: 300,
     });
     const lastword = (name: string, transport: string): Command => ({
       cmd: process.execPath, args: [path.join(repo, 'test', 'bench', 'ssh-send.ts'), String(srv.port), srv.clientKey, srv.knownHosts, vmcore, srv.inbox, name, transport],
-      output: remote(name), outputBytes: size(name),
+      output: remote(name), outputBytes: size(name), timeoutS: 300,
     });
     const reference = await measure("OpenSSH: cat | ssh 'cat > file'", openssh('openssh-cat', 'cat >'), runs, log);
     const others = [

@@ -17,6 +17,8 @@ export interface Command {
   /** The output must start with these bytes (a quick sign the tool wrote the format asked for). */
   magic?: Buffer;
   cwd?: string;
+  /** Kills the command's process group after this long (a hung tool must not hang the bench). */
+  timeoutS?: number;
 }
 
 const timeBinary = '/usr/bin/time';
@@ -30,17 +32,23 @@ export async function measureOnce(c: Command): Promise<Measurement> {
   fs.rmSync(c.output, { force: true });
   const timeFile = path.join(os.tmpdir(), `lastword-bench-time-${process.pid}`);
   const t0 = process.hrtime.bigint();
-  const child = spawn(timeBinary, ['-f', '%M', '-o', timeFile, c.cmd, ...c.args], { cwd: c.cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(timeBinary, ['-f', '%M', '-o', timeFile, c.cmd, ...c.args], { cwd: c.cwd, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+  }, (c.timeoutS ?? 900) * 1000);
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4096); });
   const code = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (rc) => resolve(rc ?? -1));
-  });
+  }).finally(() => clearTimeout(timer));
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   const timeOut = fs.existsSync(timeFile) ? fs.readFileSync(timeFile, 'utf8') : '';
   fs.rmSync(timeFile, { force: true });
   try {
+    if (timedOut) throw new Error(`killed after ${c.timeoutS ?? 900} s without finishing (hung?); ${lastLine(stderr)}`.slice(0, 300));
     if (code !== 0) throw new Error(`exit ${code}: ${lastLine(stderr) || lastLine(timeOut)}`.slice(0, 300));
     const maxRssKib = Number(lastLine(timeOut));
     if (!Number.isFinite(maxRssKib) || maxRssKib <= 0) throw new Error(`no peak RSS from ${timeBinary}: '${timeOut.trim()}'`);
