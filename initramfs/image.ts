@@ -8,10 +8,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Plan } from '../runtime/config/plan.ts';
 import { LastwordError } from '../runtime/errors.ts';
+import { modprobeBlacklistConf, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
 import { resolveLibraries } from './libraries.ts';
 import { parseModuleIndex, selectModules, normalizeModuleName, type ModuleSelection } from './modules.ts';
 import { moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
-import type { CpioEntry } from './newc.ts';
+import type { CpioEntry } from './cpio.ts';
 
 export type Manifest = Map<string, CpioEntry>;
 
@@ -97,10 +98,13 @@ function busyboxApplets(busybox: string): string[] {
   return r.stdout.split('\n').filter(Boolean).map((a) => '/' + a).sort();
 }
 
-/** Blacklisted module names with their reason: the plan's entries (kdump.conf blacklist, modprobe.blacklist=). */
+/**
+ * Blacklisted module names with their reason: the plan's entries (kdump.conf blacklist,
+ * modprobe.blacklist= ...) and the shipped lists in blacklist/ (runtime/modules/blacklist.ts).
+ */
 export function blacklistOf(plan: Plan): Map<string, string> {
   const out = new Map<string, string>();
-  for (const b of plan.modules.blacklist) {
+  for (const b of resolveBlacklist(plan)) {
     out.set(normalizeModuleName(b.module), `${b.reason} at ${b.source.file}${b.source.line ? ':' + b.source.line : ''}`);
   }
   return out;
@@ -147,15 +151,15 @@ export function buildManifest(i: ImageInputs): ImageContents {
   }
 
   // The runtime: /init itself, or a busybox /init that mounts the read-only image (layout.ts).
-  const executableAt = i.layout === 'plain' ? '/init' : '/usr/lib/lastword/lastword';
+  const executableAt = i.layout === 'plain' ? '/init' : '/usr/lib/lastword/ro/lastword';
   if (i.layout === 'plain') {
     addProgram(m, '/init', i.executable);
     addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../../init' });
   } else {
     // Only the libraries: the executable goes into the image file. Its mount point stays empty.
     addLibrariesOf(m, i.executable);
-    addDir(m, '/usr/lib/lastword');
-    addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../lib/lastword/lastword' });
+    addDir(m, '/usr/lib/lastword/ro');
+    addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../lib/lastword/ro/lastword' });
   }
 
   // Kernel modules: the selection plus the index files depmod needs (layout.ts runs depmod -b).
@@ -168,9 +172,13 @@ export function buildManifest(i: ImageInputs): ImageContents {
   }
   // Blacklisted modules are not in the image; this keeps a later `modprobe` by hand from finding
   // one on another path, and documents why each is missing.
-  const bl = [...blacklistOf(i.plan)].sort(([a], [b]) => a.localeCompare(b));
-  const blText = ['# lastword: modules blacklisted by the kdump configuration', ...bl.flatMap(([mod, why]) => [`# ${why}`, `blacklist ${mod}`, `install ${mod} /bin/false`])].join('\n') + '\n';
-  addEntry(m, { path: '/etc/modprobe.d/lastword-blacklist.conf', type: 'data', mode: 0o644, data: Buffer.from(blText) });
+  addEntry(m, { path: '/etc/modprobe.d/lastword-blacklist.conf', type: 'file', mode: 0o644, data: Buffer.from(modprobeBlacklistConf(resolveBlacklist(i.plan))) });
+  // The shipped lists, where the capture's own loader looks for them (shippedBlacklistDirs).
+  for (const dir of shippedBlacklistDirs()) {
+    let names: string[];
+    try { names = fs.readdirSync(dir).filter((n) => n.endsWith('.conf')).sort(); } catch { continue; }
+    for (const n of names) if (!m.has(`/usr/lib/lastword/blacklist/${n}`)) addHostFile(m, `/usr/lib/lastword/blacklist/${n}`, path.join(dir, n), 0o644);
+  }
 
   // Configs, hooks, the SSH key and known_hosts, at the paths the configs name.
   for (const c of i.configs) addHostFile(m, c.at, c.source, 0o644);

@@ -1,7 +1,7 @@
 // How the manifest becomes an image. Layouts:
 //   plain     /init is the lastword executable. Simple; but every byte of it stays in rootfs
 //             (tmpfs/ramfs pages cannot be evicted), so it pins its full unpacked size.
-//   squashfs  the executable lives in /usr/lib/lastword.squashfs (zstd), which a small busybox /init
+//   squashfs  the executable lives in /usr/lib/lastword/lastword.squashfs (zstd), which a busybox /init
 //   erofs     mounts through a loop device before it execs lastword as PID 1. Only the compressed
 //             image is pinned; the executable's pages are page cache of a read-only filesystem
 //             and the kernel can drop them under memory pressure and read them back.
@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LastwordError } from '../runtime/errors.ts';
 import { addEntry, orderedEntries, type Manifest } from './image.ts';
-import type { CpioEntry } from './newc.ts';
+import type { CpioEntry } from './cpio.ts';
 import { moduleNameOfPath } from './modules.ts';
 import type { ImageLayout } from './needs.ts';
 
@@ -29,7 +29,7 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
   const dst = path.join(base, 'lib', 'modules', kernelVersion);
   fs.mkdirSync(dst, { recursive: true });
   for (const e of m.values()) {
-    if (!e.path.startsWith(kdir + '/') || e.type !== 'file') continue;
+    if (!e.path.startsWith(kdir + '/') || e.type !== 'file' || !('source' in e)) continue;
     const p = path.join(dst, e.path.slice(kdir.length + 1));
     fs.mkdirSync(path.dirname(p), { recursive: true });
     fs.symlinkSync(e.source, p);
@@ -37,7 +37,7 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
   run('depmod', ['-b', base, kernelVersion], 'depmod');
   for (const f of fs.readdirSync(dst).sort()) {
     if (!f.startsWith('modules.') || m.has(`${kdir}/${f}`)) continue;
-    addEntry(m, { path: `${kdir}/${f}`, type: 'data', mode: 0o644, data: fs.readFileSync(path.join(dst, f)) });
+    addEntry(m, { path: `${kdir}/${f}`, type: 'file', mode: 0o644, data: fs.readFileSync(path.join(dst, f)) });
   }
 }
 
@@ -78,9 +78,9 @@ export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', exec
   } else {
     run('mkfs.erofs', ['-zlz4hc,12', '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', '-x-1', '--quiet', img, stage], 'mkfs.erofs');
   }
-  const imageAt = `/usr/lib/lastword.${layout}`;
+  const imageAt = `/usr/lib/lastword/lastword.${layout}`;
   addEntry(m, { path: imageAt, type: 'file', mode: 0o644, source: img });
-  addEntry(m, { path: '/init', type: 'data', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, '/usr/lib/lastword')) });
+  addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, '/usr/lib/lastword/ro')) });
 }
 
 export interface LayoutWork {
@@ -108,19 +108,19 @@ export function writeIntoDirectory(m: Manifest, dest: string): void {
     const p = path.join(dest, e.path);
     const exists = fs.existsSync(p) || isSymlink(p);
     if (e.type === 'dir') {
-      if (!exists) fs.mkdirSync(p, { mode: e.mode });
+      if (!exists) fs.mkdirSync(p, { mode: e.mode ?? 0o755 });
     } else if (e.type === 'symlink') {
       if (!exists) fs.symlinkSync(e.target, p);
-    } else if (e.type === 'char') {
-      if (!exists) run('mknod', ['-m', e.mode.toString(8), p, 'c', String(e.major), String(e.minor)], 'mknod');
+    } else if (e.type === 'char' || e.type === 'block') {
+      if (!exists) run('mknod', ['-m', (e.mode ?? 0o600).toString(8), p, e.type === 'char' ? 'c' : 'b', String(e.major), String(e.minor)], 'mknod');
     } else {
       // The generator's own copy of a library stays (it keeps the soname symlinks ldconfig wants);
       // /init and anything that differs is replaced.
       if (exists && e.path !== '/init' && sameSize(p, e)) continue;
       if (exists) fs.rmSync(p, { force: true });
-      if (e.type === 'file') fs.copyFileSync(e.source, p);
-      else fs.writeFileSync(p, e.data);
-      fs.chmodSync(p, e.mode);
+      if ('source' in e) fs.copyFileSync(e.source, p);
+      else if ('data' in e) fs.writeFileSync(p, e.data);
+      fs.chmodSync(p, e.mode ?? 0o644);
     }
   }
 }
@@ -128,7 +128,10 @@ export function writeIntoDirectory(m: Manifest, dest: string): void {
 function sameSize(p: string, e: CpioEntry): boolean {
   try {
     const have = fs.statSync(p).size;
-    return e.type === 'file' ? have === fs.statSync(e.source).size : e.type === 'data' && have === e.data.length && fs.readFileSync(p).equals(e.data);
+    if (e.type !== 'file') return false;
+    if ('source' in e) return have === fs.statSync(e.source).size;
+    const data = Buffer.from(e.data);
+    return have === data.length && fs.readFileSync(p).equals(data);
   } catch { return false; }
 }
 

@@ -10,7 +10,7 @@ import { blacklistOf, buildManifest, orderedEntries } from '../../initramfs/imag
 import { hostModaliases } from '../../initramfs/host-devices.ts';
 import { finishLayout, layoutWork, pruneBlacklisted, writeIntoDirectory } from '../../initramfs/layout.ts';
 import type { ImageLayout } from '../../initramfs/needs.ts';
-import { writeCpio, type Compression } from '../../initramfs/newc.ts';
+import { writeCpioFile, type CpioCompression as Compression } from '../../initramfs/cpio.ts';
 import { defaultExecutable } from './executable.ts';
 
 const HELP = `usage: lastword initramfs --kernel VERSION [options] (-o FILE | --into DIR)
@@ -79,9 +79,8 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(`lastword initramfs: ${image.manifest.size} entries into ${o.into}, ${image.modules.modules.length} modules\n`);
     } else {
       const out = path.resolve(o.o);
-      const tmp = `${out}.incomplete`;
-      await writeCpio(orderedEntries(image.manifest), tmp, compression);
-      fs.renameSync(tmp, out);
+      // zstd 3 / gzip 6: higher levels gain ~10% on the ~100 MiB executable for several times the time.
+      await writeCpioFile(orderedEntries(image.manifest), out, { compression, level: compression === 'gzip' ? 6 : 3 });
       process.stdout.write(`lastword initramfs: ${out}: ${fs.statSync(out).size} bytes, layout ${layout}, ${compression}, ${image.modules.modules.length} modules\n`);
     }
     return 0;

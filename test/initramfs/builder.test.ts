@@ -89,6 +89,8 @@ test('a module on a blacklist is absent from the image, with the modules that ne
   const r = spawnSync('modprobe', ['-d', root, '-S', kver!, '--show-depends', 'virtio_scsi'], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);
   assert.match(fs.readFileSync(path.join(root, 'etc', 'modprobe.d', 'lastword-blacklist.conf'), 'utf8'), /^blacklist virtio_scsi$/m);
+  // the shipped lists travel with the image, for the capture's own loader
+  assert.ok(fs.existsSync(path.join(root, 'usr', 'lib', 'lastword', 'blacklist', 'capture.conf')));
 });
 
 test('the same inputs give the same image bytes', { skip }, () => {
@@ -115,15 +117,15 @@ test('layout squashfs: lastword sits in a squashfs image that a busybox /init mo
   const root = unpack(image, ['zstd', '-dc']);
   const init = fs.readFileSync(path.join(root, 'init'), 'utf8');
   assert.match(init, /^#!\/bin\/sh\n/);
-  assert.match(init, /mount -t squashfs -o ro,loop \/usr\/lib\/lastword.squashfs \/usr\/lib\/lastword/);
-  assert.match(init, /exec \/usr\/lib\/lastword\/lastword "\$@"/);
-  const sq = path.join(root, 'usr', 'lib', 'lastword.squashfs');
+  assert.match(init, /mount -t squashfs -o ro,loop \/usr\/lib\/lastword\/lastword.squashfs \/usr\/lib\/lastword\/ro;/);
+  assert.match(init, /exec \/usr\/lib\/lastword\/ro\/lastword "\$@"/);
+  const sq = path.join(root, 'usr', 'lib', 'lastword', 'lastword.squashfs');
   const out = path.join(tmp, 'unsquashed');
   const r = spawnSync('unsquashfs', ['-d', out, sq], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(sha256(path.join(out, 'lastword')), sha256(small));
   assert.ok(fs.statSync(sq).size < fs.statSync(small).size, 'compressed');
-  assert.ok(!fs.existsSync(path.join(root, 'usr', 'lib', 'lastword', 'lastword')), 'only the mount point in rootfs');
+  assert.deepEqual(fs.readdirSync(path.join(root, 'usr', 'lib', 'lastword', 'ro')), [], 'only the mount point in rootfs');
   const mods = spawnSync('find', ['.', '-name', '*.ko'], { cwd: root, encoding: 'utf8' }).stdout;
   assert.match(mods, /\/squashfs\.ko/);
   assert.match(mods, /\/loop\.ko/);
@@ -132,10 +134,10 @@ test('layout squashfs: lastword sits in a squashfs image that a busybox /init mo
 test('layout erofs: lastword sits in an erofs image that fsck.erofs checks and extracts', { skip }, () => {
   const { image } = build('erofs', 'ext4 LABEL=crash\n', ['--layout', 'erofs', '--executable', small, '--compress', 'none']);
   const root = unpack(image, ['cat']);
-  const img = path.join(root, 'usr', 'lib', 'lastword.erofs');
+  const img = path.join(root, 'usr', 'lib', 'lastword', 'lastword.erofs');
   const out = path.join(tmp, 'unerofs');
   const r = spawnSync('fsck.erofs', [`--extract=${out}`, img], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr + r.stdout);
   assert.equal(sha256(path.join(out, 'lastword')), sha256(small));
-  assert.match(fs.readFileSync(path.join(root, 'init'), 'utf8'), /mount -t erofs -o ro,loop \/usr\/lib\/lastword.erofs/);
+  assert.match(fs.readFileSync(path.join(root, 'init'), 'utf8'), /mount -t erofs -o ro,loop \/usr\/lib\/lastword\/lastword.erofs/);
 });
