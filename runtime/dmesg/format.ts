@@ -28,7 +28,7 @@ export function formatRecord(out: Buffer[], tsNsec: bigint, callerId: number | u
     if (c === 0x0a) s += indent;
     // C-locale isprint() || isspace(); the byte is a signed char, so >= 0x80 prints as \xffffffNN.
     else if ((c >= 0x20 && c <= 0x7e) || (c >= 0x09 && c <= 0x0d)) s += String.fromCharCode(c);
-    else s += c >= 0x80 ? `\\x${(0xffffff00 | c).toString(16)}` : `\\x${c.toString(16).padStart(2, '0')}`;
+    else s += c >= 0x80 ? `\\x${((0xffffff00 | c) >>> 0).toString(16)}` : `\\x${c.toString(16).padStart(2, '0')}`;
   }
   s += '\n';
   out.push(Buffer.from(s, 'latin1'));

@@ -18,19 +18,32 @@ export interface DmesgOptions extends Partial<RecordFormat> {
   memory?: X86_64Memory;
 }
 
+/** One log record as the kernel stored it; callerId is undefined when the kernel has none. */
+export interface PrintkRecord {
+  tsNsec: bigint;
+  callerId: number | undefined;
+  text: Buffer;
+}
+
 /** The log as `makedumpfile --dump-dmesg` writes it. */
 export function extractDmesg(vmcore: Vmcore, opts: DmesgOptions = {}): Buffer {
-  const memory = opts.memory ?? new X86_64Memory(vmcore);
-  const format: RecordFormat = { callerId: opts.callerId ?? true };
+  const callerId = opts.callerId ?? true;
+  const out: Buffer[] = [];
+  for (const r of printkRecords(vmcore, opts.memory)) formatRecord(out, r.tsNsec, callerId ? r.callerId : undefined, r.text);
+  return Buffer.concat(out);
+}
+
+/** The records in the order makedumpfile prints them. */
+export function printkRecords(vmcore: Vmcore, memory: X86_64Memory = new X86_64Memory(vmcore)): PrintkRecord[] {
   const info = vmcore.vmcoreinfo;
-  if (info.symbol.has('prb')) return lockless(vmcore, memory, format);
+  if (info.symbol.has('prb')) return lockless(vmcore, memory);
   if (info.symbol.has('log_buf') && info.symbol.has('log_buf_len') && !info.symbol.has('log_end')) {
-    return variableLength(vmcore, memory, format);
+    return variableLength(vmcore, memory);
   }
   throw new LastwordError('EDMESG_UNSUPPORTED', `${vmcore.file}: VMCOREINFO has neither SYMBOL(prb) (5.10+) nor SYMBOL(log_buf) with log_first_idx (3.5..5.9)`, { where: { file: vmcore.file } });
 }
 
-function lockless(vmcore: Vmcore, memory: X86_64Memory, format: RecordFormat): Buffer {
+function lockless(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {
   const info = vmcore.vmcoreinfo;
   const file = vmcore.file;
   const off = (name: string) => requireKey(info.offset, 'OFFSET', name, file);
@@ -62,9 +75,9 @@ function lockless(vmcore: Vmcore, memory: X86_64Memory, format: RecordFormat): B
   const offNext = offLpos + off('prb_data_blk_lpos.next');
   const offTextLen = off('printk_info.text_len');
   const offTs = off('printk_info.ts_nsec');
-  const offCaller = format.callerId ? info.offset.get('printk_info.caller_id') : undefined;
+  const offCaller = info.offset.get('printk_info.caller_id');
 
-  const out: Buffer[] = [];
+  const out: PrintkRecord[] = [];
   const record = (id: bigint) => {
     const slot = Number(id % BigInt(count));
     const d = slot * sizeDesc;
@@ -81,15 +94,15 @@ function lockless(vmcore: Vmcore, memory: X86_64Memory, format: RecordFormat): B
     begin += 8;                       // the block's descriptor id
     if (next >= begin && next - begin < textLen) textLen = next - begin;
     const text = data.subarray(begin, Math.min(begin + textLen, data.length));
-    const caller = offCaller !== undefined ? infos.readUInt32LE(inf + offCaller) : undefined;
-    formatRecord(out, infos.readBigUInt64LE(inf + offTs), caller, text);
+    const callerId = offCaller !== undefined ? infos.readUInt32LE(inf + offCaller) : undefined;
+    out.push({ tsNsec: infos.readBigUInt64LE(inf + offTs), callerId, text });
   };
   for (let id = tailId; id !== headId; id = (id + 1n) & DESC_ID_MASK) record(id);
   record(headId);
-  return Buffer.concat(out);
+  return out;
 }
 
-function variableLength(vmcore: Vmcore, memory: X86_64Memory, format: RecordFormat): Buffer {
+function variableLength(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {
   const info = vmcore.vmcoreinfo;
   const file = vmcore.file;
   const sym = (name: string) => requireKey(info.symbol, 'SYMBOL', name, file);
@@ -99,7 +112,7 @@ function variableLength(vmcore: Vmcore, memory: X86_64Memory, format: RecordForm
   const offLen = requireKey(info.offset, 'OFFSET', `${struct}.len`, file);
   const offTextLen = requireKey(info.offset, 'OFFSET', `${struct}.text_len`, file);
   const offTs = requireKey(info.offset, 'OFFSET', `${struct}.ts_nsec`, file);
-  const offCaller = format.callerId ? info.offset.get(`${struct}.caller_id`) : undefined;
+  const offCaller = info.offset.get(`${struct}.caller_id`);
 
   const firstIdx = memory.readU32(sym('log_first_idx'));
   const nextIdx = memory.readU32(sym('log_next_idx'));
@@ -109,7 +122,7 @@ function variableLength(vmcore: Vmcore, memory: X86_64Memory, format: RecordForm
     throw new LastwordError('EDMESG_DAMAGED', `${file}: log_buf_len ${len}, log_first_idx ${firstIdx}, log_next_idx ${nextIdx} are inconsistent`, { where: { file } });
   }
   const buf = memory.readVirt(logBuf, len);
-  const out: Buffer[] = [];
+  const out: PrintkRecord[] = [];
   // log_from_ptr / log_next: a record of length 0 marks the wrap to the start of the buffer.
   const recordAt = (p: number) => (buf.readUInt16LE(p + offLen) === 0 ? 0 : p);
   let p = firstIdx;
@@ -121,7 +134,7 @@ function variableLength(vmcore: Vmcore, memory: X86_64Memory, format: RecordForm
     const r = recordAt(p);
     const textLen = buf.readUInt16LE(r + offTextLen);
     const text = buf.subarray(r + sizeLog, Math.min(r + sizeLog + textLen, len));
-    formatRecord(out, buf.readBigUInt64LE(r + offTs), offCaller !== undefined ? buf.readUInt32LE(r + offCaller) : undefined, text);
+    out.push({ tsNsec: buf.readBigUInt64LE(r + offTs), callerId: offCaller !== undefined ? buf.readUInt32LE(r + offCaller) : undefined, text });
     const msgLen = buf.readUInt16LE(r + offLen);
     const next = r + msgLen;
     if (msgLen === 0 || next < 0 || next > len - sizeLog) {
@@ -129,5 +142,5 @@ function variableLength(vmcore: Vmcore, memory: X86_64Memory, format: RecordForm
     }
     p = next;
   }
-  return Buffer.concat(out);
+  return out;
 }

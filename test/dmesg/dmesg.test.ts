@@ -6,12 +6,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { extractDmesg } from '../../runtime/dmesg/index.ts';
+import { extractDmesg, printkRecords } from '../../runtime/dmesg/index.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore } from '../support/lab.ts';
 import { BOOKWORM_MAKEDUMPFILE, makedumpfileDmesg, newMakedumpfile } from '../filter/reference.ts';
 import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { writeLegacyVmcore } from './legacy-log-buf.ts';
 
 function firstDifference(a: Buffer, b: Buffer): string {
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
@@ -60,6 +61,31 @@ describe('dmesg on synthetic cores', () => {
   let dir: string;
   before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-dmesg-syn-')); });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('a wrapped legacy log_buf (3.5..5.9) prints like makedumpfile 1.7.2 and 1.7.8, escapes included', () => {
+    // The real 6.1 guest's first 200 records, plus one with a newline, control and non-ASCII bytes.
+    const real = openVmcore(labVmcore({ series: '6.1' }));
+    let records;
+    try {
+      records = printkRecords(real).slice(0, 200);
+    } finally {
+      real.close();
+    }
+    records.push({ tsNsec: 123456789012n, callerId: 0x80000001, text: Buffer.from('two\nlines \x01 tab\t \xc3\xa9 \x7f end', 'latin1') });
+    const f = path.join(dir, 'legacy.vmcore');
+    writeLegacyVmcore(f, records);
+    const v = openVmcore(f);
+    try {
+      for (const [binary, callerId] of [[BOOKWORM_MAKEDUMPFILE, false], [newMakedumpfile(), true]] as const) {
+        const theirs = makedumpfileDmesg(binary, f, path.join(dir, 'legacy.txt'));
+        const ours = extractDmesg(v, { callerId });
+        assert.ok(ours.equals(theirs), `${binary}: ${firstDifference(ours, theirs)}`);
+        assert.match(ours.toString('latin1'), /two\n {14,}lines \\x01/);
+      }
+    } finally {
+      v.close();
+    }
+  });
 
   test('a vmcore without printk symbols says which ones are missing', () => {
     const f = path.join(dir, 'noprintk.vmcore');
