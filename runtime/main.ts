@@ -38,7 +38,9 @@ export function usage(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const invokedAs = process.argv0.split('/').pop() ?? '';
-  if (process.pid === 1 || invokedAs === 'init') return runCommand('init', argv);
+  // The capture child PID 1 starts is the same executable, /init, with a command: only a bare
+  // `init` (or PID 1 itself, whatever the kernel passes in argv) is the init shell.
+  if (process.pid === 1 || (invokedAs === 'init' && argv.length === 0)) return runCommand('init', argv);
   const first = argv[0];
   if (first !== undefined && !first.startsWith('-')) return runCommand(first, argv.slice(1));
   const opts = minimist(argv, { boolean: ['help', 'version'], alias: { h: 'help', V: 'version' } });

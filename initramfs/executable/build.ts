@@ -59,6 +59,10 @@ async function buildInto(work: string, out: string): Promise<void> {
     entryPoints: [path.join(root, 'runtime', 'main.ts')],
     bundle: true, platform: 'node', format: 'cjs', target: 'node24', outfile: bundle,
     legalComments: 'none', logLevel: 'warning',
+    // Prebuilt addons of dependencies (ssh2's sshcrypto, cpu-features) cannot be bundled; their
+    // require() throws inside the executable and the libraries fall back to plain JS. lastword's
+    // own addons ride as SEA assets (native-loader.ts).
+    external: ['*.node'],
     logOverride: { 'empty-import-meta': 'silent' },
   });
 

@@ -32,12 +32,14 @@ const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox', '/sbin/busybox', '/usr/sbin
 
 /**
  * How to start an interactive shell with the console as its controlling terminal (job control,
- * Ctrl-C). busybox cttyhack finds the console's real tty in /sys/class/tty/console/active, since
- * /dev/console itself cannot be one; a plain /bin/sh is the last resort.
+ * Ctrl-C). busybox cttyhack opens the console's real tty (/sys/class/tty/console/active), since
+ * /dev/console itself cannot be one, in a new session made by busybox setsid; a plain /bin/sh
+ * (no job control) is the last resort.
  */
 export function shellCommand(root = '/'): { file: string; args: string[] } | undefined {
   const bb = BUSYBOX.find((p) => fs.existsSync(path.join(root, p)));
-  if (bb) return { file: bb, args: ['cttyhack', bb, 'sh', '-l'] };
+  // cttyhack's TIOCSCTTY needs a session leader: setsid first
+  if (bb) return { file: bb, args: ['setsid', bb, 'cttyhack', bb, 'sh', '-l'] };
   if (fs.existsSync(path.join(root, '/bin/sh'))) return { file: '/bin/sh', args: ['-i'] };
   return undefined;
 }

@@ -132,12 +132,12 @@ describe('PID 1', () => {
       fs.writeFileSync(path.join(root, 'bin/busybox'), '');
     });
 
-    it('starts busybox sh with the console as controlling terminal (cttyhack), again after each exit', async () => {
+    it('starts busybox sh with the console as controlling terminal (setsid cttyhack), again after each exit', async () => {
       captureDoes({ ok: false, action: 'shell', reason: 'NFS server unreachable' });
       const r = await runInit(sys, { root, capture, maxShellRuns: 3 });
       const shells = sys.only('exec').slice(1);
       assert.equal(shells.length, 3);
-      assert.deepEqual(shells[0], { call: 'exec', file: '/bin/busybox', args: ['cttyhack', '/bin/busybox', 'sh', '-l'], opts: { inherit: true } });
+      assert.deepEqual(shells[0], { call: 'exec', file: '/bin/busybox', args: ['setsid', '/bin/busybox', 'cttyhack', '/bin/busybox', 'sh', '-l'], opts: { inherit: true } });
       assert.equal(r.action, 'reboot');
     });
 
