@@ -236,6 +236,8 @@ export interface CycleRun {
   guest: Guest;
   /** the capture kernel's part of the console */
   capture: string;
+  /** the guest stopped by itself (false: killed after its console stayed silent, e.g. a shell) */
+  stoppedByItself: boolean;
 }
 
 /**
@@ -245,14 +247,16 @@ export interface CycleRun {
 export async function runCycle(o: CycleOptions, timeoutMs = 600_000): Promise<CycleRun> {
   const prepared = prepareCycle(o);
   const guest = bootCycle(o, prepared);
+  let stoppedByItself = false;
   try {
     const m = await guest.waitFor(/E2E: CRASHING|E2E: LOAD FAILED.*/, 240_000);
     if (/LOAD FAILED/.test(m[0])) throw new Error(`the primary could not load the capture kernel: ${m[0]}\n${guest.tail()}`);
-    await guest.waitExit(timeoutMs);
+    // Progress lines keep the console busy while saving; 120 s of silence is a hang or a shell.
+    stoppedByItself = await guest.waitExitOrIdle(120_000, timeoutMs);
   } finally {
     guest.kill();
   }
-  return { prepared, guest, capture: captureConsole(guest.console) };
+  return { prepared, guest, capture: captureConsole(guest.console), stoppedByItself };
 }
 
 /** The kernel's own last line for reboot(2): which final action the capture really took. */

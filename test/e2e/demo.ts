@@ -100,8 +100,8 @@ try {
   }
   await guest.waitFor(/Linux version/, 120_000, from);
   process.stdout.write(`   -- capture kernel booting at +${since(tBoot)} s\n`);
-  await guest.waitExit(600_000);
-  process.stdout.write(`   -- guest powered off at +${since(tBoot)} s\n`);
+  if (!(await guest.waitExitOrIdle(120_000, 900_000))) throw new Error(`the guest did not stop by itself (its console went silent for 2 minutes); console: ${path.join(prepared.dir, 'console.log')}`);
+  process.stdout.write(`   -- guest stopped by itself at +${since(tBoot)} s\n`);
 } catch (err) {
   guest.kill();
   fail((err as Error).message);

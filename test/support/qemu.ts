@@ -193,6 +193,8 @@ export interface GuestOptions {
 export class Guest {
   readonly proc: ChildProcess;
   console = '';
+  /** Date.now() of the last console output */
+  lastOutputAt = Date.now();
   readonly exited: Promise<number | null>;
   private waiters: Array<() => void> = [];
   private exitCode: number | null | undefined;
@@ -222,6 +224,7 @@ export class Guest {
     const onData = (b: Buffer): void => {
       const s = b.toString('latin1');
       this.console += s;
+      this.lastOutputAt = Date.now();
       if (this.log !== undefined) fs.writeSync(this.log, b);
       opts.echo?.write(s);
       this.wake();
@@ -276,6 +279,23 @@ export class Guest {
     } finally {
       clearTimeout(t);
     }
+  }
+
+  /**
+   * Waits for QEMU to end by itself; kills it when the console has been silent for `idleMs` (a
+   * guest stuck in a shell or a hang) or after `timeoutMs`. Returns whether it ended by itself.
+   */
+  async waitExitOrIdle(idleMs: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.running) {
+      if (Date.now() - this.lastOutputAt > idleMs || Date.now() > deadline) {
+        this.kill();
+        await this.exited;
+        return false;
+      }
+      await Promise.race([this.exited, new Promise((res) => setTimeout(res, 1000))]);
+    }
+    return true;
   }
 
   type(text: string): void {
