@@ -64,7 +64,7 @@ async function cycle(mib: number): Promise<Outcome> {
     if (!m) return { ok: false, why: `primary kernel failed before the panic: ${g.console.split('\n').filter((l) => /Kernel panic|Out of memory|LOAD/.test(l)).slice(0, 2).join(' | ')}`, captureBytes };
     if (/LOAD FAILED/.test(m[0])) return { ok: false, why: `load failed: ${g.console.split('\n').filter((l) => /kexec|Could not|LOAD/.test(l)).slice(-3).join(' | ')}`, captureBytes };
     tCrash = Date.now();
-    await g.waitExit(600_000);
+    if (!(await g.waitExitOrIdle(120_000, 600_000))) return { ok: false, why: `the guest did not stop (silent console): ${g.tail(2).replace(/\n/g, " | ")}`, captureBytes };
   } finally {
     g.kill();
   }
