@@ -1,0 +1,107 @@
+// The capture kernel's command line and the kexec command that loads it, as kdumpctl and
+// kdump-config build them. Pure: /proc/cmdline, the boot CPU's APIC id and the files found come in
+// as arguments; load.ts, unload.ts and status.ts do the I/O.
+import type { Plan } from '../config/plan.ts';
+
+/**
+ * Parameters never carried into the capture kernel (kdumpctl prepare_cmdline): the reservation
+ * itself, the root and storage-stack assembly of the first boot (lastword mounts only the dump
+ * target), and init= / rdinit=, which would replace lastword as PID 1.
+ */
+export const ALWAYS_REMOVED = ['crashkernel', 'panic_on_warn', 'root', 'rd.lvm.lv', 'rd.luks.uuid', 'rd.dm.uuid', 'rd.md.uuid',
+  'fcoe', 'netroot', 'rd.iscsi.initiator', 'iscsi_initiator', 'init', 'rdinit', 'resume', 'systemd.unit'];
+
+/** Splits a kernel command line into words; double quotes group a value with spaces (param="a b"). */
+export function splitKernelWords(cmdline: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  let any = false;
+  for (const c of cmdline.trim()) {
+    if (c === '"') { quoted = !quoted; cur += c; any = true; } else if (!quoted && /\s/.test(c)) {
+      if (any) out.push(cur);
+      cur = '';
+      any = false;
+    } else { cur += c; any = true; }
+  }
+  if (any) out.push(cur);
+  return out;
+}
+
+/** `name=value` -> `name`; modules' dotted names (`usbcore.nousb`) are names too. */
+export function paramName(word: string): string {
+  const eq = word.indexOf('=');
+  return eq < 0 ? word : word.slice(0, eq);
+}
+
+export interface CaptureCmdlineInput {
+  /** /proc/cmdline of the running kernel, used when the config sets no KDUMP_COMMANDLINE / KDUMP_CMDLINE */
+  procCmdline: string;
+  /** x86_64: the APIC id of the boot CPU (kdumpctl adds disable_cpu_apicid=, Fedora layout) */
+  bootCpuApicId?: number;
+}
+
+/**
+ * Base (config or /proc/cmdline) minus ALWAYS_REMOVED and KDUMP_COMMANDLINE_REMOVE, minus every
+ * parameter the append list sets again, plus KDUMP_COMMANDLINE_APPEND / KDUMP_CMDLINE_APPEND.
+ */
+export function captureCmdline(plan: Plan, input: CaptureCmdlineInput): string {
+  const k = plan.kexec;
+  // Words after `--` are arguments for the first boot's init, not kernel parameters; appending
+  // after them would hand reset_devices & co. to init. lastword's init takes none: drop them.
+  const words = splitKernelWords(k.commandline ?? input.procCmdline);
+  const dashes = words.indexOf('--');
+  const base = dashes < 0 ? words : words.slice(0, dashes);
+  const append = [...k.commandlineAppend];
+  if (plan.layout === 'fedora' && input.bootCpuApicId !== undefined && !append.some((w) => paramName(w) === 'disable_cpu_apicid')) {
+    append.push(`disable_cpu_apicid=${input.bootCpuApicId}`);
+  }
+  const drop = new Set([...ALWAYS_REMOVED, ...k.commandlineRemove, ...append.map(paramName)]);
+  const kept = base.filter((w) => !drop.has(paramName(w)));
+  return [...kept, ...append].join(' ');
+}
+
+/** The boot CPU's APIC id: the first "apicid" of /proc/cpuinfo (kdumpctl get_bootcpu_apicid). */
+export function bootCpuApicId(cpuinfo: string): number | undefined {
+  const m = /^apicid\s*:\s*(\d+)/m.exec(cpuinfo);
+  return m ? Number(m[1]) : undefined;
+}
+
+export interface KexecFiles {
+  kernel: string;
+  initrd: string;
+}
+
+/**
+ * Kernel and initrd to load. Debian: KDUMP_KERNEL / KDUMP_INITRD (default /var/lib/kdump/vmlinuz
+ * and initrd.img); Fedora: /boot/vmlinuz-<kver> and the image mkdumprd (or `lastword initramfs`)
+ * writes, /boot/initramfs-<kver>kdump.img.
+ */
+export function kexecFiles(plan: Plan, runningKernel: string): KexecFiles {
+  const kver = plan.kexec.kernelVersion || runningKernel;
+  return {
+    kernel: plan.kexec.kernel ?? `/boot/vmlinuz-${kver}`,
+    initrd: plan.kexec.initrd ?? `/boot/initramfs-${kver}kdump.img`,
+  };
+}
+
+/** `kexec -p [KEXEC_ARGS] --command-line=... --initrd=... <kernel>` as an argument vector. */
+export function kexecLoadArgs(plan: Plan, files: KexecFiles, cmdline: string): string[] {
+  return ['-p', ...plan.kexec.kexecArgs, `--command-line=${cmdline}`, `--initrd=${files.initrd}`, files.kernel];
+}
+
+/** kdumpctl stop: `kexec -p -u`, with -s when loading used kexec_file_load. */
+export function kexecUnloadArgs(plan: Plan): string[] {
+  return ['-p', ...(plan.kexec.kexecArgs.includes('-s') ? ['-s'] : []), '-u'];
+}
+
+export interface Reservation {
+  /** bytes reserved by crashkernel= (/sys/kernel/kexec_crash_size) */
+  crashSize: number;
+  /** /sys/kernel/kexec_crash_loaded */
+  loaded: boolean;
+}
+
+export function formatMiB(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(bytes % 1048576 === 0 ? 0 : 1)} MiB`;
+}
