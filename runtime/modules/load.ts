@@ -95,8 +95,7 @@ export async function loadModules(system: System, modules: readonly string[], bl
   const withConf = ['/run/modprobe.d', '/etc/modprobe.d'].includes(confDir) ? [] : ['-C', confDir];
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const report: LoadReport = { loaded: [], refused: [], failed: [] };
-  for (const raw of modules) {
-    const module = normalizeModule(raw);
+  for (const module of [...new Set(modules.map(normalizeModule))]) {
     // Without our file (-C /dev/null) the chain shows the real module names, not `install /bin/false`.
     const deps = await system.exec(modprobe, [...common, '-C', '/dev/null', '--show-depends', module], { timeoutMs });
     if (deps.exitCode !== 0) {
