@@ -120,7 +120,8 @@ export async function run(argv: string[]): Promise<number> {
     } else {
       summary = await writeKdumpCompressed({ vmcore, filter, output, codec: opts.codec, headerInfo, workers: opts.workers });
     }
-    log(4, `lastword filter: ${summary.dumpablePages} of ${summary.ramPages} pages saved (dump level ${filter.dumpLevel}${summary.zeroPages ? `, ${summary.zeroPages} zero` : ''}), ${summary.bytes} bytes`);
+    const how = opts.elf ? 'ELF' : `${opts.codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;
+    log(4, `lastword filter: ${summary.dumpablePages} of ${summary.ramPages} pages saved (dump level ${filter.dumpLevel}${summary.zeroPages ? `, ${summary.zeroPages} zero` : ''}), ${summary.bytes} bytes (${how})`);
     if (dumpFile !== undefined) log(4, `The dumpfile is saved to ${dumpFile}.`);
     return 0;
   } finally {
@@ -138,8 +139,10 @@ export async function choosePageFilter(vmcore: Vmcore, dumpLevel: number, warn: 
   try {
     const { createPageFilter } = await import('../filter/index.ts');
     const f = createPageFilter(vmcore, dumpLevel);
-    if (f.fallbackReason !== undefined) warn(`lastword filter: warning: dump level ${dumpLevel} not possible (${f.fallbackReason}); saving every page`);
-    return f;
+    if (f.fallbackReason === undefined) return f;
+    // The header then says level 0: the dump holds every page, whatever was asked for.
+    warn(`lastword filter: warning: dump level ${dumpLevel} not possible (${f.fallbackReason}); saving every page`);
+    return ramPageFilter(vmcore, 0, f.fallbackReason);
   } catch (err) {
     const reason = describeError(err);
     warn(`lastword filter: warning: dump level ${dumpLevel} not possible (${reason}); saving every page`);
