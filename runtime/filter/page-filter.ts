@@ -114,10 +114,7 @@ class CyclicPageFilter implements PageFilter {
   fillCycle(start: number, end: number, bitmap: Buffer): void {
     if (start % 8 !== 0 || end <= start) throw new RangeError(`fillCycle: bad cycle [${start}, ${end})`);
     const counts = emptyCounts();
-    bitmap.fill(0, 0, Math.ceil((end - start) / 8));
-    for (let pfn = start; pfn < end; pfn++) {
-      if (this.vmcore.pfnHasData(pfn)) bitmap[(pfn - start) >> 3] |= 1 << ((pfn - start) & 7);
-    }
+    fillFirstBitmap(this.vmcore, start, end, bitmap);
     const walk = this.walk;
     if (walk?.needed && start < this.failedFrom) {
       try {
@@ -129,14 +126,11 @@ class CyclicPageFilter implements PageFilter {
         // Keep every page of this cycle and the rest: a dump is never lost because of the filter.
         this.failedFrom = start;
         this.fallbackReason ??= describeError(err);
-        bitmap.fill(0, 0, Math.ceil((end - start) / 8));
-        for (let pfn = start; pfn < end; pfn++) {
-          if (this.vmcore.pfnHasData(pfn)) bitmap[(pfn - start) >> 3] |= 1 << ((pfn - start) & 7);
-        }
+        fillFirstBitmap(this.vmcore, start, end, bitmap);
         for (const k of Object.keys(counts) as (keyof PageClassCounts)[]) counts[k] = 0;
       }
     }
-    for (let i = 0; i < end - start; i++) if (bitmap[i >> 3] & (1 << (i & 7))) counts.dumpable++;
+    counts.dumpable = popcount(bitmap, end - start);
     this.cycleCounts.set(start, counts);
   }
 
@@ -215,6 +209,38 @@ class CyclicPageFilter implements PageFilter {
     for (const l of this.vmcore.loads) if (pa >= l.paddr && pa < l.paddr + l.memSize) return true;
     return false;
   }
+}
+
+/**
+ * makedumpfile's 1st bitmap for [start, end): pfns of each PT_LOAD with data (Vmcore.pfnHasData),
+ * set range by range rather than pfn by pfn.
+ */
+export function fillFirstBitmap(vmcore: Vmcore, start: number, end: number, bitmap: Buffer): void {
+  bitmap.fill(0, 0, Math.ceil((end - start) / 8));
+  const ps = vmcore.pageSize;
+  for (const l of vmcore.loads) {
+    const a = Math.max(start, Math.floor(l.paddr / ps));
+    const b = Math.min(end, Math.floor((l.paddr + l.memSize) / ps), Math.ceil((l.paddr + l.fileSize) / ps));
+    setBits(bitmap, a - start, b - start);
+  }
+}
+
+function setBits(bitmap: Buffer, from: number, to: number): void {
+  let i = from;
+  while (i < to && i & 7) { bitmap[i >> 3] |= 1 << (i & 7); i++; }
+  const full = (to - i) >> 3;
+  if (full > 0) { bitmap.fill(0xff, i >> 3, (i >> 3) + full); i += full * 8; }
+  while (i < to) { bitmap[i >> 3] |= 1 << (i & 7); i++; }
+}
+
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, b) => { let n = 0; for (let x = b; x; x >>= 1) n += x & 1; return n; });
+
+function popcount(bitmap: Buffer, bits: number): number {
+  let n = 0;
+  const whole = bits >> 3;
+  for (let i = 0; i < whole; i++) n += POPCOUNT[bitmap[i]];
+  for (let i = whole * 8; i < bits; i++) if (bitmap[i >> 3] & (1 << (i & 7))) n++;
+  return n;
 }
 
 /** Struct pages of one section, read a 512-page block at a time like makedumpfile's page cache. */
