@@ -1,5 +1,5 @@
-// Finding the target's block device without udev: real loop devices with real ext4, ext3 and
-// xfs filesystems made by mkfs, found by UUID= and LABEL= through their superblocks.
+// Finding the target's block device without udev: real loop devices with real ext4, ext3, xfs
+// and btrfs filesystems made by mkfs, found by UUID= and LABEL= through their superblocks.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -33,6 +33,7 @@ before(() => {
   attach('ext4', ['mkfs.ext4', '-q', '-F', '-L', `${label}e4`], 16);
   attach('ext3', ['mkfs.ext3', '-q', '-F', '-L', `${label}e3`], 16);
   attach('xfs', ['mkfs.xfs', '-q', '-f', '-L', `${label}x`], 300);
+  attach('btrfs', ['mkfs.btrfs', '-q', '-f', '-L', `${label}b`], 128);
 });
 
 after(() => {
@@ -60,14 +61,15 @@ test('the superblock prober agrees with blkid on type, UUID and label', () => {
   assert.equal(probeSuperblock(Buffer.alloc(PROBE_BYTES)), undefined);
 });
 
-test('finds ext4 and xfs loop devices by UUID= and LABEL=', async () => {
+test('finds ext4, xfs and btrfs loop devices by UUID= and LABEL=', async () => {
   const clock = fakeClock();
-  for (const name of ['ext4', 'xfs'] as const) {
+  for (const name of ['ext4', 'xfs', 'btrfs'] as const) {
     const d = disks[name]!;
     assert.equal(await waitForBlockDevice(clock, { by: 'uuid', uuid: d.uuid.toUpperCase().toLowerCase() }, { timeoutMs: 1000 }), d.loop);
   }
   assert.equal(await waitForBlockDevice(clock, { by: 'label', label: `${label}e4` }, { timeoutMs: 1000 }), disks.ext4!.loop);
   assert.equal(await waitForBlockDevice(clock, { by: 'label', label: `${label}x` }, { timeoutMs: 1000 }), disks.xfs!.loop);
+  assert.equal(await waitForBlockDevice(clock, { by: 'label', label: `${label}b` }, { timeoutMs: 1000 }), disks.btrfs!.loop);
   assert.equal(await waitForBlockDevice(clock, { by: 'path', path: disks.ext3!.loop }, { timeoutMs: 1000 }), disks.ext3!.loop);
   const seen = listBlockDevices().find((b) => b.dev === disks.ext3!.loop);
   assert.equal(seen?.fs?.fstype, 'ext3');
