@@ -56,6 +56,16 @@ function hook(l: ConfLine, src: SourceRef): Hook {
   return { path: words[0]!, args: words.slice(1), timeoutMs: DEFAULT_HOOK_TIMEOUT_MS, source: src };
 }
 
+/** `--mount "<dev> <mountpoint> <fstype> [<options>]"` of dracut_args as a Target. */
+function dracutMountTarget(value: string, src: SourceRef): Target {
+  const [dev, , fstype, opts] = value.trim().split(/\s+/);
+  if (!dev || !fstype) fail(src, `dracut_args --mount "${value}" is not "<device> <mountpoint> <fstype> [<options>]"`);
+  const options = opts ? opts.split(',').filter((o) => o !== 'defaults') : [];
+  if (fstype === 'nfs' || fstype === 'nfs4') return parseNfsSpec(dev, src, options);
+  if (!FS_TARGET_TYPES.has(fstype)) fail(src, `dracut_args --mount: filesystem type '${fstype}' is not supported as a dump target`);
+  return { kind: 'local-fs', fstype, device: parseDeviceSpec(dev, src), mountOptions: options, source: src };
+}
+
 /** Applies /etc/kdump.conf `text` (named `file` in messages) onto `plan`. */
 export function applyKdumpConf(plan: Plan, text: string, file: string): void {
   let targetLine: number | undefined;
@@ -127,7 +137,10 @@ export function applyKdumpConf(plan: Plan, text: string, file: string): void {
       case 'force_no_rebuild': plan.image.forceNoRebuild = bool01(l, src); break;
       case 'dracut_args': {
         const args = splitShellWords(need(l, src), file, l.line);
-        if (args.includes('--mount')) warn(src, 'a dump target given by dracut_args --mount is not read by lastword; use a target directive');
+        const mounts = args.flatMap((a, i) => (a === '--mount' ? [args[i + 1] ?? ''] : []));
+        if (mounts.length > 1) fail(src, 'more than one --mount target in dracut_args');
+        // kdumpctl takes `dracut_args --mount "<dev> <mnt> <fstype> [<opts>]"` as the dump target.
+        if (mounts.length === 1) setTarget(dracutMountTarget(mounts[0]!, src), src);
         plan.image.dracutArgs.push(...args);
         break;
       }

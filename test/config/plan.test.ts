@@ -116,6 +116,23 @@ test('ssh, nfs and raw targets: IPv6 in brackets, port, sshkey, scp collector, U
   assert.equal(r.finalAction, 'halt');
 });
 
+test('dracut_args --mount defines the target as kdumpctl reads it', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-plan-'));
+  try {
+    const conf = path.join(dir, 'kdump.conf');
+    fs.writeFileSync(conf, 'path /crash\ndracut_args --mount "nfs.example.org:/export/crash /var/crash nfs4 defaults,timeo=30"\n');
+    const p = loadPlan({ config: conf, cmdline: '' });
+    assert.deepEqual(p.target.kind === 'nfs' && [p.target.server, p.target.export, p.target.mountOptions, p.target.timeo], ['nfs.example.org', '/export/crash', ['timeo=30'], 30]);
+    fs.writeFileSync(conf, 'dracut_args --mount "LABEL=dumps /mnt xfs rw,noatime" --add-drivers xfs\n');
+    const q = loadPlan({ config: conf, cmdline: '' });
+    assert.deepEqual(q.target.kind === 'local-fs' && [q.target.fstype, q.target.device, q.target.mountOptions], ['xfs', { by: 'label', label: 'dumps' }, ['rw', 'noatime']]);
+    fs.writeFileSync(conf, 'ext4 /dev/vdb1\ndracut_args --mount "LABEL=dumps /mnt xfs"\n');
+    assert.throws(() => loadPlan({ config: conf, cmdline: '' }), /kdump\.conf:2: only one dump target is allowed; the first is at line 1/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a second target directive is refused naming both lines', () => {
   throwsConfig(() => plan('fedora-two-targets.conf'), 'ECONFIG', /fedora-two-targets\.conf:3: only one dump target.*line 2/);
 });
