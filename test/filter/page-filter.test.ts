@@ -137,6 +137,40 @@ describe('page filter rules and cycles on a synthetic mem_map', () => {
     });
   }
 
+  test('6.12-style page types: slab, hugetlb (order in the first tail flags), buddy and unaccepted by value', () => {
+    // PGTY_* << 24 as the kernel exports them since 6.12; no PG_slab, no compound_order/dtor.
+    const pgty = (t: number) => (t << 24) | 0;
+    const typed = new Map<number, PageSpec>();
+    typed.set(8, { mapcount: pgty(0xf0), private: 1n });                         // buddy 8..9
+    typed.set(20, { mapcount: pgty(0xf5), mapping: 0xffff888000100001n });       // slab: not anon
+    typed.set(22, { mapping: 0xffff888000100001n });                              // anon
+    typed.set(24, { mapcount: pgty(0xf1) });                                     // offline
+    typed.set(32, { mapcount: pgty(0xf4), flags: 1n << BigInt(PG.head) });      // hugetlb head, order 2
+    typed.set(33, { flags: 2n, compoundHead: 1n });
+    for (const t of [34, 35]) typed.set(t, { compoundHead: 1n });
+    typed.set(56, { mapcount: pgty(0xf7) });                                     // unaccepted: 1 << (3 - 1)
+    const f = path.join(dir, 'typed.vmcore');
+    writeMemMapVmcore(f, typed, {
+      drop: ['NUMBER(PG_slab)', 'OFFSET(page.compound_dtor)', 'OFFSET(page.compound_order)', 'NUMBER(HUGETLB_PAGE_DTOR)',
+        'NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)', 'NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)', 'LENGTH(zone.free_area)'],
+      extra: [`NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=${pgty(0xf0)}`, `NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=${pgty(0xf1)}`,
+        `NUMBER(PAGE_HUGETLB_MAPCOUNT_VALUE)=${pgty(0xf4)}`, `NUMBER(PAGE_SLAB_MAPCOUNT_VALUE)=${pgty(0xf5)}`,
+        `NUMBER(PAGE_UNACCEPTED_MAPCOUNT_VALUE)=${pgty(0xf7)}`, 'LENGTH(zone.free_area)=3'],
+    });
+    const v = openVmcore(f);
+    try {
+      const excludedAt = (level: number) => {
+        const bits = fullBitmap(createPageFilter(v, level, { strict: true, cyclePfns: 8 }));
+        return Array.from({ length: NR_PAGES }, (_, p) => p).filter((p) => !((bits[p >> 3] >> (p & 7)) & 1));
+      };
+      assert.deepEqual(excludedAt(0), [24]);
+      assert.deepEqual(excludedAt(8), [22, 24, 32, 33, 34, 35]);
+      assert.deepEqual(excludedAt(16), [8, 9, 24, 56, 57, 58, 59]);
+    } finally {
+      v.close();
+    }
+  });
+
   test('a missing VMCOREINFO key falls back to level 0 and names the key', () => {
     const f = path.join(dir, 'nokey.vmcore');
     writeMemMapVmcore(f, pages, { drop: ['SIZE(page)'] });

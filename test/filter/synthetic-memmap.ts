@@ -21,7 +21,7 @@ export interface PageSpec {
 
 export const PG = { lru: 4, slab: 9, private: 13, swapcache: 10, swapbacked: 19, hwpoison: 23, head: 16 };
 
-export function vmcoreinfoText(opts: { drop?: string[] } = {}): string {
+export function vmcoreinfoText(opts: { drop?: string[]; extra?: string[] } = {}): string {
   const lines = [
     'OSRELEASE=6.1.0-synthetic', 'PAGESIZE=4096',
     `SYMBOL(init_top_pgt)=${(START_KERNEL_MAP + 0x1000n).toString(16)}`, 'NUMBER(phys_base)=0', 'NUMBER(pgtable_l5_enabled)=0',
@@ -35,11 +35,11 @@ export function vmcoreinfoText(opts: { drop?: string[] } = {}): string {
     `NUMBER(PG_head_mask)=${1 << PG.head}`, 'NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)=-129', 'NUMBER(HUGETLB_PAGE_DTOR)=2',
     'NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)=-257', 'CRASHTIME=1700000000',
   ];
-  return lines.filter((l) => !(opts.drop ?? []).some((d) => l.startsWith(d))).join('\n') + '\n';
+  return [...lines.filter((l) => !(opts.drop ?? []).some((d) => l.startsWith(d))), ...(opts.extra ?? [])].join('\n') + '\n';
 }
 
 /** Writes the vmcore; `memMap` overrides where section 0's struct pages are (default: pfn 4). */
-export function writeMemMapVmcore(file: string, pages: Map<number, PageSpec>, opts: { memMap?: bigint; drop?: string[] } = {}): void {
+export function writeMemMapVmcore(file: string, pages: Map<number, PageSpec>, opts: { memMap?: bigint; drop?: string[]; extra?: string[] } = {}): void {
   const mem = Buffer.alloc(NR_PAGES * 4096);
   // pfn 2: the root array of SPARSEMEM_EXTREME; root 0 -> pfn 3, which holds mem_section[0].
   mem.writeBigUInt64LE(PAGE_OFFSET + 0x3000n, 0x2000);
