@@ -36,9 +36,26 @@ export function extractDmesg(vmcore: Vmcore, opts: DmesgOptions = {}): Buffer {
 /** The records in the order makedumpfile prints them. */
 export function printkRecords(vmcore: Vmcore, memory: X86_64Memory = new X86_64Memory(vmcore)): PrintkRecord[] {
   const info = vmcore.vmcoreinfo;
-  if (info.symbol.has('prb')) return lockless(vmcore, memory);
+  const damaged = (err: unknown): never => {
+    // Offsets from a damaged VMCOREINFO point outside what was read: say so in one line.
+    if (err instanceof RangeError) {
+      throw new LastwordError('EDMESG_DAMAGED', `${vmcore.file}: printk structures do not fit their VMCOREINFO sizes/offsets (${err.message})`, { where: { file: vmcore.file }, cause: err });
+    }
+    throw err;
+  };
+  if (info.symbol.has('prb')) {
+    try {
+      return lockless(vmcore, memory);
+    } catch (err) {
+      return damaged(err);
+    }
+  }
   if (info.symbol.has('log_buf') && info.symbol.has('log_buf_len') && !info.symbol.has('log_end')) {
-    return variableLength(vmcore, memory);
+    try {
+      return variableLength(vmcore, memory);
+    } catch (err) {
+      return damaged(err);
+    }
   }
   throw new LastwordError('EDMESG_UNSUPPORTED', `${vmcore.file}: VMCOREINFO has neither SYMBOL(prb) (5.10+) nor SYMBOL(log_buf) with log_first_idx (3.5..5.9)`, { where: { file: vmcore.file } });
 }

@@ -45,7 +45,8 @@ export function createPageFilter(vmcore: Vmcore, dumpLevel: number, opts: PageFi
   try {
     walk = new MemMapWalk(vmcore, dumpLevel);
   } catch (err) {
-    if (opts.strict || !(err instanceof LastwordError)) throw err;
+    // Any failure, even an unforeseen one, costs the filtering, never the dump.
+    if (opts.strict) throw err;
     fallbackReason = describeError(err);
   }
   return new CyclicPageFilter(vmcore, dumpLevel, walk, fallbackReason, opts);
@@ -122,7 +123,7 @@ class CyclicPageFilter implements PageFilter {
         const out = this.walkCycle(walk, start, end, carry, bitmap, counts);
         this.carries.set(end, out);
       } catch (err) {
-        if (this.strict || !(err instanceof LastwordError)) throw err;
+        if (this.strict) throw err;
         // Keep every page of this cycle and the rest: a dump is never lost because of the filter.
         this.failedFrom = start;
         this.fallbackReason ??= describeError(err);

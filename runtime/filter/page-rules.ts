@@ -99,6 +99,20 @@ export function pageRules(info: Vmcoreinfo, file?: string): PageRules {
     else if (info.number.has('PG_buddy')) buddy = 'flag';
   }
 
+  // Damaged offsets would read outside the struct page: refuse them here, naming the key.
+  const inPage = (name: string, off: number | undefined, width: number) => {
+    if (off !== undefined && (off < 0 || off + width > sizePage)) {
+      throw new LastwordError('EVMCOREINFO_DAMAGED', `VMCOREINFO OFFSET(${name})=${off} does not fit in SIZE(page)=${sizePage}`, { where: { file } });
+    }
+  };
+  inPage('page.flags', info.offset.get('page.flags'), 8);
+  inPage('page.mapping', info.offset.get('page.mapping'), 8);
+  inPage('page._mapcount', offMapcount, 4);
+  inPage('page.private', offPrivate, 8);
+  inPage('page.compound_head', info.offset.get('page.compound_head'), 4);
+  inPage('compound order', orderOffset || undefined, 2);
+  inPage('compound dtor', dtorOffset || undefined, 8);
+
   return {
     sizePage,
     offFlags: need(info.offset, 'OFFSET', 'page.flags'),

@@ -186,6 +186,19 @@ describe('page filter rules and cycles on a synthetic mem_map', () => {
     }
   });
 
+  test('a damaged struct page offset falls back to level 0 and names the key', () => {
+    const f = path.join(dir, 'badoffset.vmcore');
+    writeMemMapVmcore(f, pages, { drop: ['OFFSET(page.mapping)'], extra: ['OFFSET(page.mapping)=9999'] });
+    const v = openVmcore(f);
+    try {
+      const filter = createPageFilter(v, 31);
+      assert.match(filter.fallbackReason ?? '', /^EVMCOREINFO_DAMAGED: VMCOREINFO OFFSET\(page\.mapping\)=9999 does not fit in SIZE\(page\)=64/);
+      assert.ok(fullBitmap(filter).every((b) => b === 0xff));
+    } finally {
+      v.close();
+    }
+  });
+
   test('an unmapped mem_map falls back to saving every page and names the pfn and address', () => {
     const f = path.join(dir, 'unmapped.vmcore');
     writeMemMapVmcore(f, pages, { memMap: 0xffffea0000000000n });
