@@ -63,6 +63,13 @@ for (const series of ['6.1', '6.12']) {
       assert.equal(vmcore.pageSize, 4096);
       assert.ok((crashTime(vmcore) ?? 0) > 1_600_000_000);
       assert.equal(physBase(vmcore), BigInt.asUintN(64, BigInt(/NUMBER\(phys_base\)=(-?\d+)/.exec(text)![1])));
+      // NUMBER() is signed decimal, or hex with 0x where the kernel prints it so (6.12's VMALLOC_START).
+      for (const [, name, value] of text.matchAll(/^NUMBER\((\w+)\)=(\S+)$/gm)) {
+        assert.equal(vmcore.vmcoreinfo.number.get(name), BigInt(value), name); // BigInt() reads both forms
+      }
+      for (const [, name, value] of text.matchAll(/^SYMBOL\((\w+)\)=(\S+)$/gm)) {
+        assert.equal(vmcore.vmcoreinfo.symbol.get(name), BigInt('0x' + value), name);
+      }
     });
 
     test('reads physical memory at the file offsets the PT_LOADs give', () => {
