@@ -1,4 +1,4 @@
-// Waiting for the target's block device by path, UUID=, LABEL= or PARTLABEL=, without udev:
+// Waiting for the target's block device by path, UUID=, LABEL=, PARTUUID= or PARTLABEL=, without udev:
 // the kernel lists block devices in /sys/class/block and devtmpfs makes their /dev nodes; we
 // read each one's superblock (superblock.ts) until one matches or the disk timeout runs out.
 import * as fs from 'node:fs';
@@ -7,6 +7,7 @@ import { LastwordError } from '../errors.ts';
 import type { DeviceSpec } from '../config/plan.ts';
 import { describeDevice } from '../config/target-spec.ts';
 import type { System } from '../system/types.ts';
+import { partitionTableBytes, readPartitionIds, type PartitionId } from './partition-table.ts';
 import { PROBE_BYTES, probeSuperblock, type FsIdentity } from './superblock.ts';
 
 export interface BlockDevice {
@@ -15,8 +16,10 @@ export interface BlockDevice {
   dev: string;
   /** Filesystem found on it, if any. */
   fs?: FsIdentity;
-  /** GPT partition name from the kernel's uevent (PARTNAME=). */
+  /** GPT partition name (the kernel's uevent PARTNAME=, or the GPT entry). */
   partname?: string;
+  /** GPT unique partition GUID, or the MBR form SSSSSSSS-PP. */
+  partuuid?: string;
 }
 
 export interface BlockRoots {
@@ -25,7 +28,7 @@ export interface BlockRoots {
   dev?: string;
 }
 
-function readProbe(dev: string): Buffer | undefined {
+function readProbe(dev: string, bytes = PROBE_BYTES): Buffer | undefined {
   let fd: number;
   try {
     fd = fs.openSync(dev, 'r');
@@ -33,7 +36,7 @@ function readProbe(dev: string): Buffer | undefined {
     return undefined; // node not there yet, or no medium
   }
   try {
-    const buf = Buffer.alloc(PROBE_BYTES);
+    const buf = Buffer.alloc(bytes);
     let got = 0;
     while (got < buf.length) {
       const n = fs.readSync(fd, buf, got, buf.length - got, got);
@@ -59,6 +62,25 @@ export function listBlockDevices(roots: BlockRoots = {}): BlockDevice[] {
     return [];
   }
   const out: BlockDevice[] = [];
+  const tables = new Map<string, PartitionId[]>();
+  // A partition's table is on its parent disk: /sys/class/block/sda1 -> .../block/sda/sda1.
+  const partitionId = (name: string): PartitionId | undefined => {
+    let number: number;
+    let parent: string;
+    try {
+      number = Number(fs.readFileSync(path.join(sys, name, 'partition'), 'utf8').trim());
+      parent = path.basename(path.dirname(fs.realpathSync(path.join(sys, name))));
+    } catch {
+      return undefined; // a whole disk
+    }
+    if (!tables.has(parent)) {
+      let lbs = 512;
+      try { lbs = Number(fs.readFileSync(path.join(sys, parent, 'queue/logical_block_size'), 'utf8').trim()) || 512; } catch { /* 512 */ }
+      const buf = readProbe(path.join(devDir, parent), partitionTableBytes(lbs));
+      tables.set(parent, buf ? readPartitionIds(buf, lbs) : []);
+    }
+    return tables.get(parent)!.find((p) => p.number === number);
+  };
   for (const name of names) {
     const dev = path.join(devDir, name);
     let partname: string | undefined;
@@ -71,7 +93,8 @@ export function listBlockDevices(roots: BlockRoots = {}): BlockDevice[] {
       if (fs.readFileSync(path.join(sys, name, 'size'), 'utf8').trim() === '0') continue;
     } catch { /* size missing: probe anyway */ }
     const buf = readProbe(dev);
-    out.push({ name, dev, fs: buf ? probeSuperblock(buf) : undefined, partname });
+    const part = partitionId(name);
+    out.push({ name, dev, fs: buf ? probeSuperblock(buf) : undefined, partname: partname ?? part?.partlabel, partuuid: part?.partuuid });
   }
   return out;
 }
@@ -83,7 +106,7 @@ export function matchesDevice(spec: DeviceSpec, d: BlockDevice): boolean {
     case 'label': return d.fs !== undefined && d.fs.label === spec.label;
     case 'partlabel': return d.partname === spec.partlabel;
     case 'path': return d.dev === spec.path || d.name === path.basename(spec.path);
-    case 'partuuid': return false;
+    case 'partuuid': return d.partuuid !== undefined && d.partuuid === spec.partuuid.toLowerCase();
   }
 }
 
@@ -98,9 +121,6 @@ export interface WaitOptions extends BlockRoots {
  * was seen, so the admin can tell a missing driver from a wrong UUID.
  */
 export async function waitForBlockDevice(system: Pick<System, 'now' | 'sleep' | 'log'>, spec: DeviceSpec, opts: WaitOptions): Promise<string> {
-  if (spec.by === 'partuuid') {
-    throw new LastwordError('EDEVICE_SPEC', `${describeDevice(spec)}: PARTUUID= is not supported yet; use UUID=, LABEL= or a device path`);
-  }
   const deadline = system.now() + opts.timeoutMs;
   const pollMs = opts.pollMs ?? 250;
   let told = false;
@@ -114,7 +134,7 @@ export async function waitForBlockDevice(system: Pick<System, 'now' | 'sleep' | 
     if (hit) return hit.dev;
     if (system.now() >= deadline) {
       const seen = listBlockDevices(opts)
-        .map((d) => `${d.name}${d.fs ? ` ${d.fs.fstype} UUID=${d.fs.uuid}${d.fs.label ? ` LABEL=${d.fs.label}` : ''}` : ''}`)
+        .map((d) => `${d.name}${d.fs ? ` ${d.fs.fstype} UUID=${d.fs.uuid}${d.fs.label ? ` LABEL=${d.fs.label}` : ''}` : ''}${d.partuuid ? ` PARTUUID=${d.partuuid}` : ''}`)
         .join('; ');
       throw new LastwordError('EDEVICE_TIMEOUT',
         `no block device ${describeDevice(spec)} after ${Math.round(opts.timeoutMs / 1000)} s (seen: ${seen || 'no block devices'}); is its driver in the initramfs and not blacklisted?`);

@@ -1,7 +1,7 @@
 // The target's modules and devices for real, in a QEMU guest (this host's kernel has no module
 // support) booting Debian's 6.1 kernel with its real modules, kmod's modprobe, no udev, and
 // lastword's Plan + prepareTarget (runtime/config, runtime/modules) on the pinned Node. The guest's
-// kdump.conf targets `ext4 LABEL=` on a virtio disk and asks for vxlan (which needs udp_tunnel,
+// kdump.conf targets `ext4 PARTUUID=` (a GPT partition of a virtio disk) and asks for vxlan (which needs udp_tunnel,
 // blacklisted on the command line), dummy and udp_tunnel; reset_devices is on the command line.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -77,8 +77,13 @@ echo LW-GUEST-END
 poweroff -f
 `;
 
-test('drivers are coldplugged, the LABEL= disk is found, and a module needing a blacklisted one is never loaded, by lastword nor kmod', { skip: kver ? false : 'no Debian 6.1 kernel installed' }, async () => {
+test('drivers are coldplugged, the PARTUUID= partition is found, and a module needing a blacklisted one is never loaded, by lastword nor kmod', { skip: kver ? false : 'no Debian 6.1 kernel installed' }, async () => {
   const t0 = Date.now();
+  // A GPT disk whose first partition holds ext4: the target is found by PARTUUID= via sysfs and the table.
+  const disk = makeDisk(path.join(tmp, 'dump.img'), 40);
+  execFileSync('sfdisk', ['-q', disk], { input: 'label: gpt\nstart=2048, size=32MiB, type=L, name="lwdump"\n' });
+  execFileSync('mkfs.ext4', ['-q', '-F', '-L', label, '-E', 'offset=1048576', disk, '32M'], { stdio: 'ignore' });
+  const partuuid = execFileSync('sfdisk', ['--part-uuid', disk, '1'], { encoding: 'utf8' }).trim().toLowerCase();
   // Bundled to plain JS on the host: Node's type stripping would cost the TCG guest a WebAssembly compile.
   const entry = path.join(repo, 'test/modules', `.guest-driver-${process.pid}.ts`);
   fs.writeFileSync(entry, DRIVER);
@@ -98,12 +103,11 @@ test('drivers are coldplugged, the LABEL= disk is found, and a module needing a 
     },
     texts: {
       '/init': { data: INIT, mode: 0o755 },
-      '/etc/kdump.conf': { data: `ext4 LABEL=${label}\nextra_modules vxlan dummy udp_tunnel\n` },
+      '/etc/kdump.conf': { data: `ext4 PARTUUID=${partuuid}\nextra_modules vxlan dummy udp_tunnel\n` },
     },
   }, path.join(tmp, 'initrd.zst'));
   const tBoot = Date.now();
   process.stdout.write(`# initramfs built in ${((tBoot - t0) / 1000).toFixed(1)} s, ${fs.statSync(initrd).size} bytes\n`);
-  const disk = makeDisk(path.join(tmp, 'dump.img'), 32, { ext4Label: label });
   // lastword.blacklist= rather than modprobe.blacklist=, which kmod would honour on its own.
   guest = new Guest({
     kernel: `/boot/vmlinuz-${kver}`, initrd, disks: [disk], memMiB: 1024, logFile: path.join(tmp, 'console.log'),
@@ -118,7 +122,7 @@ test('drivers are coldplugged, the LABEL= disk is found, and a module needing a 
   assert.doesNotMatch(text, /PREPARE-FAILED/, text);
   const prepared = JSON.parse(/PREPARED (.*)/.exec(text)![1]!);
   const loaded = JSON.parse(/MODULES (.*)/.exec(text)![1]!) as string[];
-  assert.equal(prepared.device, '/dev/vda', text);
+  assert.equal(prepared.device, '/dev/vda1', text);
   assert.deepEqual(prepared.modules.loaded, ['ext4', 'dummy'], text);
   assert.deepEqual(prepared.modules.refused.map((r: { module: string }) => r.module), ['vxlan', 'udp_tunnel']);
   assert.match(text, /EMODULE_BLACKLISTED: module vxlan needs udp_tunnel, which is blacklisted \(lastword\.blacklist= on the kernel command line; <cmdline>\)/);
