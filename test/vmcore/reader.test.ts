@@ -180,6 +180,22 @@ describe('vmcore reader on bad input', () => {
     }
   });
 
+  test('a PT_LOAD with p_memsz beyond p_filesz has no data in the gap (refiltered ELF dumps)', () => {
+    const f = path.join(dir, 'nodata.vmcore');
+    writeSyntheticVmcore(f, 'OSRELEASE=6.1.0\nPAGESIZE=4096\n', [{ paddr: 0x100000, vaddr: 0xffff888000100000n, data: Buffer.alloc(8192, 7), memSize: 4 * 4096 }]);
+    const v = openVmcore(f);
+    try {
+      assert.equal(v.maxMapnr, 0x104);
+      assert.deepEqual([0x100, 0x101, 0x102, 0x103].map((p) => v.pfnHasData(p)), [true, true, false, false]);
+      const pages = Buffer.alloc(4 * 4096, 0xff);
+      v.readPages(0x100, 4, pages);
+      assert.ok(pages.subarray(0, 8192).every((b) => b === 7) && pages.subarray(8192).every((b) => b === 0));
+      expectError(() => v.readPhys(0x102000, 8), 'EVMCORE_PADDR', /physical address 0x102000 is not in the vmcore/);
+    } finally {
+      v.close();
+    }
+  });
+
   test('a page-table entry pointing outside memory is named with the address and level', () => {
     // Memory: pfn 1..2. The top-level table is pfn 1 (init_top_pgt at phys 0x1000 with phys_base 0);
     // its entry for vmemmap points to physical 0x7f0000000, which the vmcore does not have.
