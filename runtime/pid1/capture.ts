@@ -90,6 +90,8 @@ async function runHooks(sys: System, log: RunLog, kind: string, hooks: readonly 
 }
 
 interface DumpAttempt {
+  /** Bytes the target accepted, also when the writer failed part-way. */
+  bytes: number;
   names?: DumpNames;
   result?: DumpResult;
   dumpFile?: string;
@@ -98,11 +100,18 @@ interface DumpAttempt {
   error?: unknown;
 }
 
+/** The sink as the writer sees it, counting what the target accepted (the summary's bytes). */
+function counting(s: DumpSink, into: { bytes: number }): DumpSink {
+  return s.kind === 'positional'
+    ? { kind: 'positional', pwrite: async (b, o) => { await s.pwrite(b, o); into.bytes += b.length; }, close: () => s.close(), abort: () => s.abort() }
+    : { kind: 'stream', write: async (b) => { await s.write(b); into.bytes += b.length; }, close: () => s.close(), abort: () => s.abort() };
+}
+
 /** Saves dmesg and the dump into an opened target. Never throws: the attempt records what happened. */
 async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, hostIp: string | undefined): Promise<DumpAttempt> {
   const { plan } = o;
   const flattened = target.streamOnly || plan.collector.flattened;
-  const attempt: DumpAttempt = { incomplete: false };
+  const attempt: DumpAttempt = { bytes: 0, incomplete: false };
   try {
     const names = dumpNames({
       naming: plan.naming, time: o.time ?? new Date(), network: target.network || isNetwork(plan), hostIp, hostname: o.hostname ?? os.hostname(), flattened,
@@ -135,7 +144,7 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
       }
     }
     log.line(`lastword: saving ${o.vmcore} to ${target.description}: ${at(names.dumpIncomplete)}`);
-    const sink = await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional');
+    const sink = counting(await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional'), attempt);
     attempt.dumpFile = at(names.dumpIncomplete);
     attempt.incomplete = true;
     log.startPages();
@@ -165,7 +174,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   const log = new RunLog({ emit: o.emit ?? ((l) => sys.log(l)), now: () => sys.now() });
   for (const w of plan.warnings) log.line(`lastword: warning: ${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`);
   let reason = '';
-  let attempt: DumpAttempt = { incomplete: false };
+  let attempt: DumpAttempt = { bytes: 0, incomplete: false };
   let target: DumpTarget | undefined;
   let hostIp: string | undefined;
   const fail = (why: string) => { reason ||= why; };
@@ -219,7 +228,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   const c = r?.counts;
   for (const line of formatSummary({
     ok, target: target?.description ?? describeTarget(plan), file: attempt.dumpFile, incomplete: attempt.incomplete,
-    bytes: r?.bytes ?? 0, format: plan.collector.format + (target?.streamOnly || plan.collector.flattened ? ' (flattened)' : ''),
+    bytes: attempt.bytes, format: plan.collector.format + (target?.streamOnly || plan.collector.flattened ? ' (flattened)' : ''),
     codec: plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
     ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages,
     excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,

@@ -140,7 +140,10 @@ class SftpPositionalSink implements PositionalSink {
   private readonly handle: Buffer;
   private readonly file: string;
 
-  constructor(sftp: SFTPWrapper, handle: Buffer, file: string, conn: ssh2.Client) {
+  private readonly guard: <T>(p: Promise<T>) => Promise<T>;
+
+  constructor(sftp: SFTPWrapper, handle: Buffer, file: string, conn: ssh2.Client, guard: <T>(p: Promise<T>) => Promise<T>) {
+    this.guard = guard;
     this.sftp = sftp;
     this.handle = handle;
     this.file = file;
@@ -180,8 +183,8 @@ class SftpPositionalSink implements PositionalSink {
   async close(): Promise<void> {
     await this.settle(0);
     // fsync@openssh.com where the server has it: the rename that follows must not outrun the data.
-    await sftpCall(this.file, (cb) => this.sftp.ext_openssh_fsync(this.handle, (e) => cb(e))).catch(() => undefined);
-    await sftpCall(this.file, (cb) => this.sftp.close(this.handle, (e) => cb(e)));
+    await this.guard(sftpCall(this.file, (cb) => this.sftp.ext_openssh_fsync(this.handle, (e) => cb(e))).catch(() => undefined));
+    await this.guard(sftpCall(this.file, (cb) => this.sftp.close(this.handle, (e) => cb(e))));
   }
 
   async abort(): Promise<void> {
@@ -195,12 +198,20 @@ export class SshDumpTarget implements DumpTarget {
   readonly network = true;
   private readonly conn: ssh2.Client;
   private readonly sftp: SFTPWrapper | undefined;
+  /** Rejects when the connection closes: ssh2 leaves requests on a dead connection pending forever. */
+  private readonly lost: Promise<never>;
 
   constructor(t: SshTarget, conn: ssh2.Client, sftp: SFTPWrapper | undefined) {
     this.conn = conn;
     this.sftp = sftp;
     this.description = `ssh ${t.user}@${t.host}${t.port === 22 ? '' : `:${t.port}`} (${sftp ? 'sftp' : 'flattened stream via dd'})`;
+    this.lost = new Promise<never>((_, reject) => {
+      conn.once('close', () => reject(new LastwordError('ETARGET_IO', `${this.description}: the connection to the server was lost`)));
+    });
+    this.lost.catch(() => { /* observed through guard() */ });
   }
+
+  private guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, this.lost]);
 
   /** Without SFTP the dump can only be a flattened stream. */
   get streamOnly(): boolean {
@@ -209,13 +220,13 @@ export class SshDumpTarget implements DumpTarget {
 
   async mkdirs(dir: string): Promise<void> {
     const d = targetDir(dir);
-    if (!this.sftp) return void (await remoteOk(this.conn, `mkdir -p -- ${shellQuote(d)}`));
+    if (!this.sftp) return void (await this.guard(remoteOk(this.conn, `mkdir -p -- ${shellQuote(d)}`)));
     let at = '';
     for (const part of d.split('/').filter(Boolean)) {
       at += '/' + part;
       const p = at;
-      const exists = await sftpCall<unknown>(p, (cb) => this.sftp!.stat(p, cb)).then(() => true, () => false);
-      if (!exists) await sftpCall<void>(p, (cb) => this.sftp!.mkdir(p, { mode: 0o700 }, (e) => cb(e)));
+      const exists = await this.guard(sftpCall<unknown>(p, (cb) => this.sftp!.stat(p, cb)).then(() => true, () => false));
+      if (!exists) await this.guard(sftpCall<void>(p, (cb) => this.sftp!.mkdir(p, { mode: 0o700 }, (e) => cb(e))));
     }
   }
 
@@ -223,8 +234,8 @@ export class SshDumpTarget implements DumpTarget {
     const file = joinInside(targetDir(dir), name);
     if (kind === 'positional' && this.sftp) {
       const sftp = this.sftp;
-      const handle = await sftpCall<Buffer>(file, (cb) => sftp.open(file, 'w', { mode: 0o600 }, cb));
-      return new SftpPositionalSink(sftp, handle, file, this.conn);
+      const handle = await this.guard(sftpCall<Buffer>(file, (cb) => sftp.open(file, 'w', { mode: 0o600 }, cb)));
+      return new SftpPositionalSink(sftp, handle, file, this.conn, this.guard);
     }
     // Fedora's transport: `umask 0077 && dd bs=512 of=<dir>/vmcore-incomplete`, fed the flattened stream.
     const cmd = `umask 0077 && dd bs=512 of=${shellQuote(file)} 2>/dev/null`;
@@ -249,7 +260,7 @@ export class SshDumpTarget implements DumpTarget {
   async writeFile(dir: string, name: string, data: Buffer | string): Promise<void> {
     const file = joinInside(targetDir(dir), name);
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
-    if (!this.sftp) return void (await remoteOk(this.conn, `umask 0077 && cat > ${shellQuote(file)}`, buf));
+    if (!this.sftp) return void (await this.guard(remoteOk(this.conn, `umask 0077 && cat > ${shellQuote(file)}`, buf)));
     const sink = await this.openDump(dir, name, 'positional') as PositionalSink;
     await sink.pwrite(buf, 0);
     await sink.close();
@@ -260,21 +271,21 @@ export class SshDumpTarget implements DumpTarget {
     const a = joinInside(d, from);
     const b = joinInside(d, to);
     const sftp = this.sftp;
-    if (!sftp) return void (await remoteOk(this.conn, `mv -f -- ${shellQuote(a)} ${shellQuote(b)}`));
+    if (!sftp) return void (await this.guard(remoteOk(this.conn, `mv -f -- ${shellQuote(a)} ${shellQuote(b)}`)));
     // posix-rename@openssh.com replaces like mv; plain SFTP rename refuses an existing name.
-    await sftpCall<void>(b, (cb) => sftp.ext_openssh_rename(a, b, (e) => cb(e)))
-      .catch(() => sftpCall<void>(b, (cb) => sftp.rename(a, b, (e) => cb(e))));
+    await this.guard(sftpCall<void>(b, (cb) => sftp.ext_openssh_rename(a, b, (e) => cb(e)))
+      .catch(() => sftpCall<void>(b, (cb) => sftp.rename(a, b, (e) => cb(e)))));
   }
 
   async list(dir: string): Promise<string[]> {
     const d = targetDir(dir);
     const sftp = this.sftp;
-    if (!sftp) return (await remote(this.conn, `ls -1A -- ${shellQuote(d)}`)).stdout.split('\n').filter(Boolean);
-    return sftpCall<Array<{ filename: string }>>(d, (cb) => sftp.readdir(d, cb)).then((l) => l.map((e) => e.filename), () => []);
+    if (!sftp) return (await this.guard(remote(this.conn, `ls -1A -- ${shellQuote(d)}`))).stdout.split('\n').filter(Boolean);
+    return this.guard(sftpCall<Array<{ filename: string }>>(d, (cb) => sftp.readdir(d, cb)).then((l) => l.map((e) => e.filename), () => []));
   }
 
   async removeDump(dir: string, name: string): Promise<void> {
-    await remoteOk(this.conn, `rm -rf -- ${shellQuote(joinInside(targetDir(dir), name))}`);
+    await this.guard(remoteOk(this.conn, `rm -rf -- ${shellQuote(joinInside(targetDir(dir), name))}`));
   }
 
   async close(): Promise<void> {

@@ -34,7 +34,7 @@ function fakeSystem(exitCodes: Record<string, number> = {}): Fake {
     log: (l: string) => { lines.push(l); },
     mount: never('mount'), umount2: never('umount2'), reboot: never('reboot'), sync: () => {}, sethostname: never('sethostname'),
     setControllingTerminal: never('setControllingTerminal'), finitModule: never('finitModule'), reapOrphans: () => [], getpid: () => 1234,
-  } as Fake;
+  } as unknown as Fake;
 }
 
 function plan(over: (p: Plan) => void = () => {}): Plan {
