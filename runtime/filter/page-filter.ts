@@ -7,7 +7,7 @@ import type { Vmcore } from '../vmcore/types.ts';
 import { X86_64Memory } from '../vmcore/x86_64.ts';
 import { findMemMap } from './mem-map.ts';
 import type { MemMapLayout, MemMapSection } from './mem-map.ts';
-import { DL_EXCLUDE_CACHE, DL_EXCLUDE_CACHE_PRI, DL_EXCLUDE_FREE, DL_EXCLUDE_USER_DATA, classifyPage, pageRules } from './page-rules.ts';
+import { DL_EXCLUDE_CACHE, DL_EXCLUDE_CACHE_PRI, DL_EXCLUDE_FREE, DL_EXCLUDE_USER_DATA, DL_EXCLUDE_ZERO, classifyPage, pageRules } from './page-rules.ts';
 import type { PageClass, PageRules } from './page-rules.ts';
 import type { PageClassCounts, PageFilter } from './types.ts';
 
@@ -94,7 +94,9 @@ class CyclicPageFilter implements PageFilter {
 
   constructor(vmcore: Vmcore, dumpLevel: number, walk: MemMapWalk | undefined, fallbackReason: string | undefined, opts: PageFilterOptions) {
     this.vmcore = vmcore;
-    this.dumpLevel = dumpLevel;
+    // Fallen back before the first cycle: only the writer's zero-page check (bit 1) still applies,
+    // so the header should say so. A fallback during the walk keeps the level of the cycles before.
+    this.dumpLevel = walk ? dumpLevel : dumpLevel & DL_EXCLUDE_ZERO;
     this.walk = walk;
     this.fallbackReason = fallbackReason;
     this.strict = opts.strict ?? false;

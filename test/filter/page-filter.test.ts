@@ -178,6 +178,7 @@ describe('page filter rules and cycles on a synthetic mem_map', () => {
     try {
       const filter = createPageFilter(v, 31);
       assert.match(filter.fallbackReason ?? '', /^EVMCOREINFO_KEY: VMCOREINFO has no SIZE\(page\)/);
+      assert.equal(filter.dumpLevel, 1, 'only the zero-page bit of level 31 still applies');
       const bits = fullBitmap(filter);
       assert.ok(bits.every((b) => b === 0xff), 'every page with data is kept');
       assert.throws(() => createPageFilter(v, 31, { strict: true }), (e: unknown) => e instanceof LastwordError && e.code === 'EVMCOREINFO_KEY');
