@@ -1,0 +1,79 @@
+// Opening targets through a recording fake System: mount options, the mount.nfs command line and
+// Debian's retries. The real mounts are tested in local-fs.test.ts and nfs.test.ts.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { defaultPlan } from '../../runtime/config/defaults.ts';
+import { LastwordError } from '../../runtime/errors.ts';
+import type { ExecResult, System } from '../../runtime/system/types.ts';
+import { mountOptions, nfsMountArgs, openTarget } from '../../runtime/targets/open.ts';
+
+test('mount options: flags become mount(2) flags, ro is dropped for a writable dump, the rest is data', () => {
+  assert.deepEqual(mountOptions(['defaults,noatime,nodev', 'ro', 'data=ordered', 'x-systemd.device-timeout=10', 'nofail']),
+    { flags: 1024 | 4, data: 'data=ordered', dropped: ['ro'] });
+});
+
+test('mount.nfs gets server:/export, the mount point and every option with timeo and retrans', () => {
+  const t = { kind: 'nfs' as const, server: '10.0.0.1', export: '/export/crash', mountOptions: ['nolock', 'tcp', 'soft'], timeo: 600, retrans: 3, source: { file: 'kdump-tools' } };
+  assert.deepEqual(nfsMountArgs(t, '/run/lastword/target'), ['10.0.0.1:/export/crash', '/run/lastword/target', '-o', 'nolock,tcp,soft,timeo=600,retrans=3']);
+  assert.deepEqual(nfsMountArgs({ ...t, server: 'fd00::1', mountOptions: ['timeo=50'], timeo: 50, retrans: undefined }, '/mnt'), ['[fd00::1]:/export/crash', '/mnt', '-o', 'timeo=50']);
+});
+
+function nfsSystem(failures: number): System & { execs: string[][]; sleeps: number[] } {
+  const execs: string[][] = [];
+  const sleeps: number[] = [];
+  let n = 0;
+  return {
+    execs, sleeps,
+    async exec(file: string, args: readonly string[]): Promise<ExecResult> {
+      execs.push([file, ...args]);
+      return n++ < failures
+        ? { exitCode: 32, stdout: '', stderr: 'mount.nfs: Connection refused\n', timedOut: false }
+        : { exitCode: 0, stdout: '', stderr: '', timedOut: false };
+    },
+    sleep: async (ms: number) => { sleeps.push(ms); },
+    now: () => 0, log: () => {}, sync: () => {}, umount2: () => {},
+  } as unknown as System & { execs: string[][]; sleeps: number[] };
+}
+
+test('NFS: mount.nfs is retried (Debian tries 4 times) and the export becomes the target', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-nfsmnt-'));
+  t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
+  const plan = defaultPlan('debian');
+  plan.target = { kind: 'nfs', server: '10.0.0.1', export: '/srv', mountOptions: ['nolock', 'tcp', 'soft', 'timeo=600', 'retrans=3'], timeo: 600, retrans: 3, source: { file: 'kdump-tools' } };
+  const sys = nfsSystem(2);
+  const target = await openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => { throw new Error('no device for nfs'); }, retryDelayMs: 1000 });
+  assert.equal(sys.execs.length, 3);
+  assert.deepEqual(sys.execs[0], ['mount.nfs', '10.0.0.1:/srv', mnt, '-o', 'nolock,tcp,soft,timeo=600,retrans=3']);
+  assert.deepEqual(sys.sleeps, [1000, 1000]);
+  assert.equal(target.network, true);
+  assert.match(target.description, /nfs 10\.0\.0\.1:\/srv/);
+  await target.close();
+});
+
+test('NFS: after the last attempt the error names the export and mount.nfs\'s message', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-nfsmnt-'));
+  t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
+  const plan = defaultPlan('debian');
+  plan.target = { kind: 'nfs', server: '10.0.0.1', export: '/srv', mountOptions: [], source: { file: 'kdump-tools', line: 7 } };
+  const sys = nfsSystem(99);
+  await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '', retryDelayMs: 1 }), (err: unknown) => {
+    assert.ok(err instanceof LastwordError);
+    assert.equal(err.code, 'ETARGET_MOUNT');
+    assert.match(err.message, /nfs 10\.0\.0\.1:\/srv after 4 attempts: mount\.nfs: Connection refused/);
+    return true;
+  });
+  assert.equal(sys.execs.length, 4);
+});
+
+test('a local filesystem that cannot be mounted names the device, the fstype and the config line', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-mnt-'));
+  t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
+  const plan = defaultPlan('fedora');
+  plan.target = { kind: 'local-fs', fstype: 'xfs', device: { by: 'label', label: 'dump' }, mountOptions: [], source: { file: '/etc/kdump.conf', line: 2 } };
+  const sys = { mount: () => { throw Object.assign(new Error('mount: Invalid argument'), { code: 'EINVAL' }); }, log: () => {} } as unknown as System;
+  await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '/dev/vdb1' }),
+    /cannot mount LABEL=dump \(\/dev\/vdb1\) as xfs/);
+});
