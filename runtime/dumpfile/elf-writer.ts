@@ -23,7 +23,10 @@ const CHUNK = 1 << 20;
 export interface ElfSegment {
   paddr: number;
   vaddr: bigint;
+  /** p_filesz: bytes written. */
   size: number;
+  /** p_memsz: reaches the next segment (or the load's end); readers see excluded pages as zeros. */
+  memSize: number;
 }
 
 export interface ElfWriteOptions {
@@ -71,7 +74,8 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
   // The kernel-text PT_LOAD repeats RAM but carries the kernel image's virtual addresses: readers
   // of ELF cores (drgn) translate kernel symbols through it, as in makedumpfile's -E output.
   for (const load of [...kernelTextLoads(vmcore.file), ...vmcore.loads]) {
-    const lStart = load.paddr, lEnd = load.paddr + load.fileSize;
+    const lStart = load.paddr, lEnd = load.paddr + load.fileSize, lMemEnd = load.paddr + load.memSize;
+    const inLoad: ElfSegment[] = [];
     let cur: ElfSegment | undefined;
     for (const [a, b] of runs) {
       const s = Math.max(a * B, lStart), e = Math.min(b * B, lEnd);
@@ -79,10 +83,17 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
       if (cur && s - (cur.paddr + cur.size) < PFN_EXCLUDED * B) {
         cur.size = e - cur.paddr;
       } else {
-        cur = { paddr: s, vaddr: vaddrOf(load, s), size: e - s };
-        segments.push(cur);
+        cur = { paddr: s, vaddr: vaddrOf(load, s), size: e - s, memSize: 0 };
+        inLoad.push(cur);
       }
     }
+    // As makedumpfile does, the segments cover the whole load: excluded pages are the gap between
+    // p_filesz and p_memsz, which ELF readers (crash, drgn) read as zeros instead of failing.
+    if (inLoad.length === 0 || inLoad[0]!.paddr > lStart) {
+      inLoad.unshift({ paddr: lStart, vaddr: load.vaddr, size: 0, memSize: 0 });
+    }
+    for (const [i, seg] of inLoad.entries()) seg.memSize = (inLoad[i + 1]?.paddr ?? lMemEnd) - seg.paddr;
+    segments.push(...inLoad);
   }
   return { segments, ramPages, dumpable, zero };
 }
@@ -142,7 +153,7 @@ export function encodeElfHeaders(vmcore: Vmcore, segments: ElfSegment[], noteOff
     b.writeBigUInt64LE(s.vaddr, p + 16);
     b.writeBigUInt64LE(BigInt(s.paddr), p + 24);
     b.writeBigUInt64LE(BigInt(s.size), p + 32);
-    b.writeBigUInt64LE(BigInt(s.size), p + 40);
+    b.writeBigUInt64LE(BigInt(s.memSize), p + 40);
     off += s.size;
   }
   return b;

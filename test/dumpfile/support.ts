@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
 import type { Vmcore } from '../../runtime/vmcore/types.ts';
+import { cacheDir, ensureFile } from '../support/lab.ts';
 
 export function tempDir(t: { after(fn: () => void): void } | undefined, prefix = 'lastword-dump-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -51,4 +52,27 @@ export function assertPagesMatchVmcore(dump: KdumpReader, vmcore: Vmcore, step =
     if (!a.equals(b)) assert.fail(`${dump.file}: pfn 0x${pfn.toString(16)} differs from the vmcore`);
   }
   return n;
+}
+
+/**
+ * crash 8.0.6 with lzo, snappy and zstd: the lab's crash (built by .ci/setup) only has lzo. The
+ * cached build tree is copied and relinked with all three codecs once per machine (~30 s).
+ */
+export function crashWithAllCodecs(): string {
+  const tools = path.join(cacheDir, 'lab', 'tools');
+  const out = path.join(tools, 'crash-codecs');
+  return ensureFile(out, () => {
+    const src = path.join(tools, 'src', 'crash-8.0.6');
+    if (!fs.existsSync(path.join(src, 'crash'))) throw new Error(`${src} has no built crash: run .ci/setup`);
+    const work = fs.mkdtempSync(path.join(tools, 'src', 'crash-codecs-'));
+    try {
+      execFileSync('cp', ['-a', `${src}/.`, work]);
+      execFileSync('make', ['-C', work, `-j${os.availableParallelism()}`, 'lzo', 'snappy', 'zstd'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      fs.copyFileSync(path.join(work, 'crash'), `${out}.tmp`);
+      fs.chmodSync(`${out}.tmp`, 0o755);
+      fs.renameSync(`${out}.tmp`, out);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
 }
