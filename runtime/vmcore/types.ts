@@ -45,7 +45,10 @@ export interface Vmcore {
   readPages(pfn: number, count: number, into: Buffer): void;
   /** Reads physical memory; throws a LastwordError naming the address when it is not in the file. */
   readPhys(paddr: number, length: number, into?: Buffer): Buffer;
-  /** Is there data for this pfn in the file (the 1st bitmap)? */
+  /**
+   * Is there data for this pfn in the file (the 1st bitmap)? As makedumpfile: a page only partly
+   * covered by a PT_LOAD (e.g. the one ending at 0x9fc00) or beyond p_filesz is not.
+   */
   pfnHasData(pfn: number): boolean;
   close(): void;
 }
