@@ -97,6 +97,20 @@ test('ip=dhcp gets a lease from udhcpd in the peer namespace and pings the serve
   assert.equal(fs.readFileSync(resolv, 'utf8'), 'nameserver 10.78.0.53\n');
 });
 
+test("busybox's own ip (the capture initramfs has no iproute2) brings up a static address too", async () => {
+  reset();
+  client.ip('route', 'flush', 'table', 'main');
+  server.ip('addr', 'add', '10.76.0.1/24', 'dev', sif);
+  const sys = clientSystem();
+  const spec = parseIpArgument(`10.76.0.2::10.76.0.1:24::${cif}:off:1400`, src);
+  const up = await bringUpNetwork(sys, [spec], { nameservers: [], timeoutMs: 20_000 }, { tools: { ip: ['busybox', 'ip'], udhcpc: ['busybox', 'udhcpc'] } });
+  assert.deepEqual(up.map((u) => [u.address, u.prefix, u.gateway]), [['10.76.0.2', 24, '10.76.0.1']]);
+  assert.match(client.ip('link', 'show', 'dev', cif), /mtu 1400 /);
+  assert.match(client.ip('route', 'show', 'default'), /default via 10\.76\.0\.1 /);
+  client.exec('busybox', ['ping', '-c', '1', '-W', '5', '10.76.0.1']);
+  client.ip('link', 'set', 'dev', cif, 'mtu', '1500');
+});
+
 test('a named interface that does not exist fails with a clear message', async () => {
   const sys = clientSystem();
   await assert.rejects(
