@@ -5,6 +5,7 @@ import { usageError } from '../errors.ts';
 import { loadPlan } from '../config/load.ts';
 import type { Plan, Target } from '../config/plan.ts';
 import { describeDevice } from '../config/target-spec.ts';
+import { readShippedBlacklists, resolveBlacklist } from '../modules/blacklist.ts';
 
 const HELP = `usage: lastword plan [--config FILE] [--cmdline STRING] [--root DIR] [--json]
 
@@ -25,7 +26,7 @@ function target(t: Target): string {
   }
 }
 
-export function formatPlan(p: Plan): string {
+export function formatPlan(p: Plan, shippedBlacklist = readShippedBlacklists()): string {
   const c = p.collector;
   const at = (s: { file: string; line?: number }) => (s.line !== undefined ? `${s.file}:${s.line}` : s.file);
   const lines = [
@@ -46,7 +47,8 @@ export function formatPlan(p: Plan): string {
     for (const h of hooks) lines.push(`${kind.padEnd(9)} hook:  ${[h.path, ...h.args].join(' ')} (limit ${h.timeoutMs / 1000} s)  [${at(h.source)}]`);
   }
   lines.push(`modules:        extra ${p.modules.extra.join(' ') || '-'}; reset_devices ${p.modules.resetDevices ? 'on' : 'off'}; disk timeout ${p.modules.diskTimeoutMs / 1000} s`);
-  for (const b of p.modules.blacklist) lines.push(`  blacklist:    ${b.module} (${b.reason})  [${at(b.source)}]`);
+  // The effective list: the configs' and the command line's entries, then the shipped lists.
+  for (const b of resolveBlacklist(p, shippedBlacklist)) lines.push(`  blacklist:    ${b.module} (${b.reason})  [${at(b.source)}]`);
   for (const ip of p.network.ip) {
     const parts = [ip.interface ?? 'any interface', ip.autoconf === 'none' ? `static ${ip.clientIp}/${ip.netmask ?? ''}` : ip.autoconf];
     if (ip.gateway) parts.push(`gateway ${ip.gateway}`);

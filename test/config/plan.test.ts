@@ -210,6 +210,8 @@ test('lastword plan prints the plan as text and JSON, and exits 1 naming the bad
   assert.equal(text.status, 0, text.stderr);
   assert.match(text.stdout, /^target: +xfs LABEL=crashfs/m);
   assert.match(text.stdout, /fedora-every-directive\.conf:26: unknown directive 'frobnicate'/);
+  assert.match(text.stdout, /^ {2}blacklist: +floppy \(kdump\.conf blacklist\) +\[.*fedora-every-directive\.conf:21\]$/m);
+  assert.match(text.stdout, /^ {2}blacklist: +nouveau \(GPU driver.*\[.*blacklist\/capture\.conf:\d+\]$/m);
   const json = run('--config', fx('debian-nfs.kdump-tools'), '--cmdline', '', '--json');
   assert.equal(json.status, 0, json.stderr);
   assert.equal(JSON.parse(json.stdout).target.server, '10.0.0.1');
