@@ -71,7 +71,9 @@ export interface LoadReport {
   failed: { module: string; message: string }[];
 }
 
-export const BLACKLIST_CONF = 'lastword-blacklist.conf';
+// Not the name the initramfs builder uses in /etc/modprobe.d: kmod lets a file in /etc shadow a
+// /run file of the same name, and this one also carries the command line's blacklists.
+export const BLACKLIST_CONF = 'lastword-capture-blacklist.conf';
 
 /** Writes the modprobe.d blacklist file; returns its path. */
 export function writeBlacklistConf(entries: readonly BlacklistEntry[], confDir = '/run/modprobe.d'): string {

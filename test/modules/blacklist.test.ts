@@ -80,7 +80,7 @@ test('a module whose dependency is blacklisted is refused before modprobe loads 
     assert.ok(!sys.calls.some((c) => / -b vxlan$/.test(c)), sys.calls.join('\n'));
     assert.ok(sys.calls.some((c) => c.endsWith(`-C ${dir} -b ext4`)));
     assert.match(sys.logs.join('\n'), /EMODULE_BLACKLISTED: module vxlan needs udp_tunnel, which is blacklisted \(test reason; test\.conf:1\)/);
-    assert.match(fs.readFileSync(path.join(dir, 'lastword-blacklist.conf'), 'utf8'), /install udp_tunnel \/bin\/false/);
+    assert.match(fs.readFileSync(path.join(dir, 'lastword-capture-blacklist.conf'), 'utf8'), /install udp_tunnel \/bin\/false/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

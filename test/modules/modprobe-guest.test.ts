@@ -62,7 +62,7 @@ try {
 // kmod on its own must refuse too: the modprobe.d file lastword wrote stops the dependency.
 const direct = await sys.exec('modprobe', ['vxlan']);
 console.log('DIRECT ' + direct.exitCode);
-const conf = fs.readFileSync('/run/modprobe.d/lastword-blacklist.conf', 'utf8');
+const conf = fs.readFileSync('/run/modprobe.d/lastword-capture-blacklist.conf', 'utf8');
 console.log('SHIPPED-IN-CONF ' + conf.includes('install nouveau /bin/false'));
 const mods = fs.readFileSync('/proc/modules', 'utf8').split('\\n').map((l) => l.split(' ')[0]).filter(Boolean);
 console.log('MODULES ' + JSON.stringify(mods));
