@@ -51,3 +51,10 @@ test('goals are met at the limit, not met past it, and unmeasured goals say so',
   assert.match(text[5]!, /bytes .* \| 1\.00x \| met \|/);
   assert.match(text[6]!, /ssh .* \| – \| not measured \|/);
 });
+
+test('a tool name with a pipe does not split its table row, and a goal shows the detail behind a rounded ratio', () => {
+  const table = formatCase('t', summarizeCase(1e9, { tool: "cat | ssh 'cat > f'", runs: [run(1, 1024, 10)] }, []));
+  assert.match(table, /\| cat \\\| ssh 'cat > f' \| 1 \|/);
+  const goals = formatGoals([{ name: 'bytes', value: 1.0000017, limit: 1.0, atMost: true, detail: '+6,828 bytes' }]);
+  assert.match(goals, /\| 1\.00x \(\+6,828 bytes\) \| NOT met \|/);
+});

@@ -85,7 +85,8 @@ export function formatCase(title: string, rows: readonly RowSummary[]): string {
     '| tool | runs | wall s | MB/s | x | output bytes | x | peak RSS MiB | x |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
-  for (const r of rows) {
+  for (const r0 of rows) {
+    const r = { ...r0, tool: r0.tool.replace(/\|/g, '\\|') };
     if (r.error) {
       lines.push(`| ${r.tool} | ${r.runs} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | |`);
       continue;
@@ -103,6 +104,8 @@ export interface Goal {
   value: number | undefined;
   limit: number;
   atMost: boolean;
+  /** What the rounded ratio hides, e.g. the byte difference behind a 1.00x. */
+  detail?: string;
 }
 
 /** "met" / "NOT met" / "not measured", with the measured ratio. */
@@ -111,7 +114,7 @@ export function formatGoals(goals: readonly Goal[]): string {
   for (const g of goals) {
     const measured = g.value !== undefined && Number.isFinite(g.value);
     const met = measured && (g.atMost ? g.value! <= g.limit : g.value! >= g.limit);
-    lines.push(`| ${g.name} (${g.atMost ? '≤' : '≥'} ${g.limit.toFixed(2)}x) | ${measured ? `${g.value!.toFixed(2)}x` : '–'} | ` +
+    lines.push(`| ${g.name} (${g.atMost ? '≤' : '≥'} ${g.limit.toFixed(2)}x) | ${measured ? `${g.value!.toFixed(2)}x` : '–'}${g.detail ? ` (${g.detail})` : ''} | ` +
       `${!measured ? 'not measured' : met ? 'met' : 'NOT met'} |`);
   }
   return lines.join('\n');
