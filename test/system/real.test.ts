@@ -52,6 +52,17 @@ describe('real System', () => {
     assert.equal(os.hostname(), before);
   });
 
+  it('makes a terminal the controlling terminal of a new session (setsid + TIOCSCTTY)', () => {
+    const cmd = `setsid --wait ${process.execPath} ${child} ctty`;
+    const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const line = r.stdout.split(/\r?\n/).find((l) => l.startsWith('{'));
+    assert.ok(line, r.stdout);
+    const seen = JSON.parse(line);
+    assert.equal(seen.before, 0, 'setsid left the child without a controlling terminal');
+    assert.equal(seen.after, seen.stdinRdev, 'the pty on fd 0 became the controlling terminal');
+  });
+
   it('reaps orphans as PID 1 without taking the children libuv waits for', () => {
     const r = inNamespace(['-fp'], 'reap');
     assert.equal(r.status, 0, r.stderr);

@@ -63,6 +63,14 @@ switch (scenario) {
     out({ pid1, orphans, reaped: reaped.sort((a, b) => a - b), libuvExit: kept.exitCode });
     break;
   }
+  case 'ctty': {
+    // started by `script` (a pty) through `setsid`: a new session whose fd 0 is the pty, no ctty yet
+    const ttyNr = (): number => Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[4]);
+    const before = ttyNr();
+    system.setControllingTerminal(0);
+    out({ before, after: ttyNr(), stdinRdev: fs.fstatSync(0).rdev });
+    break;
+  }
   case 'reboot': {
     // arg: the test's own PID namespace ('pid:[4026531836]'); ours must differ
     const [cmd, parentNs] = arg!.split(',');
