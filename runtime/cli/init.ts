@@ -2,9 +2,11 @@
 // PID 1 or invoked as init). Never returns: after the final action it idles, because an init that
 // exits panics the kernel.
 import * as sea from 'node:sea';
-import { LastwordError } from '../errors.ts';
+import * as fs from 'node:fs';
+import { describeError, LastwordError } from '../errors.ts';
 import { rebootWith } from '../pid1/final-action.ts';
 import { installPid1Guards } from '../pid1/guard.ts';
+import { cmdlineFailureAction } from '../pid1/outcome.ts';
 import { runInit, type InitPhase } from '../pid1/init.ts';
 import { realSystem } from '../system/real.ts';
 
@@ -12,6 +14,14 @@ import { realSystem } from '../system/real.ts';
 function captureCommand(): { file: string; args: string[] } {
   if (sea.isSea()) return { file: process.execPath, args: ['save', '--capture'] };
   return { file: process.execPath, args: [process.argv[1]!, 'save', '--capture'] };
+}
+
+function lastResort(): 'reboot' | 'poweroff' | 'halt' {
+  let action = 'reboot' as ReturnType<typeof cmdlineFailureAction>;
+  try {
+    action = cmdlineFailureAction(fs.readFileSync('/proc/cmdline', 'utf8'));
+  } catch { /* no /proc: reboot */ }
+  return action === 'shell' ? 'reboot' : action;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -35,7 +45,15 @@ export async function run(argv: string[]): Promise<number> {
       rebootWith(system, action);
     },
   });
-  const result = await runInit(system, { capture: captureCommand() }, phase);
-  system.log(`lastword: still up after the final action (${result.action}); idling`);
+  try {
+    const result = await runInit(system, { capture: captureCommand() }, phase);
+    system.log(`lastword: still up after the final action (${result.action}); idling`);
+  } catch (err) {
+    // a bug in PID 1 itself: the kernel command line's failure action, never an exit
+    const action = lastResort();
+    system.log(`lastword: PID 1 failed: ${describeError(err)}; ${action}`);
+    phase.current = 'final';
+    rebootWith(system, action);
+  }
   return new Promise<number>(() => { /* PID 1 never returns */ });
 }
