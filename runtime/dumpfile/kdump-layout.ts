@@ -90,15 +90,15 @@ export function encodeDiskDumpHeader(h: DiskDumpHeader, into: Buffer = Buffer.al
 }
 
 export function decodeDiskDumpHeader(buf: Buffer, file: string): DiskDumpHeader {
-  if (buf.length < DISK_DUMP_HEADER_SIZE) {
-    throw new LastwordError('EDUMP_HEADER', `${file}: too short for a kdump-compressed header (${buf.length} bytes)`, { where: { file, offset: 0 } });
-  }
   const signature = buf.toString('latin1', 0, 8);
   if (signature !== KDUMP_SIGNATURE && signature !== DISKDUMP_SIGNATURE) {
     const flat = buf.toString('latin1', 0, 12) === 'makedumpfile';
     throw new LastwordError('EDUMP_HEADER', flat
       ? `${file}: is a flattened dump (makedumpfile -F): reassemble it first with lastword filter -R`
       : `${file}: not a kdump-compressed file (signature ${JSON.stringify(signature)})`, { where: { file, offset: 0 } });
+  }
+  if (buf.length < DISK_DUMP_HEADER_SIZE) {
+    throw new LastwordError('EDUMP_TRUNCATED', `${file}: ends inside the kdump-compressed header (${buf.length} of ${DISK_DUMP_HEADER_SIZE} bytes)`, { where: { file, offset: buf.length } });
   }
   return {
     signature,

@@ -8,7 +8,7 @@ import type { CodecsAddon } from '../codecs/codec.ts';
 import { parseVmcoreinfo } from '../vmcore/vmcoreinfo.ts';
 import type { Vmcoreinfo } from '../vmcore/types.ts';
 import {
-  DUMP_DH_COMPRESSED_INCOMPLETE, KDUMP_SUB_HEADER_SIZE, PAGE_DESC_SIZE, POPCOUNT8,
+  DISK_DUMP_HEADER_SIZE, DUMP_DH_COMPRESSED_INCOMPLETE, KDUMP_SUB_HEADER_SIZE, PAGE_DESC_SIZE, POPCOUNT8,
   compressionName, decodeDiskDumpHeader, decodePageDesc, decodeSubHeader, geometryOf,
 } from './kdump-layout.ts';
 import type { DiskDumpHeader, KdumpGeometry, KdumpSubHeader, PageDesc } from './kdump-layout.ts';
@@ -34,8 +34,9 @@ export class KdumpReader {
     this.file = file;
     this.fd = fs.openSync(file, 'r');
     try {
-      const block0 = this.pread(4096, 0);
-      this.header = decodeDiskDumpHeader(block0, file);
+      // Short reads allowed here: a small file that is not a dump is named as such, not as truncated.
+      const block0 = Buffer.alloc(DISK_DUMP_HEADER_SIZE);
+      this.header = decodeDiskDumpHeader(block0.subarray(0, fs.readSync(this.fd, block0, 0, block0.length, 0)), file);
       const h = this.header;
       if (h.blockSize <= 0 || h.blockSize > 65536 || h.blockSize & (h.blockSize - 1)) {
         throw new LastwordError('EDUMP_HEADER', `${file}: block_size ${h.blockSize} is not a power of two up to 64 KiB`, { where: { file, offset: 428 } });
