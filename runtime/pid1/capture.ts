@@ -114,7 +114,7 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
   const attempt: DumpAttempt = { bytes: 0, incomplete: false };
   try {
     const names = dumpNames({
-      naming: plan.naming, time: o.time ?? new Date(), network: target.network || isNetwork(plan), hostIp, hostname: o.hostname ?? os.hostname(), flattened,
+      naming: plan.naming, time: o.time ?? new Date(), network: target.network || isNetwork(plan), hostIp: hostIp ?? target.localAddress, hostname: o.hostname ?? os.hostname(), flattened,
       // Debian mounts an NFS export on KDUMP_COREDIR itself: the dump directory is at the export's top.
       path: plan.layout === 'debian' && plan.target.kind === 'nfs' ? '/' : plan.path,
     });

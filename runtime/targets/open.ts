@@ -127,7 +127,8 @@ export async function openTarget(plan: Plan, o: OpenTargetOptions): Promise<Dump
     case 'raw':
       return openRaw(t, o);
     case 'ssh':
-      return openSshTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), ...o.ssh });
+      // Debian retries its remote mkdir 16 times; a server still booting gets a few tries here too.
+      return openSshTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: 4, retryDelayMs: 5000, ...o.ssh });
     case 'stdout': {
       const out = (o.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable;
       return new StreamTarget({ description: 'standard output (flattened)', open: async () => new WritableStreamSink(out, 'stdout', async () => {}) });

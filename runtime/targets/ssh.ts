@@ -211,6 +211,13 @@ export class SshDumpTarget implements DumpTarget {
     this.lost.catch(() => { /* observed through guard() */ });
   }
 
+  /** The address this host talks to the server from: what kdump.sh names the dump directory after. */
+  get localAddress(): string | undefined {
+    // ssh2 keeps its socket private; the address is only used for the name.
+    const sock = (this.conn as unknown as { _sock?: { localAddress?: string } })._sock;
+    return sock?.localAddress?.replace(/^::ffff:/, '');
+  }
+
   private guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, this.lost]);
 
   /** Without SFTP the dump can only be a flattened stream. */

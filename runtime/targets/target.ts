@@ -2,7 +2,6 @@
 // raw device, stdout): make the dump directory, open the dump file as a DumpSink, write the small
 // files next to it, rename the dump when it is finished. Paths are absolute on the target and go
 // through naming.ts, so nothing can be written outside the dump directory.
-import { once } from 'node:events';
 import * as fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import { describeError, LastwordError } from '../errors.ts';
@@ -18,6 +17,8 @@ export interface DumpTarget {
   readonly streamOnly: boolean;
   /** nfs / ssh: the dump directory carries the host tag. */
   readonly network: boolean;
+  /** This host's address on the connection to the target (kdump.sh's HOST_IP), when known. */
+  readonly localAddress?: string;
   mkdirs(dir: string): Promise<void>;
   /** Creates (truncates) `dir/name` with mode 0600 and returns the sink the writer fills. */
   openDump(dir: string, name: string, kind: DumpSink['kind']): Promise<DumpSink>;
@@ -129,7 +130,17 @@ export class WritableStreamSink implements StreamSink {
     if (this.failure) throw this.failure;
     // The writer may reuse `buf` once we resolve; node streams keep a reference, so copy.
     if (!this.stream.write(Buffer.from(buf))) {
-      await Promise.race([once(this.stream, 'drain'), once(this.stream, 'close')]);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.stream.off('drain', done);
+          this.stream.off('close', done);
+          this.stream.off('error', done);
+          resolve();
+        };
+        this.stream.on('drain', done);
+        this.stream.on('close', done);
+        this.stream.on('error', done);
+      });
     }
     if (this.failure) throw this.failure;
     if (this.stream.destroyed || this.stream.writableEnded) throw this.failure ?? new LastwordError('ETARGET_IO', `${this.what}: the stream closed while the dump was written`);

@@ -2,6 +2,7 @@
 // makedumpfile (Debian's) filters a lab vmcore from a real QEMU guest, crash opens the result.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, crashBinary, debugVmlinux, kernelVersion, labVmcore } from '../support/lab.ts';
 import type { DumpSink } from '../../runtime/targets/sink.ts';
@@ -69,6 +70,27 @@ export function crashOpens(dump: string): { ok: boolean; output: string } {
   const r = spawnSync(crashBinary(), ['-s', debugVmlinux(kver), dump], { input: 'sys\nbt\nlog\nquit\n', encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000 });
   const output = (r.stdout ?? '') + (r.stderr ?? '');
   return { ok: r.status === 0 && /RELEASE:/.test(output) && /PID:/.test(output), output };
+}
+
+/** drgn (python3-drgn) with the -dbg vmlinux: the release, the task list and the kernel log read from the dump. */
+export function drgnReads(dump: string): { ok: boolean; output: string } {
+  const kver = kernelVersion('6.1')!;
+  const script = path.join(os.tmpdir(), `lw-drgn-check-${process.pid}.py`);
+  fs.writeFileSync(script, [
+    'from drgn.helpers.linux.pid import for_each_task',
+    'from drgn.helpers.linux.printk import get_dmesg',
+    'print("release:", prog["init_uts_ns"].name.release.string_().decode())',
+    'print("tasks:", len(list(for_each_task(prog))))',
+    'print("dmesg_lines:", get_dmesg(prog).decode(errors="replace").count("\\n"))',
+  ].join('\n') + '\n');
+  try {
+    const r = spawnSync('drgn', ['-q', '-c', dump, '-s', debugVmlinux(kver), script], { encoding: 'utf8', timeout: 300_000 });
+    const output = (r.stdout ?? '') + (r.stderr ?? '');
+    const tasks = Number(/^tasks: (\d+)/m.exec(output)?.[1] ?? 0);
+    return { ok: r.status === 0 && output.includes(`release: ${kver}`) && tasks > 2, output };
+  } finally {
+    fs.rmSync(script, { force: true });
+  }
 }
 
 /** kdump-compressed header status has DUMP_DH_COMPRESSED_INCOMPLETE (makedumpfile diskdump_mod.h). */

@@ -48,7 +48,7 @@ test('writes a finished kdump-compressed file through SFTP at offsets, mode 0600
   assert.ok(report.ok, `crash could not open the dump sent by SFTP:\n${report.output.slice(-2000)}`);
 });
 
-test('streams a flattened dump through `dd` on an exec channel (vmcore.flat), which makedumpfile -R and crash read', { skip, timeout: 300_000 }, async () => {
+test('streams a flattened dump through `dd` on an exec channel (vmcore.flat), byte for byte, which makedumpfile -R reassembles', { skip, timeout: 300_000 }, async () => {
   const ref = referenceDump('flat');
   const dir = path.join(sshd.dir, 'flat', '127.0.0.1-2024-06-23-21:07:07');
   const t = await openSshTarget(target({ transport: 'flattened' }));
@@ -65,9 +65,11 @@ test('streams a flattened dump through `dd` on an exec channel (vmcore.flat), wh
   }
   const flat = path.join(dir, 'vmcore.flat');
   assert.equal(fs.statSync(flat).mode & 0o777, 0o600);
+  // Byte-equal to makedumpfile -F's own stream, and the reference reassembles it; crash reading the
+  // same kdump-compressed content is the SFTP test's job (one crash run per suite: it is slow).
   sameBytes(flat, ref);
-  const report = crashOpens(reassemble(flat, path.join(sshd.dir, 'reassembled')));
-  assert.ok(report.ok, `crash could not open the reassembled stream:\n${report.output.slice(-2000)}`);
+  const reassembled = reassemble(flat, path.join(sshd.dir, 'reassembled'));
+  assert.equal(fs.readFileSync(reassembled).subarray(0, 8).toString('latin1'), 'KDUMP   ');
 });
 
 test('falls back to the dd stream when the server has no SFTP subsystem', { skip, timeout: 60_000 }, async (t) => {
