@@ -80,15 +80,15 @@ function addLibrary(m: Manifest, lib: string): void {
 }
 
 /** The shared libraries (DT_NEEDED, transitively) and the interpreter of a program. */
-function addLibrariesOf(m: Manifest, program: string): void {
-  const libs = resolveLibraries(program);
+function addLibrariesOf(m: Manifest, program: string, embedded = false): void {
+  const libs = resolveLibraries(program, { embedded });
   for (const lib of libs.libraries) addLibrary(m, lib);
   if (libs.interpreter && !m.has(usrMerged(libs.interpreter))) addLibrary(m, libs.interpreter);
 }
 
-function addProgram(m: Manifest, at: string, source: string): void {
+function addProgram(m: Manifest, at: string, source: string, embedded = false): void {
   addHostFile(m, at, source, 0o755);
-  addLibrariesOf(m, source);
+  addLibrariesOf(m, source, embedded);
 }
 
 /** `busybox --list-full` of the busybox that is shipped: its applets as symlinks, unless a real program sits there. */
@@ -153,11 +153,11 @@ export function buildManifest(i: ImageInputs): ImageContents {
   // The runtime: /init itself, or a busybox /init that mounts the read-only image (layout.ts).
   const executableAt = i.layout === 'plain' ? '/init' : '/usr/lib/lastword/ro/lastword';
   if (i.layout === 'plain') {
-    addProgram(m, '/init', i.executable);
+    addProgram(m, '/init', i.executable, true);
     addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../../init' });
   } else {
     // Only the libraries: the executable goes into the image file. Its mount point stays empty.
-    addLibrariesOf(m, i.executable);
+    addLibrariesOf(m, i.executable, true);
     addDir(m, '/usr/lib/lastword/ro');
     addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../lib/lastword/ro/lastword' });
   }

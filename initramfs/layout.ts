@@ -47,10 +47,12 @@ export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, moun
 # lastword capture initramfs, layout ${layout}: the lastword executable is in ${imageAt}, a
 # compressed read-only image, so its pages can be evicted. Mount it, then exec lastword as PID 1.
 export PATH=/usr/sbin:/usr/bin
+# busybox sh prefers its own applets; /usr/sbin/modprobe by path is kmod's, which honours softdeps
+# (erofs needs libcrc32c, which needs crc32c) and the blacklist in /etc/modprobe.d.
 mount -t proc proc /proc
 mount -t devtmpfs devtmpfs /dev
-modprobe -q loop
-modprobe -q ${layout}
+/usr/sbin/modprobe -q loop
+/usr/sbin/modprobe -q ${layout}
 if ! mount -t ${layout} -o ro,loop ${imageAt} ${mountAt}; then
     echo "lastword: cannot mount ${imageAt} (${layout}); starting a shell" > /dev/console
     exec sh -i < /dev/console > /dev/console 2>&1

@@ -114,13 +114,16 @@ export interface ResolvedLibraries {
  * Resolves DT_NEEDED transitively. `root` prefixes every lookup (a sysroot); the returned paths are
  * as seen inside it. A library that cannot be found is an error: the image would not start.
  */
-export function resolveLibraries(program: string, opts: { root?: string; dirs?: readonly string[] } = {}): ResolvedLibraries {
+export function resolveLibraries(program: string, opts: { root?: string; dirs?: readonly string[]; embedded?: boolean } = {}): ResolvedLibraries {
   const root = opts.root ?? '/';
   const dirs = opts.dirs ?? DEFAULT_LIBRARY_DIRS;
   const at = (p: string) => path.join(root, p);
   const first = readDynamicFile(program);
   const found = new Map<string, string>();
   const queue: Array<{ name: string; from: string; runpath: string[] }> = first.needed.map((name) => ({ name, from: program, runpath: first.runpath }));
+  if (opts.embedded) {
+    for (const e of embeddedObjects(program)) queue.push(...e.needed.map((name) => ({ name, from: `${program} (object at offset ${e.offset})`, runpath: [] })));
+  }
   while (queue.length) {
     const { name, from, runpath } = queue.shift()!;
     if (found.has(name)) continue;
@@ -135,4 +138,42 @@ export function resolveLibraries(program: string, opts: { root?: string; dirs?: 
     for (const n of info.needed) queue.push({ name: n, from: hit, runpath: info.runpath });
   }
   return { interpreter: first.interpreter, libraries: [...new Set(found.values())].sort() };
+}
+
+/**
+ * Shared objects embedded in a file: the lastword executable carries its native addons (codecs,
+ * system) as assets and writes them out at run time, so their DT_NEEDED libraries (libz, liblzo2,
+ * libsnappy, libzstd...) must be in the image too although the executable itself does not name
+ * them. Finds every 64-bit little-endian x86_64 ET_DYN ELF header inside the file after offset 0.
+ */
+export function embeddedObjects(file: string): Array<{ offset: number; needed: string[] }> {
+  const fd = fs.openSync(file, 'r');
+  const out: Array<{ offset: number; needed: string[] }> = [];
+  try {
+    const size = fs.fstatSync(fd).size;
+    const chunk = Buffer.alloc(8 << 20);
+    const magic = Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+    for (let base = 0; base < size; base += chunk.length - magic.length) {
+      const n = fs.readSync(fd, chunk, 0, chunk.length, base);
+      let i = chunk.subarray(0, n).indexOf(magic, base === 0 ? 1 : 0);
+      while (i >= 0 && i + 64 <= n) {
+        const offset = base + i;
+        // e_type ET_DYN (3), e_machine EM_X86_64 (62)
+        if (chunk.readUInt16LE(i + 16) === 3 && chunk.readUInt16LE(i + 18) === 62) {
+          try {
+            const info = parseDynamic((o, l) => {
+              const b = Buffer.alloc(l);
+              return b.subarray(0, fs.readSync(fd, b, 0, l, offset + o));
+            }, `${file}@${offset}`);
+            if (info.needed.length) out.push({ offset, needed: info.needed });
+          } catch { /* bytes that only look like an ELF header */ }
+        }
+        i = chunk.subarray(0, n).indexOf(magic, i + 1);
+      }
+      if (n < chunk.length) break;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return out;
 }

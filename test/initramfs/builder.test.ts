@@ -61,6 +61,12 @@ test('the image unpacks with cpio -idv: lastword is /init, with its libraries, b
   const libs = [...ldd.matchAll(/(\/\S+\.so[.\d]*)/g)].map((m) => m[1]!);
   assert.ok(libs.length >= 5, ldd);
   for (const lib of libs) assert.ok(fs.existsSync(path.join(root, lib)), `${lib} in the image`);
+  // and the libraries of the native addons the executable carries as assets (readelf names them)
+  const addons = path.join(repo, 'build', 'native');
+  const needed = fs.existsSync(addons) ? fs.readdirSync(addons).filter((f) => f.endsWith('.node')).flatMap((f) =>
+    [...spawnSync('readelf', ['-d', path.join(addons, f)], { encoding: 'utf8' }).stdout.matchAll(/\(NEEDED\)\s+Shared library: \[(\S+)\]/g)].map((m) => m[1]!)) : [];
+  assert.ok(needed.includes('libz.so.1'), `codecs addon needs libz: ${needed.join(' ')}`);
+  for (const so of needed) assert.ok(fs.existsSync(path.join(root, 'usr', 'lib', 'x86_64-linux-gnu', so)), `${so} (an addon's DT_NEEDED) in the image`);
   const cons = fs.statSync(path.join(root, 'dev', 'console'));
   assert.ok(cons.isCharacterDevice() && cons.rdev === ((5 << 8) | 1));
   assert.ok(fs.statSync(path.join(root, 'dev', 'null')).isCharacterDevice());
@@ -119,6 +125,8 @@ test('layout squashfs: lastword sits in a squashfs image that a busybox /init mo
   assert.match(init, /^#!\/bin\/sh\n/);
   assert.match(init, /mount -t squashfs -o ro,loop \/usr\/lib\/lastword\/lastword.squashfs \/usr\/lib\/lastword\/ro;/);
   assert.match(init, /exec \/usr\/lib\/lastword\/ro\/lastword "\$@"/);
+  // kmod's modprobe by path: busybox sh would run its own applet, which ignores softdeps
+  assert.match(init, /^\/usr\/sbin\/modprobe -q squashfs$/m);
   const sq = path.join(root, 'usr', 'lib', 'lastword', 'lastword.squashfs');
   const out = path.join(tmp, 'unsquashed');
   const r = spawnSync('unsquashfs', ['-d', out, sq], { encoding: 'utf8' });
