@@ -11,6 +11,8 @@ import { Netns, startNfsServer } from '../support/netns.ts';
 import { CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, finalAction, HOST_IP, INIT_DIED, listFiles, missingPrerequisite, runCycle } from './cycle.ts';
 import { spawnSync } from 'node:child_process';
 
+// The capture image is built on the host for the guest, so the guest NIC's driver is named with
+// kdump.conf extra_modules, as for any image built for another machine.
 const skip = missingPrerequisite()
   ?? (spawnSync('sh', ['-c', 'command -v ganesha.nfsd']).status !== 0 ? 'ganesha.nfsd is missing (bash .ci/setup)' : undefined);
 

@@ -13,6 +13,8 @@ import {
   missingPrerequisite, reassemble, runCycle, type CycleRun,
 } from './cycle.ts';
 
+// The capture image is built on the host for the guest, so the guest NIC's driver is named with
+// kdump.conf extra_modules, as for any image built for another machine.
 const skip = missingPrerequisite();
 
 async function sshCycle(base: string, name: string, knownHostsLine: (s: SshServer) => string, final: string, failure: string): Promise<{ run: CycleRun; crashDir: string; ns: Netns }> {
