@@ -6,7 +6,8 @@
 //   lastword filter --dump-dmesg VMCORE FILE
 import * as fs from 'node:fs';
 import minimist from 'minimist';
-import { describeError, LastwordError, usageError } from '../errors.ts';
+import { describeError, usageError } from '../errors.ts';
+import { extractDmesg } from '../dmesg/index.ts';
 import type { CodecName } from '../codecs/codec.ts';
 import { defaultWorkers } from '../codecs/pool.ts';
 import { writeElfDump } from '../dumpfile/elf-writer.ts';
@@ -166,11 +167,11 @@ export function dumpHeaderInfo(vmcore: Vmcore, warn: (m: string) => void): DumpH
   return { utsname, crashTime: vmcore.vmcoreinfo.crashTime ?? 0, physBase: physBase(vmcore) };
 }
 
+/** makedumpfile --dump-dmesg: the kernel log of the vmcore, as makedumpfile prints it. */
 async function dumpDmesg(vmcoreFile: string, out: string, overwrite: boolean): Promise<number> {
   const vmcore = openVmcore(vmcoreFile);
   try {
-    // runtime/dmesg (extractDmesg) has not landed yet.
-    const text: string = (() => { throw new LastwordError('ENOTIMPL', `--dump-dmesg: the printk reader (runtime/dmesg) is not in this build yet`, { where: { file: vmcoreFile } }); })();
+    const text = extractDmesg(vmcore);
     const fd = openDumpFile(out, overwrite);
     try {
       fs.writeSync(fd, text);
