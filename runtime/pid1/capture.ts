@@ -92,6 +92,7 @@ async function runHooks(sys: System, log: RunLog, kind: string, hooks: readonly 
 interface DumpAttempt {
   /** Bytes the target accepted, also when the writer failed part-way. */
   bytes: number;
+  flattened?: boolean;
   names?: DumpNames;
   result?: DumpResult;
   dumpFile?: string;
@@ -110,8 +111,11 @@ function counting(s: DumpSink, into: { bytes: number }): DumpSink {
 /** Saves dmesg and the dump into an opened target. Never throws: the attempt records what happened. */
 async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, hostIp: string | undefined): Promise<DumpAttempt> {
   const { plan } = o;
-  const flattened = target.streamOnly || plan.collector.flattened;
-  const attempt: DumpAttempt = { bytes: 0, incomplete: false };
+  // Fedora's kdump.sh strips -F and adds it back only for ssh and raw, so there the target decides;
+  // Debian passes MAKEDUMP_ARGS as written, so -F on a local or NFS target is honoured. For ssh the
+  // transport decides (sftp: a finished file; dd: a flattened stream).
+  const flattened = target.streamOnly || (plan.collector.flattened && plan.layout === 'debian' && plan.target.kind !== 'ssh');
+  const attempt: DumpAttempt = { bytes: 0, incomplete: false, flattened };
   try {
     const names = dumpNames({
       naming: plan.naming, time: o.time ?? new Date(), network: target.network || isNetwork(plan), hostIp: hostIp ?? target.localAddress, hostname: o.hostname ?? os.hostname(), flattened,
@@ -228,7 +232,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   const c = r?.counts;
   for (const line of formatSummary({
     ok, target: target?.description ?? describeTarget(plan), file: attempt.dumpFile, incomplete: attempt.incomplete,
-    bytes: attempt.bytes, format: plan.collector.format + (target?.streamOnly || plan.collector.flattened ? ' (flattened)' : ''),
+    bytes: attempt.bytes, format: plan.collector.format + (attempt.flattened ? ' (flattened)' : ''),
     codec: plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
     ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages,
     excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,

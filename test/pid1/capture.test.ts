@@ -51,7 +51,7 @@ function plan(over: (p: Plan) => void = () => {}): Plan {
 function stages(root: string, sys: Fake, o: { failAfter?: number; openFails?: boolean } = {}): CaptureStages {
   return {
     async writeDump({ sink, progress }) {
-      sys.calls.push('writeDump');
+      sys.calls.push(sink.kind === 'positional' ? 'writeDump' : 'writeDump stream');
       const page = Buffer.alloc(4096, 0x5a);
       for (let i = 0; i < 8; i++) {
         if (o.failAfter !== undefined && i * 4096 >= o.failAfter) {
@@ -173,4 +173,29 @@ test('lastword save --capture writes outcome.json for PID 1, also when the confi
   assert.equal(written.ok, false);
   assert.equal(written.action, 'reboot');
   assert.match(written.reason, /kdump\.conf:1/);
+});
+
+test('an ssh target with -F in core_collector still gets a finished file over SFTP (kdump.sh manages -F for ssh itself)', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const p = plan();
+  p.target = { kind: 'ssh', user: 'root', host: '10.0.0.1', port: 22, key: '/k', knownHosts: '/kh', transport: 'sftp', source: { file: 'kdump.conf' } };
+  p.collector.flattened = true;
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: false });
+  assert.equal(out.ok, true, out.reason);
+  assert.ok(sys.calls.includes('writeDump'), sys.calls.join(', '));
+  assert.match(out.dump ?? '', /\/vmcore$/);
+});
+
+test('-F in MAKEDUMP_ARGS is honoured on a Debian local target; Fedora strips it there as kdump.sh does', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const debian = defaultPlan('debian');
+  debian.collector.flattened = true;
+  assert.equal((await capture({ sys, plan: debian, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: false })).ok, true);
+  const fedora = plan();
+  fedora.collector.flattened = true;
+  const out = await capture({ sys, plan: fedora, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: false });
+  assert.deepEqual(sys.calls.filter((c) => c.startsWith('writeDump')), ['writeDump stream', 'writeDump']);
+  assert.match(out.dump ?? '', /\/vmcore$/);
 });
