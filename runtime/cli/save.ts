@@ -20,7 +20,10 @@ import { bringUpNetwork, effectiveIpSpecs } from '../network/bringup.ts';
 import { capture, failedOutcome, type CaptureStages, type Outcome } from '../pid1/capture.ts';
 import { OUTCOME_FILE } from '../pid1/outcome.ts';
 import type { System } from '../system/types.ts';
-import { openTarget } from '../targets/open.ts';
+import { openTarget, type OpenTargetOptions } from '../targets/open.ts';
+import { splitCmdline } from '../config/cmdline.ts';
+import { parseDeviceSpec } from '../config/target-spec.ts';
+import type { DeviceSpec } from '../config/plan.ts';
 import { openVmcore } from '../vmcore/index.ts';
 import { choosePageFilter, dumpHeaderInfo } from './filter.ts';
 
@@ -36,7 +39,20 @@ names, with the kernel log and a run log next to it; a dump cut short stays *-in
 Exit status: 0 dump saved, 1 not (complete).`;
 
 /** The real stages: the filter and writers, dmesg, modules, network and targets of this build. */
-export function realStages(sys: System, o: { root?: string; mountPoint?: string }): CaptureStages {
+/** root=, rootfstype=, rootflags= of a command line, for the root target under PID 1. Pure. */
+export function rootFsFromCmdline(cmdline: string): OpenTargetOptions['rootFs'] {
+  let device: DeviceSpec | undefined;
+  let fstype: string | undefined;
+  let options: string[] = [];
+  for (const p of splitCmdline(cmdline)) {
+    if (p.name === 'root' && p.value) device = parseDeviceSpec(p.value, { file: '<cmdline>' });
+    else if (p.name === 'rootfstype' && p.value) fstype = p.value;
+    else if (p.name === 'rootflags' && p.value) options = p.value.split(',');
+  }
+  return device ? { device, fstype, options } : 'missing';
+}
+
+export function realStages(sys: System, o: { root?: string; mountPoint?: string; rootFs?: OpenTargetOptions['rootFs'] }): CaptureStages {
   return {
     async writeDump({ vmcore: file, collector, sink, progress, warn }) {
       const vmcore = openVmcore(file);
@@ -76,7 +92,7 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string 
     },
     openTarget(plan, log) {
       return openTarget(plan, {
-        sys, log, root: o.root, mountPoint: o.mountPoint,
+        sys, log, root: o.root, mountPoint: o.mountPoint, rootFs: o.rootFs,
         findDevice: (spec) => waitForBlockDevice(sys, spec, { timeoutMs: plan.modules.diskTimeoutMs }),
       });
     },
@@ -107,6 +123,14 @@ export function parseSaveArgs(argv: string[]): SaveArgs | 'help' {
   };
 }
 
+function readCmdline(): string {
+  try {
+    return fs.readFileSync('/proc/cmdline', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /** outcome.json for PID 1, written atomically so PID 1 never reads half of it. */
 export function writeOutcome(root: string, outcome: Outcome): void {
   const file = path.join(root, OUTCOME_FILE);
@@ -125,7 +149,9 @@ export async function runSave(sys: System, a: SaveArgs, stages?: CaptureStages, 
       sys.log('lastword: USE_KDUMP=0: the capture is disabled; nothing saved');
       outcome = { ok: true, action: plan.finalAction, reason: 'capture disabled (USE_KDUMP=0)', incomplete: false };
     } else {
-      outcome = await capture({ sys, plan, vmcore: a.vmcore, stages: stages ?? realStages(sys, a), prepareSystem: a.capture });
+      // Under PID 1 nothing is mounted: the root target means root= of the capture command line.
+      const rootFs = a.capture ? rootFsFromCmdline(a.cmdline ?? readCmdline()) : undefined;
+      outcome = await capture({ sys, plan, vmcore: a.vmcore, stages: stages ?? realStages(sys, { ...a, rootFs }), prepareSystem: a.capture });
     }
   } catch (err) {
     // A bad config line or a bug: PID 1 still gets an outcome and takes the failure action.

@@ -22,6 +22,12 @@ export interface OpenTargetOptions {
   nfsAttempts?: number;
   retryDelayMs?: number;
   ssh?: SshOptions;
+  /**
+   * The root target under PID 1, where the root filesystem is not mounted: its root=, rootfstype=
+   * and rootflags= from the command line, or 'missing' when there is none. Undefined from a shell:
+   * the root target is then `root` as it is.
+   */
+  rootFs?: { device: DeviceSpec; fstype?: string; options: string[] } | 'missing';
   /** stdout target: the stream to write (process.stdout by default). */
   stdout?: NodeJS.WritableStream;
 }
@@ -101,6 +107,32 @@ async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> 
   throw new LastwordError('ETARGET_MOUNT', `cannot mount nfs ${args[0]} after ${attempts} attempts: ${last}`, { where: { file: t.source.file, line: t.source.line } });
 }
 
+/** Filesystems tried for root= without rootfstype=, in the order distributions install them. */
+const ROOT_FSTYPES = ['ext4', 'xfs', 'btrfs'];
+
+async function openRootFs(o: OpenTargetOptions): Promise<DumpTarget> {
+  const r = o.rootFs;
+  if (r === undefined) return new FsTarget({ root: o.root ?? '/', description: `root filesystem${o.root && o.root !== '/' ? ` (${o.root})` : ''}` });
+  if (r === 'missing') {
+    // Writing under the initramfs' own / would look like success and vanish at the reboot.
+    throw new LastwordError('ETARGET_ROOT', 'the dump target is the root filesystem, but the capture command line has no root=; set a target in the kdump config (e.g. ext4 UUID=...) or add root= to KDUMP_COMMANDLINE_APPEND');
+  }
+  const dev = await o.findDevice(r.device);
+  const mnt = o.mountPoint ?? DEFAULT_MOUNT_POINT;
+  fs.mkdirSync(mnt, { recursive: true });
+  const { flags, data } = mountOptions(r.options);
+  let last: unknown;
+  for (const fstype of r.fstype ? [r.fstype] : ROOT_FSTYPES) {
+    try {
+      o.sys.mount(dev, mnt, fstype, flags, data);
+      return new FsTarget({ root: mnt, description: `root filesystem ${describeDevice(r.device)} (${dev}, ${fstype})`, release: unmounter(o, mnt) });
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw new LastwordError('ETARGET_MOUNT', `cannot mount the root filesystem ${describeDevice(r.device)} (${dev}) read-write: ${describeError(last)}`, { cause: last });
+}
+
 async function openRaw(t: RawTarget, o: OpenTargetOptions): Promise<DumpTarget> {
   const dev = await o.findDevice(t.device);
   return new StreamTarget({
@@ -119,7 +151,7 @@ export async function openTarget(plan: Plan, o: OpenTargetOptions): Promise<Dump
   const t = plan.target;
   switch (t.kind) {
     case 'root':
-      return new FsTarget({ root: o.root ?? '/', description: `root filesystem${o.root && o.root !== '/' ? ` (${o.root})` : ''}` });
+      return openRootFs(o);
     case 'local-fs':
       return openLocalFs(t, o);
     case 'nfs':

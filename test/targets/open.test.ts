@@ -9,6 +9,7 @@ import { defaultPlan } from '../../runtime/config/defaults.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import type { ExecResult, System } from '../../runtime/system/types.ts';
 import { mountOptions, nfsMountArgs, openTarget } from '../../runtime/targets/open.ts';
+import { rootFsFromCmdline } from '../../runtime/cli/save.ts';
 
 test('mount options: flags become mount(2) flags, ro is dropped for a writable dump, the rest is data', () => {
   assert.deepEqual(mountOptions(['defaults,noatime,nodev', 'ro', 'data=ordered', 'x-systemd.device-timeout=10', 'nofail']),
@@ -76,4 +77,34 @@ test('a local filesystem that cannot be mounted names the device, the fstype and
   const sys = { mount: () => { throw Object.assign(new Error('mount: Invalid argument'), { code: 'EINVAL' }); }, log: () => {} } as unknown as System;
   await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '/dev/vdb1' }),
     /cannot mount LABEL=dump \(\/dev\/vdb1\) as xfs/);
+});
+
+test('under PID 1 a root target without root= is refused instead of writing into the initramfs', async () => {
+  const plan = defaultPlan('fedora');
+  const sys = { log: () => {} } as unknown as System;
+  await assert.rejects(openTarget(plan, { sys, log: () => {}, findDevice: async () => '', rootFs: rootFsFromCmdline('quiet irqpoll nr_cpus=1') }), (err: unknown) => {
+    assert.ok(err instanceof LastwordError);
+    assert.equal(err.code, 'ETARGET_ROOT');
+    assert.match(err.message, /no root=/);
+    return true;
+  });
+});
+
+test('under PID 1 the root target mounts root= read-write, trying the usual filesystems without rootfstype=', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-rootmnt-'));
+  t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
+  const mounts: string[] = [];
+  const sys = {
+    log: () => {}, sync: () => {}, umount2: () => {},
+    mount: (src: string, target: string, fstype: string, flags: number, data: string) => {
+      mounts.push(`${src} ${target} ${fstype} ${flags} ${data}`);
+      if (fstype !== 'xfs') throw Object.assign(new Error('mount: Invalid argument'), { code: 'EINVAL' });
+    },
+  } as unknown as System;
+  const rootFs = rootFsFromCmdline('BOOT_IMAGE=/vmlinuz root=UUID=0A1B-2C rootflags=noatime,ro irqpoll');
+  assert.deepEqual(rootFs, { device: { by: 'uuid', uuid: '0a1b-2c' }, fstype: undefined, options: ['noatime', 'ro'] });
+  const target = await openTarget(defaultPlan('fedora'), { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '/dev/vda1', rootFs });
+  assert.deepEqual(mounts, [`/dev/vda1 ${mnt} ext4 1024 `, `/dev/vda1 ${mnt} xfs 1024 `]);
+  assert.match(target.description, /root filesystem UUID=0a1b-2c \(\/dev\/vda1, xfs\)/);
+  await target.close();
 });
