@@ -215,6 +215,25 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   const postFailed = await runHooks(sys, log, 'kdump_post', plan.hooks.post, [ok ? '0' : '1']);
   if (postFailed) log.line(`lastword: warning: ${postFailed}`);
   if (!ok) await runHooks(sys, log, 'kdump_emergency', plan.hooks.emergency);
+  let rootfsSaved = false;
+  if (!ok && plan.failureAction === 'dump_to_rootfs' && plan.target.kind !== 'root') {
+    // kdump.sh's dump_to_rootfs: one more try on the root filesystem, the first target's log kept there.
+    log.line(`lastword: failure_action dump_to_rootfs: saving to the root filesystem (${reason})`);
+    if (target && attempt.names && target.hasFiles) {
+      await target.writeFile(attempt.names.dir, attempt.names.log, log.text()).catch(() => undefined);
+    }
+    await target?.close().catch(() => undefined);
+    target = undefined;
+    const rootPlan: Plan = { ...plan, target: { kind: 'root', source: plan.target.source } };
+    try {
+      target = await o.stages.openTarget(rootPlan, (l) => log.line(l));
+      attempt = await saveInto(target, { ...o, plan: rootPlan }, log, hostIp);
+      if (attempt.error !== undefined) log.line(`lastword: dump_to_rootfs failed too: ${describeError(attempt.error)}`);
+      else rootfsSaved = true;
+    } catch (err) {
+      log.line(`lastword: dump_to_rootfs failed too: ${describeError(err)}`);
+    }
+  }
 
   let action: OutcomeAction;
   if (ok) {
@@ -224,9 +243,8 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
       log.line(`lastword: running KDUMP_FAIL_CMD: ${plan.failureCommand}`);
       await sys.exec('/bin/sh', ['-c', plan.failureCommand], { inherit: true, timeoutMs: 300_000 }).catch(() => undefined);
     }
-    // dump_to_rootfs needs the root filesystem, which the capture does not mount yet: reboot.
-    action = plan.failureAction === 'dump_to_rootfs' ? 'reboot' : plan.failureAction;
-    if (plan.failureAction === 'dump_to_rootfs') log.line('lastword: warning: failure_action dump_to_rootfs is not supported yet; rebooting instead');
+    // After dump_to_rootfs kdump.sh goes on to the final action; if that failed too, reboot.
+    action = plan.failureAction !== 'dump_to_rootfs' ? plan.failureAction : rootfsSaved ? plan.finalAction : 'reboot';
   }
   const r = attempt.result;
   const c = r?.counts;
@@ -237,7 +255,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages,
     excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,
     dmesgFile: attempt.dmesgFile, elapsedMs: log.elapsedMs(), reason: reason || undefined,
-    action: ok ? `final action: ${action}` : `failure action: ${action}`,
+    action: ok ? `final action: ${action}` : rootfsSaved ? `saved to the root filesystem instead; final action: ${action}` : `failure action: ${action}`,
   })) log.line(line);
   if (target) {
     if (target.hasFiles && attempt.names) {

@@ -199,3 +199,20 @@ test('-F in MAKEDUMP_ARGS is honoured on a Debian local target; Fedora strips it
   assert.deepEqual(sys.calls.filter((c) => c.startsWith('writeDump')), ['writeDump stream', 'writeDump']);
   assert.match(out.dump ?? '', /\/vmcore$/);
 });
+
+test('failure_action dump_to_rootfs saves to the root filesystem after the target failed, then the final action', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const p = plan((x) => { x.failureAction = 'dump_to_rootfs'; });
+  p.target = { kind: 'local-fs', fstype: 'ext4', device: { by: 'label', label: 'dump' }, mountOptions: [], source: { file: 'kdump.conf', line: 1 } };
+  const base = stages(root, sys);
+  const out = await capture({
+    sys, plan: p, vmcore: '/proc/vmcore', time, prepareSystem: false,
+    stages: { ...base, openTarget: async (pl, log) => (pl.target.kind === 'root' ? base.openTarget(pl, log) : Promise.reject(new LastwordError('EDEVICE_TIMEOUT', 'no block device LABEL=dump after 180 s'))) },
+  });
+  assert.equal(out.ok, false);
+  assert.equal(out.action, 'poweroff');
+  assert.equal(out.dump, `/${fedoraDir}/vmcore`);
+  assert.match(out.reason, /EDEVICE_TIMEOUT/);
+  assert.match(fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8'), /dump_to_rootfs: saving to the root filesystem[\s\S]*saved to the root filesystem instead/);
+});
