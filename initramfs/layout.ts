@@ -65,7 +65,10 @@ exec ${mountAt}/lastword "$@"
 }
 
 /** Puts the executable into a squashfs or erofs image and /init becomes the mounting script. */
-export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', executable: string, work: string): void {
+/** squashfs zstd level 9: ~6 s for the ~110 MB executable; 15 saves ~3 MB more for ~15x the time. */
+export const DEFAULT_IMAGE_LEVEL = 9;
+
+export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', executable: string, work: string, level = DEFAULT_IMAGE_LEVEL): void {
   const stage = path.join(work, 'ro');
   fs.mkdirSync(stage, { recursive: true });
   fs.copyFileSync(executable, path.join(stage, 'lastword'));
@@ -75,10 +78,10 @@ export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', exec
   const img = path.join(work, `lastword.${layout}`);
   if (layout === 'squashfs') {
     // Same input -> same bytes: fixed times, root owner, no xattrs (mksquashfs 4.5 is reproducible by default).
-    run('mksquashfs', [stage, img, '-noappend', '-comp', 'zstd', '-Xcompression-level', '15', '-b', '256K', '-all-root', '-no-xattrs',
+    run('mksquashfs', [stage, img, '-noappend', '-comp', 'zstd', '-Xcompression-level', String(level), '-b', '256K', '-all-root', '-no-xattrs',
       '-mkfs-time', '0', '-all-time', '0', '-quiet', '-no-progress'], 'mksquashfs');
   } else {
-    run('mkfs.erofs', ['-zlz4hc,12', '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', '-x-1', '--quiet', img, stage], 'mkfs.erofs');
+    run('mkfs.erofs', [`-zlz4hc,${Math.min(12, Math.max(1, level))}`, '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', '-x-1', '--quiet', img, stage], 'mkfs.erofs');
   }
   const imageAt = `/usr/lib/lastword/lastword.${layout}`;
   addEntry(m, { path: imageAt, type: 'file', mode: 0o644, source: img });
@@ -96,9 +99,9 @@ export function layoutWork(): LayoutWork {
 }
 
 /** Finishes the manifest for a layout: module indexes, and the read-only image when asked. */
-export function finishLayout(m: Manifest, layout: ImageLayout, kernelVersion: string, executable: string, work: string): void {
+export function finishLayout(m: Manifest, layout: ImageLayout, kernelVersion: string, executable: string, work: string, level?: number): void {
   addModuleIndexes(m, kernelVersion, work);
-  if (layout !== 'plain') addReadOnlyImage(m, layout, executable, work);
+  if (layout !== 'plain') addReadOnlyImage(m, layout, executable, work, level);
 }
 
 /**
