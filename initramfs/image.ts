@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Plan } from '../runtime/config/plan.ts';
 import { LastwordError } from '../runtime/errors.ts';
-import { modprobeBlacklistConf, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
+import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
 import { resolveLibraries } from './libraries.ts';
 import { parseModuleIndex, selectModules, normalizeModuleName, type ModuleSelection } from './modules.ts';
 import { moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
@@ -102,15 +102,29 @@ function busyboxApplets(busybox: string): string[] {
  * Blacklisted module names with their reason: the plan's entries (kdump.conf blacklist,
  * modprobe.blacklist= ...) and the shipped lists in blacklist/ (runtime/modules/blacklist.ts).
  */
-export function blacklistOf(plan: Plan): Map<string, string> {
+export function blacklistOf(plan: Plan, executable?: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const b of resolveBlacklist(plan)) {
+  for (const b of resolveBlacklist(plan, readShippedBlacklists(blacklistDirs(executable)))) {
     out.set(normalizeModuleName(b.module), `${b.reason} at ${b.source.file}${b.source.line ? ':' + b.source.line : ''}`);
   }
   return out;
 }
 
-export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modulesRoot' | 'plan' | 'layout' | 'host'>): ModuleSelection {
+/**
+ * Where the shipped blacklists are: the loader's own places, and beside the executable that is
+ * shipped — dist/lastword of a checkout has them in ../blacklist, where the bundled executable's
+ * shippedBlacklistDirs() cannot look (it has no import.meta.dirname).
+ */
+export function blacklistDirs(executable?: string): string[] {
+  const dirs = shippedBlacklistDirs();
+  if (executable) {
+    const beside = path.resolve(path.dirname(fs.realpathSync(executable)), '..', 'blacklist');
+    if (!dirs.includes(beside)) dirs.push(beside);
+  }
+  return dirs;
+}
+
+export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modulesRoot' | 'plan' | 'layout' | 'host' | 'executable'>): ModuleSelection {
   const dir = path.join(i.modulesRoot, i.kernelVersion);
   const read = (f: string, optional = false): string => {
     try { return fs.readFileSync(path.join(dir, f), 'utf8'); } catch (err) {
@@ -119,7 +133,7 @@ export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modul
     }
   };
   const index = parseModuleIndex({ dep: read('modules.dep'), alias: read('modules.alias'), builtin: read('modules.builtin'), softdep: read('modules.softdep', true) });
-  const sel = selectModules(index, moduleRequests(i.plan, i.layout, i.host), blacklistOf(i.plan));
+  const sel = selectModules(index, moduleRequests(i.plan, i.layout, i.host), blacklistOf(i.plan, i.executable));
   if (sel.unresolved.length) {
     const u = sel.unresolved[0]!;
     throw new LastwordError('EIMAGE_MODULE_UNKNOWN', `module '${u.name}' (${u.reason}) is not a module or alias of kernel ${i.kernelVersion}`);
@@ -172,9 +186,9 @@ export function buildManifest(i: ImageInputs): ImageContents {
   }
   // Blacklisted modules are not in the image; this keeps a later `modprobe` by hand from finding
   // one on another path, and documents why each is missing.
-  addEntry(m, { path: '/etc/modprobe.d/lastword-blacklist.conf', type: 'file', mode: 0o644, data: Buffer.from(modprobeBlacklistConf(resolveBlacklist(i.plan))) });
+  addEntry(m, { path: '/etc/modprobe.d/lastword-blacklist.conf', type: 'file', mode: 0o644, data: Buffer.from(modprobeBlacklistConf(resolveBlacklist(i.plan, readShippedBlacklists(blacklistDirs(i.executable))))) });
   // The shipped lists, where the capture's own loader looks for them (shippedBlacklistDirs).
-  for (const dir of shippedBlacklistDirs()) {
+  for (const dir of blacklistDirs(i.executable)) {
     let names: string[];
     try { names = fs.readdirSync(dir).filter((n) => n.endsWith('.conf')).sort(); } catch { continue; }
     for (const n of names) if (!m.has(`/usr/lib/lastword/blacklist/${n}`)) addHostFile(m, `/usr/lib/lastword/blacklist/${n}`, path.join(dir, n), 0o644);

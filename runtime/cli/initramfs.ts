@@ -79,7 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const x of image.modules.excluded) process.stderr.write(`lastword initramfs: left out module ${x.module}: ${x.reason}\n`);
     if (o.into) {
       writeIntoDirectory(image.manifest, path.resolve(o.into));
-      for (const f of pruneBlacklisted(path.resolve(o.into), o.kernel, blacklistOf(plan))) process.stderr.write(`lastword initramfs: removed blacklisted ${f}\n`);
+      for (const f of pruneBlacklisted(path.resolve(o.into), o.kernel, blacklistOf(plan, executable))) process.stderr.write(`lastword initramfs: removed blacklisted ${f}\n`);
       process.stdout.write(`lastword initramfs: ${image.manifest.size} entries into ${o.into}, ${image.modules.modules.length} modules\n`);
     } else {
       const out = path.resolve(o.o);

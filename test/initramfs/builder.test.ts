@@ -149,3 +149,16 @@ test('layout erofs: lastword sits in an erofs image that fsck.erofs checks and e
   assert.equal(sha256(path.join(out, 'lastword')), sha256(small));
   assert.match(fs.readFileSync(path.join(root, 'init'), 'utf8'), /mount -t erofs -o ro,loop \/usr\/lib\/lastword\/lastword.erofs/);
 });
+
+test("the shipped blacklist beside the executable (a checkout's blacklist/ for dist/lastword) is honoured and shipped", { skip }, () => {
+  const checkout = path.join(tmp, 'checkout');
+  fs.mkdirSync(path.join(checkout, 'dist'), { recursive: true });
+  fs.mkdirSync(path.join(checkout, 'blacklist'));
+  fs.copyFileSync(small, path.join(checkout, 'dist', 'lastword'));
+  fs.writeFileSync(path.join(checkout, 'blacklist', 'site.conf'), 'virtio_blk a reason the test gives\n');
+  const { image, stderr } = build('beside', 'ext4 LABEL=crash\n', ['--executable', path.join(checkout, 'dist', 'lastword'), '--compress', 'none']);
+  assert.match(stderr, /left out module virtio_blk: blacklisted \(a reason the test gives at \S+site\.conf:1\)/);
+  const root = unpack(image, ['cat']);
+  assert.equal(fs.readFileSync(path.join(root, 'usr', 'lib', 'lastword', 'blacklist', 'site.conf'), 'utf8'), 'virtio_blk a reason the test gives\n');
+  assert.doesNotMatch(spawnSync('find', ['.', '-name', '*.ko'], { cwd: root, encoding: 'utf8' }).stdout, /virtio_blk\.ko/);
+});
