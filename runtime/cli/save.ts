@@ -27,7 +27,7 @@ import type { DeviceSpec } from '../config/plan.ts';
 import { openVmcore } from '../vmcore/index.ts';
 import { choosePageFilter, dumpHeaderInfo } from './filter.ts';
 
-const HELP = `usage: lastword save [--config FILE] [--cmdline STRING] [--root DIR] [--capture] [VMCORE]
+const HELP = `usage: lastword save [--config FILE] [--cmdline STRING] [--root DIR] [--mount-point DIR] [--capture] [VMCORE]
 
 Saves VMCORE (default /proc/vmcore) to the target of the kdump config, in the distribution's
 names, with the kernel log and a run log next to it; a dump cut short stays *-incomplete.
