@@ -12,10 +12,8 @@ import { defaultWorkers } from '../codecs/pool.ts';
 import { writeElfDump } from '../dumpfile/elf-writer.ts';
 import { writeKdumpCompressed } from '../dumpfile/kdump-writer.ts';
 import { DumpOutput } from '../dumpfile/output.ts';
-import { resolveBlacklist } from '../modules/blacklist.ts';
 import { waitForBlockDevice } from '../modules/blockdev.ts';
-import { loadModules, targetModules } from '../modules/load.ts';
-import { resetTargetDevices, realSysfs } from '../modules/reset-devices.ts';
+import { prepareTarget } from '../modules/prepare.ts';
 import { bringUpNetwork, effectiveIpSpecs } from '../network/bringup.ts';
 import { capture, failedOutcome, type CaptureStages, type Outcome } from '../pid1/capture.ts';
 import { OUTCOME_FILE } from '../pid1/outcome.ts';
@@ -81,10 +79,11 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
       }
     },
     async loadModules(plan) {
-      if (plan.modules.resetDevices) resetTargetDevices(sys, plan.target, realSysfs());
-      const report = await loadModules(sys, [...targetModules(plan), ...plan.modules.extra], resolveBlacklist(plan));
-      for (const r of report.refused) sys.log(`lastword: not loading ${r.module}: blacklisted (${r.blacklisted.reason})`);
-      for (const f of report.failed) sys.log(`lastword: warning: module ${f.module}: ${f.message}`);
+      // reset_devices, the blacklist file, the target's modules, hardware drivers by sysfs
+      // modalias (no udev in the capture initramfs), then the block device.
+      const prepared = await prepareTarget(sys, plan);
+      for (const r of prepared.modules?.refused ?? []) sys.log(`lastword: not loading ${r.module}: blacklisted (${r.blacklisted.reason})`);
+      for (const f of prepared.modules?.failed ?? []) sys.log(`lastword: warning: module ${f.module}: ${f.message}`);
     },
     async bringUpNetwork(plan) {
       const up = await bringUpNetwork(sys, effectiveIpSpecs(plan), plan.network);
