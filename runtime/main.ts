@@ -67,8 +67,10 @@ async function runCommand(name: string, rest: string[]): Promise<number> {
     const cmd = await entry.load();
     return await cmd.run(rest);
   } catch (err) {
-    process.stderr.write(`lastword ${name}: ${describeError(err)}\n`);
-    return err instanceof LastwordError && err.action === 'usage' ? 2 : 1;
+    // A usage error keeps its lines: it usually carries the command's help text.
+    const usageErr = err instanceof LastwordError && err.action === 'usage';
+    process.stderr.write(`lastword ${name}: ${usageErr ? (err as LastwordError).message : describeError(err)}\n`);
+    return usageErr ? 2 : 1;
   }
 }
 
