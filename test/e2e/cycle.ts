@@ -115,6 +115,8 @@ if [ "$(cat /sys/kernel/kexec_crash_loaded)" != 1 ]; then echo "E2E: LOAD FAILED
 echo "E2E: LOADED uptime=$(up)"
 echo 1 > /proc/sys/kernel/sysrq
 echo "E2E: CRASHING uptime=$(up)"
+# let the line leave the serial port before the panic's own messages interleave with it
+sleep 1
 echo c > /proc/sysrq-trigger
 sleep 5
 echo "E2E: still alive after sysrq c"
