@@ -4,6 +4,7 @@
 //   lastword filter -F [options] VMCORE            flattened dump to stdout
 //   lastword filter -R DUMPFILE < FLATTENED         reassemble
 //   lastword filter --dump-dmesg VMCORE FILE
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import minimist from 'minimist';
 import { describeError, usageError } from '../errors.ts';
@@ -13,7 +14,8 @@ import { defaultWorkers } from '../codecs/pool.ts';
 import { writeElfDump } from '../dumpfile/elf-writer.ts';
 import { reassemble } from '../dumpfile/flattened.ts';
 import { writeKdumpCompressed, type DumpHeaderInfo, type DumpSummary } from '../dumpfile/kdump-writer.ts';
-import { FileDumpSink, WritableDumpSink, openDumpFile } from '../dumpfile/local-sink.ts';
+import { openDumpFile } from '../dumpfile/local-sink.ts';
+import { FilePositionalSink, WritableStreamSink } from '../targets/target.ts';
 import { DumpOutput } from '../dumpfile/output.ts';
 import { ramPageFilter } from '../dumpfile/ram-filter.ts';
 import type { PageFilter } from '../filter/types.ts';
@@ -87,7 +89,7 @@ export async function run(argv: string[]): Promise<number> {
   if (opts.reassemble) {
     if (opts.args.length !== 1) throw usageError(`-R takes one DUMPFILE and reads the flattened dump from stdin\n${USAGE}`);
     const file = opts.args[0]!;
-    const sink = new FileDumpSink(openDumpFile(file, opts.overwrite), file);
+    const sink = new FilePositionalSink(openDumpFile(file, opts.overwrite), file);
     try {
       await reassemble(process.stdin, (b, off) => sink.pwrite(b, off), 'stdin');
       await sink.close();
@@ -110,10 +112,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m));
     const output = new DumpOutput(dumpFile === undefined
-      ? new WritableDumpSink(process.stdout, 'stdout')
+      ? stdoutSink()
       : opts.flatten
-        ? new WritableDumpSink(fs.createWriteStream('', { fd: openDumpFile(dumpFile, opts.overwrite) }), dumpFile)
-        : new FileDumpSink(openDumpFile(dumpFile, opts.overwrite), dumpFile));
+        ? fileStreamSink(openDumpFile(dumpFile, opts.overwrite), dumpFile)
+        : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile));
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));
     let summary: DumpSummary;
     if (opts.elf) {
@@ -182,4 +184,18 @@ async function dumpDmesg(vmcoreFile: string, out: string, overwrite: boolean): P
   } finally {
     vmcore.close();
   }
+}
+
+/** The flattened stream to stdout: flushed at the end, never ended (the process may write more). */
+function stdoutSink(): WritableStreamSink {
+  return new WritableStreamSink(process.stdout, 'stdout', () => new Promise<void>((resolve) => process.stdout.write('', () => resolve())));
+}
+
+/** The flattened stream kept in a file (-F DUMPFILE). */
+function fileStreamSink(fd: number, file: string): WritableStreamSink {
+  const stream = fs.createWriteStream('', { fd });
+  return new WritableStreamSink(stream, file, async () => {
+    stream.end();
+    await once(stream, 'finish');
+  });
 }
