@@ -123,7 +123,7 @@ const done5 = step(`open the dump with crash (${crashBinary()}, ${vmlinux})`);
 const report = crashReport(crashBinary(), vmlinux, dump);
 const out = report.output;
 const bt = out.slice(out.indexOf('PID:'), out.indexOf('\n\n', out.indexOf('PID:')) + 1 || undefined);
-process.stdout.write('crash> bt\n' + bt.trimEnd() + '\n');
+process.stdout.write('crash> bt\n' + bt.trimEnd().split('\n').filter((l) => !/^\[\s*\d+\.\d+\]/.test(l)).slice(0, 40).join('\n') + '\n');
 const logLines = out.split('\n').filter((l) => /^\[\s*\d+\.\d+\]/.test(l));
 process.stdout.write('crash> log | tail -15\n' + logLines.slice(-15).join('\n') + '\n');
 if (!report.ok) fail('crash could not open the dump:\n' + out.split('\n').slice(-20).join('\n'));
