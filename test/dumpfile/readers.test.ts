@@ -1,6 +1,8 @@
-// Every output `lastword filter` writes is opened by the reference readers on a real 6.1 kdump
-// vmcore: crash (sys, bt, log, ps) for zlib, snappy, zstd, uncompressed, ELF and a reassembled
-// flattened lzo dump; drgn for zlib and ELF. crash runs are few: each loads a 633 MB vmlinux.
+// Every output `lastword filter` writes is opened by the reference readers on real kdump vmcores
+// of two kernel generations. 6.1: crash (sys, bt, log, ps) for zlib, snappy, zstd, uncompressed,
+// ELF and a reassembled flattened lzo dump; drgn for zlib and ELF. 6.12 (other struct layouts):
+// crash for zlib, zstd, ELF and flattened lzo; drgn for zlib. crash runs are few: each loads a
+// vmlinux of more than 600 MB.
 import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -63,40 +65,48 @@ async function crashAll(crash: string, vmlinux: string, dumps: string[]): Promis
   return results;
 }
 
-describe('crash and drgn open every output of lastword filter (6.1 vmcore)', () => {
-  test('crash: sys, bt, log and ps work on zlib, snappy, zstd, uncompressed, ELF and reassembled flattened lzo dumps; drgn reads zlib and ELF', async (t) => {
-    const kver = kernelVersion('6.1')!;
-    const vmlinux = debugVmlinux(kver);
-    const vmcore = labVmcore();
-    const crash = crashWithAllCodecs();
-    const dir = tempDir(t);
-    const dumps = OUTPUTS.map((o) => writeOutput(vmcore, dir, o));
-    const results = await crashAll(crash, vmlinux, dumps);
-    for (const [i, o] of OUTPUTS.entries()) {
-      const out = results.get(dumps[i]!)!;
-      const where = `crash on ${o.name}:\n${out.slice(0, 3000)}`;
-      assert.match(out, new RegExp(`RELEASE: ${kver.replace(/[.+]/g, '\\$&')}`), where);
-      assert.match(out, /PANIC: "Kernel panic/, where);
-      assert.match(out, /#0 \[[0-9a-f]+\] \w+ at [0-9a-f]+/, where);
-      assert.match(out, /#1 \[[0-9a-f]+\] __crash_kexec at/, where);
-      assert.match(out, /LAB-MARKER/, where);
-      const tasks = out.split('\n').filter((l) => /^[> ]\s+\d+\s+\d+\s+\d+\s+[0-9a-f]{16}\s+[A-Z]{2}\s/.test(l));
-      const named = tasks.filter((l) => !/swapper/.test(l));
-      assert.ok(tasks.length > 20 && named.length > 10, `${o.name}: ps lists ${tasks.length} tasks, ${named.length} not idle\n${where}`);
-      assert.doesNotMatch(out, /crash: (?!.*please wait)(.*(uncompress failed|invalid|cannot read))/i, where);
-    }
-    const script = [
-      'import sys, drgn',
-      'from drgn.helpers.linux.pid import for_each_task',
-      'p = drgn.Program(); p.set_core_dump(sys.argv[1]); p.load_debug_info([sys.argv[2]])',
-      'print("release", p["init_uts_ns"].name.release.string_().decode())',
-      'print("tasks", sum(1 for _ in for_each_task(p)))',
-    ].join('\n');
-    for (const name of ['zlib', 'elf']) {
-      const { stdout } = await run('/usr/bin/python3', ['-c', script, path.join(dir, name), vmlinux], { timeout: 120_000 });
-      assert.match(stdout, new RegExp(`release ${kver.replace(/[.+]/g, '\\$&')}`), `drgn on ${name}: ${stdout}`);
-      const tasks = Number(/tasks (\d+)/.exec(stdout)?.[1]);
-      assert.ok(tasks > 20, `drgn on ${name} found ${tasks} tasks`);
-    }
+const GENERATIONS: { series: string; outputs: string[]; drgn: string[] }[] = [
+  { series: '6.1', outputs: OUTPUTS.map((o) => o.name), drgn: ['zlib', 'elf'] },
+  { series: '6.12', outputs: ['zlib', 'zstd', 'elf', 'lzo-flattened-reassembled'], drgn: ['zlib'] },
+];
+
+for (const gen of GENERATIONS) {
+  describe(`crash and drgn open every output of lastword filter (${gen.series} vmcore)`, () => {
+    test(`crash: sys, bt, log and ps work on ${gen.outputs.join(', ')} dumps; drgn reads ${gen.drgn.join(' and ')}`, async (t) => {
+      const kver = kernelVersion(gen.series)!;
+      const vmlinux = debugVmlinux(kver);
+      const vmcore = labVmcore({ series: gen.series });
+      const crash = crashWithAllCodecs();
+      const dir = tempDir(t);
+      const outputs = OUTPUTS.filter((o) => gen.outputs.includes(o.name));
+      const dumps = outputs.map((o) => writeOutput(vmcore, dir, o));
+      const results = await crashAll(crash, vmlinux, dumps);
+      for (const [i, o] of outputs.entries()) {
+        const out = results.get(dumps[i]!)!;
+        const where = `crash on ${o.name}:\n${out.slice(0, 3000)}`;
+        assert.match(out, new RegExp(`RELEASE: ${kver.replace(/[.+]/g, '\\$&')}`), where);
+        assert.match(out, /PANIC: "Kernel panic/, where);
+        assert.match(out, /#0 \[[0-9a-f]+\] \w+ at [0-9a-f]+/, where);
+        assert.match(out, /#1 \[[0-9a-f]+\] __crash_kexec at/, where);
+        assert.match(out, /LAB-MARKER/, where);
+        const tasks = out.split('\n').filter((l) => /^[> ]\s+\d+\s+\d+\s+\d+\s+[0-9a-f]{16}\s+[A-Z]{2}\s/.test(l));
+        const named = tasks.filter((l) => !/swapper/.test(l));
+        assert.ok(tasks.length > 20 && named.length > 10, `${o.name}: ps lists ${tasks.length} tasks, ${named.length} not idle\n${where}`);
+        assert.doesNotMatch(out, /crash: (?!.*please wait)(.*(uncompress failed|invalid|cannot read))/i, where);
+      }
+      const script = [
+        'import sys, drgn',
+        'from drgn.helpers.linux.pid import for_each_task',
+        'p = drgn.Program(); p.set_core_dump(sys.argv[1]); p.load_debug_info([sys.argv[2]])',
+        'print("release", p["init_uts_ns"].name.release.string_().decode())',
+        'print("tasks", sum(1 for _ in for_each_task(p)))',
+      ].join('\n');
+      for (const name of gen.drgn) {
+        const { stdout } = await run('/usr/bin/python3', ['-c', script, path.join(dir, name), vmlinux], { timeout: 120_000 });
+        assert.match(stdout, new RegExp(`release ${kver.replace(/[.+]/g, '\\$&')}`), `drgn on ${name}: ${stdout}`);
+        const tasks = Number(/tasks (\d+)/.exec(stdout)?.[1]);
+        assert.ok(tasks > 20, `drgn on ${name} found ${tasks} tasks`);
+      }
+    });
   });
-});
+}
