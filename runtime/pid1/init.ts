@@ -10,7 +10,7 @@ import type { System } from '../system/types.ts';
 import { VERSION } from '../version.ts';
 import { mountEarly, takeConsole } from './early-mounts.ts';
 import { rebootWith, rescueShell } from './final-action.ts';
-import { clearOutcome, cmdlineFailureAction, cmdlineFlag, readOutcome } from './outcome.ts';
+import { clearOutcome, cmdlineFlag, configuredFailureAction, readOutcome } from './outcome.ts';
 
 export interface InitOptions {
   /** '/' as PID 1; a temporary tree in tests */
@@ -75,7 +75,7 @@ export async function runInit(system: System, opts: InitOptions, phase: InitPhas
     return { mounted, action: 'poweroff', reason: 'selftest' };
   }
 
-  const failureAction = cmdlineFailureAction(cmdline);
+  const failureAction = configuredFailureAction(root, cmdline, (l) => system.log(l));
   let action: FinalAction;
   let reason: string;
   clearOutcome(root);

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { splitCmdline } from '../config/cmdline.ts';
+import { loadPlan } from '../config/load.ts';
 import type { FinalAction } from '../config/plan.ts';
 import { describeError } from '../errors.ts';
 
@@ -65,4 +66,21 @@ export function cmdlineFailureAction(cmdline: string): FinalAction {
 /** A boolean `lastword.<name>` switch: present bare, or =1/=yes/=true. */
 export function cmdlineFlag(cmdline: string, name: string): boolean {
   return splitCmdline(cmdline).some((p) => p.name === `lastword.${name}` && (p.value === undefined || /^(1|yes|true|on)$/i.test(p.value)));
+}
+
+/**
+ * The failure action PID 1 takes itself when the capture left no outcome (it was killed, ran out of
+ * memory, or never started): the configs' failure_action (kdump.conf / kdump-tools, with the
+ * `lastword.*` overrides of the command line), as the capture would have taken it. A config PID 1
+ * cannot read falls back to the command line alone. dump_to_rootfs is the capture's business: if
+ * the capture died, PID 1 reboots.
+ */
+export function configuredFailureAction(root: string, cmdline: string, log: (line: string) => void): FinalAction {
+  try {
+    const action = loadPlan({ root, cmdline }).failureAction;
+    return (FINAL_ACTIONS as readonly string[]).includes(action) ? action as FinalAction : 'reboot';
+  } catch (err) {
+    log(`lastword: cannot read the kdump config (${describeError(err)}); failure action from the command line`);
+    return cmdlineFailureAction(cmdline);
+  }
 }

@@ -86,6 +86,28 @@ describe('PID 1', () => {
     assert.deepEqual(sys.only('reboot'), [{ call: 'reboot', cmd: 'power-off' }]);
   });
 
+  it("takes kdump.conf's failure_action when the capture dies without an outcome", async () => {
+    fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'etc/kdump.conf'), 'path /var/crash\nfailure_action poweroff\n');
+    captureDoes(undefined, { exitCode: -1, signal: 'SIGKILL', stdout: '', stderr: '', timedOut: false });
+    const r = await runInit(sys, { root, capture });
+    assert.equal(r.action, 'poweroff');
+    assert.deepEqual(sys.only('reboot'), [{ call: 'reboot', cmd: 'power-off' }]);
+  });
+
+  it('the command line overrides kdump.conf for that failure action, and a broken config falls back to it', async () => {
+    fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'etc/kdump.conf'), 'failure_action poweroff\n');
+    setCmdline('lastword.failure_action=halt');
+    captureDoes(undefined, { ...ok(), exitCode: 1 });
+    assert.equal((await runInit(sys, { root, capture })).action, 'halt');
+    fs.writeFileSync(path.join(root, 'etc/kdump.conf'), 'ssh a@b\nnfs c:/d\nfailure_action poweroff\n');
+    sys = fakeSystem();
+    captureDoes(undefined, { ...ok(), exitCode: 1 });
+    assert.equal((await runInit(sys, { root, capture })).action, 'halt');
+    assert.ok(sys.logs.some((l) => /cannot read the kdump config.*failure action from the command line/.test(l)), sys.logs.join('\n'));
+  });
+
   it('ignores an outcome left over from before the capture', async () => {
     writeOutcome({ ok: true, action: 'poweroff', reason: 'stale' });
     captureDoes(undefined, { ...ok(), exitCode: 1 });
