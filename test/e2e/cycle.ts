@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cacheDir, kernelVersion, repo } from '../support/lab.ts';
 import { buildInitramfs, Guest, makeDisk } from '../support/qemu.ts';
+export { flaggedIncomplete as kdumpFlaggedIncomplete } from '../support/kdump-header.ts';
 
 export const lastwordExe = path.join(repo, 'dist', 'lastword');
 /**
@@ -331,14 +332,3 @@ export function ext4Conf(label: string, final: string, failure: string, extra: s
     `final_action ${final}`, `failure_action ${failure}`, ...extra, ''].join('\n');
 }
 
-/** kdump-compressed header status has DUMP_DH_COMPRESSED_INCOMPLETE (makedumpfile diskdump_mod.h). */
-export function kdumpFlaggedIncomplete(file: string): boolean {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const h = Buffer.alloc(428);
-    if (fs.readSync(fd, h, 0, 428, 0) < 428 || h.toString('latin1', 0, 8) !== 'KDUMP   ') return false;
-    return (h.readUInt32LE(424) & 0x08) !== 0;
-  } finally {
-    fs.closeSync(fd);
-  }
-}

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, crashBinary, debugVmlinux, kernelVersion, labVmcore } from '../support/lab.ts';
 import type { DumpSink } from '../../runtime/targets/sink.ts';
+export { flaggedIncomplete } from '../support/kdump-header.ts';
 
 /** Why the payload tests cannot run here, or undefined. */
 export function missingReference(): string | undefined {
@@ -93,14 +94,3 @@ export function drgnReads(dump: string): { ok: boolean; output: string } {
   }
 }
 
-/** kdump-compressed header status has DUMP_DH_COMPRESSED_INCOMPLETE (makedumpfile diskdump_mod.h). */
-export function flaggedIncomplete(file: string): boolean {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const h = Buffer.alloc(428);
-    if (fs.readSync(fd, h, 0, 428, 0) < 428 || h.toString('latin1', 0, 8) !== 'KDUMP   ') return false;
-    return (h.readUInt32LE(424) & 0x08) !== 0;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
