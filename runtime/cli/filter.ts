@@ -26,12 +26,13 @@ export const USAGE = `usage: lastword filter [-c|-l|-p|-z] [-d LEVEL] [-E] [-f] 
        lastword filter -F [options] VMCORE [DUMPFILE]   (flattened, to stdout without DUMPFILE)
        lastword filter -R DUMPFILE < FLATTENED
        lastword filter --dump-dmesg VMCORE FILE
+       lastword filter --try PROGRAM [options] ...     PROGRAM (makedumpfile) first, lastword if it fails
   -d LEVEL  dump level 0-31 (1 zero, 2 cache, 4 cache+private, 8 user, 16 free pages)
   -c zlib, -l lzo, -p snappy, -z zstd; none: uncompressed kdump-compressed
   -E ELF output   -F flattened output   -f overwrite DUMPFILE`;
 
 const BOOLEANS = ['c', 'l', 'p', 'z', 'E', 'F', 'R', 'f', 'dump-dmesg', 'help'];
-const STRINGS = ['d', 'message-level', 'num-threads'];
+const STRINGS = ['d', 'message-level', 'num-threads', 'try'];
 
 export interface FilterOptions {
   dumpLevel: number;
@@ -43,6 +44,8 @@ export interface FilterOptions {
   overwrite: boolean;
   messageLevel: number;
   workers: number;
+  /** --try PROGRAM: run PROGRAM with the other arguments first (hooks/kdump-tools/makedumpfile). */
+  tryProgram: string | undefined;
   args: string[];
 }
 
@@ -75,6 +78,7 @@ export function parseFilterArgs(argv: string[]): FilterOptions | 'help' {
     overwrite: o.f,
     messageLevel: int('message-level', o['message-level'], 0, 31, 7),
     workers: int('num-threads', o['num-threads'], 0, 256, defaultWorkers()),
+    tryProgram: o.try === undefined ? undefined : String(Array.isArray(o.try) ? o.try.at(-1) : o.try),
     args: o._.map(String),
   };
 }
@@ -85,6 +89,15 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
+  if (opts.tryProgram !== undefined) {
+    const { tryProgramFirst } = await import('./filter-try.ts');
+    return tryProgramFirst(opts, argv);
+  }
+  return runFilter(opts);
+}
+
+/** The filter itself; `continueStream`: stdout already carries another writer's flattened header. */
+export async function runFilter(opts: FilterOptions, continueStream = false): Promise<number> {
   const log = (level: number, msg: string) => { if (opts.messageLevel & level) process.stderr.write(msg + '\n'); };
   if (opts.reassemble) {
     if (opts.args.length !== 1) throw usageError(`-R takes one DUMPFILE and reads the flattened dump from stdin\n${USAGE}`);
@@ -111,9 +124,9 @@ export async function run(argv: string[]): Promise<number> {
   const vmcore = openVmcore(vmcoreFile);
   try {
     const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m));
-    const output = new DumpOutput(dumpFile === undefined
-      ? stdoutSink()
-      : opts.flatten
+    const output = dumpFile === undefined
+      ? new DumpOutput(stdoutSink(), { streamStarted: continueStream })
+      : new DumpOutput(opts.flatten
         ? fileStreamSink(openDumpFile(dumpFile, opts.overwrite), dumpFile)
         : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile));
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));

@@ -92,3 +92,74 @@ export async function reassemble(input: AsyncIterable<Buffer | string>, put: Rec
   if (state !== 'end') throw fail(state === 'header' ? 'stream shorter than the flattened header' : 'stream ends without the end marker (truncated)', consumed + pending.length);
   return end;
 }
+
+/** What relayRecords passed on of another program's flattened stream. */
+export interface RelayResult {
+  /** The 4096-byte flattened header was forwarded: a continuation must not send another. */
+  headerSent: boolean;
+  /** The stream ended with its end marker (held back, not forwarded: the caller sends it). */
+  ended: boolean;
+  /** Whole records forwarded. */
+  records: number;
+  /** Bytes of a record cut short (or of a short header) that were dropped. */
+  droppedBytes: number;
+  /** Why relaying stopped before the input ended: the input is not a flattened stream. */
+  malformed?: string;
+}
+
+/**
+ * Passes another program's flattened stream on (e.g. makedumpfile -F's stdout) record by record:
+ * only whole records are forwarded and the end marker is held back, so when that program dies
+ * half-way the output is still a valid stream prefix that another writer can continue with its
+ * own records (which overwrite any offset the first one wrote) and close with the end marker.
+ * Memory: one record at a time (makedumpfile writes records of at most a few MiB). A stream that
+ * is not flattened stops the relay with `malformed` set (the caller stops the writer).
+ */
+export async function relayRecords(input: AsyncIterable<Buffer | string>, forward: (b: Buffer) => Promise<void>, name = 'input'): Promise<RelayResult> {
+  const r: RelayResult = { headerSent: false, ended: false, records: 0, droppedBytes: 0 };
+  const parts: Buffer[] = [];
+  let have = 0;
+  let need = MAX_SIZE_MDF_HEADER; // bytes the current unit (header, record header, record) needs
+  let state: 'header' | 'record' | 'payload' | 'end' = 'header';
+  const take = (n: number): Buffer => {
+    const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+    parts.length = 0;
+    if (all.length > n) parts.push(all.subarray(n));
+    have = all.length - n;
+    return all.subarray(0, n);
+  };
+  for await (const c of input) {
+    if (state === 'end') continue; // drain: nothing follows the end marker
+    const chunk = typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
+    parts.push(chunk);
+    have += chunk.length;
+    while (state !== 'end' && have >= need) {
+      if (state === 'header') {
+        const h = take(MAX_SIZE_MDF_HEADER);
+        if (!isFlatHeader(h)) { r.malformed = `${name}: not a makedumpfile flattened stream (bad signature or type) at offset 0x0`; return r; }
+        await forward(h);
+        r.headerSent = true;
+        state = 'record'; need = DATA_HEADER_SIZE;
+      } else if (state === 'record') {
+        const first = parts[0]!.length >= DATA_HEADER_SIZE ? parts[0]! : Buffer.concat(parts, have);
+        const off = first.readBigInt64BE(0), size = first.readBigInt64BE(8);
+        if (off === END_FLAG_FLAT_HEADER && size === END_FLAG_FLAT_HEADER) {
+          take(DATA_HEADER_SIZE);
+          r.ended = true; state = 'end';
+        } else if (off < 0n || size < 0n || size > 1n << 40n) {
+          r.malformed = `${name}: bad record header (offset ${off}, size ${size}) after record ${r.records}`;
+          r.droppedBytes = have;
+          return r;
+        } else {
+          need = DATA_HEADER_SIZE + Number(size); state = 'payload';
+        }
+      } else {
+        await forward(take(need));
+        r.records++;
+        state = 'record'; need = DATA_HEADER_SIZE;
+      }
+    }
+  }
+  r.droppedBytes = have;
+  return r;
+}

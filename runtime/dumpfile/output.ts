@@ -11,9 +11,11 @@ export class DumpOutput {
   bytesWritten = 0;
   private started = false;
 
-  constructor(sink: DumpSink) {
+  /** `streamStarted`: the flattened header is already in the stream (continuing another writer's stream). */
+  constructor(sink: DumpSink, { streamStarted = false }: { streamStarted?: boolean } = {}) {
     this.sink = sink;
     this.flattened = sink.kind === 'stream';
+    this.started = streamStarted;
   }
 
   async write(buf: Buffer, offset: number): Promise<void> {

@@ -3,7 +3,7 @@
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeDataHeader, encodeEndMarker, encodeFlatHeader, reassemble } from '../../runtime/dumpfile/flattened.ts';
+import { encodeDataHeader, encodeEndMarker, encodeFlatHeader, reassemble, relayRecords } from '../../runtime/dumpfile/flattened.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 
 function stream(parts: Buffer[], chunk = 7): Readable {
@@ -43,4 +43,38 @@ describe('flattened format', () => {
     bad.writeBigInt64BE(5n, 8);
     await assert.rejects(collect([encodeFlatHeader(), bad]), (err: unknown) => err instanceof LastwordError && /end marker|record header/.test(err.message));
   });
+
+  test('relaying a stream cut anywhere forwards only whole records, and another writer can continue it', async () => {
+    const rec = (off: number, s: string) => Buffer.concat([encodeDataHeader(off, s.length), Buffer.from(s)]);
+    const first = [encodeFlatHeader(), rec(0, 'partial'), rec(7, '-dump-of-the-first'), rec(0, 'P'), encodeEndMarker()];
+    const full = Buffer.concat(first);
+    const boundaries = [4096, 4096 + 23, 4096 + 23 + 34, 4096 + 23 + 34 + 17];
+    // every cut near a record boundary (and some elsewhere), split into odd chunks
+    const cuts = new Set<number>([0, full.length]);
+    for (const b of [...boundaries, full.length]) for (let d = -20; d <= 20; d++) if (b + d >= 0 && b + d <= full.length) cuts.add(b + d);
+    for (let c = 0; c < full.length; c += 97) cuts.add(c);
+    for (const cut of cuts) {
+      const forwarded: Buffer[] = [];
+      const r = await relayRecords(stream([full.subarray(0, cut)], 61), async (b) => { forwarded.push(Buffer.from(b)); });
+      const whole = boundaries.filter((b) => b <= cut);
+      const sent = Buffer.concat(forwarded);
+      assert.equal(sent.length, whole.at(-1) ?? 0, `cut at ${cut}`);
+      assert.ok(full.subarray(0, sent.length).equals(sent));
+      assert.equal(r.headerSent, cut >= 4096);
+      assert.equal(r.records, Math.max(0, whole.length - 1));
+      assert.equal(r.ended, cut === full.length);
+      assert.equal(r.droppedBytes, cut === full.length ? 0 : cut - sent.length);
+      if (!r.headerSent) continue;
+      // the second writer's records (no second header) overwrite what the first one wrote
+      const continued = [sent, rec(0, 'second'), encodeEndMarker()];
+      assert.equal((await collect(continued)).toString().slice(0, 6), 'second');
+    }
+  });
+
+  test('relaying stops at a stream that is not flattened and says so', async () => {
+    const r = await relayRecords(stream([Buffer.alloc(5000, 1)]), async () => { assert.fail('nothing may be forwarded'); });
+    assert.match(r.malformed ?? '', /not a makedumpfile flattened stream/);
+    assert.equal(r.headerSent, false);
+  });
 });
+

@@ -32,14 +32,71 @@ test('when makedumpfile fails, the same command line runs with lastword filter a
   assert.equal(signature(out), 'KDUMP   ');
 });
 
-test('when makedumpfile works, its own output stands and lastword is not run', { skip }, () => {
+test('when makedumpfile works, its own output stands, byte for byte, file or flattened stream', { skip }, () => {
   const real = spawnSync('sh', ['-c', 'command -v makedumpfile'], { encoding: 'utf8' }).stdout.trim();
-  if (!real) return;
-  const out = path.join(tmp, 'by-makedumpfile');
-  const r = spawnSync(shim, ['-c', '-d', '31', labVmcore(), out], {
-    encoding: 'utf8', env: { ...process.env, LASTWORD_MAKEDUMPFILE: real, LASTWORD: '/nonexistent/lastword' },
+  assert.ok(real, 'makedumpfile is not installed (bash .ci/setup)');
+  const vmcore = labVmcore();
+  const env = { ...process.env, LASTWORD_MAKEDUMPFILE: real, LASTWORD: lastwordCommand(tmp) };
+  const viaShim = path.join(tmp, 'via-shim'), direct = path.join(tmp, 'direct');
+  const r = spawnSync(shim, ['-c', '-d', '31', vmcore, viaShim], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /takes over/);
+  assert.equal(spawnSync(real, ['-c', '-d', '31', vmcore, direct]).status, 0);
+  assert.ok(fs.readFileSync(viaShim).equals(fs.readFileSync(direct)), 'the file differs from makedumpfile\'s own');
+  // kdump-config's way: -F to stdout; the relayed stream is makedumpfile's stream unchanged
+  const relayed = spawnSync(shim, ['-F', '-l', '-d', '31', vmcore], { env, maxBuffer: 1 << 30 });
+  assert.equal(relayed.status, 0, relayed.stderr.toString());
+  const own = spawnSync(real, ['-F', '-l', '-d', '31', vmcore], { maxBuffer: 1 << 30 });
+  assert.ok(relayed.stdout.length > 4096 && relayed.stdout.equals(own.stdout), 'the relayed flattened stream differs from makedumpfile\'s');
+});
+
+/** A makedumpfile that dies half-way through its flattened stream (cut inside a record), as one that crashes would. */
+function cutMakedumpfile(real: string, bytes: number): string {
+  const file = path.join(tmp, `makedumpfile-cut-${bytes}`);
+  fs.writeFileSync(file, `#!/bin/sh\ncase "$*" in *--dump-dmesg*) exec '${real}' "$@";; esac\n'${real}' "$@" | head -c ${bytes}\nexit 1\n`, { mode: 0o755 });
+  return file;
+}
+
+test('when makedumpfile dies half-way through a flattened stream, lastword continues it and the dump is whole', { skip }, () => {
+  const real = spawnSync('sh', ['-c', 'command -v makedumpfile'], { encoding: 'utf8' }).stdout.trim();
+  assert.ok(real, 'makedumpfile is not installed (bash .ci/setup)');
+  const vmcore = labVmcore();
+  const lw = lastwordCommand(tmp);
+  const r = spawnSync(shim, ['-F', '-c', '-d', '31', vmcore], {
+    env: { ...process.env, LASTWORD_MAKEDUMPFILE: cutMakedumpfile(real, 300_000), LASTWORD: lw }, maxBuffer: 1 << 30,
+  });
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.match(r.stderr.toString(), /exited 1 after \d+ whole records, \d+ bytes of a cut record dropped; lastword filter takes over/);
+  // the stream reassembles with the real makedumpfile -R into exactly lastword's own dump
+  const reassembled = path.join(tmp, 'reassembled'), own = path.join(tmp, 'own');
+  const re = spawnSync(real, ['-R', reassembled], { input: r.stdout });
+  assert.equal(re.status, 0, re.stderr?.toString());
+  const o = spawnSync(lw, ['filter', '-c', '-d', '31', vmcore, own], { encoding: 'utf8' });
+  assert.equal(o.status, 0, o.stderr);
+  assert.ok(fs.readFileSync(reassembled).equals(fs.readFileSync(own)), 'the continued stream does not reassemble into lastword\'s dump');
+});
+
+test('savecore-fallback, as KDUMP_FAIL_CMD: lastword savecore writes Debian\'s layout, then reboot -f', { skip }, () => {
+  const root = path.join(tmp, 'fallback-root');
+  fs.mkdirSync(path.join(root, 'etc', 'default'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'etc', 'default', 'kdump-tools'), 'USE_KDUMP=1\nKDUMP_COREDIR="/var/crash"\nMAKEDUMP_ARGS="-l -d 31"\n');
+  // the installed `lastword` would read / and /proc/vmcore; here the fake root and a lab vmcore
+  const lw = lastwordCommand(tmp);
+  const wrapper = path.join(tmp, 'lastword-fallback-root');
+  fs.writeFileSync(wrapper, `#!/bin/sh\n[ "$1" = savecore ] || exit 99\nexec '${lw}' savecore --root '${root}' '${labVmcore()}'\n`, { mode: 0o755 });
+  // reboot(8) must not reach this machine: a stand-in first in PATH records its arguments
+  const bin = path.join(tmp, 'fallback-bin');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.writeFileSync(path.join(bin, 'reboot'), `#!/bin/sh\necho "$@" > '${path.join(tmp, 'reboot-args')}'\n`, { mode: 0o755 });
+  const r = spawnSync(path.join(repo, 'hooks', 'kdump-tools', 'savecore-fallback'), [], {
+    encoding: 'utf8', env: { ...process.env, LASTWORD: wrapper, PATH: `${bin}:${process.env.PATH}` },
   });
   assert.equal(r.status, 0, r.stderr);
-  assert.doesNotMatch(r.stderr, /lastword filter takes over/);
-  assert.equal(signature(out), 'KDUMP   ');
+  assert.equal(fs.readFileSync(path.join(tmp, 'reboot-args'), 'utf8').trim(), '-f');
+  const coredir = path.join(root, 'var', 'crash');
+  const stamps = fs.readdirSync(coredir).filter((e) => /^\d{12}$/.test(e));
+  assert.equal(stamps.length, 1, fs.readdirSync(coredir).join(', '));
+  const files = fs.readdirSync(path.join(coredir, stamps[0]!));
+  assert.ok(files.includes(`dump.${stamps[0]}`) && files.includes(`dmesg.${stamps[0]}`), files.join(', '));
+  assert.equal(signature(path.join(coredir, stamps[0]!, `dump.${stamps[0]}`)), 'KDUMP   ');
 });
