@@ -53,6 +53,8 @@ export interface CycleOptions {
   echo?: NodeJS.WritableStream;
   /** extra kernel command line of the primary kernel (inherited by the capture kernel) */
   appendExtra?: string;
+  /** q35: PCIe guest, each disk behind its own root port (see GuestOptions.machine) */
+  machine?: 'q35';
 }
 
 export interface PreparedCycle {
@@ -206,6 +208,7 @@ export function bootCycle(o: CycleOptions, p: PreparedCycle): Guest {
     memMiB: o.memMiB ?? 1024,
     // the system disk last, so the targets are vda, vdb... as the configs name them
     disks: [...(o.disks ?? []).map((d) => p.disks[d.name]!), p.disks.system!],
+    machine: o.machine,
     tap: o.net?.tap,
     netns: o.net?.netns,
     noReboot: o.noReboot,

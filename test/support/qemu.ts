@@ -176,6 +176,11 @@ export interface GuestOptions {
   smp?: number;
   /** raw disk images, attached as virtio (vda, vdb, ...) */
   disks?: string[];
+  /**
+   * q35: a PCIe machine where each disk sits behind its own pcie-root-port (disk i on bus i+1,
+   * function 0000:0<i+1>:00.0), so its virtio-pci function is PCIe and offers FLR; default i440fx.
+   */
+  machine?: 'q35';
   /** a tap device (already made, in `netns`) for a virtio NIC */
   tap?: string;
   mac?: string;
@@ -207,7 +212,16 @@ export class Guest {
       '-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.append,
     ];
     if (opts.noReboot !== false) args.push('-no-reboot');
-    for (const d of opts.disks ?? []) args.push('-drive', `file=${d},format=raw,if=virtio,cache=unsafe`);
+    if (opts.machine === 'q35') {
+      args.push('-machine', 'q35');
+      (opts.disks ?? []).forEach((d, i) => args.push(
+        '-device', `pcie-root-port,id=rp${i},bus=pcie.0,chassis=${i + 1},addr=0x${(0x10 + i).toString(16)}`,
+        '-drive', `file=${d},format=raw,if=none,id=disk${i},cache=unsafe`,
+        '-device', `virtio-blk-pci,drive=disk${i},bus=rp${i}`,
+      ));
+    } else {
+      for (const d of opts.disks ?? []) args.push('-drive', `file=${d},format=raw,if=virtio,cache=unsafe`);
+    }
     if (opts.tap) {
       args.push('-netdev', `tap,id=n0,ifname=${opts.tap},script=no,downscript=no`,
         '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac ?? '52:54:00:12:34:56'}`);
