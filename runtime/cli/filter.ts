@@ -146,23 +146,28 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
 }
 
 /**
- * The page filter for a dump level. Levels 0 and 1 need no mem_map walk (zero pages are found
- * while writing). When the filter cannot classify pages the dump is still written, with every
- * page (level 0), and a warning says why.
+ * The page filter for a dump level. At every level, levels 0 and 1 included, the mem_map is walked
+ * as makedumpfile's create_2nd_bitmap does when VMCOREINFO has NUMBER(PG_hwpoison): hwpoison and
+ * logically offline pages (PageOffline: balloons, hot-unplug) are never saved. When the filter
+ * cannot classify pages the dump is still written with every page (level 0, or 1: zero pages are
+ * found while writing), and a warning says why.
  */
 export async function choosePageFilter(vmcore: Vmcore, dumpLevel: number, warn: (m: string) => void): Promise<PageFilter> {
-  if ((dumpLevel & ~1) === 0) return ramPageFilter(vmcore, dumpLevel);
+  const fallback = (reason: string): PageFilter => {
+    if ((dumpLevel & ~1) === 0) {
+      warn(`lastword filter: warning: hwpoison and offline pages cannot be excluded (${reason}); saving every page`);
+      return ramPageFilter(vmcore, dumpLevel, reason);
+    }
+    // The header then says level 0: the dump holds every page, whatever was asked for.
+    warn(`lastword filter: warning: dump level ${dumpLevel} not possible (${reason}); saving every page`);
+    return ramPageFilter(vmcore, 0, reason);
+  };
   try {
     const { createPageFilter } = await import('../filter/index.ts');
     const f = createPageFilter(vmcore, dumpLevel);
-    if (f.fallbackReason === undefined) return f;
-    // The header then says level 0: the dump holds every page, whatever was asked for.
-    warn(`lastword filter: warning: dump level ${dumpLevel} not possible (${f.fallbackReason}); saving every page`);
-    return ramPageFilter(vmcore, 0, f.fallbackReason);
+    return f.fallbackReason === undefined ? f : fallback(f.fallbackReason);
   } catch (err) {
-    const reason = describeError(err);
-    warn(`lastword filter: warning: dump level ${dumpLevel} not possible (${reason}); saving every page`);
-    return ramPageFilter(vmcore, 0, reason);
+    return fallback(describeError(err));
   }
 }
 

@@ -21,6 +21,15 @@ export function referenceMakedumpfile(series: string): string {
 }
 
 /**
+ * makedumpfile works in cycles unless both bitmaps fit in 4 MiB and 60% of free memory exactly
+ * (max_mapnr * 2 / 8 bytes with no remainder); then it keeps them in a temporary file and its 1st
+ * bitmap (and since 1.7.7 the 2nd) also holds a PT_LOAD's partial last page (0x9f of the low 640K
+ * segment). lastword always works in cycles, so the reference is held to its cyclic path with
+ * --cyclic-buffer (4 MiB: one cycle for every fixture here).
+ */
+export const CYCLIC = ['--cyclic-buffer', '4096'];
+
+/**
  * Runs `makedumpfile -F -d level vmcore` and reassembles only the first `keep` bytes of the
  * kdump-compressed file (headers, notes, both bitmaps, page descriptors) into `out`: a file our
  * kdump-compressed reader opens, without writing hundreds of MB of page data per level.
@@ -28,7 +37,7 @@ export function referenceMakedumpfile(series: string): string {
 export function makedumpfileHead(series: string, vmcore: string, level: number, out: string, keep = 32 << 20): Promise<string> {
   fs.rmSync(out, { force: true });
   const fd = fs.openSync(out, 'w', 0o600);
-  const child = spawn(referenceMakedumpfile(series), ['-F', '-d', String(level), vmcore], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(referenceMakedumpfile(series), [...CYCLIC, '-F', '-d', String(level), vmcore], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   let pending: Buffer = Buffer.alloc(0);

@@ -192,6 +192,8 @@ export interface GuestOptions {
   logFile?: string;
   /** echo the console to this stream as it arrives (the demo) */
   echo?: NodeJS.WritableStream;
+  /** more QEMU arguments (devices, -qmp) */
+  qemuArgs?: string[];
 }
 
 /** A running guest: its serial console is QEMU's stdio, so tests read and type on it. */
@@ -228,6 +230,7 @@ export class Guest {
     } else {
       args.push('-nic', 'none');
     }
+    args.push(...(opts.qemuArgs ?? []));
     const cmd = opts.netns ? 'ip' : 'qemu-system-x86_64';
     const full = opts.netns ? ['netns', 'exec', opts.netns, 'qemu-system-x86_64', ...args] : args;
     if (opts.logFile) {
