@@ -52,7 +52,8 @@ export interface DumpSummary {
 export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSummary> {
   const { vmcore, filter, output } = o;
   const B = vmcore.pageSize;
-  const maxMapnr = vmcore.maxMapnr;
+  // max_mapnr as makedumpfile writes it: the filter's, trimmed to the last section with a mem_map.
+  const maxMapnr = filter.maxMapnr;
   const level = filter.dumpLevel;
   const geo = geometry(B, subHeaderBlocks(B, vmcore.notes.length), maxMapnr);
   const header: DiskDumpHeader = {

@@ -73,7 +73,18 @@ class MemMapWalk {
     if ((dumpLevel & DL_EXCLUDE_FREE) && r.buddy === undefined) {
       throw new LastwordError('EFILTER_UNSUPPORTED', `${vmcore.file}: free pages cannot be found (no PAGE_BUDDY_MAPCOUNT_VALUE / PG_buddy with page.private); the free-list walk of old kernels is not implemented`, { where: { file: vmcore.file } });
     }
-    this.layout = this.needed ? findMemMap(vmcore, this.memory) : { sections: [], pagesPerSection: 1, maxMapnr: vmcore.maxMapnr };
+    // makedumpfile's get_mem_map runs at every level and trims max_mapnr to the end of the last
+    // section with a mem_map (a DIMM unplugged after kexec -p keeps its PT_LOAD, not its pages).
+    // Without a walk to do, a mem_section that cannot be read only leaves max_mapnr untrimmed.
+    const untrimmed: MemMapLayout = { sections: [], pagesPerSection: 1, maxMapnr: vmcore.maxMapnr };
+    if (this.needed) this.layout = findMemMap(vmcore, this.memory);
+    else {
+      try {
+        this.layout = findMemMap(vmcore, this.memory);
+      } catch {
+        this.layout = untrimmed;
+      }
+    }
     // 1 GiB compound pages (order 18) and MAX_ORDER buddy blocks: cycles are a multiple of both.
     this.largestRange = Math.max(2 ** 18, 2 ** Math.max(0, (r.freeAreaLength ?? 11) - 1));
   }
