@@ -33,6 +33,10 @@ export interface ImageInputs {
   host: HostModaliases;
   busybox: string;
   kmod: string;
+  /** mount.nfs of the build host (Debian's nfs-common), shipped for an NFS target; /usr/sbin/mount.nfs by default */
+  mountNfs?: string;
+  /** the build host's /etc, for the files libtirpc reads at run time (netconfig); /etc by default */
+  hostEtc?: string;
 }
 
 export interface ImageContents {
@@ -202,6 +206,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
     addHostFile(m, h.path, fromRoot(h.path));
   }
   const t = i.plan.target;
+  if (t.kind === 'nfs') addNfsClient(m, i.mountNfs ?? DEFAULT_MOUNT_NFS, i.hostEtc ?? '/etc');
   if (t.kind === 'ssh') {
     if (!fs.existsSync(fromRoot(t.key))) throw new LastwordError('EIMAGE_SSH_KEY', `ssh key ${t.key} (${t.source.file}${t.source.line ? ':' + t.source.line : ''}) does not exist; run kdumpctl propagate or set sshkey`, { where: { file: t.source.file, line: t.source.line } });
     addHostFile(m, t.key, fromRoot(t.key), 0o600);
@@ -211,6 +216,25 @@ export function buildManifest(i: ImageInputs): ImageContents {
     addHostFile(m, t.knownHosts, kh, 0o644);
   }
   return { manifest: m, modules, executableAt };
+}
+
+export const DEFAULT_MOUNT_NFS = '/usr/sbin/mount.nfs';
+
+/**
+ * What the capture needs to mount an NFS export: mount.nfs (also as mount.nfs4) with its libraries,
+ * /etc/netconfig, which libtirpc reads to map netids (tcp, udp6...) to transports, and /etc/mtab
+ * as the kernel's mount table, which mount.nfs and libmount consult.
+ */
+function addNfsClient(m: Manifest, mountNfs: string, hostEtc: string): void {
+  if (!fs.existsSync(mountNfs)) {
+    throw new LastwordError('EIMAGE_MOUNT_NFS', `${mountNfs} does not exist: the NFS target needs mount.nfs in the capture image (install nfs-common, or give --mount-nfs FILE)`);
+  }
+  addProgram(m, '/usr/sbin/mount.nfs', mountNfs);
+  addEntry(m, { path: '/usr/sbin/mount.nfs4', type: 'symlink', target: 'mount.nfs' });
+  const netconfig = path.join(hostEtc, 'netconfig');
+  if (!fs.existsSync(netconfig)) throw new LastwordError('EIMAGE_MOUNT_NFS', `${netconfig} does not exist: mount.nfs (libtirpc) cannot find its transports without it (install libtirpc-common)`);
+  addHostFile(m, '/etc/netconfig', netconfig, 0o644);
+  if (!m.has('/etc/mtab')) addEntry(m, { path: '/etc/mtab', type: 'symlink', target: '../proc/self/mounts' });
 }
 
 /** Manifest entries in archive order: sorted by path, so parents precede children and the bytes are stable. */

@@ -27,6 +27,7 @@ Builds a capture initramfs whose /init is lastword, from the kdump configs.
   --executable FILE     the lastword executable to ship (default: this one)
   --known-hosts FILE    ship this known_hosts instead of the one the config names
   --modules-root DIR    where the kernel modules are (default /lib/modules)
+  --mount-nfs FILE      mount.nfs to ship for an NFS target (default /usr/sbin/mount.nfs)
   -o FILE               write the image here
   --into DIR            write the files into DIR (dracut's $initdir, mkinitramfs' $DESTDIR)`;
 
@@ -35,7 +36,7 @@ const COMPRESSIONS = ['gzip', 'zstd', 'none'];
 
 export async function run(argv: string[]): Promise<number> {
   const o = minimist(argv, {
-    string: ['kernel', 'config', 'root', 'layout', 'compress', 'executable', 'known-hosts', 'modules-root', 'o', 'into', 'busybox', 'kmod', 'image-level'],
+    string: ['kernel', 'config', 'root', 'layout', 'compress', 'executable', 'known-hosts', 'modules-root', 'o', 'into', 'busybox', 'kmod', 'mount-nfs', 'image-level'],
     boolean: ['help'],
     alias: { h: 'help', output: 'o' },
     unknown: (a) => { if (a.startsWith('-')) throw usageError(`unknown option ${a}\n${HELP}`); return true; },
@@ -71,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
       host: hostModaliases(),
       busybox: o.busybox ?? '/usr/bin/busybox',
       kmod: o.kmod ?? '/usr/bin/kmod',
+      mountNfs: o['mount-nfs'] ? path.resolve(o['mount-nfs']) : undefined,
     });
     const level = o['image-level'] !== undefined ? Number(o['image-level']) : undefined;
     if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 22)) throw usageError('--image-level must be 1-22');

@@ -62,6 +62,9 @@ function readCmdline(root: string): string {
  */
 export async function runInit(system: System, opts: InitOptions, phase: InitPhase = { current: 'capture' }): Promise<InitResult> {
   const root = opts.root ?? '/';
+  // The kernel starts init without PATH; the programs the capture runs (ip, udhcpc, mount.nfs,
+  // modprobe) sit in /usr/sbin and /usr/bin of the image, and the squashfs /init sets the same.
+  process.env.PATH ||= '/usr/sbin:/usr/bin:/sbin:/bin';
   const mounted = mountEarly(system, root);
   takeConsole(system, root);
   const cmdline = readCmdline(root);
