@@ -6,6 +6,7 @@ import { loadPlan } from '../config/load.ts';
 import type { Plan, Target } from '../config/plan.ts';
 import { describeDevice } from '../config/target-spec.ts';
 import { readShippedBlacklists, resolveBlacklist } from '../modules/blacklist.ts';
+import { DEFAULT_MOUNT_POINT, nfsMountArgs } from '../targets/open.ts';
 
 const HELP = `usage: lastword plan [--config FILE] [--cmdline STRING] [--root DIR] [--json]
 
@@ -33,6 +34,7 @@ export function formatPlan(p: Plan, shippedBlacklist = readShippedBlacklists()):
     `sources:        ${p.sources.join(', ') || '(none)'}`,
     `layout:         ${p.layout}${p.enabled ? '' : ' (USE_KDUMP=0: capture disabled)'}`,
     `target:         ${target(p.target)}  [${at(p.target.source)}]`,
+    ...(p.target.kind === 'nfs' ? [`  mount:        mount.nfs ${nfsMountArgs(p.target, DEFAULT_MOUNT_POINT).join(' ')}`] : []),
     `path:           ${p.path}`,
     `naming:         host tag ${p.naming.hostTag}${p.naming.testId ? `, test id ${p.naming.testId}` : ''}`,
     `collector:      ${c.program} ${c.args.join(' ')}  [${at(c.source)}]`,

@@ -20,6 +20,8 @@ export interface OpenTargetOptions {
   log: (line: string) => void;
   /** mount.nfs attempts (Debian kdump-config tries 4 times). */
   nfsAttempts?: number;
+  /** Time limit of one mount.nfs run (NFS_ATTEMPT_TIMEOUT_MS by default). */
+  nfsAttemptTimeoutMs?: number;
   retryDelayMs?: number;
   ssh?: SshOptions;
   /**
@@ -54,14 +56,36 @@ export function mountOptions(words: readonly string[]): { flags: number; data: s
   return { flags, data: data.join(','), dropped };
 }
 
-/** The mount.nfs command line. Pure. */
+/**
+ * The mount.nfs command line. Pure. Besides the configured options (kdump.conf `nfs` takes them as
+ * written, Debian's kdump-config adds nolock,tcp,soft,timeo,retrans), two defaults suit a capture:
+ * `nolock`, since no rpc.statd runs in the capture kernel and an NFSv3 mount (given, or negotiated
+ * down from v4) needs it for NLM locking, which a single writer never uses; and `retry=0`, so
+ * mount.nfs gives up after one try (its own default retries silently for 2 minutes) and lastword's
+ * attempts, each on the console, bound the wait.
+ */
 export function nfsMountArgs(t: NfsTarget, mountPoint: string): string[] {
   const server = t.server.includes(':') ? `[${t.server}]` : t.server;
-  const opts = t.mountOptions.slice();
-  if (t.timeo !== undefined && !opts.some((o) => o.startsWith('timeo='))) opts.push(`timeo=${t.timeo}`);
-  if (t.retrans !== undefined && !opts.some((o) => o.startsWith('retrans='))) opts.push(`retrans=${t.retrans}`);
-  return [`${server}:${t.export}`, mountPoint, ...(opts.length ? ['-o', opts.join(',')] : [])];
+  const opts = t.mountOptions.flatMap((o) => o.split(',')).filter(Boolean);
+  const has = (...keys: string[]) => opts.some((o) => keys.includes(o.split('=')[0]!));
+  if (t.timeo !== undefined && !has('timeo')) opts.push(`timeo=${t.timeo}`);
+  if (t.retrans !== undefined && !has('retrans')) opts.push(`retrans=${t.retrans}`);
+  if (!has('lock', 'nolock')) opts.push('nolock');
+  if (!has('retry')) opts.push('retry=0');
+  return [`${server}:${t.export}`, mountPoint, '-o', opts.join(',')];
 }
+
+/** The NFS version and transport the kernel settled on for the mount at `mnt`, from /proc/self/mounts. Pure. */
+export function nfsMountInfo(mounts: string, mnt: string): { version?: string; proto?: string; options: string } | undefined {
+  const line = mounts.split('\n').map((l) => l.split(' ')).reverse().find((f) => f[1] === mnt && /^nfs4?$/.test(f[2] ?? ''));
+  if (!line) return undefined;
+  const options = line[3] ?? '';
+  const opt = (k: string) => options.split(',').find((o) => o.startsWith(k + '='))?.slice(k.length + 1);
+  return { version: opt('vers'), proto: opt('proto'), options };
+}
+
+/** Per mount.nfs attempt: enough for a server that answers slowly, short of the console's silence. */
+export const NFS_ATTEMPT_TIMEOUT_MS = 60_000;
 
 function unmounter(o: OpenTargetOptions, mnt: string): () => Promise<void> {
   return async () => {
@@ -94,17 +118,26 @@ async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> 
   fs.mkdirSync(mnt, { recursive: true });
   const args = nfsMountArgs(t, mnt);
   const attempts = Math.max(1, o.nfsAttempts ?? 4);
+  const limitMs = o.nfsAttemptTimeoutMs ?? NFS_ATTEMPT_TIMEOUT_MS;
   let last = '';
   for (let i = 1; i <= attempts; i++) {
-    const r = await o.sys.exec('mount.nfs', args, { timeoutMs: 120_000 });
+    const r = await o.sys.exec('mount.nfs', args, { timeoutMs: limitMs });
     if (r.exitCode === 0 && !r.timedOut) {
-      return new FsTarget({ root: mnt, network: true, description: `nfs ${args[0]}`, release: unmounter(o, mnt) });
+      let how = '';
+      try {
+        const info = nfsMountInfo(fs.readFileSync('/proc/self/mounts', 'utf8'), fs.realpathSync(mnt));
+        if (info) how = ` (NFS version ${info.version ?? '?'}${info.proto ? ` over ${info.proto}` : ''})`;
+      } catch { /* the mount table is only for the message */ }
+      o.log(`lastword: mounted nfs ${args[0]} on ${mnt}${how}`);
+      return new FsTarget({ root: mnt, network: true, description: `nfs ${args[0]}${how}`, release: unmounter(o, mnt) });
     }
-    last = r.timedOut ? 'timed out' : (r.stderr || r.stdout).trim().split('\n').at(-1) ?? `exit ${r.exitCode}`;
+    last = r.timedOut
+      ? `no answer within ${Math.round(limitMs / 1000)} s`
+      : (r.stderr || r.stdout).trim().split('\n').at(-1) || `exit status ${r.exitCode}`;
     o.log(`lastword: mount.nfs ${args.join(' ')} failed (attempt ${i} of ${attempts}): ${last}`);
     if (i < attempts) await o.sys.sleep(o.retryDelayMs ?? 5000);
   }
-  throw new LastwordError('ETARGET_MOUNT', `cannot mount nfs ${args[0]} after ${attempts} attempts: ${last}`, { where: { file: t.source.file, line: t.source.line } });
+  throw new LastwordError('ETARGET_MOUNT', `cannot mount nfs ${args[0]} (server ${t.server}) after ${attempts} attempts: ${last}`, { where: { file: t.source.file, line: t.source.line } });
 }
 
 /** Filesystems tried for root= without rootfstype=, in the order distributions install them. */

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { defaultPlan } from '../../runtime/config/defaults.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import type { ExecResult, System } from '../../runtime/system/types.ts';
-import { mountOptions, nfsMountArgs, openTarget } from '../../runtime/targets/open.ts';
+import { mountOptions, nfsMountArgs, nfsMountInfo, openTarget } from '../../runtime/targets/open.ts';
 import { rootFsFromCmdline } from '../../runtime/cli/save.ts';
 
 test('mount options: flags become mount(2) flags, ro is dropped for a writable dump, the rest is data', () => {
@@ -16,10 +16,22 @@ test('mount options: flags become mount(2) flags, ro is dropped for a writable d
     { flags: 1024 | 4, data: 'data=ordered', dropped: ['ro'] });
 });
 
-test('mount.nfs gets server:/export, the mount point and every option with timeo and retrans', () => {
+test('mount.nfs gets server:/export, the mount point and every option with timeo and retrans, plus nolock and retry=0', () => {
   const t = { kind: 'nfs' as const, server: '10.0.0.1', export: '/export/crash', mountOptions: ['nolock', 'tcp', 'soft'], timeo: 600, retrans: 3, source: { file: 'kdump-tools' } };
-  assert.deepEqual(nfsMountArgs(t, '/run/lastword/target'), ['10.0.0.1:/export/crash', '/run/lastword/target', '-o', 'nolock,tcp,soft,timeo=600,retrans=3']);
-  assert.deepEqual(nfsMountArgs({ ...t, server: 'fd00::1', mountOptions: ['timeo=50'], timeo: 50, retrans: undefined }, '/mnt'), ['[fd00::1]:/export/crash', '/mnt', '-o', 'timeo=50']);
+  assert.deepEqual(nfsMountArgs(t, '/run/lastword/target'), ['10.0.0.1:/export/crash', '/run/lastword/target', '-o', 'nolock,tcp,soft,timeo=600,retrans=3,retry=0']);
+  assert.deepEqual(nfsMountArgs({ ...t, server: 'fd00::1', mountOptions: ['timeo=50'], timeo: 50, retrans: undefined }, '/mnt'), ['[fd00::1]:/export/crash', '/mnt', '-o', 'timeo=50,nolock,retry=0']);
+  // what the config says wins: locking asked for, mount.nfs's own retries, one comma-joined word
+  assert.deepEqual(nfsMountArgs({ ...t, mountOptions: ['vers=3,lock', 'retry=2'], timeo: undefined, retrans: undefined }, '/mnt'), ['10.0.0.1:/export/crash', '/mnt', '-o', 'vers=3,lock,retry=2']);
+});
+
+test('the NFS version the kernel negotiated is read from the mount table', () => {
+  const mounts = [
+    'proc /proc proc rw,nosuid 0 0',
+    '10.0.2.1:/srv/crash /run/lastword/target nfs4 rw,relatime,vers=4.2,rsize=131072,wsize=131072,namlen=255,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.2.15,local_lock=none,addr=10.0.2.1 0 0',
+    '',
+  ].join('\n');
+  assert.deepEqual(nfsMountInfo(mounts, '/run/lastword/target'), { version: '4.2', proto: 'tcp', options: mounts.split('\n')[1]!.split(' ')[3] });
+  assert.equal(nfsMountInfo(mounts, '/mnt'), undefined);
 });
 
 function nfsSystem(failures: number): System & { execs: string[][]; sleeps: number[] } {
@@ -47,7 +59,7 @@ test('NFS: mount.nfs is retried (Debian tries 4 times) and the export becomes th
   const sys = nfsSystem(2);
   const target = await openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => { throw new Error('no device for nfs'); }, retryDelayMs: 1000 });
   assert.equal(sys.execs.length, 3);
-  assert.deepEqual(sys.execs[0], ['mount.nfs', '10.0.0.1:/srv', mnt, '-o', 'nolock,tcp,soft,timeo=600,retrans=3']);
+  assert.deepEqual(sys.execs[0], ['mount.nfs', '10.0.0.1:/srv', mnt, '-o', 'nolock,tcp,soft,timeo=600,retrans=3,retry=0']);
   assert.deepEqual(sys.sleeps, [1000, 1000]);
   assert.equal(target.network, true);
   assert.match(target.description, /nfs 10\.0\.0\.1:\/srv/);
@@ -63,10 +75,31 @@ test('NFS: after the last attempt the error names the export and mount.nfs\'s me
   await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '', retryDelayMs: 1 }), (err: unknown) => {
     assert.ok(err instanceof LastwordError);
     assert.equal(err.code, 'ETARGET_MOUNT');
-    assert.match(err.message, /nfs 10\.0\.0\.1:\/srv after 4 attempts: mount\.nfs: Connection refused/);
+    assert.match(err.message, /nfs 10\.0\.0\.1:\/srv \(server 10\.0\.0\.1\) after 4 attempts: mount\.nfs: Connection refused/);
     return true;
   });
   assert.equal(sys.execs.length, 4);
+});
+
+test('NFS: each mount.nfs run has a time limit, and a server that never answers is reported as such', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-nfsmnt-'));
+  t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
+  const plan = defaultPlan('fedora');
+  plan.target = { kind: 'nfs', server: '10.0.0.9', export: '/srv', mountOptions: [], source: { file: '/etc/kdump.conf', line: 1 } };
+  const limits: (number | undefined)[] = [];
+  const lines: string[] = [];
+  const sys = {
+    async exec(_file: string, _args: readonly string[], o: { timeoutMs?: number }): Promise<ExecResult> {
+      limits.push(o.timeoutMs);
+      return { exitCode: -1, signal: 'SIGTERM', stdout: '', stderr: '', timedOut: true };
+    },
+    sleep: async () => {}, now: () => 0, log: () => {},
+  } as unknown as System;
+  await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: (l) => lines.push(l), findDevice: async () => '', nfsAttempts: 2, nfsAttemptTimeoutMs: 30_000 }),
+    /cannot mount nfs 10\.0\.0\.9:\/srv \(server 10\.0\.0\.9\) after 2 attempts: no answer within 30 s/);
+  assert.deepEqual(limits, [30_000, 30_000]);
+  assert.equal(lines.length, 2);
+  assert.match(lines[0]!, /mount\.nfs 10\.0\.0\.9:\/srv \S+ -o nolock,retry=0 failed \(attempt 1 of 2\): no answer within 30 s/);
 });
 
 test('a local filesystem that cannot be mounted names the device, the fstype and the config line', async (t) => {
