@@ -21,7 +21,8 @@ test('saves a dump over NFS to a real NFSv4 server in a network namespace, which
   const ns = Netns.create('lwnfs');
   t.after(() => { ns.destroy(); fs.rmSync(base, { recursive: true, force: true }); });
   ns.addTap('lwtap0', `${HOST_IP}/24`);
-  const server = await startNfsServer(ns, path.join(base, 'nfs'), HOST_IP);
+  // Not under base/nfs: that is the cycle's own work directory, which runCycle empties first.
+  const server = await startNfsServer(ns, path.join(base, 'server'), HOST_IP);
   const run = await runCycle({
     name: 'nfs', baseDir: base,
     kdumpConf: [
@@ -35,6 +36,10 @@ test('saves a dump over NFS to a real NFSv4 server in a network namespace, which
   assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
   assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
   assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
+  // mount.nfs negotiates the version; Ganesha here serves NFSv4 only, so 4.0, 4.1 or 4.2
+  const mounted = /lastword: mounted nfs 10\.0\.2\.1:\/srv\/crash on \S+ \(NFS version (4(?:\.\d)?) over tcp\)/.exec(run.capture);
+  assert.ok(mounted, `no console line naming the mounted export and its NFS version:\n${tail}`);
+  t.diagnostic(`NFS-Ganesha export mounted with NFS version ${mounted[1]}`);
   const files = listFiles(server.exportDir);
   const dump = classifyDumpFiles(files);
   assert.ok(dump.vmcore, `no finished vmcore on the export (${files.join(', ')}):\n${tail}`);
