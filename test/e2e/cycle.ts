@@ -2,7 +2,7 @@
 // initramfs with `lastword initramfs`, then a primary initramfs holding lastword, kexec, the capture
 // kernel and that image; the guest boots with crashkernel=, runs `lastword load`, panics through
 // /proc/sysrq-trigger, and lastword, as PID 1 of the capture kernel, does the rest.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cacheDir, kernelVersion, repo } from '../support/lab.ts';
@@ -23,6 +23,8 @@ export interface DiskSpec {
   name: string;
   sizeMiB: number;
   ext4Label?: string;
+  /** a raw image to copy (sparse) instead of a blank disk, e.g. a prepared root filesystem */
+  image?: string;
 }
 
 export interface CycleOptions {
@@ -44,6 +46,8 @@ export interface CycleOptions {
   loader?: 'lastword' | 'kexec';
   /** capture command line when loader is kexec */
   kexecAppend?: string;
+  /** the primary's load command verbatim (overrides loader), e.g. the kexec line kdump-config builds */
+  loadCommand?: string;
   crashkernel?: string;
   memMiB?: number;
   disks?: DiskSpec[];
@@ -94,9 +98,9 @@ export function lastword(args: string[], opts: { cwd?: string } = {}): string {
 
 /** The primary kernel's /init: a small workload, `lastword load` (or kexec -p), then the panic. */
 function primaryInit(o: CycleOptions, kver: string): string {
-  const load = (o.loader ?? 'lastword') === 'lastword'
+  const load = o.loadCommand ?? ((o.loader ?? 'lastword') === 'lastword'
     ? 'lastword load'
-    : `kexec -p /boot/vmlinuz-${kver} --initrd=/boot/initramfs-${kver}kdump.img --append="${o.kexecAppend ?? ''}"`;
+    : `kexec -p /boot/vmlinuz-${kver} --initrd=/boot/initramfs-${kver}kdump.img --append="${o.kexecAppend ?? ''}"`);
   return `#!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
@@ -188,7 +192,10 @@ export function prepareCycle(o: CycleOptions): PreparedCycle {
   }, primaryInitrd));
   const disks: Record<string, string> = {};
   for (const d of o.disks ?? []) {
-    disks[d.name] = timed(`disk ${d.name}`, () => makeDisk(path.join(dir, `${d.name}.img`), d.sizeMiB, { ext4Label: d.ext4Label }));
+    const file = path.join(dir, `${d.name}.img`);
+    disks[d.name] = timed(`disk ${d.name}`, () => d.image
+      ? (execFileSync('cp', ['--sparse=always', d.image, file]), file)
+      : makeDisk(file, d.sizeMiB, { ext4Label: d.ext4Label }));
   }
   disks.system = systemDisk;
   return { dir, kver, captureInitrd: captureInitrd!, primaryInitrd, disks, steps };

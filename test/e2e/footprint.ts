@@ -3,29 +3,40 @@
 //   lastword      the capture initramfs of `lastword initramfs` (per --layout when given)
 //   makedumpfile  the stand-in for a Debian makedumpfile capture initramfs: ../shared/lab's
 //                 busybox + makedumpfile capture.cpio.gz (makedumpfile -F -l -d 31 onto a raw disk)
+//   kdump-tools   Debian 12's stock kdump: a Debian root disk with kdump-tools, the capture
+//                 initramfs its kernel hook builds with mkinitramfs, loaded with kdump-config's kexec
+//                 line; the capture kernel boots that root with systemd, kdump-tools-dump.service runs
+//                 kdump-config savecore (makedumpfile -F -c -d 31 to /var/crash/<stamp>/dump.<stamp>)
+//                 and reboot -f, which ends QEMU (-no-reboot). See kdump-tools-guest.ts for how the
+//                 root and the initramfs are made; it needs debootstrap and the Debian mirror.
 // Method: one cycle per size, bisecting between a size that fails and one that succeeds to a 8 MiB
 // step (each cycle is a real TCG boot, so a handful of runs). A cycle succeeds when the dump is
 // complete and crash opens it.
-//   node test/e2e/footprint.ts makedumpfile|lastword [--layout plain|squashfs|erofs] [--lo 64] [--hi 256]
+//   node test/e2e/footprint.ts makedumpfile|lastword|kdump-tools [--layout plain|squashfs|erofs] [--lo 64] [--hi 256]
 //   ... --sizes 80,96   (just these sizes, no bisection)
+//   ... --keep          (keep the work directories with each cycle's console.log)
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, crashBinary, debugVmlinux, labDir } from '../support/lab.ts';
 import { extractExt4Tree } from '../support/qemu.ts';
+import { kdumpConfigLoad, kdumpToolsGuest } from './kdump-tools-guest.ts';
 import {
   bootCycle, CAPTURE_APPEND, captureConsole, classifyDumpFiles, crashReport, INIT_DIED, kver61, prepareCycle, reassemble,
   type CycleOptions,
 } from './cycle.ts';
 
 const argv = process.argv.slice(2);
-const flavour = argv[0] === 'lastword' ? 'lastword' : 'makedumpfile';
+const flavours = ['lastword', 'makedumpfile', 'kdump-tools'] as const;
+const flavour = flavours.find((f) => f === argv[0]);
+if (!flavour) throw new Error(`usage: footprint.ts ${flavours.join('|')} [--layout L] [--lo MiB] [--hi MiB] [--sizes a,b]`);
 const opt = (name: string): string | undefined => {
   const i = argv.indexOf(name);
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const layout = opt('--layout');
+const keep = argv.includes('--keep');
 let lo = Number(opt('--lo') ?? 48);   // assumed failing
 let hi = Number(opt('--hi') ?? 256);  // assumed working, checked first
 const kver = kver61();
@@ -40,8 +51,35 @@ function standinCapture(): string {
   return file;
 }
 
+/** Files under `dir` of an ext4 image, copied out with debugfs (the root image is large). */
+function extractExt4Dir(image: string, dir: string, dest: string): string[] {
+  fs.mkdirSync(dest, { recursive: true });
+  execFileSync('debugfs', ['-R', `rdump ${dir} ${dest}`, image], { stdio: 'ignore' });
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else out.push(path.join(d, e.name));
+    }
+  };
+  walk(dest);
+  return out;
+}
+
+function kdumpToolsOptions(mib: number): CycleOptions {
+  const g = kdumpToolsGuest(kver);
+  return {
+    name: `kt-${mib}`, baseDir: base, crashkernel: `${mib}M`, kdumpConf: '', captureInitrd: g.initrd,
+    loadCommand: kdumpConfigLoad(kver),
+    // what a Debian install's command line has besides crashkernel= (no "quiet": the harness reads
+    // the capture kernel's console)
+    appendExtra: `root=UUID=${g.uuid} ro`,
+    disks: [{ name: 'root', sizeMiB: 0, image: g.rootImage }],
+  };
+}
+
 async function cycle(mib: number): Promise<Outcome> {
-  const o: CycleOptions = flavour === 'lastword'
+  const o: CycleOptions = flavour === 'kdump-tools' ? kdumpToolsOptions(mib) : flavour === 'lastword'
     ? {
       name: `lw-${mib}`, baseDir: base, crashkernel: `${mib}M`,
       kdumpConf: 'ext4 LABEL=LWFOOT\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action poweroff\n',
@@ -64,7 +102,8 @@ async function cycle(mib: number): Promise<Outcome> {
     if (!m) return { ok: false, why: `primary kernel failed before the panic: ${g.console.split('\n').filter((l) => /Kernel panic|Out of memory|LOAD/.test(l)).slice(0, 2).join(' | ')}`, captureBytes };
     if (/LOAD FAILED/.test(m[0])) return { ok: false, why: `load failed: ${g.console.split('\n').filter((l) => /kexec|Could not|LOAD/.test(l)).slice(-3).join(' | ')}`, captureBytes };
     tCrash = Date.now();
-    if (!(await g.waitExitOrIdle(120_000, 600_000))) return { ok: false, why: `the guest did not stop (silent console): ${g.tail(2).replace(/\n/g, " | ")}`, captureBytes };
+    // a systemd boot under TCG can be silent for a while (fsck, udev settle)
+    if (!(await g.waitExitOrIdle(flavour === 'kdump-tools' ? 240_000 : 120_000, 900_000))) return { ok: false, why: `the guest did not stop (silent console): ${g.tail(2).replace(/\n/g, " | ")}`, captureBytes };
   } finally {
     g.kill();
   }
@@ -77,13 +116,18 @@ async function cycle(mib: number): Promise<Outcome> {
   if (flavour === 'makedumpfile') {
     if (!/VMCORE_COPIED/.test(cap)) return { ok: false, why: 'no VMCORE_COPIED: ' + g.tail(3).replace(/\n/g, ' | '), captureBytes };
     dump = reassemble(p.disks.dump!, path.join(p.dir, 'vmcore.kdump'));
+  } else if (flavour === 'kdump-tools') {
+    const files = extractExt4Dir(p.disks.root!, '/var/crash', path.join(p.dir, 'tree'));
+    const found = classifyDumpFiles(files);
+    if (!found.vmcore || found.incomplete) return { ok: false, why: `no finished dump.<stamp> in /var/crash (${files.map((f) => path.basename(f)).join(', ') || 'empty'}): ${g.tail(3).replace(/\n/g, ' | ')}`, captureBytes };
+    dump = reassemble(found.vmcore, path.join(p.dir, 'vmcore.kdump'));
   } else {
     const files = extractExt4Tree(p.disks.dump!, path.join(p.dir, 'tree'));
     dump = classifyDumpFiles(files).vmcore;
     if (!dump) return { ok: false, why: 'no finished vmcore: ' + g.tail(3).replace(/\n/g, ' | '), captureBytes };
   }
   const report = crashReport(crashBinary(), debugVmlinux(kver), dump);
-  fs.rmSync(p.dir, { recursive: true, force: true });
+  if (!keep) fs.rmSync(p.dir, { recursive: true, force: true });
   if (!report.ok) return { ok: false, why: 'crash cannot open the dump', captureBytes };
   return { ok: true, why: 'ok', panicToDumpS: (tEnd - tCrash) / 1000, bootToDumpS: (tEnd - t0) / 1000, captureBytes };
 }
@@ -114,5 +158,6 @@ try {
     process.stdout.write(`smallest crashkernel= that works: ${hi}M (${failed ? `fails at ${lo}M` : `${lo}M assumed failing, not tried`})\n`);
   }
 } finally {
-  fs.rmSync(base, { recursive: true, force: true });
+  if (keep) process.stdout.write(`work directories kept in ${base}\n`);
+  else fs.rmSync(base, { recursive: true, force: true });
 }
