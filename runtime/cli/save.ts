@@ -81,9 +81,9 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
     async loadModules(plan) {
       // reset_devices, the blacklist file, the target's modules, hardware drivers by sysfs
       // modalias (no udev in the capture initramfs), then the block device.
-      const prepared = await prepareTarget(sys, plan);
-      for (const r of prepared.modules?.refused ?? []) sys.log(`lastword: not loading ${r.module}: blacklisted (${r.blacklisted.reason})`);
-      for (const f of prepared.modules?.failed ?? []) sys.log(`lastword: warning: module ${f.module}: ${f.message}`);
+      // Refusals and failures are on the console already, each naming the module (and the
+      // blacklisted one it needs); the target stage says what is then missing.
+      await prepareTarget(sys, plan);
     },
     async bringUpNetwork(plan) {
       const up = await bringUpNetwork(sys, effectiveIpSpecs(plan), plan.network);

@@ -72,8 +72,11 @@ export function resolveBlacklist(plan: Plan, shipped: readonly BlacklistEntry[] 
 }
 
 /**
- * A modprobe.d file that makes kmod refuse the modules too: `blacklist` stops alias matches (with
- * modprobe -b), `install X /bin/false` stops loading X as a dependency of something else.
+ * A modprobe.d file for kmod's own use (a modprobe typed in the rescue shell): `blacklist` stops
+ * alias matches (with modprobe -b), `install X /bin/false` stops loading X by name and as the
+ * dependency of something else, but only while X has no soft dependencies (kmod 30 ignores the
+ * install command of such a module: jbd2, ext4). The capture does not rely on it: closure.ts
+ * decides, and gate.ts holds the kernel's own requests to the same answer.
  */
 export function modprobeBlacklistConf(entries: readonly BlacklistEntry[]): string {
   const lines = ['# Written by lastword: every blacklist of the kdump configuration and the kernel command line.'];

@@ -1,46 +1,41 @@
 // Loading the modules the dump target needs with kmod's modprobe (through System.exec), never a
-// blacklisted one: before each load we ask `modprobe --show-depends` for the whole chain and
-// refuse with a clear message if any link is blacklisted; the modprobe.d file written first
-// (blacklist + install /bin/false) makes kmod itself refuse too, should anything else ask.
+// blacklisted one: before each load the module's closure over the capture kernel's modules.dep
+// and modules.softdep (closure.ts) is checked, and a module that is, or needs, a blacklisted one is
+// refused with a message naming both. The modprobe.d file written first (blacklist + install
+// /bin/false) is kmod's own, weaker line: it stops alias matches and some dependencies, not all.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { LastwordError } from '../errors.ts';
+import { describeError, LastwordError } from '../errors.ts';
+import { parseModuleIndex } from '../../initramfs/modules.ts';
 import type { BlacklistEntry, Plan } from '../config/plan.ts';
 import type { System } from '../system/types.ts';
 import { modprobeBlacklistConf, normalizeModule } from './blacklist.ts';
+import { blockedModules, describeBlocked, readModuleIndex, resolveRequest, type BlockedModule, type ModuleIndex } from './closure.ts';
 
-export type DependStep =
-  | { kind: 'insmod'; module: string; file: string }
-  | { kind: 'builtin'; module: string }
-  | { kind: 'install'; command: string };
-
-/** Parses `modprobe --show-depends` output (kmod tools/modprobe.c show_depends). Pure. */
-export function parseShowDepends(stdout: string): DependStep[] {
-  const out: DependStep[] = [];
-  for (const line of stdout.split('\n')) {
-    const insmod = /^insmod (\S+)/.exec(line);
-    if (insmod) {
-      const file = insmod[1]!;
-      const module = normalizeModule(path.basename(file).replace(/\.ko(\.(gz|xz|zst))?$/, ''));
-      out.push({ kind: 'insmod', module, file });
-      continue;
-    }
-    const builtin = /^builtin (\S+)/.exec(line);
-    if (builtin) { out.push({ kind: 'builtin', module: normalizeModule(builtin[1]!) }); continue; }
-    const install = /^install (.*)$/.exec(line);
-    if (install) out.push({ kind: 'install', command: install[1]!.trim() });
-  }
-  return out;
+/** The capture kernel's module index and what in it must not load. */
+export interface ModuleGuard {
+  index: ModuleIndex;
+  blocked: Map<string, BlockedModule>;
 }
 
 /**
- * The first blacklisted module in a dependency chain (the module itself last), or undefined.
- * Pure: the core of "never loaded, not even as a dependency".
+ * Builds the guard from /lib/modules/<kver>. Without a readable modules.dep only the blacklisted
+ * names themselves can be refused; `log` says so.
  */
-export function blacklistedInChain(chain: readonly DependStep[], blacklist: readonly BlacklistEntry[]): BlacklistEntry | undefined {
-  const bl = new Map(blacklist.map((e) => [normalizeModule(e.module), e]));
-  for (const s of chain) if (s.kind !== 'install' && bl.has(s.module)) return bl.get(s.module);
-  return undefined;
+export function moduleGuard(blacklist: readonly BlacklistEntry[], modulesDir: string, log: (line: string) => void = () => {}): ModuleGuard {
+  let index: ModuleIndex;
+  try {
+    index = readModuleIndex(modulesDir);
+  } catch (err) {
+    log(`lastword: warning: no module index in ${modulesDir} (${describeError(err)}): dependencies of blacklisted modules cannot be checked`);
+    index = parseModuleIndex({ dep: '', alias: '', builtin: '' });
+  }
+  return { index, blocked: blockedModules(index, blacklist) };
+}
+
+export function modulesDirOf(opts: ModprobeOptions = {}): string {
+  return path.join(opts.modulesRoot ?? '/lib/modules', opts.kernelVersion ?? os.release());
 }
 
 /** Modules the plan's target needs beyond the block/NIC drivers of the hardware, plus extra_modules. */
@@ -54,19 +49,21 @@ export function targetModules(plan: Plan): string[] {
 }
 
 export interface ModprobeOptions {
-  /** modprobe program (kmod's; its --show-depends is needed). */
+  /** modprobe program (kmod's). */
   modprobe?: string;
   /** Directory the blacklist file goes to; kmod reads /run/modprobe.d by default. */
   confDir?: string;
   /** Kernel version to look up (-S); default: the running one. */
   kernelVersion?: string;
+  /** Where the module trees are; default /lib/modules. */
+  modulesRoot?: string;
   timeoutMs?: number;
 }
 
 export interface LoadReport {
   loaded: string[];
   /** Not loaded because it, or a module it needs, is blacklisted. */
-  refused: { module: string; blacklisted: BlacklistEntry }[];
+  refused: { module: string; blacklisted: BlacklistEntry; chain: string[] }[];
   /** modprobe could not find or load it. */
   failed: { module: string; message: string }[];
 }
@@ -84,11 +81,11 @@ export function writeBlacklistConf(entries: readonly BlacklistEntry[], confDir =
 }
 
 /**
- * Loads `modules` in order, each with its dependencies, refusing any chain that holds a
+ * Loads `modules` in order, each with its dependencies, refusing any whose closure holds a
  * blacklisted module. Never throws for one module: the report and the console say what happened,
  * and the target stage reports what is then missing.
  */
-export async function loadModules(system: System, modules: readonly string[], blacklist: readonly BlacklistEntry[], opts: ModprobeOptions = {}): Promise<LoadReport> {
+export async function loadModules(system: System, modules: readonly string[], guard: ModuleGuard, blacklist: readonly BlacklistEntry[], opts: ModprobeOptions = {}): Promise<LoadReport> {
   const modprobe = opts.modprobe ?? 'modprobe';
   const confDir = opts.confDir ?? '/run/modprobe.d';
   writeBlacklistConf(blacklist, confDir);
@@ -98,22 +95,14 @@ export async function loadModules(system: System, modules: readonly string[], bl
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const report: LoadReport = { loaded: [], refused: [], failed: [] };
   for (const module of [...new Set(modules.map(normalizeModule))]) {
-    // Without our file (-C /dev/null) the chain shows the real module names, not `install /bin/false`.
-    const deps = await system.exec(modprobe, [...common, '-C', '/dev/null', '--show-depends', module], { timeoutMs });
-    if (deps.exitCode !== 0) {
-      const message = deps.stderr.trim().split('\n').pop() || `modprobe --show-depends ${module} failed`;
-      report.failed.push({ module, message });
-      system.log(`lastword: module ${module}: ${message}`);
-      continue;
-    }
-    const chain = parseShowDepends(deps.stdout);
-    const bad = blacklistedInChain(chain, blacklist);
+    const r0 = resolveRequest(guard.index, guard.blocked, module);
+    const bad = r0.blocked[0];
     if (bad) {
-      report.refused.push({ module, blacklisted: bad });
-      system.log(new LastwordError('EMODULE_BLACKLISTED', describeRefusal(module, bad), { action: 'warn' }).oneLine());
+      report.refused.push({ module, blacklisted: bad.blacklisted, chain: bad.chain });
+      system.log(new LastwordError('EMODULE_BLACKLISTED', `${describeBlocked(bad)}; not loading it`, { action: 'warn' }).oneLine());
       continue;
     }
-    if (chain.every((s) => s.kind === 'builtin')) { report.loaded.push(module); continue; }
+    if (r0.allowed.length && r0.allowed.every((m) => guard.index.builtin.has(m) && !guard.index.path.has(m))) { report.loaded.push(module); continue; }
     const r = await system.exec(modprobe, [...common, ...withConf, '-b', module], { timeoutMs });
     if (r.exitCode !== 0) {
       const message = r.timedOut ? `modprobe ${module} did not finish in ${timeoutMs / 1000} s` : r.stderr.trim().split('\n').pop() || `modprobe ${module} exited ${r.exitCode}`;
@@ -124,10 +113,4 @@ export async function loadModules(system: System, modules: readonly string[], bl
     report.loaded.push(module);
   }
   return report;
-}
-
-export function describeRefusal(module: string, bad: BlacklistEntry): string {
-  const where = bad.source.line !== undefined ? `${bad.source.file}:${bad.source.line}` : bad.source.file;
-  const via = bad.module === module ? `module ${module} is blacklisted` : `module ${module} needs ${bad.module}, which is blacklisted`;
-  return `${via} (${bad.reason}; ${where}); not loading it`;
 }

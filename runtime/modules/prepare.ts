@@ -7,7 +7,8 @@ import type { System } from '../system/types.ts';
 import { resolveBlacklist } from './blacklist.ts';
 import { waitForBlockDevice, type BlockRoots } from './blockdev.ts';
 import { coldplug } from './coldplug.ts';
-import { loadModules, targetModules, type LoadReport, type ModprobeOptions } from './load.ts';
+import { installModprobeGate, type GateOptions } from './gate.ts';
+import { loadModules, moduleGuard, modulesDirOf, targetModules, type LoadReport, type ModprobeOptions, type ModuleGuard } from './load.ts';
 import { realSysfs, resetTargetDevices, type ResetReport, type Sysfs } from './reset-devices.ts';
 
 export interface PrepareOptions {
@@ -17,6 +18,8 @@ export interface PrepareOptions {
   blockRoots?: BlockRoots;
   /** false: the initramfs has no module tree (everything built in). */
   modules?: boolean;
+  /** Where the kernel's module-request gate goes (gate.ts); false: leave /proc/sys/kernel/modprobe alone. */
+  gate?: GateOptions | false;
 }
 
 export interface PreparedTarget {
@@ -33,11 +36,14 @@ export async function prepareTarget(system: System, plan: Plan, opts: PrepareOpt
   if (plan.modules.resetDevices) out.reset = resetTargetDevices(system, t, opts.sysfs ?? realSysfs(opts.sysfsRoot ?? '/sys'));
   if (opts.modules !== false) {
     const blacklist = resolveBlacklist(plan);
+    const guard: ModuleGuard = moduleGuard(blacklist, modulesDirOf(opts.modprobe), (l) => system.log(l));
+    // Before anything here can make the kernel ask for a module (a mount, a new device).
+    if (opts.gate !== false) installModprobeGate(system, guard.blocked, { modprobe: opts.modprobe?.modprobe, ...opts.gate });
     // Writes the modprobe.d blacklist first, so coldplug's modprobe honours it too.
-    out.modules = await loadModules(system, targetModules(plan), blacklist, opts.modprobe);
+    out.modules = await loadModules(system, targetModules(plan), guard, blacklist, opts.modprobe);
     const confDir = opts.modprobe?.confDir;
     const extra = confDir && !['/run/modprobe.d', '/etc/modprobe.d'].includes(confDir) ? ['-C', confDir] : [];
-    await coldplug(system, { modprobe: opts.modprobe?.modprobe, sysfsRoot: opts.sysfsRoot, modprobeArgs: extra });
+    await coldplug(system, { modprobe: opts.modprobe?.modprobe, sysfsRoot: opts.sysfsRoot, modprobeArgs: extra, guard });
   }
   if (t.kind === 'local-fs' && t.fstype !== 'virtiofs') {
     out.device = await waitForBlockDevice(system, t.device, { ...opts.blockRoots, timeoutMs: plan.modules.diskTimeoutMs });
