@@ -2,7 +2,12 @@
 // support) booting Debian's 6.1 kernel with its real modules, kmod's modprobe, no udev, and
 // lastword's Plan + prepareTarget (runtime/config, runtime/modules) on the pinned Node. The guest's
 // kdump.conf targets `ext4 PARTUUID=` (a GPT partition of a virtio disk) and asks for vxlan (which needs udp_tunnel,
-// blacklisted on the command line), dummy and udp_tunnel; reset_devices is on the command line.
+// blacklisted on the command line), dummy and udp_tunnel; fat is blacklisted too, and the kernel's
+// own request for vfat (mount -t vfat) must be refused by the gate lastword puts in
+// /proc/sys/kernel/modprobe, while its request for minix goes through. reset_devices is on the
+// command line, and the guest is a q35 machine whose disk function 0000:01:00.0 (behind a
+// pcie-root-port) already has virtio_pci bound, as a built-in driver would: lastword must unbind
+// it, reset it (FLR) and bind it again before the disk is looked for.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -62,6 +67,13 @@ try {
 // kmod on its own must refuse too: the modprobe.d file lastword wrote stops the dependency.
 const direct = await sys.exec('modprobe', ['vxlan']);
 console.log('DIRECT ' + direct.exitCode);
+// The kernel asks for fs-vfat and fs-minix itself (request_module), through /proc/sys/kernel/modprobe.
+console.log('KERNEL-MODPROBE ' + fs.readFileSync('/proc/sys/kernel/modprobe', 'utf8').trim());
+fs.mkdirSync('/mnt/probe', { recursive: true });
+for (const t of ['vfat', 'minix']) {
+  const m = await sys.exec('mount', ['-t', t, '/dev/vda1', '/mnt/probe']);
+  console.log('MOUNT-' + t + ' ' + m.exitCode);
+}
 const conf = fs.readFileSync('/run/modprobe.d/lastword-capture-blacklist.conf', 'utf8');
 console.log('SHIPPED-IN-CONF ' + conf.includes('install nouveau /bin/false'));
 const mods = fs.readFileSync('/proc/modules', 'utf8').split('\\n').map((l) => l.split(' ')[0]).filter(Boolean);
@@ -71,6 +83,8 @@ console.log('MODULES ' + JSON.stringify(mods));
 const INIT = `#!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev; mount -t tmpfs run /run
 echo LW-GUEST-START $(cat /proc/uptime)
+# As if virtio_pci were built in: bound before lastword runs (reset_devices must unbind it).
+/sbin/modprobe virtio_pci
 /usr/bin/node /lw/driver.mjs 2>&1
 echo LW-GUEST-NODE-DONE $(cat /proc/uptime)
 echo LW-GUEST-END
@@ -99,7 +113,7 @@ test('drivers are coldplugged, the PARTUUID= partition is found, and a module ne
     files: {
       '/lw/driver.mjs': driver,
       '/usr/lib/lastword/blacklist/capture.conf': path.join(repo, 'blacklist/capture.conf'),
-      ...moduleTree(['vxlan', 'dummy', 'ext4', 'virtio_pci', 'virtio_blk']),
+      ...moduleTree(['vxlan', 'dummy', 'ext4', 'virtio_pci', 'virtio_blk', 'vfat', 'minix']),
     },
     texts: {
       '/init': { data: INIT, mode: 0o755 },
@@ -114,8 +128,8 @@ test('drivers are coldplugged, the PARTUUID= partition is found, and a module ne
   process.stdout.write(`# initramfs built in ${((tBoot - t0) / 1000).toFixed(1)} s, ${fs.statSync(initrdZst).size} bytes compressed\n`);
   // lastword.blacklist= rather than modprobe.blacklist=, which kmod would honour on its own.
   guest = new Guest({
-    kernel: `/boot/vmlinuz-${kver}`, initrd, disks: [disk], memMiB: 1024, logFile: path.join(tmp, 'console.log'),
-    append: 'console=ttyS0 panic=-1 quiet reset_devices lastword.blacklist=udp_tunnel',
+    kernel: `/boot/vmlinuz-${kver}`, initrd, disks: [disk], memMiB: 1024, logFile: path.join(tmp, 'console.log'), machine: 'q35',
+    append: 'console=ttyS0 panic=-1 quiet reset_devices lastword.blacklist=udp_tunnel,fat',
   });
   await guest.waitFor(/LW-GUEST-START/, 300_000);
   process.stdout.write(`# guest init after ${((Date.now() - tBoot) / 1000).toFixed(1)} s\n`);
@@ -132,10 +146,17 @@ test('drivers are coldplugged, the PARTUUID= partition is found, and a module ne
   assert.match(text, /EMODULE_BLACKLISTED: module vxlan needs udp_tunnel, which is blacklisted \(lastword\.blacklist= on the kernel command line; <cmdline>\)/);
   assert.ok(prepared.reset, 'reset_devices on the command line ran the reset step');
   assert.deepEqual(prepared.reset.failed, [], text);
+  assert.deepEqual(prepared.reset.rebound, ['0000:01:00.0'], text);
+  assert.match(text, /reset_devices: reset PCI function 0000:01:00\.0 \(class 010000, reset methods flr[^)]*\): unbound from virtio-pci, reset, bound to virtio-pci again/);
+  assert.equal(/KERNEL-MODPROBE (\S+)/.exec(text)?.[1], '/run/lastword/modprobe-gate', text);
+  assert.match(text, /lastword: refusing the kernel's request for module fs-vfat: module vfat needs fat, which is blacklisted/);
+  assert.notEqual(/MOUNT-vfat (\d+)/.exec(text)![1], '0');
   assert.notEqual(/DIRECT (\d+)/.exec(text)![1], '0');
   assert.match(text, /SHIPPED-IN-CONF true/);
   for (const m of ['dummy', 'ext4', 'virtio_blk']) assert.ok(loaded.includes(m), `${m} not loaded: ${loaded.join(' ')}`);
-  for (const m of ['udp_tunnel', 'vxlan', 'ip6_udp_tunnel']) assert.ok(!loaded.includes(m), `${m} is loaded: ${loaded.join(' ')}`);
+  for (const m of ['udp_tunnel', 'vxlan', 'ip6_udp_tunnel', 'fat', 'vfat']) assert.ok(!loaded.includes(m), `${m} is loaded: ${loaded.join(' ')}`);
+  // The gate hands an allowed request to kmod: the kernel's fs-minix request loaded minix.
+  assert.ok(loaded.includes('minix'), `the kernel's request for minix did not get through the gate: ${loaded.join(' ')}`);
   process.stdout.write(`# reset_devices: ${JSON.stringify(prepared.reset)}\n`);
   await guest.waitExit(60_000);
 });
