@@ -22,6 +22,8 @@ export interface OpenTargetOptions {
   nfsAttempts?: number;
   /** Time limit of one mount.nfs run (NFS_ATTEMPT_TIMEOUT_MS by default). */
   nfsAttemptTimeoutMs?: number;
+  /** Time limit of all mount.nfs attempts together (NFS_MOUNT_TIMEOUT_MS by default). */
+  nfsTimeoutMs?: number;
   retryDelayMs?: number;
   ssh?: SshOptions;
   /**
@@ -86,6 +88,8 @@ export function nfsMountInfo(mounts: string, mnt: string): { version?: string; p
 
 /** Per mount.nfs attempt: enough for a server that answers slowly, short of the console's silence. */
 export const NFS_ATTEMPT_TIMEOUT_MS = 60_000;
+/** All attempts together: a server that never answers ends in the failure action within this. */
+export const NFS_MOUNT_TIMEOUT_MS = 150_000;
 
 function unmounter(o: OpenTargetOptions, mnt: string): () => Promise<void> {
   return async () => {
@@ -118,9 +122,12 @@ async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> 
   fs.mkdirSync(mnt, { recursive: true });
   const args = nfsMountArgs(t, mnt);
   const attempts = Math.max(1, o.nfsAttempts ?? 4);
-  const limitMs = o.nfsAttemptTimeoutMs ?? NFS_ATTEMPT_TIMEOUT_MS;
+  const deadline = o.sys.now() + (o.nfsTimeoutMs ?? NFS_MOUNT_TIMEOUT_MS);
   let last = '';
-  for (let i = 1; i <= attempts; i++) {
+  let tried = 0;
+  while (tried < attempts) {
+    const limitMs = Math.max(1000, Math.min(o.nfsAttemptTimeoutMs ?? NFS_ATTEMPT_TIMEOUT_MS, deadline - o.sys.now()));
+    tried++;
     const r = await o.sys.exec('mount.nfs', args, { timeoutMs: limitMs });
     if (r.exitCode === 0 && !r.timedOut) {
       let how = '';
@@ -134,10 +141,12 @@ async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> 
     last = r.timedOut
       ? `no answer within ${Math.round(limitMs / 1000)} s`
       : (r.stderr || r.stdout).trim().split('\n').at(-1) || `exit status ${r.exitCode}`;
-    o.log(`lastword: mount.nfs ${args.join(' ')} failed (attempt ${i} of ${attempts}): ${last}`);
-    if (i < attempts) await o.sys.sleep(o.retryDelayMs ?? 5000);
+    o.log(`lastword: mount.nfs ${args.join(' ')} failed (attempt ${tried} of ${attempts}): ${last}`);
+    const delay = o.retryDelayMs ?? 5000;
+    if (tried >= attempts || o.sys.now() + delay >= deadline) break;
+    await o.sys.sleep(delay);
   }
-  throw new LastwordError('ETARGET_MOUNT', `cannot mount nfs ${args[0]} (server ${t.server}) after ${attempts} attempts: ${last}`, { where: { file: t.source.file, line: t.source.line } });
+  throw new LastwordError('ETARGET_MOUNT', `cannot mount nfs ${args[0]} (server ${t.server}) after ${tried} attempt${tried === 1 ? '' : 's'}: ${last}`, { where: { file: t.source.file, line: t.source.line } });
 }
 
 /** Filesystems tried for root= without rootfstype=, in the order distributions install them. */

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { defaultPlan } from '../../runtime/config/defaults.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import type { ExecResult, System } from '../../runtime/system/types.ts';
-import { mountOptions, nfsMountArgs, nfsMountInfo, openTarget } from '../../runtime/targets/open.ts';
+import { mountOptions, NFS_MOUNT_TIMEOUT_MS, nfsMountArgs, nfsMountInfo, openTarget } from '../../runtime/targets/open.ts';
 import { rootFsFromCmdline } from '../../runtime/cli/save.ts';
 
 test('mount options: flags become mount(2) flags, ro is dropped for a writable dump, the rest is data', () => {
@@ -100,6 +100,28 @@ test('NFS: each mount.nfs run has a time limit, and a server that never answers 
   assert.deepEqual(limits, [30_000, 30_000]);
   assert.equal(lines.length, 2);
   assert.match(lines[0]!, /mount\.nfs 10\.0\.0\.9:\/srv \S+ -o nolock,retry=0 failed \(attempt 1 of 2\): no answer within 30 s/);
+});
+
+test('NFS: a server that never answers ends within the overall mount limit, whatever the attempts left', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-nfsmnt-'));
+  t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
+  const plan = defaultPlan('fedora');
+  plan.target = { kind: 'nfs', server: '10.0.0.9', export: '/srv', mountOptions: [], source: { file: '/etc/kdump.conf', line: 1 } };
+  let clock = 0;
+  const limits: number[] = [];
+  const sys = {
+    async exec(_file: string, _args: readonly string[], o: { timeoutMs: number }): Promise<ExecResult> {
+      limits.push(o.timeoutMs);
+      clock += o.timeoutMs;
+      return { exitCode: -1, signal: 'SIGTERM', stdout: '', stderr: '', timedOut: true };
+    },
+    sleep: async (ms: number) => { clock += ms; }, now: () => clock, log: () => {},
+  } as unknown as System;
+  await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '' }),
+    /cannot mount nfs 10\.0\.0\.9:\/srv \(server 10\.0\.0\.9\) after 3 attempts: no answer within 20 s/);
+  // 60 s, 5 s pause, 60 s, 5 s pause, the 20 s left of NFS_MOUNT_TIMEOUT_MS
+  assert.deepEqual(limits, [60_000, 60_000, 20_000]);
+  assert.equal(clock, NFS_MOUNT_TIMEOUT_MS);
 });
 
 test('a local filesystem that cannot be mounted names the device, the fstype and the config line', async (t) => {
