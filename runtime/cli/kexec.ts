@@ -53,6 +53,11 @@ export function captureCmdline(plan: Plan, input: CaptureCmdlineInput): string {
   const dashes = words.indexOf('--');
   const base = dashes < 0 ? words : words.slice(0, dashes);
   const append = [...k.commandlineAppend];
+  // Without root= the kernel unpacks the initramfs into a tmpfs capped at half the capture
+  // kernel's RAM; lastword's image (~45 MB unpacked) overflows that cap in a small crashkernel=
+  // ("Initramfs unpacking failed: write error" at 208M). ramfs has no cap, and rootfs pages cannot
+  // be evicted either way (no swap), so nothing else changes.
+  if (!append.some((w) => paramName(w) === 'rootfstype')) append.push('rootfstype=ramfs');
   if (plan.layout === 'fedora' && input.bootCpuApicId !== undefined && !append.some((w) => paramName(w) === 'disable_cpu_apicid')) {
     append.push(`disable_cpu_apicid=${input.bootCpuApicId}`);
   }

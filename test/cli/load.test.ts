@@ -33,12 +33,20 @@ test('Debian: KDUMP_CMDLINE replaces /proc/cmdline and KDUMP_CMDLINE_APPEND is a
   const plan = defaultPlan('debian');
   plan.kexec.commandline = 'root=/dev/sda1 console=tty0 crashkernel=384M-:128M';
   plan.kexec.commandlineAppend = ['reset_devices', 'nr_cpus=1', 'irqpoll', 'usbcore.nousb', 'lastword.final_action=poweroff'];
-  assert.equal(captureCmdline(plan, { procCmdline: PROC, bootCpuApicId: 0 }), 'console=tty0 reset_devices nr_cpus=1 irqpoll usbcore.nousb lastword.final_action=poweroff');
+  assert.equal(captureCmdline(plan, { procCmdline: PROC, bootCpuApicId: 0 }), 'console=tty0 reset_devices nr_cpus=1 irqpoll usbcore.nousb lastword.final_action=poweroff rootfstype=ramfs');
+});
+
+test('the first boot\'s rootfstype= is replaced by rootfstype=ramfs (no half-of-RAM cap on the unpacked initramfs); an appended one is kept', () => {
+  assert.equal(captureCmdline(defaultPlan('debian'), { procCmdline: 'root=/dev/vda1 rootfstype=ext4 console=ttyS0' }),
+    'console=ttyS0 reset_devices nr_cpus=1 irqpoll usbcore.nousb rootfstype=ramfs');
+  const plan = defaultPlan('debian');
+  plan.kexec.commandlineAppend = ['reset_devices', 'rootfstype=tmpfs'];
+  assert.equal(captureCmdline(plan, { procCmdline: 'rootfstype=ext4 console=ttyS0' }), 'console=ttyS0 reset_devices rootfstype=tmpfs');
 });
 
 test('init arguments after -- are dropped, so appended parameters stay kernel parameters; quoted values stay whole', () => {
   const line = captureCmdline(defaultPlan('debian'), { procCmdline: 'console=ttyS0 dyndbg="file x.c +p" -- --init-arg 1' });
-  assert.equal(line, 'console=ttyS0 dyndbg="file x.c +p" reset_devices nr_cpus=1 irqpoll usbcore.nousb');
+  assert.equal(line, 'console=ttyS0 dyndbg="file x.c +p" reset_devices nr_cpus=1 irqpoll usbcore.nousb rootfstype=ramfs');
 });
 
 test('unload uses kexec_file_load (-s) when loading does', () => {
@@ -69,7 +77,7 @@ test('lastword load --dry-run prints the kexec -p command kdumpctl would run for
   const r = lastword(['load', '--root', root, '--dry-run']);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout.trim(),
-    "kexec -p -s '--command-line=BOOT_IMAGE=/boot/vmlinuz-6.1.0-56-amd64 ro console=ttyS0,115200 panic=1 irqpoll nr_cpus=1 reset_devices disable_cpu_apicid=4' --initrd=/boot/initramfs-6.1.0-56-amd64kdump.img /boot/vmlinuz-6.1.0-56-amd64");
+    "kexec -p -s '--command-line=BOOT_IMAGE=/boot/vmlinuz-6.1.0-56-amd64 ro console=ttyS0,115200 panic=1 irqpoll nr_cpus=1 reset_devices rootfstype=ramfs disable_cpu_apicid=4' --initrd=/boot/initramfs-6.1.0-56-amd64kdump.img /boot/vmlinuz-6.1.0-56-amd64");
 });
 
 test('lastword load refuses clearly when crashkernel= reserved nothing', () => {
