@@ -50,7 +50,9 @@ export function describeError(err: unknown): string {
   if (err instanceof LastwordError) return err.oneLine();
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
-    return `${code ? code + ': ' : ''}${err.message.replace(/\s*\n\s*/g, ' ')}`;
+    const message = err.message.replace(/\s*\n\s*/g, ' ');
+    // errno errors of the native addon already start with their code ("ENODEV: No such device")
+    return code && !message.startsWith(code) ? `${code}: ${message}` : message;
   }
   return String(err);
 }

@@ -34,8 +34,9 @@ describe('real System', () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'err-'));
     const r = inNamespace(['-m', '--propagation', 'private'], 'errors', dir);
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual({ ...r.json.badFstype, message: undefined }, { isError: true, code: 'ENODEV', errno: -19, syscall: 'mount', message: undefined });
+    assert.deepEqual({ ...r.json.badFstype, message: undefined, described: undefined }, { isError: true, code: 'ENODEV', errno: -19, syscall: 'mount', message: undefined, described: undefined });
     assert.match(r.json.badFstype.message, /^ENODEV: .*mount 'none on .* \(lw-no-such-fs\)'/);
+    assert.equal(r.json.badFstype.described, r.json.badFstype.message, 'the one-line description says the errno name twice');
     assert.equal(r.json.notMounted.code, 'EINVAL');
     assert.equal(r.json.notMounted.syscall, 'umount2');
     assert.equal(r.json.finitJunk.syscall, 'finit_module');

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { describeError } from '../../runtime/errors.ts';
 import { realSystem, systemAddon } from '../../runtime/system/real.ts';
 import { MNT } from '../../runtime/system/types.ts';
 
@@ -13,7 +14,7 @@ const out = (v: unknown): void => { process.stdout.write(JSON.stringify(v) + '\n
 const errorShape = (fn: () => void): unknown => {
   try { fn(); return null; } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    return { isError: err instanceof Error, code: err.code, errno: err.errno, syscall: err.syscall, message: err.message };
+    return { isError: err instanceof Error, code: err.code, errno: err.errno, syscall: err.syscall, message: err.message, described: describeError(err) };
   }
 };
 const mounted = (dir: string): string | undefined =>
