@@ -29,10 +29,11 @@ export const USAGE = `usage: lastword filter [-c|-l|-p|-z] [-d LEVEL] [-E] [-f] 
        lastword filter --try PROGRAM [options] ...     PROGRAM (makedumpfile) first, lastword if it fails
   -d LEVEL  dump level 0-31 (1 zero, 2 cache, 4 cache+private, 8 user, 16 free pages)
   -c zlib, -l lzo, -p snappy, -z zstd; none: uncompressed kdump-compressed
-  -E ELF output   -F flattened output   -f overwrite DUMPFILE`;
+  -E ELF output   -F flattened output   -f overwrite DUMPFILE
+  --cyclic-buffer KB  accepted as makedumpfile's: its cyclic path (no partial last pages)`;
 
 const BOOLEANS = ['c', 'l', 'p', 'z', 'E', 'F', 'R', 'f', 'dump-dmesg', 'help'];
-const STRINGS = ['d', 'message-level', 'num-threads', 'try'];
+const STRINGS = ['d', 'message-level', 'num-threads', 'try', 'cyclic-buffer'];
 
 export interface FilterOptions {
   dumpLevel: number;
@@ -46,6 +47,8 @@ export interface FilterOptions {
   workers: number;
   /** --try PROGRAM: run PROGRAM with the other arguments first (hooks/kdump-tools/makedumpfile). */
   tryProgram: string | undefined;
+  /** --cyclic-buffer given: makedumpfile then stays on its cyclic path. */
+  cyclicBuffer: boolean;
   args: string[];
 }
 
@@ -79,6 +82,7 @@ export function parseFilterArgs(argv: string[]): FilterOptions | 'help' {
     messageLevel: int('message-level', o['message-level'], 0, 31, 7),
     workers: int('num-threads', o['num-threads'], 0, 256, defaultWorkers()),
     tryProgram: o.try === undefined ? undefined : String(Array.isArray(o.try) ? o.try.at(-1) : o.try),
+    cyclicBuffer: o['cyclic-buffer'] !== undefined && int('cyclic-buffer', o['cyclic-buffer'], 1, 2 ** 31, 0) > 0,
     args: o._.map(String),
   };
 }
@@ -123,7 +127,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
   }
   const vmcore = openVmcore(vmcoreFile);
   try {
-    const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m));
+    const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m), { cyclicBuffer: opts.cyclicBuffer });
     const output = dumpFile === undefined
       ? new DumpOutput(stdoutSink(), { streamStarted: continueStream })
       : new DumpOutput(opts.flatten
@@ -152,7 +156,8 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
  * cannot classify pages the dump is still written with every page (level 0, or 1: zero pages are
  * found while writing), and a warning says why.
  */
-export async function choosePageFilter(vmcore: Vmcore, dumpLevel: number, warn: (m: string) => void): Promise<PageFilter> {
+export async function choosePageFilter(vmcore: Vmcore, dumpLevel: number, warn: (m: string) => void, opts: PartialPageOptions = {}): Promise<PageFilter> {
+  vmcore.partialPages = !opts.cyclicBuffer && makedumpfileOneCycle(vmcore.maxMapnr, opts.memFree ?? memFree());
   const fallback = (reason: string): PageFilter => {
     if ((dumpLevel & ~1) === 0) {
       warn(`lastword filter: warning: hwpoison and offline pages cannot be excluded (${reason}); saving every page`);
@@ -168,6 +173,34 @@ export async function choosePageFilter(vmcore: Vmcore, dumpLevel: number, warn: 
     return f.fallbackReason === undefined ? f : fallback(f.fallbackReason);
   } catch (err) {
     return fallback(describeError(err));
+  }
+}
+
+export interface PartialPageOptions {
+  /** makedumpfile's --cyclic-buffer was given: it stays on its cyclic path. */
+  cyclicBuffer?: boolean;
+  /** MemFree in bytes; default: /proc/meminfo's. */
+  memFree?: number;
+}
+
+/**
+ * Whether makedumpfile (initial(), calculate_cyclic_buffer_size) would do this vmcore in one cycle
+ * with its bitmaps in a temporary file: when both bitmaps of the PT_LOADs' max_mapnr fit exactly in
+ * min(4 MiB, 60% of MemFree). Only then does it keep a PT_LOAD's partial last page
+ * (create_1st_bitmap_file; the cyclic create_bitmap_from_memhole rounds it away), so lastword,
+ * which always works in cycles, follows the same choice to write the same pages.
+ */
+export function makedumpfileOneCycle(maxMapnr: number, memFreeBytes: number): boolean {
+  const bitmapSize = Math.floor((maxMapnr * 2) / 8);
+  const bufsize = Math.min(Math.floor(memFreeBytes * 0.6), 4 * 1024 * 1024, bitmapSize);
+  return bufsize * 8 >= maxMapnr * 2;
+}
+
+function memFree(): number {
+  try {
+    return Number(/^MemFree:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
   }
 }
 

@@ -234,7 +234,8 @@ export function fillFirstBitmap(vmcore: Vmcore, start: number, end: number, bitm
   const ps = vmcore.pageSize;
   for (const l of vmcore.loads) {
     const a = Math.max(start, Math.floor(l.paddr / ps));
-    const b = Math.min(end, Math.floor((l.paddr + l.memSize) / ps), Math.ceil((l.paddr + l.fileSize) / ps));
+    const last = vmcore.partialPages ? Math.ceil((l.paddr + l.memSize) / ps) : Math.floor((l.paddr + l.memSize) / ps);
+    const b = Math.min(end, last, Math.ceil((l.paddr + l.fileSize) / ps));
     setBits(bitmap, a - start, b - start);
   }
 }

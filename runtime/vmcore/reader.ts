@@ -110,15 +110,18 @@ class ElfVmcore implements Vmcore {
     return buf;
   }
 
+  partialPages = false;
+
   // makedumpfile's 1st bitmap: pfns [floor(start), floor(start+memsz)) of each PT_LOAD
-  // (create_bitmap_from_memhole), minus [ceil(start+filesz), ceil(end)) (exclude_nodata_pages):
-  // a partial page at either end of a load is not dumped.
+  // (create_bitmap_from_memhole; in one cycle, create_1st_bitmap_file: up to ceil(start+memsz)),
+  // minus [ceil(start+filesz), ceil(end)) (exclude_nodata_pages, 1.7.7+ rounding).
   pfnHasData(pfn: number): boolean {
     const ps = this.pageSize;
     const i = this.findLoad(pfn * ps);
     if (i < 0) return false;
     const l = this.loads[i];
-    if (pfn < Math.floor(l.paddr / ps) || pfn >= Math.floor((l.paddr + l.memSize) / ps)) return false;
+    const last = this.partialPages ? Math.ceil((l.paddr + l.memSize) / ps) : Math.floor((l.paddr + l.memSize) / ps);
+    if (pfn < Math.floor(l.paddr / ps) || pfn >= last) return false;
     return pfn < Math.ceil((l.paddr + l.fileSize) / ps);
   }
 

@@ -46,9 +46,16 @@ export interface Vmcore {
   /** Reads physical memory; throws a LastwordError naming the address when it is not in the file. */
   readPhys(paddr: number, length: number, into?: Buffer): Buffer;
   /**
-   * Is there data for this pfn in the file (the 1st bitmap)? As makedumpfile: a page only partly
-   * covered by a PT_LOAD (e.g. the one ending at 0x9fc00) or beyond p_filesz is not.
+   * Is there data for this pfn in the file (the 1st bitmap)? As makedumpfile: a page beyond
+   * p_filesz is not; a page only partly covered at the end of a PT_LOAD (e.g. the one ending at
+   * 0x9fc00) is not, unless `partialPages`.
    */
   pfnHasData(pfn: number): boolean;
+  /**
+   * makedumpfile keeps a PT_LOAD's partial last page (read zero-filled) when it works in one cycle
+   * with its bitmaps in a file, and not on its cyclic path (see cli/filter.ts makedumpfileOneCycle,
+   * which sets this before a dump is written). Default false.
+   */
+  partialPages: boolean;
   close(): void;
 }

@@ -24,8 +24,9 @@ export function referenceMakedumpfile(series: string): string {
  * makedumpfile works in cycles unless both bitmaps fit in 4 MiB and 60% of free memory exactly
  * (max_mapnr * 2 / 8 bytes with no remainder); then it keeps them in a temporary file and its 1st
  * bitmap (and since 1.7.7 the 2nd) also holds a PT_LOAD's partial last page (0x9f of the low 640K
- * segment). lastword always works in cycles, so the reference is held to its cyclic path with
- * --cyclic-buffer (4 MiB: one cycle for every fixture here).
+ * segment). `lastword filter` makes the same choice (cli/filter.ts makedumpfileOneCycle, tested in
+ * test/dumpfile/kdump-header.test.ts); the page filter's own comparisons hold the reference to its
+ * cyclic path with --cyclic-buffer (4 MiB: one cycle for every fixture here).
  */
 export const CYCLIC = ['--cyclic-buffer', '4096'];
 
