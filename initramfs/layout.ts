@@ -1,11 +1,12 @@
 // How the manifest becomes an image. Layouts:
 //   plain     /init is the lastword executable. Simple; but every byte of it stays in rootfs
 //             (tmpfs/ramfs pages cannot be evicted), so it pins its full unpacked size.
-//   squashfs  the executable lives in /usr/lib/lastword/lastword.squashfs (zstd), which a busybox /init
+//   squashfs  the executable lives in /usr/lib/lastword/lastword.squashfs (xz), which a busybox /init
 //   erofs     mounts through a loop device before it execs lastword as PID 1. Only the compressed
 //             image is pinned; the executable's pages are page cache of a read-only filesystem
 //             and the kernel can drop them under memory pressure and read them back.
 // Every layout finishes with depmod -b over the shipped modules, so modprobe finds them.
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -64,28 +65,76 @@ exec ${mountAt}/lastword "$@"
 `;
 }
 
-/** Puts the executable into a squashfs or erofs image and /init becomes the mounting script. */
+/**
+ * How the read-only image is compressed. xz with the x86 BCJ filter and 1 MiB blocks makes the
+ * ~110 MB executable a 29 MB squashfs, zstd -9 with 256 KiB blocks a 40 MB one. The image is held
+ * twice while the kernel unpacks the initramfs (inside the initrd, then as a rootfs file) and once
+ * after, so those 11 MB count ~22 MB at the unpack peak: lastword's smallest working crashkernel=
+ * is set there ("Out of memory ... deadlocked" at 176M with zstd). xz costs minutes to build, so
+ * the images are cached by the executable's hash (imageCacheDir).
+ */
+export type ImageCompression = 'xz' | 'zstd';
+export const DEFAULT_IMAGE_COMPRESSION: ImageCompression = 'xz';
 /** squashfs zstd level 9: ~6 s for the ~110 MB executable; 15 saves ~3 MB more for ~15x the time. */
 export const DEFAULT_IMAGE_LEVEL = 9;
 
-export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', executable: string, work: string, level = DEFAULT_IMAGE_LEVEL): void {
+export interface ReadOnlyImageOptions {
+  compression?: ImageCompression;
+  /** zstd level (squashfs), lz4hc level (erofs) */
+  level?: number;
+}
+
+/** Built images are kept here, by executable hash and options: LASTWORD_IMAGE_CACHE, default /var/cache/lastword/images ('' turns it off). */
+export function imageCacheDir(): string | undefined {
+  const dir = process.env.LASTWORD_IMAGE_CACHE ?? '/var/cache/lastword/images';
+  return dir === '' ? undefined : dir;
+}
+
+/** Puts the executable into a squashfs or erofs image and /init becomes the mounting script. */
+export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', executable: string, work: string, opts: ReadOnlyImageOptions = {}): void {
+  const level = opts.level ?? DEFAULT_IMAGE_LEVEL;
+  const compression = opts.compression ?? DEFAULT_IMAGE_COMPRESSION;
   const stage = path.join(work, 'ro');
   fs.mkdirSync(stage, { recursive: true });
   fs.copyFileSync(executable, path.join(stage, 'lastword'));
   fs.chmodSync(path.join(stage, 'lastword'), 0o755);
   fs.utimesSync(stage, 0, 0);
   fs.utimesSync(path.join(stage, 'lastword'), 0, 0);
-  const img = path.join(work, `lastword.${layout}`);
-  if (layout === 'squashfs') {
-    // Same input -> same bytes: fixed times, root owner, no xattrs (mksquashfs 4.5 is reproducible by default).
-    run('mksquashfs', [stage, img, '-noappend', '-comp', 'zstd', '-Xcompression-level', String(level), '-b', '256K', '-all-root', '-no-xattrs',
-      '-mkfs-time', '0', '-all-time', '0', '-quiet', '-no-progress'], 'mksquashfs');
-  } else {
-    run('mkfs.erofs', [`-zlz4hc,${Math.min(12, Math.max(1, level))}`, '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', '-x-1', '--quiet', img, stage], 'mkfs.erofs');
-  }
+  // Same input -> same bytes: fixed times, root owner, no xattrs (mksquashfs 4.5 is reproducible by default).
+  const [tool, args] = layout === 'squashfs'
+    ? ['mksquashfs', ['-noappend', ...(compression === 'xz' ? ['-comp', 'xz', '-Xbcj', 'x86', '-b', '1M'] : ['-comp', 'zstd', '-Xcompression-level', String(level), '-b', '256K']),
+      '-all-root', '-no-xattrs', '-mkfs-time', '0', '-all-time', '0', '-quiet', '-no-progress']]
+    : ['mkfs.erofs', [`-zlz4hc,${Math.min(12, Math.max(1, level))}`, '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', '-x-1', '--quiet']];
+  const img = cachedImage(executable, `${tool} ${args.join(' ')}`, path.join(work, `lastword.${layout}`), (out) => {
+    if (tool === 'mksquashfs') run(tool, [stage, out, ...args], tool);
+    else run(tool, [...args, out, stage], tool);
+  });
   const imageAt = `/usr/lib/lastword/lastword.${layout}`;
   addEntry(m, { path: imageAt, type: 'file', mode: 0o644, source: img });
   addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, '/usr/lib/lastword/ro')) });
+}
+
+/** The image for (executable bytes, tool command): from the cache when there, else built (into the cache when writable). */
+function cachedImage(executable: string, command: string, fallback: string, build: (out: string) => void): string {
+  const dir = imageCacheDir();
+  if (dir === undefined) { build(fallback); return fallback; }
+  const hash = createHash('sha256').update(command).update('\0').update(fs.readFileSync(executable)).digest('hex').slice(0, 32);
+  const file = path.join(dir, `${hash}.img`);
+  if (fs.existsSync(file)) return file;
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch {
+    build(fallback);
+    return fallback;
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    build(tmp);
+    fs.renameSync(tmp, file); // atomic: a concurrent build of the same image writes the same bytes
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  return file;
 }
 
 export interface LayoutWork {
@@ -99,9 +148,9 @@ export function layoutWork(): LayoutWork {
 }
 
 /** Finishes the manifest for a layout: module indexes, and the read-only image when asked. */
-export function finishLayout(m: Manifest, layout: ImageLayout, kernelVersion: string, executable: string, work: string, level?: number): void {
+export function finishLayout(m: Manifest, layout: ImageLayout, kernelVersion: string, executable: string, work: string, image: ReadOnlyImageOptions = {}): void {
   addModuleIndexes(m, kernelVersion, work);
-  if (layout !== 'plain') addReadOnlyImage(m, layout, executable, work, level);
+  if (layout !== 'plain') addReadOnlyImage(m, layout, executable, work, image);
 }
 
 /**

@@ -8,7 +8,7 @@ import { usageError } from '../errors.ts';
 import { DEBIAN_CONF, FEDORA_CONF, FEDORA_SYSCONFIG, loadPlan } from '../config/load.ts';
 import { blacklistOf, buildManifest, orderedEntries } from '../../initramfs/image.ts';
 import { hostModaliases } from '../../initramfs/host-devices.ts';
-import { finishLayout, layoutWork, pruneBlacklisted, writeIntoDirectory } from '../../initramfs/layout.ts';
+import { DEFAULT_IMAGE_COMPRESSION, finishLayout, layoutWork, pruneBlacklisted, writeIntoDirectory } from '../../initramfs/layout.ts';
 import type { ImageLayout } from '../../initramfs/needs.ts';
 import { writeCpioFile, type CpioCompression as Compression } from '../../initramfs/cpio.ts';
 import { defaultExecutable } from './executable.ts';
@@ -19,9 +19,12 @@ Builds a capture initramfs whose /init is lastword, from the kdump configs.
   --kernel VERSION      the capture kernel's version (its modules: /lib/modules/VERSION)
   --config FILE         this kdump.conf or kdump-tools file instead of the standard places
   --root DIR            read the configs, keys, known_hosts and hooks under DIR (default /)
-  --layout L            plain (default): /init is lastword; squashfs | erofs: lastword in a
-                        compressed read-only image mounted at boot (its pages stay evictable)
+  --layout L            squashfs (default) | erofs: lastword in a compressed read-only image
+                        mounted at boot (its pages stay evictable); plain: /init is lastword
+                        (pins the whole executable; the only layout of --into)
   --compress C          gzip | zstd (default) | none
+  --image-compression C squashfs: xz (default; x86 BCJ, 1 MiB blocks: 29 MB for the executable,
+                        minutes to build once, then cached by its hash) | zstd (40 MB, seconds)
   --image-level N       squashfs zstd level (default 9; 15-19 pin ~3 MB less, build much slower),
                         erofs lz4hc level (at most 12)
   --executable FILE     the lastword executable to ship (default: this one)
@@ -36,7 +39,7 @@ const COMPRESSIONS = ['gzip', 'zstd', 'none'];
 
 export async function run(argv: string[]): Promise<number> {
   const o = minimist(argv, {
-    string: ['kernel', 'config', 'root', 'layout', 'compress', 'executable', 'known-hosts', 'modules-root', 'o', 'into', 'busybox', 'kmod', 'mount-nfs', 'image-level'],
+    string: ['kernel', 'config', 'root', 'layout', 'compress', 'executable', 'known-hosts', 'modules-root', 'o', 'into', 'busybox', 'kmod', 'mount-nfs', 'image-level', 'image-compression'],
     boolean: ['help'],
     alias: { h: 'help', output: 'o' },
     unknown: (a) => { if (a.startsWith('-')) throw usageError(`unknown option ${a}\n${HELP}`); return true; },
@@ -44,7 +47,9 @@ export async function run(argv: string[]): Promise<number> {
   if (o.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (!o.kernel) throw usageError(`--kernel VERSION is required\n${HELP}`);
   if (!o.o === !o.into) throw usageError(`give one of -o FILE or --into DIR\n${HELP}`);
-  const layout = (o.layout ?? 'plain') as ImageLayout;
+  // squashfs by default: the plain layout pins the whole executable in rootfs and does not unpack
+  // in crashkernel=256M; --into (dracut, mkinitramfs) writes files, which is the plain layout.
+  const layout = (o.layout ?? (o.into ? 'plain' : 'squashfs')) as ImageLayout;
   if (!LAYOUTS.includes(layout)) throw usageError(`--layout must be one of ${LAYOUTS.join(', ')}`);
   const compression = (o.compress ?? 'zstd') as Compression;
   if (!COMPRESSIONS.includes(compression)) throw usageError(`--compress must be one of ${COMPRESSIONS.join(', ')}`);
@@ -76,7 +81,9 @@ export async function run(argv: string[]): Promise<number> {
     });
     const level = o['image-level'] !== undefined ? Number(o['image-level']) : undefined;
     if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 22)) throw usageError('--image-level must be 1-22');
-    finishLayout(image.manifest, layout, o.kernel, executable, work.dir, level);
+    const imageCompression = o['image-compression'] ?? DEFAULT_IMAGE_COMPRESSION;
+    if (imageCompression !== 'xz' && imageCompression !== 'zstd') throw usageError(`--image-compression must be xz or zstd, not ${JSON.stringify(imageCompression)}`);
+    finishLayout(image.manifest, layout, o.kernel, executable, work.dir, { level, compression: imageCompression });
     for (const w of plan.warnings) process.stderr.write(`lastword initramfs: warning: ${w.file}${w.line ? ':' + w.line : ''}: ${w.message}\n`);
     for (const x of image.modules.excluded) process.stderr.write(`lastword initramfs: left out module ${x.module}: ${x.reason}\n`);
     if (o.into) {

@@ -52,7 +52,7 @@ const sha256 = (f: string) => crypto.createHash('sha256').update(fs.readFileSync
 
 test('the image unpacks with cpio -idv: lastword is /init, with its libraries, busybox, modprobe, the target modules and the config', { skip }, () => {
   const conf = 'xfs LABEL=crash\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\n';
-  const { image } = build('plain', conf, ['--executable', exe, '--compress', 'none']);
+  const { image } = build('plain', conf, ['--executable', exe, '--layout', 'plain', '--compress', 'none']);
   const root = unpack(image, ['cat']);
   assert.equal(sha256(path.join(root, 'init')), sha256(exe));
   assert.equal(fs.statSync(path.join(root, 'init')).mode & 0o777, 0o755);
@@ -138,6 +138,30 @@ test('layout squashfs: lastword sits in a squashfs image that a busybox /init mo
   const mods = spawnSync('find', ['.', '-name', '*.ko'], { cwd: root, encoding: 'utf8' }).stdout;
   assert.match(mods, /\/squashfs\.ko/);
   assert.match(mods, /\/loop\.ko/);
+});
+
+test('the squashfs image is xz (x86 BCJ) by default, zstd on request, and a rebuild for the same executable comes from the cache', { skip }, () => {
+  const cache = path.join(tmp, 'image-cache');
+  const env = { ...process.env, LASTWORD_IMAGE_CACHE: cache };
+  const squashfsOf = (name: string, extra: string[]): Buffer => {
+    const confFile = path.join(tmp, `${name}.conf`);
+    fs.writeFileSync(confFile, 'ext4 LABEL=crash\n');
+    const image = path.join(tmp, `${name}.img`);
+    const r = spawnSync(process.execPath, [path.join(repo, 'runtime', 'main.ts'), 'initramfs', '--kernel', kver!, '--config', confFile, '--executable', small, '--compress', 'none', ...extra, '-o', image], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    return fs.readFileSync(path.join(unpack(image, ['cat']), 'usr', 'lib', 'lastword', 'lastword.squashfs'));
+  };
+  const compressor = (sq: Buffer) => sq.readUInt16LE(20); // squashfs super block: 4 xz, 6 zstd
+  const xz = squashfsOf('xz-1', []);
+  assert.equal(compressor(xz), 4);
+  assert.deepEqual(fs.readdirSync(cache).length, 1, 'the image went into the cache');
+  // a cached image is used as is: make the cached copy recognisable and build again
+  const cached = path.join(cache, fs.readdirSync(cache)[0]!);
+  fs.appendFileSync(cached, Buffer.alloc(4096, 0x5a));
+  assert.ok(squashfsOf('xz-2', []).equals(fs.readFileSync(cached)), 'the second build did not take the cached image');
+  const zstd = squashfsOf('zstd', ['--image-compression', 'zstd']);
+  assert.equal(compressor(zstd), 6);
+  assert.equal(fs.readdirSync(cache).length, 2, 'other options, other cache entry');
 });
 
 test('layout erofs: lastword sits in an erofs image that fsck.erofs checks and extracts', { skip }, () => {
