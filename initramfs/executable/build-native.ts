@@ -28,7 +28,13 @@ function build(dir: string): string[] {
   const release = path.join(dir, 'build', 'Release');
   const built = fs.readdirSync(release).filter((f) => f.endsWith('.node'));
   fs.mkdirSync(outDir, { recursive: true });
-  for (const f of built) fs.copyFileSync(path.join(release, f), path.join(outDir, f));
+  for (const f of built) {
+    // Copy then rename: a running lastword (a bench, a test) has the old file mapped, and
+    // overwriting a mapped library in place crashes it with SIGSEGV.
+    const tmp = path.join(outDir, `${f}.${process.pid}.tmp`);
+    fs.copyFileSync(path.join(release, f), tmp);
+    fs.renameSync(tmp, path.join(outDir, f));
+  }
   return built;
 }
 

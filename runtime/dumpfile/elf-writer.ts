@@ -18,7 +18,7 @@ export const PFN_EXCLUDED = 256;
 const EHDR_SIZE = 64, PHDR_SIZE = 56, SHDR_SIZE = 64;
 const ET_CORE = 4, EM_X86_64 = 62, PT_LOAD = 1, PT_NOTE = 4, PN_XNUM = 0xffff;
 const PF_RWX = 7;
-const CHUNK = 1 << 20;
+const CHUNK = 4 << 20;
 
 export interface ElfSegment {
   paddr: number;
@@ -170,14 +170,30 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
     const dataOffset = Math.ceil((noteOffset + vmcore.notes.length) / B) * B;
     await output.write(encodeElfHeaders(vmcore, plan.segments, noteOffset, dataOffset), 0);
     await output.write(vmcore.notes, noteOffset);
+    // Two reused buffers: one is read into while the other is being written (the write runs on
+    // libuv's threadpool), so reading and writing overlap and memory stays two chunks.
+    const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+    const writes: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
+    let k = 0;
     let off = dataOffset;
-    for (const s of plan.segments) {
-      for (let done = 0; done < s.size; done += CHUNK) {
-        const n = Math.min(CHUNK, s.size - done);
-        await output.write(vmcore.readPhys(s.paddr + done, n), off + done);
+    try {
+      for (const s of plan.segments) {
+        for (let done = 0; done < s.size; done += CHUNK) {
+          const n = Math.min(CHUNK, s.size - done);
+          await writes[k];
+          const chunk = vmcore.readPhys(s.paddr + done, n, bufs[k]!.subarray(0, n));
+          const at = off + done;
+          // One write at a time, in order (a stream sink gets records, which must not interleave).
+          writes[k] = writes[k ^ 1]!.then(() => output.write(chunk, at));
+          writes[k]!.catch(() => { /* awaited before the buffer's reuse and at the end */ });
+          k ^= 1;
+        }
+        off += s.size;
       }
-      off += s.size;
+    } finally {
+      await Promise.allSettled(writes);
     }
+    await Promise.all(writes);
     await output.close();
     return { maxMapnr: vmcore.maxMapnr, ramPages: plan.ramPages, dumpablePages: plan.dumpable, zeroPages: plan.zero, bytes: output.bytesWritten };
   } catch (err) {

@@ -6,21 +6,24 @@
 import { LastwordError } from '../errors.ts';
 import { CODEC_FLAG } from '../codecs/codec.ts';
 import type { CodecName } from '../codecs/codec.ts';
-import { PageCompressor, type CompressorOptions } from '../codecs/pool.ts';
-import type { CompressedBatch } from '../codecs/codec.ts';
+import { PageBatch, PageCompressor, type CompressorOptions } from '../codecs/pool.ts';
 import type { PageFilter } from '../filter/types.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import {
   DISK_DUMP_HEADER_VERSION, DUMP_DH_COMPRESSED_INCOMPLETE, KDUMP_SIGNATURE, KDUMP_SUB_HEADER_SIZE, PAGE_DESC_SIZE,
-  encodeDiskDumpHeader, encodePageDesc, encodeSubHeader, geometry, subHeaderBlocks,
+  encodeDiskDumpHeader, encodeSubHeader, geometry, subHeaderBlocks,
 } from './kdump-layout.ts';
 import type { DiskDumpHeader } from './kdump-layout.ts';
 import { DumpOutput } from './output.ts';
 import { fillRamBitmap } from './ram-filter.ts';
 
 /** Pages per compression batch: 1 MiB of 4 KiB pages. */
-export const BATCH_PAGES = 256;
-const FLUSH_BYTES = 1 << 20;
+export const BATCH_PAGES = 64;
+/** Page descs are written 256 KiB (10922 descs) at a time. */
+const DESC_FLUSH_BYTES = Math.floor((256 << 10) / PAGE_DESC_SIZE) * PAGE_DESC_SIZE;
+/** Pass 1's bitmaps are kept for pass 2 up to this size (bounded memory for huge machines). */
+const BITMAP_KEEP_BYTES = 4 << 20;
+const EMPTY = Buffer.alloc(0);
 
 export interface DumpHeaderInfo {
   /** init_uts_ns.name, 390 bytes. */
@@ -87,20 +90,21 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     vmcore.notes.copy(sub, KDUMP_SUB_HEADER_SIZE);
     await output.write(sub, B);
 
-    // Pass 1: bitmaps, counts.
+    // Pass 1: bitmaps, counts. The 2nd bitmap of each cycle is kept for pass 2 while all of them
+    // fit in BITMAP_KEEP_BYTES (128 GiB of RAM with 4 KiB pages), so mem_map is walked once.
     const cycle = filter.cyclePfns;
     const bm1 = Buffer.alloc(cycle / 8), bm2 = Buffer.alloc(cycle / 8);
+    const kept: Buffer[] | undefined = Math.ceil(maxMapnr / 8) <= BITMAP_KEEP_BYTES ? [] : undefined;
     let ramPages = 0, dumpable = 0;
     for (let start = 0; start < maxMapnr; start += cycle) {
       const end = Math.min(start + cycle, maxMapnr);
       const bytes = Math.ceil((end - start) / 8);
       fillRamBitmap(vmcore, start, end, bm1);
       filter.fillCycle(start, end, bm2);
-      for (let i = 0; i < bytes; i++) {
-        bm2[i] = bm2[i]! & bm1[i]!;      // never dump a page the vmcore has no data for
-        ramPages += popcount(bm1[i]!);
-        dumpable += popcount(bm2[i]!);
-      }
+      ramPages += popcount(bm1, bytes);
+      for (let i = 0; i < bytes; i++) bm2[i] = bm2[i]! & bm1[i]!;      // never dump a page the vmcore has no data for
+      dumpable += popcount(bm2, bytes);
+      kept?.push(Buffer.from(bm2.subarray(0, bytes)));
       await output.write(bm1.subarray(0, bytes), geo.offsetBitmap1 + start / 8);
       await output.write(bm2.subarray(0, bytes), geo.offsetBitmap2 + start / 8);
     }
@@ -112,102 +116,137 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       await output.write(Buffer.alloc(tail), geo.offsetBitmap2 + Math.ceil(maxMapnr / 8));
     }
 
-    // Pass 2: descs and data.
+    // Pass 2: descs and data. Batches of BATCH_PAGES dumpable pages are read and compressed on the
+    // threadpool (`workers` at a time) while this thread finds the next batch's pages. Results are
+    // taken in order: each batch's compressed bytes are written from the batch's own buffer (no
+    // staging copy), and the descs gather in a buffer written when full. All writes go through one
+    // chain, so they reach the file in order: data always before the descs that point at it.
     const zeroPageShared = (level & 1) !== 0;
     const compressor = new PageCompressor({ codec: o.codec, pageSize: B, detectZero: zeroPageShared, workers: o.workers } satisfies CompressorOptions);
     let zeroPages = 0;
+    let writing: Promise<void> = Promise.resolve();
+    const write = (buf: Buffer, offset: number, then?: () => void) => {
+      writing = writing.then(() => output.write(buf, offset)).then(then);
+      writing.catch(() => { /* awaited before every reuse of a buffer and at the end */ });
+    };
     try {
       const flagsCompressed = CODEC_FLAG[o.codec];
       const dataStart = geo.offsetPageDesc + dumpable * PAGE_DESC_SIZE;
       let dataOffset = dataStart;
       let descOffset = geo.offsetPageDesc;
       const zeroDescOffset = dataStart;
-      // Page data is staged in one reused buffer and written in ~1 MiB writes; a fresh buffer per
-      // write would be garbage that V8 collects late, and RSS is what a small crashkernel= lacks.
-      const staging = Buffer.alloc(FLUSH_BYTES + BATCH_PAGES * B);
-      const descBuf = Buffer.alloc(Math.floor(FLUSH_BYTES / PAGE_DESC_SIZE) * PAGE_DESC_SIZE);
-      let descLen = 0;
-      let dataLen = 0, dataAt = dataOffset;
       if (zeroPageShared) {
-        dataLen = B; dataOffset += B;     // staging is zero-filled: the shared zero page
+        write(Buffer.alloc(B), dataOffset);     // the one zero page all zero pages' descs point at
+        dataOffset += B;
       }
-      const flush = async () => {
-        // Data first: a desc must never point at bytes that are not in the file.
-        if (dataLen) await output.write(staging.subarray(0, dataLen), dataAt);
-        dataAt += dataLen; dataLen = 0;
-        if (descLen) await output.write(descBuf.subarray(0, descLen), descOffset);
-        descOffset += descLen; descLen = 0;
+      // Two desc buffers: one fills while the other is written. Reused: fresh buffers per write
+      // would be garbage that V8 collects late, and RSS is what a small crashkernel= lacks.
+      const descBufs = [0, 1].map(() => ({ buf: Buffer.alloc(DESC_FLUSH_BYTES), written: Promise.resolve() }));
+      let cur = 0;
+      let descLen = 0;
+      const flushDescs = async () => {
+        if (descLen === 0) return;
+        const d = descBufs[cur]!;
+        write(d.buf.subarray(0, descLen), descOffset);
+        d.written = writing;
+        descOffset += descLen;
+        descLen = 0;
+        cur ^= 1;
+        await descBufs[cur]!.written;
       };
-      const inFlight: Promise<void>[] = [];
-      const maxInFlight = Math.max(2, 2 * o.workers);
       let done = 0;
-      // Batches are compressed concurrently but consumed strictly in order.
-      let chain = Promise.resolve();
-      const consume = (batch: ReturnType<PageCompressor['compress']>) => {
-        batch.catch(() => { /* awaited in order below; a failure after an earlier one is moot */ });
-        chain = chain.then(async () => {
-          const r = await batch;
-          // Flush points only between batches: then every desc written has its data written.
-          if (descLen + r.count * PAGE_DESC_SIZE > descBuf.length || dataLen + r.used > staging.length) await flush();
-          let at = 0;
-          for (let i = 0; i < r.count; i++) {
-            const size = r.sizes[i]!;
-            if (size === 0) {
-              zeroPages++;
-              encodePageDesc({ offset: zeroDescOffset, size: B, flags: 0, pageFlags: 0n }, descBuf, descLen);
-            } else {
-              encodePageDesc({ offset: dataOffset, size, flags: size < B ? flagsCompressed : 0, pageFlags: 0n }, descBuf, descLen);
-              dataOffset += size;
-              at += size;
-            }
-            descLen += PAGE_DESC_SIZE;
+      const limit = Math.max(1, o.workers);
+      // `limit` compressing, one being filled, one being written.
+      const batches = Array.from({ length: limit + 2 }, () => new PageBatch(B, BATCH_PAGES));
+      const queue: { batch: PageBatch; compressed: Promise<void> }[] = [];
+      const consume = async () => {
+        const { batch: r, compressed } = queue.shift()!;
+        await compressed;
+        if (descLen + r.count * PAGE_DESC_SIZE > DESC_FLUSH_BYTES) await flushDescs();
+        const descBuf = descBufs[cur]!.buf;
+        let at = 0;
+        const firstData = dataOffset;
+        for (let i = 0; i < r.count; i++) {
+          const size = r.sizes[i]!;
+          if (size === 0) {
+            zeroPages++;
+            putPageDesc(descBuf, descLen, zeroDescOffset, B, 0);
+          } else {
+            putPageDesc(descBuf, descLen, dataOffset, size, size < B ? flagsCompressed : 0);
+            dataOffset += size;
+            at += size;
           }
-          if (at !== r.used) throw new LastwordError('ECOMPRESS', `compressed batch sizes add up to ${at}, not ${r.used}`);
-          r.data.copy(staging, dataLen, 0, r.used);
-          dataLen += r.used;
-          compressor.recycle(r);
-          if (dataLen >= FLUSH_BYTES) await flush();
-          done += r.count;
-          o.progress?.(done, dumpable);
-        });
-        return chain;
+          descLen += PAGE_DESC_SIZE;
+        }
+        if (at !== r.used) throw new LastwordError('ECOMPRESS', `compressed batch sizes add up to ${at}, not ${r.used}`);
+        // The batch is free again once its bytes are in the file.
+        write(r.dst.subarray(0, r.used), firstData, () => { batches.push(r); });
+        done += r.count;
+        o.progress?.(done, dumpable);
       };
-      let pages = Buffer.from(compressor.buffer(BATCH_PAGES * B)), n = 0;
+      const nextBatch = async (): Promise<PageBatch> => {
+        if (batches.length === 0) await writing;
+        const next = batches.pop();
+        if (!next) throw new LastwordError('EDUMP_WRITE', 'no page batch came back from the writes');
+        next.reset();
+        return next;
+      };
+      // Pages are read by the threadpool job from the vmcore file when the vmcore says where they
+      // are; otherwise here, into the batch.
+      const fd = vmcore.pageSpans && vmcore.fd !== undefined && vmcore.fd >= 0 ? vmcore.fd : -1;
+      let batch = await nextBatch();
+      const addSpan = (fileOffset: number, bytes: number) => batch.addSpan(fileOffset, bytes);
       const submit = async () => {
-        const p = consume(compressor.compress(pages, n));
-        p.catch(() => { /* surfaced through `chain` below */ });
-        inFlight.push(p);
-        pages = Buffer.from(compressor.buffer(BATCH_PAGES * B)); n = 0;
-        if (inFlight.length >= maxInFlight) await inFlight.shift();
+        // At most `limit` batches on the threadpool: wait for the oldest before starting another.
+        if (queue.length >= limit) await consume();
+        const compressed = compressor.run(batch, fd);
+        compressed.catch(() => { /* awaited in order by consume */ });
+        queue.push({ batch, compressed });
+        batch = await nextBatch();
       };
-      for (let start = 0; start < maxMapnr; start += cycle) {
+      for (let start = 0, c = 0; start < maxMapnr; start += cycle, c++) {
         const end = Math.min(start + cycle, maxMapnr);
-        fillRamBitmap(vmcore, start, end, bm1);
-        filter.fillCycle(start, end, bm2);
+        let bm: Buffer;
+        if (kept) {
+          bm = kept[c]!;
+        } else {
+          fillRamBitmap(vmcore, start, end, bm1);
+          filter.fillCycle(start, end, bm2);
+          for (let i = 0, n = Math.ceil((end - start) / 8); i < n; i++) bm2[i] = bm2[i]! & bm1[i]!;
+          bm = bm2;
+        }
         let pfn = start;
         while (pfn < end) {
           const i = pfn - start;
-          if (!((bm2[i >> 3]! & bm1[i >> 3]!) >> (i & 7) & 1)) { pfn++; continue; }
-          // Read a run of consecutive dumpable pages in one call.
+          if ((i & 7) === 0 && bm[i >> 3] === 0) { pfn += 8; continue; }
+          if (!((bm[i >> 3]! >> (i & 7)) & 1)) { pfn++; continue; }
+          // A run of consecutive dumpable pages, read with one pread.
+          const room = Math.min(end - pfn, BATCH_PAGES - batch.count);
           let run = 1;
-          while (pfn + run < end && n + run < BATCH_PAGES) {
-            const j = pfn + run - start;
-            if (!((bm2[j >> 3]! & bm1[j >> 3]!) >> (j & 7) & 1)) break;
+          while (run < room) {
+            const j = i + run;
+            if ((j & 7) === 0 && run + 8 <= room && bm[j >> 3] === 0xff) { run += 8; continue; }
+            if (!((bm[j >> 3]! >> (j & 7)) & 1)) break;
             run++;
           }
-          vmcore.readPages(pfn, run, pages.subarray(n * B, (n + run) * B));
-          n += run; pfn += run;
-          if (n === BATCH_PAGES) await submit();
+          if (fd >= 0) vmcore.pageSpans!(pfn, run, addSpan);
+          else vmcore.readPages(pfn, run, batch.src.subarray(batch.count * B, (batch.count + run) * B));
+          batch.count += run;
+          pfn += run;
+          if (batch.count === BATCH_PAGES) await submit();
         }
+        if (kept) kept[c] = EMPTY;      // pass 2 is done with this cycle's bits
       }
-      if (n > 0) await submit();
-      await Promise.all(inFlight);
-      await chain;
-      await flush();
+      if (batch.count > 0) await submit();
+      while (queue.length > 0) await consume();
+      await flushDescs();
+      await writing;
       if (done !== dumpable) {
         throw new LastwordError('EDUMP_WRITE', `wrote ${done} pages but the bitmap has ${dumpable}: the page filter changed between passes`);
       }
     } finally {
+      // A failed run still has jobs on the threadpool reading into the batches: let them end.
+      await writing.catch(() => {});
       await compressor.close();
     }
     await output.write(encodeDiskDumpHeader(header), 0);
@@ -231,8 +270,23 @@ async function markIncomplete(output: DumpOutput, header: DiskDumpHeader, header
   } catch { /* same */ }
 }
 
-function popcount(v: number): number {
-  v = v - ((v >> 1) & 0x55);
-  v = (v & 0x33) + ((v >> 2) & 0x33);
-  return (v + (v >> 4)) & 0x0f;
+/**
+ * encodePageDesc (kdump-layout.ts) for the hot loop: page_flags 0, no object or BigInt per page
+ * (offsets are below 2^53). Same bytes.
+ */
+function putPageDesc(buf: Buffer, at: number, offset: number, size: number, flags: number): void {
+  buf.writeUInt32LE(offset % 0x100000000, at);
+  buf.writeUInt32LE(Math.floor(offset / 0x100000000), at + 4);
+  buf.writeUInt32LE(size, at + 8);
+  buf.writeUInt32LE(flags, at + 12);
+  buf.writeUInt32LE(0, at + 16);
+  buf.writeUInt32LE(0, at + 20);
+}
+
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, b) => { let n = 0; for (let x = b; x; x >>= 1) n += x & 1; return n; });
+
+function popcount(bitmap: Buffer, bytes: number): number {
+  let n = 0;
+  for (let i = 0; i < bytes; i++) n += POPCOUNT[bitmap[i]!]!;
+  return n;
 }

@@ -1,16 +1,12 @@
 // Dump level 0: every page that has data in the vmcore (the 1st bitmap). Also what `filter`
 // falls back to when the page filter cannot classify pages: save everything, flagged.
+import { fillFirstBitmap } from '../filter/page-filter.ts';
 import type { PageClassCounts, PageFilter } from '../filter/types.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 
+/** The 1st bitmap for [start, end): set load by load, not pfn by pfn (Vmcore.pfnHasData per range). */
 export function fillRamBitmap(vmcore: Vmcore, start: number, end: number, bitmap: Buffer): void {
-  bitmap.fill(0, 0, Math.ceil((end - start) / 8));
-  for (let pfn = start; pfn < end; pfn++) {
-    if (vmcore.pfnHasData(pfn)) {
-      const i = pfn - start;
-      bitmap[i >> 3] = bitmap[i >> 3]! | (1 << (i & 7));
-    }
-  }
+  fillFirstBitmap(vmcore, start, end, bitmap);
 }
 
 export function ramPageFilter(vmcore: Vmcore, dumpLevel = 0, fallbackReason?: string): PageFilter {

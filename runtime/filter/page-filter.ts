@@ -10,6 +10,8 @@ import type { MemMapLayout, MemMapSection } from './mem-map.ts';
 import { DL_EXCLUDE_CACHE, DL_EXCLUDE_CACHE_PRI, DL_EXCLUDE_FREE, DL_EXCLUDE_USER_DATA, DL_EXCLUDE_ZERO, classifyPage, pageRules } from './page-rules.ts';
 import type { PageClass, PageRules } from './page-rules.ts';
 import type { PageClassCounts, PageFilter } from './types.ts';
+import { CLASS_BY_CODE, nativeWalk } from './native-walk.ts';
+import type { NativeWalk } from './native-walk.ts';
 
 /** makedumpfile's PGMM_CACHED: struct pages are read in blocks of this many, aligned. */
 const PGMM_CACHED = 512;
@@ -21,6 +23,8 @@ export interface PageFilterOptions {
   cyclePfns?: number;
   /** Throw instead of falling back to level 0 when the mem_map cannot be read. */
   strict?: boolean;
+  /** Classify in the native addon when it loads (default); false = the TypeScript loop only. */
+  native?: boolean;
 }
 
 interface Carry {
@@ -43,7 +47,7 @@ export function createPageFilter(vmcore: Vmcore, dumpLevel: number, opts: PageFi
   let walk: MemMapWalk | undefined;
   let fallbackReason: string | undefined;
   try {
-    walk = new MemMapWalk(vmcore, dumpLevel);
+    walk = new MemMapWalk(vmcore, dumpLevel, opts.native ?? true);
   } catch (err) {
     // Any failure, even an unforeseen one, costs the filtering, never the dump.
     if (opts.strict) throw err;
@@ -60,8 +64,9 @@ class MemMapWalk {
   readonly largestRange: number;
   readonly needed: boolean;
   readonly vmcore: Vmcore;
+  readonly native: NativeWalk | undefined;
 
-  constructor(vmcore: Vmcore, dumpLevel: number) {
+  constructor(vmcore: Vmcore, dumpLevel: number, native: boolean) {
     this.vmcore = vmcore;
     this.memory = new X86_64Memory(vmcore);
     this.rules = pageRules(vmcore.vmcoreinfo, vmcore.file);
@@ -87,6 +92,7 @@ class MemMapWalk {
     }
     // 1 GiB compound pages (order 18) and MAX_ORDER buddy blocks: cycles are a multiple of both.
     this.largestRange = Math.max(2 ** 18, 2 ** Math.max(0, (r.freeAreaLength ?? 11) - 1));
+    this.native = native && this.needed ? nativeWalk(r, dumpLevel) : undefined;
   }
 }
 
@@ -102,6 +108,7 @@ class CyclicPageFilter implements PageFilter {
   /** Cycles from this pfn on are not filtered (the walk failed there). */
   private failedFrom = Infinity;
   private readonly strict: boolean;
+  private lastSeg = 0;
 
   constructor(vmcore: Vmcore, dumpLevel: number, walk: MemMapWalk | undefined, fallbackReason: string | undefined, opts: PageFilterOptions) {
     this.vmcore = vmcore;
@@ -171,17 +178,14 @@ class CyclicPageFilter implements PageFilter {
     const clear = (from: number, to: number, cls: PageClass) => {
       const a = Math.max(from, start);
       const b = Math.min(to, end);
-      for (let pfn = a; pfn < b; pfn++) {
-        const i = pfn - start;
-        bitmap[i >> 3] &= ~(1 << (i & 7));
+      if (b > a) {
+        clearBits(bitmap, a - start, b - start);
+        counts[cls] += b - a;
       }
-      if (b > a) counts[cls] += b - a;
     };
     // Pages a range from the previous cycle covers (class unknown here: counted where it started).
-    for (let pfn = start; pfn < Math.min(carry.clearEnd, end); pfn++) {
-      const i = pfn - start;
-      bitmap[i >> 3] &= ~(1 << (i & 7));
-    }
+    if (Math.min(carry.clearEnd, end) > start) clearBits(bitmap, 0, Math.min(carry.clearEnd, end) - start);
+    walk.native?.counts.fill(0);
     const sections = walk.layout.sections;
     const pps = walk.layout.pagesPerSection;
     for (let nr = Math.floor(start / pps); nr < sections.length && nr * pps < end; nr++) {
@@ -191,12 +195,27 @@ class CyclicPageFilter implements PageFilter {
       if (sec.pfnStart < start && carry.skipEnd > pfn) pfn = carry.skipEnd;
       const stop = Math.min(sec.pfnEnd, end);
       const reader = new StructPageReader(walk, sec);
+      const native = walk.native;
       while (pfn < stop) {
         if (!this.inSegs(pfn)) {
           pfn++;
           continue;
         }
         const at = reader.at(pfn);
+        if (native) {
+          // The rest of this block of struct pages inside this PT_LOAD, classified in one call.
+          const blockStart = pfn - (pfn % PGMM_CACHED);
+          const load = this.vmcore.loads[this.lastSeg]!;
+          const limit = Math.min(stop, blockStart + PGMM_CACHED, Math.ceil((load.paddr + load.memSize) / this.vmcore.pageSize));
+          native.walk(reader.buffer, blockStart, pfn, limit, sec.pfnEnd, bitmap, start, end);
+          const o = native.out;
+          if (o[1]! > end) {
+            out.clearEnd = Math.max(out.clearEnd, o[1]!);
+            if (sec.pfnEnd > end) out.skipEnd = o[1]!;
+          }
+          pfn = o[0]!;
+          continue;
+        }
         const next = pfn % PGMM_CACHED !== PGMM_CACHED - 1 && pfn + 1 < sec.pfnEnd ? at + walk.rules.sizePage : -1;
         const d = classifyPage(walk.rules, this.dumpLevel, reader.buffer, at, next, pfn);
         if (d === undefined || d === 'tail') {
@@ -212,6 +231,7 @@ class CyclicPageFilter implements PageFilter {
         pfn = rangeEnd;
       }
     }
+    if (walk.native) CLASS_BY_CODE.forEach((cls, k) => { counts[cls] += walk.native!.counts[k]!; });
     // A range from an earlier cycle can reach past this one too.
     if (carry.clearEnd > end) out.clearEnd = Math.max(out.clearEnd, carry.clearEnd);
     return out;
@@ -220,7 +240,14 @@ class CyclicPageFilter implements PageFilter {
   /** makedumpfile's is_in_segs(): the pfn's first byte lies in a PT_LOAD. */
   private inSegs(pfn: number): boolean {
     const pa = pfn * this.vmcore.pageSize;
-    for (const l of this.vmcore.loads) if (pa >= l.paddr && pa < l.paddr + l.memSize) return true;
+    const loads = this.vmcore.loads;
+    // The walk goes up in pfn order: the load of the last hit usually holds the next pfn too.
+    const last = loads[this.lastSeg];
+    if (last && pa >= last.paddr && pa < last.paddr + last.memSize) return true;
+    for (let k = 0; k < loads.length; k++) {
+      const l = loads[k]!;
+      if (pa >= l.paddr && pa < l.paddr + l.memSize) { this.lastSeg = k; return true; }
+    }
     return false;
   }
 }
@@ -238,6 +265,16 @@ export function fillFirstBitmap(vmcore: Vmcore, start: number, end: number, bitm
     const b = Math.min(end, last, Math.ceil((l.paddr + l.fileSize) / ps));
     setBits(bitmap, a - start, b - start);
   }
+}
+
+function clearBits(bitmap: Buffer, from: number, to: number): void {
+  let i = from;
+  while (i < to && i & 7) { bitmap[i >> 3] &= ~(1 << (i & 7)); i++; }
+  // Buffer.fill costs more than a loop for the few bytes of most ranges.
+  const full = (to - i) >> 3;
+  if (full > 64) { bitmap.fill(0, i >> 3, (i >> 3) + full); i += full * 8; }
+  for (; i + 8 <= to; i += 8) bitmap[i >> 3] = 0;
+  while (i < to) { bitmap[i >> 3] &= ~(1 << (i & 7)); i++; }
 }
 
 function setBits(bitmap: Buffer, from: number, to: number): void {

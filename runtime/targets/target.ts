@@ -128,20 +128,23 @@ export class WritableStreamSink implements StreamSink {
 
   async write(buf: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
-    // The writer may reuse `buf` once we resolve; node streams keep a reference, so copy.
-    if (!this.stream.write(Buffer.from(buf))) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.stream.off('drain', done);
-          this.stream.off('close', done);
-          this.stream.off('error', done);
-          resolve();
-        };
-        this.stream.on('drain', done);
-        this.stream.on('close', done);
-        this.stream.on('error', done);
+    // Resolves when the stream is done with `buf` (its write callback), so the writer may reuse the
+    // buffer then and nothing is copied; one write in flight is one chunk of memory, not a queue.
+    await new Promise<void>((resolve) => {
+      let settled = false;
+      const done = () => {
+        if (settled) return;
+        settled = true;
+        this.stream.off('close', done);
+        resolve();
+      };
+      // A stream destroyed under the write may never call back: its close ends the wait too.
+      this.stream.once('close', done);
+      this.stream.write(buf, (err) => {
+        if (err) this.failure ??= targetError(err, this.what);
+        done();
       });
-    }
+    });
     if (this.failure) throw this.failure;
     if (this.stream.destroyed || this.stream.writableEnded) throw this.failure ?? new LastwordError('ETARGET_IO', `${this.what}: the stream closed while the dump was written`);
   }

@@ -33,7 +33,7 @@ class ElfVmcore implements Vmcore {
   readonly vmcoreinfo: Vmcoreinfo;
   readonly nrCpus: number;
   readonly loads: readonly LoadSegment[];
-  private fd: number;
+  fd: number;
   // Sorted by paddr for binary search; the last hit is remembered since reads are mostly sequential.
   private lastLoad = 0;
 
@@ -104,6 +104,25 @@ class ElfVmcore implements Vmcore {
     this.readRange(pfn * this.pageSize, count * this.pageSize, into, false);
   }
 
+  pageSpans(pfn: number, count: number, add: (fileOffset: number, bytes: number) => void): void {
+    const ps = this.pageSize;
+    const end = (pfn + count) * ps;
+    let pa = pfn * ps;
+    while (pa < end) {
+      const i = this.findLoad(pa);
+      const l = i >= 0 ? this.loads[i] : undefined;
+      if (l && pa < l.paddr + l.fileSize) {
+        const n = Math.min(end - pa, l.paddr + l.fileSize - pa);
+        add(l.offset + (pa - l.paddr), n);
+        pa += n;
+        continue;
+      }
+      const n = Math.min(end - pa, this.holeEnd(pa, l) - pa);
+      add(-1, n);
+      pa += n;
+    }
+  }
+
   readPhys(paddr: number, length: number, into?: Buffer): Buffer {
     const buf = into ?? Buffer.allocUnsafe(length);
     this.readRange(paddr, length, buf, true);
@@ -164,12 +183,17 @@ class ElfVmcore implements Vmcore {
         throw new LastwordError('EVMCORE_PADDR', `${this.file}: physical address 0x${pa.toString(16)} is not in the vmcore`, { where: { file: this.file } });
       }
       // A hole: up to the next load (or the end of the request).
-      const next = this.loads.find((x) => x.paddr > pa);
-      const holeEnd = l ? l.paddr + l.memSize : next ? next.paddr : paddr + length;
-      const n = Math.min(length - done, holeEnd - pa);
+      const n = Math.min(length - done, this.holeEnd(pa, l) - pa);
       buf.fill(0, done, done + n);
       done += n;
     }
+  }
+
+  /** Where the hole at `pa` ends: the end of its load's memSize, or the next load (Infinity: none). */
+  private holeEnd(pa: number, l: LoadSegment | undefined): number {
+    if (l) return l.paddr + l.memSize;
+    const next = this.loads.find((x) => x.paddr > pa);
+    return next ? next.paddr : Infinity;
   }
 
   private pread(buf: Buffer, position: number, exact: boolean): Buffer {

@@ -43,6 +43,14 @@ export interface Vmcore {
   readonly loads: readonly LoadSegment[];
   /** Reads `count` whole pages from `pfn` into `into` (count * pageSize bytes); pages with no data read as zero. */
   readPages(pfn: number, count: number, into: Buffer): void;
+  /**
+   * Where the bytes of `count` pages from `pfn` are in the file, in order: calls `add(fileOffset,
+   * bytes)` per piece, fileOffset -1 for pieces with no data (they read as zero). Lets a reader on
+   * another thread (the codecs' threadpool jobs) pread the pages itself, with `fd`.
+   */
+  pageSpans?(pfn: number, count: number, add: (fileOffset: number, bytes: number) => void): void;
+  /** The open vmcore file, for pageSpans readers. */
+  readonly fd?: number;
   /** Reads physical memory; throws a LastwordError naming the address when it is not in the file. */
   readPhys(paddr: number, length: number, into?: Buffer): Buffer;
   /**

@@ -1,13 +1,13 @@
 // The page codecs against independent decoders: node:zlib inflates our zlib pages and decodes
-// our zstd frames; every codec round-trips through the addon; the worker pool produces exactly
-// what inline compression produces.
+// our zstd frames; every codec round-trips through the addon; the threadpool produces exactly
+// what inline compression produces; incompressible pages never overrun a buffer.
 import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CODEC_FLAG, codecsAddon, compressBatch, decompressPage } from '../../runtime/codecs/codec.ts';
 import type { CodecName } from '../../runtime/codecs/codec.ts';
-import { PageCompressor } from '../../runtime/codecs/pool.ts';
+import { PageBatch, PageCompressor } from '../../runtime/codecs/pool.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 
 const PAGE = 4096;
@@ -79,7 +79,78 @@ describe('page codecs', () => {
     }
   });
 
-  test('the worker pool compresses exactly like the calling thread, results in submission order', async () => {
+  // The worst case of every codec: random pages expand (lzo by up to n/16+67 bytes), and a batch
+  // of them is compressed straight into a buffer of exactly count * pageSize. Page sizes other
+  // than 4 KiB and batch sizes that are not a power of two move where the buffer ends.
+  for (const codec of ['zlib', 'lzo', 'snappy', 'zstd'] as CodecName[]) {
+    test(`${codec}: batches of incompressible pages are stored raw, inline and on the threadpool`, async () => {
+      for (const [pageSize, count] of [[4096, 256], [4096, 1], [4096, 7], [16384, 33], [65536, 5]] as const) {
+        const src = crypto.randomBytes(pageSize * count);
+        // Exactly sized (no slack), so an overrun would land outside the allocation.
+        const dst = Buffer.alloc(pageSize * count), sizes = new Uint32Array(count);
+        const used = addon.compressPages(CODEC_FLAG[codec], src, pageSize, count, dst, sizes, false);
+        assert.equal(used, pageSize * count, `${codec} ${pageSize}x${count}: every random page is stored raw`);
+        assert.ok(dst.equals(src), `${codec} ${pageSize}x${count}: raw pages are the input`);
+        const pool = new PageCompressor({ codec, pageSize, detectZero: true, workers: 2 });
+        const batches = await Promise.all([0, 1, 2].map(() => pool.compress(src, count)));
+        for (const b of batches) {
+          assert.equal(b.used, pageSize * count);
+          assert.ok(b.data.subarray(0, b.used).equals(src));
+        }
+      }
+    });
+
+    test(`${codec}: a mix of compressible and random pages read from a file by the threadpool round-trips`, async (t) => {
+      const fs = await import('node:fs');
+      const os = await import('node:os');
+      const path = await import('node:path');
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-codecs-'));
+      t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+      const file = path.join(dir, 'pages');
+      const count = 64;
+      const pages = samplePages(count, 7);
+      fs.writeFileSync(file, Buffer.concat([Buffer.alloc(PAGE, 0xee), pages]));
+      const fd = fs.openSync(file, 'r');
+      t.after(() => fs.closeSync(fd));
+      const pool = new PageCompressor({ codec, pageSize: PAGE, detectZero: true, workers: 1 });
+      const batch = new PageBatch(PAGE, count);
+      // Two spans around a hole: pages 0-9 from the file, 10-11 zeros, 12-63 from the file.
+      batch.addSpan(PAGE, 10 * PAGE);
+      batch.addSpan(-1, 2 * PAGE);
+      batch.addSpan(PAGE + 12 * PAGE, (count - 12) * PAGE);
+      batch.count = count;
+      await pool.run(batch, fd);
+      const expect = Buffer.from(pages);
+      expect.fill(0, 10 * PAGE, 12 * PAGE);
+      let at = 0;
+      for (let i = 0; i < count; i++) {
+        const size = batch.sizes[i]!;
+        const original = expect.subarray(i * PAGE, (i + 1) * PAGE);
+        if (size === 0) { assert.ok(original.equals(Buffer.alloc(PAGE)), `page ${i} reported zero`); continue; }
+        const out = Buffer.alloc(PAGE);
+        decompressPage(addon, size < PAGE ? CODEC_FLAG[codec] : 0, batch.dst.subarray(at, at + size), out, { file: 'test', pfn: i });
+        assert.ok(out.equals(original), `page ${i} differs after the round trip`);
+        at += size;
+      }
+      assert.equal(at, batch.used);
+    });
+  }
+
+  test('a read error on the threadpool rejects with ECOMPRESS naming the offset', async () => {
+    const fs = await import('node:fs');
+    const fd = fs.openSync('/dev/null', 'r');
+    try {
+      const pool = new PageCompressor({ codec: 'lzo', pageSize: PAGE, detectZero: false, workers: 1 });
+      const batch = new PageBatch(PAGE, 4);
+      batch.addSpan(8192, 4 * PAGE);
+      batch.count = 4;
+      await assert.rejects(pool.run(batch, fd), (err: unknown) => err instanceof LastwordError && err.code === 'ECOMPRESS' && /offset 8192/.test(err.message));
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  test('the threadpool compresses exactly like the calling thread, results in submission order', async () => {
     const pool = new PageCompressor({ codec: 'zstd', pageSize: PAGE, detectZero: true, workers: 2 });
     try {
       const inputs = Array.from({ length: 6 }, (_, k) => samplePages(32, k + 1));

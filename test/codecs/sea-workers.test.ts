@@ -1,5 +1,5 @@
-// The single executable compresses with worker threads: its workers are eval'd scripts that
-// dlopen the addon extracted from the SEA asset, and their output equals the in-tree run's.
+// The single executable compresses on libuv's threadpool with the addon extracted from the SEA
+// asset, and its output equals the in-tree run's in the main thread.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,7 +9,7 @@ import { buildExecutable } from '../../initramfs/executable/build.ts';
 import { labVmcore, repo } from '../support/lab.ts';
 import { tempDir } from '../dumpfile/support.ts';
 
-test('the built executable compresses with 2 worker threads, byte-identical to the in-tree single-thread run', async (t) => {
+test('the built executable compresses with 2 threadpool threads, byte-identical to the in-tree single-thread run', async (t) => {
   const vmcore = labVmcore();
   const dir = tempDir(t);
   const exe = await buildExecutable({ out: path.join(dir, 'lastword') });

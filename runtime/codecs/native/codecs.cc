@@ -1,13 +1,23 @@
 // Page compression for kdump-compressed dumps, one call per BATCH of pages: a per-page call into
 // node:zlib costs ~20 us, more than compressing the page. Each codec is exactly what makedumpfile
 // writes and reads: zlib compress2 level 1 (Z_BEST_SPEED), lzo1x_1, raw snappy, zstd level 1.
-// Thread-local scratch state so the same addon serves every worker thread.
+//
+// compressPagesAsync runs a batch on libuv's threadpool (napi AsyncWorker): it preads the batch's
+// pages from the vmcore, finds zero pages and compresses, while the main thread walks the next
+// cycle. No worker_threads: no extra V8 isolate per compression thread. The JS buffers of a job
+// are held by persistent references until its callback ran, so the GC cannot free them under us.
+// Scratch state is thread-local, so every threadpool thread has its own.
 #include <napi.h>
 #include <lzo/lzo1x.h>
 #include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -18,9 +28,14 @@ constexpr uint32_t kZlib = 0x01, kLzo = 0x02, kSnappy = 0x04, kZstd = 0x20;
 struct Scratch {
   std::vector<unsigned char> out;
   std::vector<unsigned char> lzoWork;
+  z_stream* zs = nullptr;
   ZSTD_CCtx* zcctx = nullptr;
   ZSTD_DCtx* zdctx = nullptr;
-  ~Scratch() { if (zcctx) ZSTD_freeCCtx(zcctx); if (zdctx) ZSTD_freeDCtx(zdctx); }
+  ~Scratch() {
+    if (zs) { deflateEnd(zs); delete zs; }
+    if (zcctx) ZSTD_freeCCtx(zcctx);
+    if (zdctx) ZSTD_freeDCtx(zdctx);
+  }
 };
 thread_local Scratch scratch;
 
@@ -32,6 +47,8 @@ bool allZero(const unsigned char* p, size_t n) {
   return true;
 }
 
+// Worst-case output of each codec for n input bytes: the buffer a page is compressed into must
+// hold this much, an incompressible page expands (lzo: lzo1x.h, snappy/zstd: their bound calls).
 size_t bound(uint32_t method, size_t n) {
   switch (method) {
     case kZlib: return compressBound(n);
@@ -42,13 +59,30 @@ size_t bound(uint32_t method, size_t n) {
   }
 }
 
+// zlib: the bytes of compress2(level 1), with one deflate state per thread reset between pages
+// instead of allocated and freed for each (deflateReset gives the same stream as a fresh init).
+size_t zlibCompress(const unsigned char* src, size_t n, unsigned char* dst, size_t cap) {
+  if (!scratch.zs) {
+    auto* zs = new z_stream();
+    if (deflateInit(zs, Z_BEST_SPEED) != Z_OK) { delete zs; return 0; }
+    scratch.zs = zs;
+  } else if (deflateReset(scratch.zs) != Z_OK) {
+    return 0;
+  }
+  z_stream* zs = scratch.zs;
+  zs->next_in = const_cast<unsigned char*>(src);
+  zs->avail_in = static_cast<uInt>(n);
+  zs->next_out = dst;
+  zs->avail_out = static_cast<uInt>(cap);
+  int rc = deflate(zs, Z_FINISH);
+  return rc == Z_STREAM_END ? cap - zs->avail_out : 0;
+}
+
 // Returns the compressed size, or 0 when the codec failed (the caller stores the page raw).
+// dst must hold bound(method, n) bytes.
 size_t compressOne(uint32_t method, const unsigned char* src, size_t n, unsigned char* dst, size_t cap) {
   switch (method) {
-    case kZlib: {
-      uLongf len = cap;
-      return compress2(dst, &len, src, n, Z_BEST_SPEED) == Z_OK ? len : 0;
-    }
+    case kZlib: return zlibCompress(src, n, dst, cap);
     case kLzo: {
       if (scratch.lzoWork.size() < LZO1X_1_MEM_COMPRESS) scratch.lzoWork.resize(LZO1X_1_MEM_COMPRESS);
       lzo_uint len = cap;
@@ -60,6 +94,7 @@ size_t compressOne(uint32_t method, const unsigned char* src, size_t n, unsigned
     }
     case kZstd: {
       if (!scratch.zcctx) scratch.zcctx = ZSTD_createCCtx();
+      if (!scratch.zcctx) return 0;
       size_t len = ZSTD_compressCCtx(scratch.zcctx, dst, cap, src, n, 1);
       return ZSTD_isError(len) ? 0 : len;
     }
@@ -67,39 +102,167 @@ size_t compressOne(uint32_t method, const unsigned char* src, size_t n, unsigned
   return 0;
 }
 
-// compressPages(method, src, pageSize, count, dst, sizes, detectZero) -> bytes used in dst.
-// sizes[i] = stored length of page i: < pageSize compressed, == pageSize stored raw, 0 = all-zero
-// page (only with detectZero; nothing stored). dst must hold count * pageSize bytes.
-Napi::Value CompressPages(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t method = info[0].As<Napi::Number>().Uint32Value();
-  auto src = info[1].As<Napi::Buffer<unsigned char>>();
-  size_t pageSize = info[2].As<Napi::Number>().Uint32Value();
-  size_t count = info[3].As<Napi::Number>().Uint32Value();
-  auto dst = info[4].As<Napi::Buffer<unsigned char>>();
-  auto sizes = info[5].As<Napi::Uint32Array>();
-  bool detectZero = info[6].ToBoolean();
-  if (method != 0 && method != kZlib && method != kLzo && method != kSnappy && method != kZstd)
-    throw Napi::RangeError::New(env, "unknown compression method");
-  if (src.Length() < pageSize * count || dst.Length() < pageSize * count || sizes.ElementLength() < count)
-    throw Napi::RangeError::New(env, "buffers too small for the page count");
-  size_t cap = bound(method, pageSize);
+bool knownMethod(uint32_t m) { return m == 0 || m == kZlib || m == kLzo || m == kSnappy || m == kZstd; }
+
+// One batch: raw pointers into JS buffers that the caller keeps alive for the whole run.
+struct Batch {
+  uint32_t method = 0;
+  int fd = -1;                 // < 0: src already holds the pages
+  const double* spans = nullptr;  // [fileOffset, bytes] pairs filling src in order; offset < 0 = zeros
+  size_t nspans = 0;
+  unsigned char* src = nullptr;
+  size_t srcLen = 0;
+  size_t pageSize = 0;
+  size_t count = 0;
+  unsigned char* dst = nullptr;
+  size_t dstLen = 0;
+  uint32_t* sizes = nullptr;
+  bool detectZero = false;
+};
+
+// Reads the spans into src. Returns "" or an error message.
+std::string readSpans(const Batch& b) {
+  size_t at = 0;
+  for (size_t i = 0; i < b.nspans; i++) {
+    double off = b.spans[2 * i];
+    size_t len = static_cast<size_t>(b.spans[2 * i + 1]);
+    if (at + len > b.srcLen) return "read spans exceed the page buffer";
+    if (off < 0) {
+      memset(b.src + at, 0, len);
+    } else {
+      size_t got = 0;
+      while (got < len) {
+        ssize_t r = pread(b.fd, b.src + at + got, len - got, static_cast<off_t>(off) + got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off) + got) + ": " + strerror(errno);
+        if (r == 0) return std::string("vmcore ends before offset ") + std::to_string(static_cast<long long>(off) + got);
+        got += r;
+      }
+    }
+    at += len;
+  }
+  if (b.fd >= 0 && at != b.pageSize * b.count) return "read spans do not cover the batch";
+  return "";
+}
+
+// Compresses every page into dst back to back; returns bytes used. sizes[i] = stored length of
+// page i: < pageSize compressed, == pageSize raw, 0 = all-zero page (detectZero; nothing stored).
+size_t compressBatch(const Batch& b) {
+  size_t cap = bound(b.method, b.pageSize);
   if (scratch.out.size() < cap) scratch.out.resize(cap);
   size_t used = 0;
-  for (size_t i = 0; i < count; i++) {
-    const unsigned char* page = src.Data() + i * pageSize;
-    if (detectZero && allZero(page, pageSize)) { sizes[i] = 0; continue; }
-    size_t len = method ? compressOne(method, page, pageSize, scratch.out.data(), cap) : 0;
-    if (len > 0 && len < pageSize) {
-      memcpy(dst.Data() + used, scratch.out.data(), len);
-    } else {
-      len = pageSize;
-      memcpy(dst.Data() + used, page, pageSize);
+  for (size_t i = 0; i < b.count; i++) {
+    const unsigned char* page = b.src + i * b.pageSize;
+    if (b.detectZero && allZero(page, b.pageSize)) { b.sizes[i] = 0; continue; }
+    size_t len = 0;
+    if (b.method) {
+      // Straight into dst when the worst case fits there, else through the scratch buffer: dst
+      // holds count * pageSize, and an incompressible page's output is larger than a page.
+      bool direct = b.dstLen - used >= cap;
+      unsigned char* out = direct ? b.dst + used : scratch.out.data();
+      len = compressOne(b.method, page, b.pageSize, out, cap);
+      if (len > 0 && len < b.pageSize && !direct) memcpy(b.dst + used, out, len);
     }
-    sizes[i] = static_cast<uint32_t>(len);
+    if (len == 0 || len >= b.pageSize) {
+      len = b.pageSize;
+      memcpy(b.dst + used, page, b.pageSize);
+    }
+    b.sizes[i] = static_cast<uint32_t>(len);
     used += len;
   }
-  return Napi::Number::New(env, static_cast<double>(used));
+  return used;
+}
+
+// Argument order shared by the sync and async entry points:
+// (method, fd, spans: Float64Array, nspans, src, pageSize, count, dst, sizes: Uint32Array, detectZero[, callback])
+Batch parseBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Batch b;
+  b.method = info[0].As<Napi::Number>().Uint32Value();
+  b.fd = info[1].As<Napi::Number>().Int32Value();
+  if (!knownMethod(b.method)) throw Napi::RangeError::New(env, "unknown compression method");
+  b.nspans = info[3].As<Napi::Number>().Uint32Value();
+  if (b.fd >= 0) {
+    auto spans = info[2].As<Napi::Float64Array>();
+    if (spans.ElementLength() < 2 * b.nspans) throw Napi::RangeError::New(env, "span array shorter than its count");
+    b.spans = spans.Data();
+  }
+  auto src = info[4].As<Napi::Buffer<unsigned char>>();
+  b.src = src.Data();
+  b.srcLen = src.Length();
+  b.pageSize = info[5].As<Napi::Number>().Uint32Value();
+  b.count = info[6].As<Napi::Number>().Uint32Value();
+  auto dst = info[7].As<Napi::Buffer<unsigned char>>();
+  b.dst = dst.Data();
+  b.dstLen = dst.Length();
+  auto sizes = info[8].As<Napi::Uint32Array>();
+  b.sizes = sizes.Data();
+  b.detectZero = info[9].ToBoolean();
+  if (b.pageSize == 0 || b.srcLen < b.pageSize * b.count || b.dstLen < b.pageSize * b.count || sizes.ElementLength() < b.count)
+    throw Napi::RangeError::New(env, "buffers too small for the page count");
+  return b;
+}
+
+class CompressWorker : public Napi::AsyncWorker {
+ public:
+  CompressWorker(const Napi::CallbackInfo& info, Batch b, Napi::Function cb)
+      : Napi::AsyncWorker(cb, "lastword:compress"), batch_(b) {
+    // The buffers stay reachable until OnOK/OnError: the worker owns references to them.
+    for (int i : {2, 4, 7, 8}) {
+      if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+    }
+  }
+  void Execute() override {
+    if (batch_.fd >= 0) {
+      std::string err = readSpans(batch_);
+      if (!err.empty()) { SetError(err); return; }
+    }
+    used_ = compressBatch(batch_);
+  }
+  void OnOK() override {
+    Callback().Call({Env().Null(), Napi::Number::New(Env(), static_cast<double>(used_))});
+  }
+
+ private:
+  Batch batch_;
+  size_t used_ = 0;
+  std::vector<Napi::ObjectReference> refs_;
+};
+
+Napi::Value CompressPagesSpans(const Napi::CallbackInfo& info) {
+  Batch b = parseBatch(info);
+  if (b.fd >= 0) {
+    std::string err = readSpans(b);
+    if (!err.empty()) throw Napi::Error::New(info.Env(), err);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(compressBatch(b)));
+}
+
+Napi::Value CompressPagesAsync(const Napi::CallbackInfo& info) {
+  Batch b = parseBatch(info);
+  auto* w = new CompressWorker(info, b, info[10].As<Napi::Function>());
+  w->Queue();
+  return info.Env().Undefined();
+}
+
+// compressPages(method, src, pageSize, count, dst, sizes, detectZero) -> bytes used in dst.
+Napi::Value CompressPages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Batch b;
+  b.method = info[0].As<Napi::Number>().Uint32Value();
+  auto src = info[1].As<Napi::Buffer<unsigned char>>();
+  b.pageSize = info[2].As<Napi::Number>().Uint32Value();
+  b.count = info[3].As<Napi::Number>().Uint32Value();
+  auto dst = info[4].As<Napi::Buffer<unsigned char>>();
+  auto sizes = info[5].As<Napi::Uint32Array>();
+  b.detectZero = info[6].ToBoolean();
+  if (!knownMethod(b.method)) throw Napi::RangeError::New(env, "unknown compression method");
+  b.src = src.Data(); b.srcLen = src.Length();
+  b.dst = dst.Data(); b.dstLen = dst.Length();
+  b.sizes = sizes.Data();
+  if (b.pageSize == 0 || b.srcLen < b.pageSize * b.count || b.dstLen < b.pageSize * b.count || sizes.ElementLength() < b.count)
+    throw Napi::RangeError::New(env, "buffers too small for the page count");
+  return Napi::Number::New(env, static_cast<double>(compressBatch(b)));
 }
 
 // decompressPage(method, src, dst) -> bytes written to dst; throws when the data is corrupt.
@@ -136,10 +299,27 @@ Napi::Value DecompressPage(const Napi::CallbackInfo& info) {
   throw Napi::RangeError::New(env, "unknown compression method");
 }
 
+// startWriteback(fd, offset, bytes): sync_file_range(SYNC_FILE_RANGE_WRITE) — starts writing the
+// dump's bytes to the device while the capture goes on, so the fsync at the end waits less.
+// Errors are ignored: the closing fsync reports them.
+Napi::Value StartWriteback(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  double off = info[1].As<Napi::Number>().DoubleValue();
+  double len = info[2].As<Napi::Number>().DoubleValue();
+  int rc = sync_file_range(fd, static_cast<off64_t>(off), static_cast<off64_t>(len), SYNC_FILE_RANGE_WRITE);
+  return Napi::Boolean::New(info.Env(), rc == 0);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (lzo_init() != LZO_E_OK) throw Napi::Error::New(env, "lzo_init failed");
   exports.Set("compressPages", Napi::Function::New(env, CompressPages));
+  exports.Set("compressPagesSpans", Napi::Function::New(env, CompressPagesSpans));
+  exports.Set("compressPagesAsync", Napi::Function::New(env, CompressPagesAsync));
   exports.Set("decompressPage", Napi::Function::New(env, DecompressPage));
+  exports.Set("startWriteback", Napi::Function::New(env, StartWriteback));
+  exports.Set("bound", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(bound(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value())));
+  }));
   return exports;
 }
 
