@@ -21,6 +21,8 @@ import { fillRamBitmap } from './ram-filter.ts';
 export const BATCH_PAGES = 64;
 /** Page descs are written 256 KiB (10922 descs) at a time. */
 const DESC_FLUSH_BYTES = Math.floor((256 << 10) / PAGE_DESC_SIZE) * PAGE_DESC_SIZE;
+/** ...or after this much page data, whichever comes first. */
+const DESC_AFTER_DATA_BYTES = 1 << 20;
 /** Pass 1's bitmaps are kept for pass 2 up to this size (bounded memory for huge machines). */
 const BITMAP_KEEP_BYTES = 4 << 20;
 const EMPTY = Buffer.alloc(0);
@@ -155,6 +157,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         await descBufs[cur]!.written;
       };
       let done = 0;
+      let dataSinceDescs = 0;
       const limit = Math.max(1, o.workers);
       // `limit` compressing, one being filled, one being written.
       const batches = Array.from({ length: limit + 2 }, () => new PageBatch(B, BATCH_PAGES));
@@ -181,6 +184,10 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         if (at !== r.used) throw new LastwordError('ECOMPRESS', `compressed batch sizes add up to ${at}, not ${r.used}`);
         // The batch is free again once its bytes are in the file.
         write(r.dst.subarray(0, r.used), firstData, () => { batches.push(r); });
+        // The descs follow every ~1 MiB of data, so a dump cut short (a full target, a crash of the
+        // capture) still has the pages written so far.
+        dataSinceDescs += r.used;
+        if (dataSinceDescs >= DESC_AFTER_DATA_BYTES) { dataSinceDescs = 0; await flushDescs(); }
         done += r.count;
         o.progress?.(done, dumpable);
       };

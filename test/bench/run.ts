@@ -3,7 +3,7 @@
 // loopback sshd. Prints markdown tables (also written to .cache/bench/last-run.md for the README).
 //   npm run bench [-- --runs N] [--lastword node|dist] [--no-ssh] [--cases d31-zlib,...] [--mdf-threads]
 // Not part of `npm test`: timings belong here, not in assertions.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -159,6 +159,42 @@ function rssSideBySide(small: CaseResult | undefined, big: CaseResult | undefine
   return lines.join('\n');
 }
 
+/** Peak RSS (KiB) of one short command, from GNU time. */
+function startupRssKib(cmd: string, args: string[]): number {
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', cmd, ...args], { encoding: 'utf8' });
+  return Number(r.stderr.trim().split('\n').at(-1));
+}
+
+/** Drops a file's clean pages from the page cache (posix_fadvise DONTNEED, through dd). */
+function evict(file: string): void {
+  spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0'], { stdio: 'ignore' });
+  spawnSync('dd', [`of=${file}`, 'oflag=nocache', 'conv=notrunc,fdatasync', 'count=0'], { stdio: 'ignore' });
+}
+
+/**
+ * What each program costs before it does any work: its startup RSS. File-backed pages count in
+ * RSS; a freshly built executable is all in the page cache, so the kernel's fault-around maps up
+ * to 16 pages per fault of it. Evicted first, only the pages touched count.
+ */
+function rssFloor(): string {
+  const lw = lastwordCommand();
+  const mib = (k: number) => (Number.isFinite(k) && k > 0 ? `${(k / 1024).toFixed(1)} MiB` : '–');
+  const rows: [string, string, string[]][] = [
+    ['makedumpfile -v', 'makedumpfile', ['-v']],
+    [`node -e 0 (${process.version})`, process.execPath, ['-e', '0']],
+    [`${lw.label} --version`, lw.cmd, [...lw.args, '--version']],
+  ];
+  const lines = ['| program | startup RSS (executable in page cache) | startup RSS (executable evicted first) |', '|---|---:|---:|'];
+  for (const [label, cmd, args] of rows) {
+    const warmKib = startupRssKib(cmd, args);
+    const exe = cmd.includes('/') ? cmd : sh(`command -v ${cmd}`);
+    evict(exe);
+    const coldKib = startupRssKib(cmd, args);
+    lines.push(`| ${label} | ${mib(warmKib)} | ${mib(coldKib)} |`);
+  }
+  return lines.join('\n');
+}
+
 async function main(): Promise<number> {
   fs.mkdirSync(outDir, { recursive: true });
   log('bench: making (or reusing) the 1 GiB and 4 GiB guest vmcores (.cache/bench)…');
@@ -177,6 +213,7 @@ async function main(): Promise<number> {
   const smallZlib = !selected || selected.has('d31-zlib') ? await filterCase(cases[0]!, small, 'm1024') : undefined;
   if (smallZlib) report.push('', formatCase('1 GiB guest: -d 31 -c (zlib)', smallZlib.rows));
   report.push('', '#### Peak RSS against vmcore size', '', rssSideBySide(smallZlib, bigResults.find((r) => r.name === 'd31-zlib'), fs.statSync(small).size, fs.statSync(big).size));
+  report.push('', '#### Startup RSS (the floor under each peak above)', '', rssFloor());
   let ssh: CaseResult | undefined;
   if (argv.ssh) {
     ssh = await sshCase(small);
