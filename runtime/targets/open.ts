@@ -86,6 +86,14 @@ export function nfsMountInfo(mounts: string, mnt: string): { version?: string; p
   return { version: opt('vers'), proto: opt('proto'), options };
 }
 
+/** `NFS version 4.2 over tcp, hard, timeo=600, retrans=2`: what the kernel settled on. Pure. */
+export function describeNfsMount(info: { version?: string; proto?: string; options: string }): string {
+  const words = info.options.split(',');
+  const pick = (k: string) => words.find((w) => w.startsWith(k + '='));
+  const recovery = words.find((w) => w === 'soft' || w === 'hard' || w === 'softerr');
+  return [`NFS version ${info.version ?? '?'}${info.proto ? ` over ${info.proto}` : ''}`, recovery, pick('timeo'), pick('retrans')].filter(Boolean).join(', ');
+}
+
 /** Per mount.nfs attempt: enough for a server that answers slowly, short of the console's silence. */
 export const NFS_ATTEMPT_TIMEOUT_MS = 60_000;
 /** All attempts together: a server that never answers ends in the failure action within this. */
@@ -133,7 +141,7 @@ async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> 
       let how = '';
       try {
         const info = nfsMountInfo(fs.readFileSync('/proc/self/mounts', 'utf8'), fs.realpathSync(mnt));
-        if (info) how = ` (NFS version ${info.version ?? '?'}${info.proto ? ` over ${info.proto}` : ''})`;
+        if (info) how = ` (${describeNfsMount(info)})`;
       } catch { /* the mount table is only for the message */ }
       o.log(`lastword: mounted nfs ${args[0]} on ${mnt}${how}`);
       return new FsTarget({ root: mnt, network: true, description: `nfs ${args[0]}${how}`, release: unmounter(o, mnt) });

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { defaultPlan } from '../../runtime/config/defaults.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import type { ExecResult, System } from '../../runtime/system/types.ts';
-import { mountOptions, NFS_MOUNT_TIMEOUT_MS, nfsMountArgs, nfsMountInfo, openTarget } from '../../runtime/targets/open.ts';
+import { describeNfsMount, mountOptions, NFS_MOUNT_TIMEOUT_MS, nfsMountArgs, nfsMountInfo, openTarget } from '../../runtime/targets/open.ts';
 import { rootFsFromCmdline } from '../../runtime/cli/save.ts';
 
 test('mount options: flags become mount(2) flags, ro is dropped for a writable dump, the rest is data', () => {
@@ -32,6 +32,7 @@ test('the NFS version the kernel negotiated is read from the mount table', () =>
   ].join('\n');
   assert.deepEqual(nfsMountInfo(mounts, '/run/lastword/target'), { version: '4.2', proto: 'tcp', options: mounts.split('\n')[1]!.split(' ')[3] });
   assert.equal(nfsMountInfo(mounts, '/mnt'), undefined);
+  assert.equal(describeNfsMount(nfsMountInfo(mounts, '/run/lastword/target')!), 'NFS version 4.2 over tcp, hard, timeo=600, retrans=2');
 });
 
 function nfsSystem(failures: number): System & { execs: string[][]; sleeps: number[] } {
