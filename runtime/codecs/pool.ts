@@ -70,6 +70,10 @@ export class PageCompressor {
   constructor(opts: CompressorOptions) {
     this.opts = opts;
     this.addon = codecsAddon();
+    // A checkout whose build/native predates the threadpool entry points (npm run build:native).
+    if (typeof this.addon.compressPagesAsync !== 'function') {
+      throw new LastwordError('ENATIVE_LOAD', 'the codecs addon is older than this lastword (no compressPagesAsync): run npm run build:native');
+    }
     this.method = CODEC_FLAG[opts.codec];
   }
 

@@ -1,5 +1,5 @@
 // The bench's arithmetic on fixed inputs: medians, MB/s over the vmcore size, ratios to the
-// reference tool, and the goal verdicts the README quotes.
+// reference tool, CPU seconds, and the goal verdicts the README quotes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatCase, formatGoals, median, summarizeCase, type ToolRuns } from '../support/bench-table.ts';
@@ -35,6 +35,15 @@ test('a case without the reference tool has no ratios, and a failed tool shows i
   const table = formatCase('t', failed);
   assert.match(table, /\| lastword \| 0 \| failed: exit 1: ENOTIMPL \/ x \|/);
   assert.match(table, /\| makedumpfile \| 1 \| 1\.00 \| 1000 \| {2}\| 10 \| {2}\| 1\.0 \| {2}\|/);
+});
+
+test('CPU seconds are the median of user + system time, shown in the last column', () => {
+  const lw: ToolRuns = { tool: 'lastword', runs: [{ ...run(1, 1024, 10), cpuS: 0.5 }, { ...run(1, 1024, 10), cpuS: 2.5 }, { ...run(1, 1024, 10), cpuS: 0.7 }] };
+  const [row] = summarizeCase(1e9, undefined, [lw]);
+  assert.equal(row!.cpuS, 0.7);
+  assert.match(formatCase('t', [row!]), /\| 1\.0 \| {2}\| 0\.70 \|$/m);
+  const [unknown] = summarizeCase(1e9, undefined, [{ tool: 'x', runs: [run(1, 1024, 10)] }]);
+  assert.ok(Number.isNaN(unknown!.cpuS), 'no CPU figure when a run lacks one');
 });
 
 test('goals are met at the limit, not met past it, and unmeasured goals say so', () => {

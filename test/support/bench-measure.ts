@@ -32,7 +32,7 @@ export async function measureOnce(c: Command): Promise<Measurement> {
   fs.rmSync(c.output, { force: true });
   const timeFile = path.join(os.tmpdir(), `lastword-bench-time-${process.pid}`);
   const t0 = process.hrtime.bigint();
-  const child = spawn(timeBinary, ['-f', '%M', '-o', timeFile, c.cmd, ...c.args], { cwd: c.cwd, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(timeBinary, ['-f', '%M %U %S', '-o', timeFile, c.cmd, ...c.args], { cwd: c.cwd, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -50,8 +50,9 @@ export async function measureOnce(c: Command): Promise<Measurement> {
   try {
     if (timedOut) throw new Error(`killed after ${c.timeoutS ?? 900} s without finishing (hung?); ${lastLine(stderr)}`.slice(0, 300));
     if (code !== 0) throw new Error(`exit ${code}: ${lastLine(stderr) || lastLine(timeOut)}`.slice(0, 300));
-    const maxRssKib = Number(lastLine(timeOut));
+    const [maxRssKib, userS, sysS] = lastLine(timeOut).split(' ').map(Number) as [number, number, number];
     if (!Number.isFinite(maxRssKib) || maxRssKib <= 0) throw new Error(`no peak RSS from ${timeBinary}: '${timeOut.trim()}'`);
+    const cpuS = userS + sysS;
     const outBytes = c.outputBytes ? c.outputBytes() : fs.statSync(c.output).size;
     if (c.magic) {
       const head = Buffer.alloc(c.magic.length);
@@ -60,7 +61,7 @@ export async function measureOnce(c: Command): Promise<Measurement> {
       fs.closeSync(fd);
       if (!head.equals(c.magic)) throw new Error(`output does not start with ${JSON.stringify(c.magic.toString('latin1'))}`);
     }
-    return { wallS, maxRssKib, outBytes };
+    return { wallS, maxRssKib, outBytes, cpuS };
   } finally {
     fs.rmSync(c.output, { force: true });
   }
@@ -73,7 +74,7 @@ export async function measure(tool: string, c: Command, runs: number, log: (line
     try {
       const m = await measureOnce(c);
       result.runs.push(m);
-      log(`  ${tool}: ${m.wallS.toFixed(2)} s, ${(m.maxRssKib / 1024).toFixed(1)} MiB RSS, ${m.outBytes} bytes`);
+      log(`  ${tool}: ${m.wallS.toFixed(2)} s, ${m.cpuS?.toFixed(2)} s CPU, ${(m.maxRssKib / 1024).toFixed(1)} MiB RSS, ${m.outBytes} bytes`);
     } catch (err) {
       result.error = err instanceof Error ? err.message : String(err);
       result.runs = [];

@@ -9,6 +9,8 @@ export interface Measurement {
   maxRssKib: number;
   /** Bytes of the output file. */
   outBytes: number;
+  /** User + system CPU seconds of the process and its waited-for children (GNU time %U + %S). */
+  cpuS?: number;
 }
 
 /** Every run of one tool on one case; `error` when a run failed (the row then shows why). */
@@ -27,6 +29,8 @@ export interface RowSummary {
   mbps: number;
   outBytes: number;
   maxRssKib: number;
+  /** Median CPU seconds (user + system): less at the mercy of other load than wall time. */
+  cpuS: number;
   /** lastword / reference; undefined without a reference row or for the reference itself. */
   mbpsRatio?: number;
   outRatio?: number;
@@ -53,6 +57,7 @@ export function summarize(t: ToolRuns, inputBytes: number, reference?: RowSummar
     mbps: ok && wallS > 0 ? inputBytes / 1e6 / wallS : NaN,
     outBytes: ok ? median(t.runs.map((r) => r.outBytes)) : NaN,
     maxRssKib: ok ? median(t.runs.map((r) => r.maxRssKib)) : NaN,
+    cpuS: ok && t.runs.every((r) => r.cpuS !== undefined) ? median(t.runs.map((r) => r.cpuS!)) : NaN,
   };
   if (t.error) row.error = t.error;
   if (t.note) row.note = t.note;
@@ -82,17 +87,17 @@ export function formatCase(title: string, rows: readonly RowSummary[]): string {
   const lines = [
     `#### ${title}`,
     '',
-    '| tool | runs | wall s | MB/s | x | output bytes | x | peak RSS MiB | x |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| tool | runs | wall s | MB/s | x | output bytes | x | peak RSS MiB | x | CPU s |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r0 of rows) {
     const r = { ...r0, tool: r0.tool.replace(/\|/g, '\\|') };
     if (r.error) {
-      lines.push(`| ${r.tool} | ${r.runs} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | |`);
+      lines.push(`| ${r.tool} | ${r.runs} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
       continue;
     }
     lines.push(`| ${r.tool} | ${r.runs} | ${fixed(r.wallS, 2)} | ${fixed(r.mbps, 0)} | ${ratio(r.mbpsRatio)} | ` +
-      `${bytes(r.outBytes)} | ${ratio(r.outRatio)} | ${fixed(r.maxRssKib / 1024, 1)} | ${ratio(r.rssRatio)} |`);
+      `${bytes(r.outBytes)} | ${ratio(r.outRatio)} | ${fixed(r.maxRssKib / 1024, 1)} | ${ratio(r.rssRatio)} | ${fixed(r.cpuS, 2)} |`);
   }
   for (const r of rows) if (r.note) lines.push('', `${r.tool}: ${r.note}`);
   return lines.join('\n');
