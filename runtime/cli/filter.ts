@@ -106,7 +106,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
   if (opts.reassemble) {
     if (opts.args.length !== 1) throw usageError(`-R takes one DUMPFILE and reads the flattened dump from stdin\n${USAGE}`);
     const file = opts.args[0]!;
-    const sink = new FilePositionalSink(openDumpFile(file, opts.overwrite), file);
+    const sink = new FilePositionalSink(openDumpFile(file, opts.overwrite), file, { fsync: false });
     try {
       await reassemble(process.stdin, (b, off) => sink.pwrite(b, off), 'stdin');
       await sink.close();
@@ -132,7 +132,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
       ? new DumpOutput(stdoutSink(), { streamStarted: continueStream })
       : new DumpOutput(opts.flatten
         ? fileStreamSink(openDumpFile(dumpFile, opts.overwrite), dumpFile)
-        : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile));
+        : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile, { fsync: false }));
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));
     let summary: DumpSummary;
     if (opts.elf) {

@@ -49,10 +49,16 @@ export class FilePositionalSink implements PositionalSink {
   private readonly file: string;
   /** close and abort may both be called after a failure; a closed fd number may already be someone else's. */
   private closed = false;
+  private readonly fsync: boolean;
 
-  constructor(fd: number, file: string) {
+  /**
+   * `fsync: false` closes without waiting for the device, as makedumpfile does: for `lastword
+   * filter` as a core_collector, whose caller (kdump.sh, kdump-config) runs sync after it.
+   */
+  constructor(fd: number, file: string, { fsync = true }: { fsync?: boolean } = {}) {
     this.fd = fd;
     this.file = file;
+    this.fsync = fsync;
   }
 
   async pwrite(buf: Buffer, offset: number): Promise<void> {
@@ -70,7 +76,7 @@ export class FilePositionalSink implements PositionalSink {
     if (this.closed) return;
     this.closed = true;
     try {
-      fs.fsyncSync(this.fd);
+      if (this.fsync) fs.fsyncSync(this.fd);
     } catch (err) {
       try { fs.closeSync(this.fd); } catch { /* the fsync error is the one to report */ }
       throw targetError(err, this.file);
