@@ -1,7 +1,7 @@
 // How the manifest becomes an image. Layouts:
 //   plain     /init is the lastword executable. Simple; but every byte of it stays in rootfs
 //             (tmpfs/ramfs pages cannot be evicted), so it pins its full unpacked size.
-//   squashfs  the executable lives in /usr/lib/lastword/lastword.squashfs (xz), which a busybox /init
+//   squashfs  the executable lives in /usr/lib/lastword/lastword.squashfs (zstd), which a busybox /init
 //   erofs     mounts through a loop device before it execs lastword as PID 1. Only the compressed
 //             image is pinned; the executable's pages are page cache of a read-only filesystem
 //             and the kernel can drop them under memory pressure and read them back.
@@ -66,15 +66,15 @@ exec ${mountAt}/lastword "$@"
 }
 
 /**
- * How the read-only image is compressed. xz with the x86 BCJ filter and 1 MiB blocks makes the
- * ~110 MB executable a 29 MB squashfs, zstd -9 with 256 KiB blocks a 40 MB one. The image is held
- * twice while the kernel unpacks the initramfs (inside the initrd, then as a rootfs file) and once
- * after, so those 11 MB count ~22 MB at the unpack peak: lastword's smallest working crashkernel=
- * is set there ("Out of memory ... deadlocked" at 176M with zstd). xz costs minutes to build, so
- * the images are cached by the executable's hash (imageCacheDir).
+ * How the read-only image is compressed. zstd -9 with 256 KiB blocks (default) makes the ~110 MB
+ * executable a 40 MB squashfs in seconds. xz with the x86 BCJ filter and 1 MiB blocks makes it
+ * 29 MB (11 MB less at the unpack peak, where the image is held twice), but every refault of an
+ * evicted page of the executable then decompresses a 1 MiB xz block: in the footprint cycle at
+ * crashkernel=208M, where zstd works, lastword stalled while saving. Images are cached by the
+ * executable's hash (imageCacheDir), so a slow build is paid once.
  */
 export type ImageCompression = 'xz' | 'zstd';
-export const DEFAULT_IMAGE_COMPRESSION: ImageCompression = 'xz';
+export const DEFAULT_IMAGE_COMPRESSION: ImageCompression = 'zstd';
 /** squashfs zstd level 9: ~6 s for the ~110 MB executable; 15 saves ~3 MB more for ~15x the time. */
 export const DEFAULT_IMAGE_LEVEL = 9;
 
