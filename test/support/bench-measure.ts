@@ -1,7 +1,7 @@
 // Runs one command of the bench and measures it: wall time around the whole process, peak RSS
 // from wait4's rusage as GNU time reports it (`%M`, KiB; for a pipeline run through sh it is the
 // largest single process of the tree), and the size of what it wrote.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,6 +30,9 @@ function lastLine(s: string): string {
 /** One run; rejects with the command's own last stderr line when it fails. */
 export async function measureOnce(c: Command): Promise<Measurement> {
   fs.rmSync(c.output, { force: true });
+  // Every run starts with no dirty pages: neither tool fsyncs its output, and the writeback of the
+  // run before (another tool's 1-4 GB) would otherwise throttle this one's writes.
+  spawnSync('sync');
   const timeFile = path.join(os.tmpdir(), `lastword-bench-time-${process.pid}`);
   const t0 = process.hrtime.bigint();
   const child = spawn(timeBinary, ['-f', '%M %U %S', '-o', timeFile, c.cmd, ...c.args], { cwd: c.cwd, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
