@@ -28,7 +28,7 @@ export function usage(): string {
     `lastword ${VERSION} - takes down a Linux kernel's last words (kdump capture)`,
     '',
     'usage: lastword <command> [options] [args]',
-    '       lastword --help | --version',
+    '       lastword --help | --version [--verbose]',
     '',
     'commands:',
     ...names.map((n) => `  ${n.padEnd(width)}  ${COMMANDS[n]!.summary}`),
@@ -44,14 +44,19 @@ export async function main(argv: string[]): Promise<number> {
   if (process.pid === 1 || (invokedAs === 'init' && argv.length === 0)) return runCommand('init', argv);
   const first = argv[0];
   if (first !== undefined && !first.startsWith('-')) return runCommand(first, argv.slice(1));
-  const opts = minimist(argv, { boolean: ['help', 'version'], alias: { h: 'help', V: 'version' } });
-  const unknown = Object.keys(opts).filter((k) => !['_', 'help', 'version', 'h', 'V'].includes(k));
+  const opts = minimist(argv, { boolean: ['help', 'version', 'verbose'], alias: { h: 'help', V: 'version', v: 'verbose' } });
+  const unknown = Object.keys(opts).filter((k) => !['_', 'help', 'version', 'verbose', 'h', 'V', 'v'].includes(k));
   if (unknown.length) {
     process.stderr.write(`lastword: unknown option --${unknown[0]}\n${usage()}\n`);
     return 2;
   }
   if (opts.version) {
     process.stdout.write(`lastword ${VERSION}\n`);
+    if (opts.verbose) {
+      // loads ssh2, so only on request: plain --version stays the startup-cost probe of the bench
+      const { sshNativeCrypto } = await import('./targets/ssh.ts');
+      process.stdout.write(`ssh2 ciphers: ${sshNativeCrypto() ? 'native (sshcrypto.node, OpenSSL)' : 'JavaScript fallback (sshcrypto.node not loaded)'}\n`);
+    }
     return 0;
   }
   process.stdout.write(usage() + '\n');

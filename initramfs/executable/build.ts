@@ -53,16 +53,36 @@ export async function buildExecutable(opts: BuildOptions = {}): Promise<string> 
   return out;
 }
 
+/**
+ * ssh2's `require('./crypto/build/Release/sshcrypto.node')` (lib/protocol/crypto.js) becomes the
+ * SEA asset sshcrypto.node, loaded by runtime/targets/sshcrypto.ts: without it ssh2 runs its
+ * JavaScript ciphers at half of OpenSSH's speed.
+ */
+const sshcryptoPlugin: esbuild.Plugin = {
+  name: 'ssh2-sshcrypto',
+  setup(b) {
+    b.onResolve({ filter: /\/sshcrypto\.node$/ }, (args) => {
+      if (args.path !== './crypto/build/Release/sshcrypto.node' || !args.importer.endsWith(path.join('ssh2', 'lib', 'protocol', 'crypto.js'))) return undefined;
+      return { path: 'sshcrypto', namespace: 'ssh2-sshcrypto' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'ssh2-sshcrypto' }, () => ({
+      contents: `module.exports = require('./runtime/targets/sshcrypto.ts').sshcryptoBinding();`,
+      loader: 'js', resolveDir: root,
+    }));
+  },
+};
+
 async function buildInto(work: string, out: string): Promise<void> {
   const bundle = path.join(work, 'lastword.cjs');
   await esbuild.build({
     entryPoints: [path.join(root, 'runtime', 'main.ts')],
     bundle: true, platform: 'node', format: 'cjs', target: 'node24', outfile: bundle,
     legalComments: 'none', logLevel: 'warning',
-    // Prebuilt addons of dependencies (ssh2's sshcrypto, cpu-features) cannot be bundled; their
-    // require() throws inside the executable and the libraries fall back to plain JS. lastword's
-    // own addons ride as SEA assets (native-loader.ts).
+    // Addons cannot be bundled: lastword's own ride as SEA assets (native-loader.ts), ssh2's
+    // sshcrypto too, through the plugin below; any other require() of a .node (cpu-features)
+    // throws inside the executable and its library falls back to plain JS.
     external: ['*.node'],
+    plugins: [sshcryptoPlugin],
     logOverride: { 'empty-import-meta': 'silent' },
   });
 

@@ -4,7 +4,10 @@
 // Two transports: SFTP writes at offsets (a finished kdump-compressed file, no `makedumpfile -R` on
 // the server), or, for servers without SFTP, Fedora's flattened stream through `dd` on an exec channel.
 import * as fs from 'node:fs';
+// first: points ssh2's require of its native binding at lastword's build of it
+import './sshcrypto.ts';
 import ssh2 from 'ssh2';
+import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
 import type { ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2';
 import { describeError, LastwordError } from '../errors.ts';
 import type { SshTarget } from '../config/plan.ts';
@@ -12,6 +15,11 @@ import { hostKeyAlgorithms, knownKeysFor, verifyHostKey, type HostKeyVerdict } f
 import { joinInside, targetDir } from './naming.ts';
 import type { DumpSink, PositionalSink } from './sink.ts';
 import { WritableStreamSink, type DumpTarget } from './target.ts';
+
+/** Whether ssh2 runs its native ciphers (sshcrypto.node) rather than its per-packet JavaScript fallback. */
+export function sshNativeCrypto(): boolean {
+  return ssh2Crypto.bindingAvailable;
+}
 
 /** Bytes of SFTP writes in flight: enough to fill a LAN's bandwidth-delay product, bounded in memory. */
 const SFTP_WINDOW = 8 << 20;

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { LastwordError } from '../../runtime/errors.ts';
 import type { SshTarget } from '../../runtime/config/plan.ts';
-import { openSshTarget } from '../../runtime/targets/ssh.ts';
+import { openSshTarget, sshNativeCrypto } from '../../runtime/targets/ssh.ts';
 import { crashOpens, feed, missingReference, reassemble, referenceDump } from './dumps.ts';
 import { startLoopbackSshd, type LoopbackSshd } from './sshd.ts';
 
@@ -26,6 +26,8 @@ const sameBytes = (a: string, b: string) => assert.ok(fs.readFileSync(a).equals(
 test('writes a finished kdump-compressed file through SFTP at offsets, mode 0600, which crash opens', { skip, timeout: 300_000 }, async () => {
   const ref = referenceDump('kdump');
   const dir = path.join(sshd.dir, 'crash', '127.0.0.1-2024-06-23-21:07:06');
+  // the transfer below runs through ssh2's native ciphers (build/native/sshcrypto.node)
+  assert.equal(sshNativeCrypto(), true, 'ssh2 fell back to its JavaScript ciphers: run npm run build:native');
   const t = await openSshTarget(target());
   try {
     assert.equal(t.streamOnly, false);
