@@ -311,6 +311,7 @@ export class SshDumpTarget implements DumpTarget {
 
 /** Connects and opens the transport the plan asks for; SFTP falls back to the dd stream when the server has no SFTP. */
 export async function openSshTarget(t: SshTarget, opts: SshOptions = {}): Promise<SshDumpTarget> {
+  if (!sshNativeCrypto()) opts.log?.("lastword: ssh2 runs its JavaScript ciphers (sshcrypto.node not loaded), at about half of OpenSSH's speed");
   const conn = await connectSsh(t, opts);
   let sftp: SFTPWrapper | undefined;
   if (t.transport === 'sftp') {

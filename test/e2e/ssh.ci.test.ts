@@ -56,6 +56,8 @@ test('saves a dump over SSH to a real sshd in a network namespace, which crash o
   assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
   assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
   assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
+  // the capture kernel's executable loaded ssh2's native ciphers from its own SEA asset
+  assert.doesNotMatch(run.capture, /JavaScript ciphers/, `ssh2 fell back to its JavaScript ciphers in the capture kernel:\n${tail}`);
   const dump = classifyDumpFiles(listFiles(crashDir));
   assert.ok(dump.vmcore ?? dump.flat, `no finished dump arrived on the server (${listFiles(crashDir).join(', ')}):\n${tail}`);
   assert.equal(dump.incomplete, undefined, 'an incomplete dump was left next to the finished one');

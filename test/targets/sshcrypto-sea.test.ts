@@ -32,3 +32,20 @@ test('the built executable carries sshcrypto.node and ssh2 inside it uses it', a
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, NATIVE);
 });
+
+test('without sshcrypto.node the SSH target says so in its log (the line the E2E test looks for)', (t) => {
+  const script = `
+    const { openSshTarget } = await import(${JSON.stringify(path.join(repo, 'runtime', 'targets', 'ssh.ts'))});
+    const log = (l) => console.log(l);
+    const target = { kind: 'ssh', user: 'root', host: '127.0.0.1', port: 1, key: '/nonexistent', knownHosts: '/nonexistent', transport: 'sftp', source: { file: 'test' } };
+    await openSshTarget(target, { log }).catch((err) => console.log('refused:', err.message));`;
+  const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env });
+  const a = run({ ...withoutNativeDir(), LASTWORD_NATIVE_DIR: tempDir(t) });
+  assert.equal(a.status, 0, a.stderr);
+  assert.match(a.stdout, /ssh2 runs its JavaScript ciphers \(sshcrypto\.node not loaded\)/);
+  assert.match(a.stdout, /refused: ssh key \/nonexistent cannot be read/);
+  const b = run(withoutNativeDir());
+  assert.equal(b.status, 0, b.stderr);
+  assert.doesNotMatch(b.stdout, /JavaScript ciphers/);
+  assert.match(b.stdout, /refused: ssh key \/nonexistent cannot be read/);
+});
