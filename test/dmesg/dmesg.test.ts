@@ -13,13 +13,7 @@ import { labVmcore } from '../support/lab.ts';
 import { BOOKWORM_MAKEDUMPFILE, makedumpfileDmesg, newMakedumpfile } from '../filter/reference.ts';
 import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
 import { writeLegacyVmcore } from './legacy-log-buf.ts';
-
-function firstDifference(a: Buffer, b: Buffer): string {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    if (a[i] !== b[i]) return `byte ${i}: ours ${JSON.stringify(a.toString('latin1', i, i + 60))} theirs ${JSON.stringify(b.toString('latin1', i, i + 60))}`;
-  }
-  return `lengths ${a.length} vs ${b.length}`;
-}
+import { assertDmesgEquals, firstDifference } from './support.ts';
 
 for (const series of ['6.1', '6.12']) {
   describe(`dmesg of a real ${series} kdump vmcore`, () => {
@@ -33,26 +27,13 @@ for (const series of ['6.1', '6.12']) {
 
     test('is byte-identical to makedumpfile 1.7.8 --dump-dmesg (caller column)', () => {
       const theirs = makedumpfileDmesg(newMakedumpfile(), file, path.join(dir, 'new.txt'));
-      const v = openVmcore(file);
-      try {
-        const ours = extractDmesg(v);
-        assert.ok(ours.equals(theirs), firstDifference(ours, theirs));
-        assert.match(ours.toString('latin1'), /^\[ +0\.000000\] \[ +T0\] Linux version /);
-        assert.match(ours.toString('latin1'), /LAB-MARKER/);
-      } finally {
-        v.close();
-      }
+      const ours = assertDmesgEquals(file, theirs);
+      assert.match(ours.toString('latin1'), /^\[ +0\.000000\] \[ +T0\] Linux version /);
+      assert.match(ours.toString('latin1'), /LAB-MARKER/);
     });
 
     test("is byte-identical to bookworm's makedumpfile 1.7.2 --dump-dmesg without the caller column", () => {
-      const theirs = makedumpfileDmesg(BOOKWORM_MAKEDUMPFILE, file, path.join(dir, 'old.txt'));
-      const v = openVmcore(file);
-      try {
-        const ours = extractDmesg(v, { callerId: false });
-        assert.ok(ours.equals(theirs), firstDifference(ours, theirs));
-      } finally {
-        v.close();
-      }
+      assertDmesgEquals(file, makedumpfileDmesg(BOOKWORM_MAKEDUMPFILE, file, path.join(dir, 'old.txt')), { callerId: false });
     });
   });
 }

@@ -17,13 +17,7 @@ import { repo } from '../support/lab.ts';
 import { BOOKWORM_MAKEDUMPFILE, makedumpfileDmesg, newMakedumpfile } from '../filter/reference.ts';
 import { tempDir } from '../dumpfile/support.ts';
 import { KMSG_LONG, KMSG_SHORT, guestStateVmcore } from '../vmcore/guest-state-vmcore.ts';
-
-function firstDifference(a: Buffer, b: Buffer): string {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    if (a[i] !== b[i]) return `byte ${i}: ours ${JSON.stringify(a.toString('latin1', i, i + 60))} theirs ${JSON.stringify(b.toString('latin1', i, i + 60))}`;
-  }
-  return `lengths ${a.length} vs ${b.length}`;
-}
+import { assertDmesgEquals, firstDifference } from './support.ts';
 
 /** The ring's state, read independently of runtime/dmesg: ids and text block positions. */
 function ringState(v: Vmcore): { tailId: bigint; count: number; wrappedBlocks: number; textLaps: bigint } {
@@ -87,14 +81,7 @@ for (const series of ['6.1', '6.12']) {
     test("without the caller column it is byte-identical to bookworm's makedumpfile 1.7.2", (t) => {
       const file = guestStateVmcore(series).file;
       const dir = tempDir(t, 'lastword-dmesg-wrap-');
-      const theirs = makedumpfileDmesg(BOOKWORM_MAKEDUMPFILE, file, path.join(dir, 'old.txt'));
-      const v = openVmcore(file);
-      try {
-        const ours = extractDmesg(v, { callerId: false });
-        assert.ok(ours.equals(theirs), firstDifference(ours, theirs));
-      } finally {
-        v.close();
-      }
+      assertDmesgEquals(file, makedumpfileDmesg(BOOKWORM_MAKEDUMPFILE, file, path.join(dir, 'old.txt')), { callerId: false });
     });
   });
 }
