@@ -10,32 +10,12 @@ import assert from 'node:assert/strict';
 import { choosePageFilter } from '../../runtime/cli/filter.ts';
 import { openKdumpFile } from '../../runtime/dumpfile/kdump-reader.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
-import type { PageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { guestStateVmcore } from '../vmcore/guest-state-vmcore.ts';
 import type { GuestStateFacts } from '../vmcore/guest-state-vmcore.ts';
+import { differingPfns, fullBitmap } from './bitmaps.ts';
 import { makedumpfileHead } from './reference.ts';
-
-function fullBitmap(filter: PageFilter): Buffer {
-  const n = filter.maxMapnr;
-  const out = Buffer.alloc(Math.ceil(n / 8));
-  for (let s = 0; s < n; s += filter.cyclePfns) {
-    const e = Math.min(s + filter.cyclePfns, n);
-    const b = Buffer.alloc(Math.ceil((e - s) / 8));
-    filter.fillCycle(s, e, b);
-    b.copy(out, s / 8);
-  }
-  return out;
-}
-
-function differingPfns(a: Buffer, b: Buffer, n: number): string[] {
-  const out: string[] = [];
-  for (let p = 0; p < n && out.length < 10; p++) {
-    if (((a[p >> 3]! >> (p & 7)) & 1) !== ((b[p >> 3]! >> (p & 7)) & 1)) out.push('0x' + p.toString(16));
-  }
-  return out;
-}
 
 for (const series of ['6.1', '6.12']) {
   describe(`hwpoison and offline pages of a real ${series} guest`, () => {

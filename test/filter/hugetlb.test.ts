@@ -9,6 +9,7 @@ import { openKdumpFile } from '../../runtime/dumpfile/kdump-reader.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import type { Vmcore } from '../../runtime/vmcore/index.ts';
+import { fullBitmap } from './bitmaps.ts';
 import { hugetlbVmcore } from './hugetlb-vmcore.ts';
 import { makedumpfileHead } from './reference.ts';
 
@@ -34,13 +35,7 @@ for (const series of ['6.1', '6.12']) {
         const ref = openKdumpFile(await makedumpfileHead(series, file, level, path.join(dir, `d${level}.kdump`)));
         try {
           const filter = createPageFilter(vmcore, level, { strict: true });
-          const ours = Buffer.alloc(Math.ceil(filter.maxMapnr / 8));
-          for (let s = 0; s < filter.maxMapnr; s += filter.cyclePfns) {
-            const e = Math.min(s + filter.cyclePfns, filter.maxMapnr);
-            const b = Buffer.alloc(Math.ceil((e - s) / 8));
-            filter.fillCycle(s, e, b);
-            b.copy(ours, s / 8);
-          }
+          const ours = fullBitmap(filter);
           const theirs = Buffer.alloc(ours.length);
           ref.readBitmap(2, 0, theirs);
           assert.ok(ours.equals(theirs), 'same 2nd bitmap');

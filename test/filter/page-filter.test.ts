@@ -8,37 +8,13 @@ import assert from 'node:assert/strict';
 import { openKdumpFile } from '../../runtime/dumpfile/kdump-reader.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
-import type { PageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore } from '../support/lab.ts';
+import { differingPfns, fullBitmap } from './bitmaps.ts';
 import { makedumpfileHead } from './reference.ts';
 import { NR_PAGES, PG, compound, writeMemMapVmcore } from './synthetic-memmap.ts';
 import type { PageSpec } from './synthetic-memmap.ts';
-
-/** The whole 2nd bitmap, asked cycle by cycle in the given order. */
-function fullBitmap(filter: PageFilter, order: 'forward' | 'reverse' = 'forward'): Buffer {
-  const n = filter.maxMapnr;
-  const out = Buffer.alloc(Math.ceil(n / 8));
-  const starts: number[] = [];
-  for (let s = 0; s < n; s += filter.cyclePfns) starts.push(s);
-  if (order === 'reverse') starts.reverse();
-  for (const s of starts) {
-    const e = Math.min(s + filter.cyclePfns, n);
-    const b = Buffer.alloc(Math.ceil((e - s) / 8));
-    filter.fillCycle(s, e, b);
-    b.copy(out, s / 8);
-  }
-  return out;
-}
-
-function differingPfns(a: Buffer, b: Buffer, n: number): number[] {
-  const out: number[] = [];
-  for (let p = 0; p < n && out.length < 10; p++) {
-    if (((a[p >> 3] >> (p & 7)) & 1) !== ((b[p >> 3] >> (p & 7)) & 1)) out.push(p);
-  }
-  return out;
-}
 
 const LEVELS = [0, 1, 2, 4, 8, 16, 31, 17, 26];
 

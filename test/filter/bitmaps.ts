@@ -1,0 +1,28 @@
+// The page filter's whole 2nd bitmap and where two bitmaps differ: shared by the filter tests that
+// compare with makedumpfile or with another walk.
+import type { PageFilter } from '../../runtime/filter/index.ts';
+
+/** The whole 2nd bitmap, asked cycle by cycle in the given order. */
+export function fullBitmap(filter: PageFilter, order: 'forward' | 'reverse' = 'forward'): Buffer {
+  const n = filter.maxMapnr;
+  const out = Buffer.alloc(Math.ceil(n / 8));
+  const starts: number[] = [];
+  for (let s = 0; s < n; s += filter.cyclePfns) starts.push(s);
+  if (order === 'reverse') starts.reverse();
+  for (const s of starts) {
+    const e = Math.min(s + filter.cyclePfns, n);
+    const b = Buffer.alloc(Math.ceil((e - s) / 8));
+    filter.fillCycle(s, e, b);
+    b.copy(out, s / 8);
+  }
+  return out;
+}
+
+/** The first (up to 10) pfns whose bits differ, in hex. */
+export function differingPfns(a: Buffer, b: Buffer, n: number): string[] {
+  const out: string[] = [];
+  for (let p = 0; p < n && out.length < 10; p++) {
+    if (((a[p >> 3]! >> (p & 7)) & 1) !== ((b[p >> 3]! >> (p & 7)) & 1)) out.push('0x' + p.toString(16));
+  }
+  return out;
+}
