@@ -94,18 +94,19 @@ export function imageCacheDir(): string | undefined {
 export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', executable: string, work: string, opts: ReadOnlyImageOptions = {}): void {
   const level = opts.level ?? DEFAULT_IMAGE_LEVEL;
   const compression = opts.compression ?? DEFAULT_IMAGE_COMPRESSION;
-  const stage = path.join(work, 'ro');
-  fs.mkdirSync(stage, { recursive: true });
-  fs.copyFileSync(executable, path.join(stage, 'lastword'));
-  fs.chmodSync(path.join(stage, 'lastword'), 0o755);
-  fs.utimesSync(stage, 0, 0);
-  fs.utimesSync(path.join(stage, 'lastword'), 0, 0);
   // Same input -> same bytes: fixed times, root owner, no xattrs (mksquashfs 4.5 is reproducible by default).
   const [tool, args] = layout === 'squashfs'
     ? ['mksquashfs', ['-noappend', ...(compression === 'xz' ? ['-comp', 'xz', '-Xbcj', 'x86', '-b', '1M'] : ['-comp', 'zstd', '-Xcompression-level', String(level), '-b', '256K']),
       '-all-root', '-no-xattrs', '-mkfs-time', '0', '-all-time', '0', '-quiet', '-no-progress']]
     : ['mkfs.erofs', [`-zlz4hc,${Math.min(12, Math.max(1, level))}`, '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', '-x-1', '--quiet']];
   const img = cachedImage(executable, `${tool} ${args.join(' ')}`, path.join(work, `lastword.${layout}`), (out) => {
+    // the ~110 MB copy is only made when the image is really built, not for a cached one
+    const stage = path.join(work, 'ro');
+    fs.mkdirSync(stage, { recursive: true });
+    fs.copyFileSync(executable, path.join(stage, 'lastword'));
+    fs.chmodSync(path.join(stage, 'lastword'), 0o755);
+    fs.utimesSync(stage, 0, 0);
+    fs.utimesSync(path.join(stage, 'lastword'), 0, 0);
     if (tool === 'mksquashfs') run(tool, [stage, out, ...args], tool);
     else run(tool, [...args, out, stage], tool);
   });
@@ -114,15 +115,28 @@ export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', exec
   addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, '/usr/lib/lastword/ro')) });
 }
 
+/** sha256 of the command and the executable's bytes, read in 1 MiB pieces (the executable is ~110 MB). */
+function imageKey(executable: string, command: string): string {
+  const h = createHash('sha256').update(command).update('\0');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = fs.openSync(executable, 'r');
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex').slice(0, 32);
+}
+
 /** The image for (executable bytes, tool command): from the cache when there, else built (into the cache when writable). */
 function cachedImage(executable: string, command: string, fallback: string, build: (out: string) => void): string {
   const dir = imageCacheDir();
   if (dir === undefined) { build(fallback); return fallback; }
-  const hash = createHash('sha256').update(command).update('\0').update(fs.readFileSync(executable)).digest('hex').slice(0, 32);
-  const file = path.join(dir, `${hash}.img`);
+  const file = path.join(dir, `${imageKey(executable, command)}.img`);
   if (fs.existsSync(file)) return file;
   try {
     fs.mkdirSync(dir, { recursive: true });
+    fs.accessSync(dir, fs.constants.W_OK); // e.g. /var/cache for a user who is not root
   } catch {
     build(fallback);
     return fallback;
