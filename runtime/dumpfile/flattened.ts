@@ -39,6 +39,26 @@ export function isFlatHeader(b: Buffer): boolean {
     && b.readBigInt64BE(16) === TYPE_FLAT_HEADER;
 }
 
+/** Why a flattened header (its first 32 bytes or more) is not one we read, with where; undefined when it is. */
+export function flatHeaderProblem(b: Buffer): { message: string; at: number } | undefined {
+  if (!isFlatHeader(b)) return { message: 'not a makedumpfile flattened stream (bad signature or type)', at: 0 };
+  const version = b.readBigInt64BE(24);
+  if (version !== VERSION_FLAT_HEADER) return { message: `unsupported flattened version ${version}`, at: 24 };
+  return undefined;
+}
+
+/** A 16-byte data header: the end marker, a record, or why it is neither. */
+export type DataHeader = { kind: 'end' } | { kind: 'record'; offset: number; size: number } | { kind: 'bad'; message: string };
+
+export function decodeDataHeader(b: Buffer): DataHeader {
+  const off = b.readBigInt64BE(0), size = b.readBigInt64BE(8);
+  if (off === END_FLAG_FLAT_HEADER || size === END_FLAG_FLAT_HEADER) {
+    return off === size ? { kind: 'end' } : { kind: 'bad', message: 'malformed end marker' };
+  }
+  if (off < 0n || size < 0n || size > 1n << 40n) return { kind: 'bad', message: `bad record header (offset ${off}, size ${size})` };
+  return { kind: 'record', offset: Number(off), size: Number(size) };
+}
+
 /** Where a record's payload goes; what reassembly calls for each record. */
 export type RecordSink = (payload: Buffer, offset: number) => Promise<void>;
 
@@ -58,22 +78,17 @@ export async function reassemble(input: AsyncIterable<Buffer | string>, put: Rec
     for (;;) {
       if (state === 'header') {
         if (pending.length < MAX_SIZE_MDF_HEADER) break;
-        if (!isFlatHeader(pending)) throw fail('not a makedumpfile flattened stream (bad signature or type)', 0);
-        if (pending.readBigInt64BE(24) !== VERSION_FLAT_HEADER) throw fail(`unsupported flattened version ${pending.readBigInt64BE(24)}`, 24);
+        const bad = flatHeaderProblem(pending);
+        if (bad) throw fail(bad.message, bad.at);
         pending = pending.subarray(MAX_SIZE_MDF_HEADER); consumed += MAX_SIZE_MDF_HEADER;
         state = 'record';
       } else if (state === 'record') {
         if (pending.length < DATA_HEADER_SIZE) break;
-        const off = pending.readBigInt64BE(0), size = pending.readBigInt64BE(8);
-        if (off === END_FLAG_FLAT_HEADER || size === END_FLAG_FLAT_HEADER) {
-          if (off !== END_FLAG_FLAT_HEADER || size !== END_FLAG_FLAT_HEADER) throw fail('malformed end marker', consumed);
-          state = 'end';
-          pending = pending.subarray(DATA_HEADER_SIZE); consumed += DATA_HEADER_SIZE;
-          break;
-        }
-        if (off < 0n || size < 0n || size > 1n << 40n) throw fail(`bad record header (offset ${off}, size ${size})`, consumed);
-        recOffset = Number(off); recLeft = Number(size);
+        const h = decodeDataHeader(pending);
+        if (h.kind === 'bad') throw fail(h.message, consumed);
         pending = pending.subarray(DATA_HEADER_SIZE); consumed += DATA_HEADER_SIZE;
+        if (h.kind === 'end') { state = 'end'; break; }
+        recOffset = h.offset; recLeft = h.size;
         end = Math.max(end, recOffset + recLeft);
         state = 'payload';
       } else if (state === 'payload') {
@@ -136,22 +151,22 @@ export async function relayRecords(input: AsyncIterable<Buffer | string>, forwar
     while (state !== 'end' && have >= need) {
       if (state === 'header') {
         const h = take(MAX_SIZE_MDF_HEADER);
-        if (!isFlatHeader(h)) { r.malformed = `${name}: not a makedumpfile flattened stream (bad signature or type) at offset 0x0`; return r; }
+        const bad = flatHeaderProblem(h);
+        if (bad) { r.malformed = `${name}: ${bad.message} at offset 0x${bad.at.toString(16)}`; return r; }
         await forward(h);
         r.headerSent = true;
         state = 'record'; need = DATA_HEADER_SIZE;
       } else if (state === 'record') {
-        const first = parts[0]!.length >= DATA_HEADER_SIZE ? parts[0]! : Buffer.concat(parts, have);
-        const off = first.readBigInt64BE(0), size = first.readBigInt64BE(8);
-        if (off === END_FLAG_FLAT_HEADER && size === END_FLAG_FLAT_HEADER) {
+        const h = decodeDataHeader(parts[0]!.length >= DATA_HEADER_SIZE ? parts[0]! : Buffer.concat(parts, have));
+        if (h.kind === 'end') {
           take(DATA_HEADER_SIZE);
           r.ended = true; state = 'end';
-        } else if (off < 0n || size < 0n || size > 1n << 40n) {
-          r.malformed = `${name}: bad record header (offset ${off}, size ${size}) after record ${r.records}`;
+        } else if (h.kind === 'bad') {
+          r.malformed = `${name}: ${h.message} after record ${r.records}`;
           r.droppedBytes = have;
           return r;
         } else {
-          need = DATA_HEADER_SIZE + Number(size); state = 'payload';
+          need = DATA_HEADER_SIZE + h.size; state = 'payload';
         }
       } else {
         await forward(take(need));
