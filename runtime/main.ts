@@ -1,6 +1,5 @@
 // CLI dispatch only: `lastword <command> [options]`. When the kernel starts lastword as PID 1
 // (or as /init), it runs the init shell instead; see runtime/pid1.
-import * as os from 'node:os';
 import minimist from 'minimist';
 import { describeError, LastwordError } from './errors.ts';
 import { VERSION } from './version.ts';
@@ -79,10 +78,6 @@ async function runCommand(name: string, rest: string[]): Promise<number> {
     return usageErr ? 2 : 1;
   }
 }
-
-// Page compression runs on libuv's threadpool (codecs/pool.ts), one thread per compression
-// thread asked for plus file writes; libuv reads this once, when the pool first starts.
-process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, os.availableParallelism() + 2));
 
 // Entry point, both for `node runtime/main.ts` and for the bundled executable. Tests run the CLI
 // as a subprocess, as a user would.

@@ -1,21 +1,22 @@
 // Compression off the main thread: a batch of pages is read from the vmcore, checked for zero
-// pages and compressed by the native addon on libuv's threadpool (runtime/codecs/native), while
-// the main thread walks mem_map for the next batches. The caller bounds the batches in flight
-// (`workers` at a time); each batch owns its buffers, reused from batch to batch, so memory stays
-// a few MiB whatever the vmcore size. No worker_threads: each of those is a V8 isolate of its own
-// (~10 MiB of RSS), and passing buffers between isolates is how buffers get detached or freed
-// while still in use.
+// pages and compressed by the native addon's own threads (CompressPool in runtime/codecs/native,
+// exactly `workers` of them), while the main thread walks mem_map for the next batches. Batches
+// queue in the addon, so a thread starts the next one as soon as it is done with one. The caller
+// bounds the batches in flight; each batch owns its buffers, reused from batch to batch, so
+// memory stays a few MiB whatever the vmcore size. No worker_threads: each of those is a V8
+// isolate of its own (~10 MiB of RSS), and passing buffers between isolates is how buffers get
+// detached or freed while still in use.
 import * as os from 'node:os';
 import { LastwordError } from '../errors.ts';
 import { CODEC_FLAG, codecsAddon } from './codec.ts';
-import type { CodecName, CodecsAddon, CompressedBatch } from './codec.ts';
+import type { CodecName, CodecsAddon, CompressPoolHandle, CompressedBatch } from './codec.ts';
 
 export interface CompressorOptions {
   codec: CodecName;
   pageSize: number;
   /** Report all-zero pages as size 0 (dump level bit 1) instead of compressing them. */
   detectZero: boolean;
-  /** Batches compressed at once on the threadpool; 0 = compress in the calling thread. */
+  /** Compression threads; 0 = compress in the calling thread. */
   workers: number;
 }
 
@@ -61,20 +62,34 @@ export class PageBatch {
   }
 }
 
-/** Compresses batches of pages, on the threadpool or inline. */
+/** Compresses batches of pages, on the addon's compression threads or inline. */
 export class PageCompressor {
   readonly opts: CompressorOptions;
   private readonly addon: CodecsAddon;
   private readonly method: number;
+  private pool: CompressPoolHandle | undefined;
+  private readonly pending = new Map<number, { batch: PageBatch; resolve: () => void; reject: (err: LastwordError) => void }>();
+  private nextId = 0;
 
   constructor(opts: CompressorOptions) {
     this.opts = opts;
     this.addon = codecsAddon();
-    // A checkout whose build/native predates the threadpool entry points (npm run build:native).
-    if (typeof this.addon.compressPagesAsync !== 'function') {
-      throw new LastwordError('ENATIVE_LOAD', 'the codecs addon is older than this lastword (no compressPagesAsync): run npm run build:native');
+    // A checkout whose build/native predates the compression threads (npm run build:native).
+    if (typeof this.addon.CompressPool !== 'function') {
+      throw new LastwordError('ENATIVE_LOAD', 'the codecs addon is older than this lastword (no CompressPool): run npm run build:native');
     }
     this.method = CODEC_FLAG[opts.codec];
+  }
+
+  private threads(): CompressPoolHandle {
+    this.pool ??= new this.addon.CompressPool(this.opts.workers, (id, used, error) => {
+      const p = this.pending.get(id);
+      if (!p) return;
+      this.pending.delete(id);
+      if (error !== null) p.reject(compressError(new Error(error)));
+      else { p.batch.used = used; p.resolve(); }
+    });
+    return this.pool;
   }
 
   /**
@@ -93,11 +108,10 @@ export class PageCompressor {
       }
     }
     return new Promise((resolve, reject) => {
+      const id = this.nextId++ >>> 0;
       try {
-        this.addon.compressPagesAsync(this.method, fd, batch.spans, batch.nspans, batch.src, pageSize, batch.count, batch.dst, batch.sizes, detectZero, (err, used) => {
-          if (err) reject(compressError(err));
-          else { batch.used = used!; resolve(); }
-        });
+        this.threads().submit(id, this.method, fd, batch.spans, batch.nspans, batch.src, pageSize, batch.count, batch.dst, batch.sizes, detectZero);
+        this.pending.set(id, { batch, resolve, reject });
       } catch (err) {
         reject(compressError(err));
       }
@@ -113,8 +127,10 @@ export class PageCompressor {
     return { count, sizes: batch.sizes, data: batch.dst, used: batch.used };
   }
 
+  /** Ends the compression threads once they finished the queued batches (their results still arrive). */
   async close(): Promise<void> {
-    // Nothing to stop: threadpool jobs end with their batch, which the caller awaits.
+    this.pool?.close();
+    this.pool = undefined;
   }
 }
 

@@ -119,7 +119,8 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     }
 
     // Pass 2: descs and data. Batches of BATCH_PAGES dumpable pages are read and compressed on the
-    // threadpool (`workers` at a time) while this thread finds the next batch's pages. Results are
+    // compression threads (two batches queued per thread, so none waits for this one) while this
+    // thread finds the next batch's pages. Results are
     // taken in order: each batch's compressed bytes are written from the batch's own buffer (no
     // staging copy), and the descs gather in a buffer written when full. All writes go through one
     // chain, so they reach the file in order: data always before the descs that point at it.
@@ -158,8 +159,8 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       };
       let done = 0;
       let dataSinceDescs = 0;
-      const limit = Math.max(1, o.workers);
-      // `limit` compressing, one being filled, one being written.
+      const limit = 2 * Math.max(1, o.workers);
+      // `limit` compressing or queued, one being filled, one being written.
       const batches = Array.from({ length: limit + 2 }, () => new PageBatch(B, BATCH_PAGES));
       const queue: { batch: PageBatch; compressed: Promise<void> }[] = [];
       const consume = async () => {
@@ -198,13 +199,13 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         next.reset();
         return next;
       };
-      // Pages are read by the threadpool job from the vmcore file when the vmcore says where they
+      // Pages are read by the compression thread from the vmcore file when the vmcore says where they
       // are; otherwise here, into the batch.
       const fd = vmcore.pageSpans && vmcore.fd !== undefined && vmcore.fd >= 0 ? vmcore.fd : -1;
       let batch = await nextBatch();
       const addSpan = (fileOffset: number, bytes: number) => batch.addSpan(fileOffset, bytes);
       const submit = async () => {
-        // At most `limit` batches on the threadpool: wait for the oldest before starting another.
+        // At most `limit` batches submitted: wait for the oldest before starting another.
         if (queue.length >= limit) await consume();
         const compressed = compressor.run(batch, fd);
         compressed.catch(() => { /* awaited in order by consume */ });
@@ -252,7 +253,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         throw new LastwordError('EDUMP_WRITE', `wrote ${done} pages but the bitmap has ${dumpable}: the page filter changed between passes`);
       }
     } finally {
-      // A failed run still has jobs on the threadpool reading into the batches: let them end.
+      // A failed run still has batches on the compression threads: close() lets them end.
       await writing.catch(() => {});
       await compressor.close();
     }

@@ -46,7 +46,7 @@ export interface Vmcore {
   /**
    * Where the bytes of `count` pages from `pfn` are in the file, in order: calls `add(fileOffset,
    * bytes)` per piece, fileOffset -1 for pieces with no data (they read as zero). Lets a reader on
-   * another thread (the codecs' threadpool jobs) pread the pages itself, with `fd`.
+   * another thread (the codecs' compression threads) pread the pages itself, with `fd`.
    */
   pageSpans?(pfn: number, count: number, add: (fileOffset: number, bytes: number) => void): void;
   /** The open vmcore file, for pageSpans readers. */

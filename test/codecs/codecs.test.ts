@@ -1,5 +1,5 @@
 // The page codecs against independent decoders: node:zlib inflates our zlib pages and decodes
-// our zstd frames; every codec round-trips through the addon; the threadpool produces exactly
+// our zstd frames; every codec round-trips through the addon; the compression threads produce exactly
 // what inline compression produces; incompressible pages never overrun a buffer.
 import * as crypto from 'node:crypto';
 import * as zlib from 'node:zlib';
@@ -83,7 +83,7 @@ describe('page codecs', () => {
   // of them is compressed straight into a buffer of exactly count * pageSize. Page sizes other
   // than 4 KiB and batch sizes that are not a power of two move where the buffer ends.
   for (const codec of ['zlib', 'lzo', 'snappy', 'zstd'] as CodecName[]) {
-    test(`${codec}: batches of incompressible pages are stored raw, inline and on the threadpool`, async () => {
+    test(`${codec}: batches of incompressible pages are stored raw, inline and on the compression threads`, async () => {
       for (const [pageSize, count] of [[4096, 256], [4096, 1], [4096, 7], [16384, 33], [65536, 5]] as const) {
         const src = crypto.randomBytes(pageSize * count);
         // Exactly sized (no slack), so an overrun would land outside the allocation.
@@ -93,6 +93,7 @@ describe('page codecs', () => {
         assert.ok(dst.equals(src), `${codec} ${pageSize}x${count}: raw pages are the input`);
         const pool = new PageCompressor({ codec, pageSize, detectZero: true, workers: 2 });
         const batches = await Promise.all([0, 1, 2].map(() => pool.compress(src, count)));
+        await pool.close();
         for (const b of batches) {
           assert.equal(b.used, pageSize * count);
           assert.ok(b.data.subarray(0, b.used).equals(src));
@@ -100,7 +101,7 @@ describe('page codecs', () => {
       }
     });
 
-    test(`${codec}: a mix of compressible and random pages read from a file by the threadpool round-trips`, async (t) => {
+    test(`${codec}: a mix of compressible and random pages read from a file by a compression thread round-trips`, async (t) => {
       const fs = await import('node:fs');
       const os = await import('node:os');
       const path = await import('node:path');
@@ -120,6 +121,7 @@ describe('page codecs', () => {
       batch.addSpan(PAGE + 12 * PAGE, (count - 12) * PAGE);
       batch.count = count;
       await pool.run(batch, fd);
+      await pool.close();
       const expect = Buffer.from(pages);
       expect.fill(0, 10 * PAGE, 12 * PAGE);
       let at = 0;
@@ -136,7 +138,7 @@ describe('page codecs', () => {
     });
   }
 
-  test('a read error on the threadpool rejects with ECOMPRESS naming the offset', async () => {
+  test('a read error on a compression thread rejects with ECOMPRESS naming the offset', async () => {
     const fs = await import('node:fs');
     const fd = fs.openSync('/dev/null', 'r');
     try {
@@ -145,12 +147,32 @@ describe('page codecs', () => {
       batch.addSpan(8192, 4 * PAGE);
       batch.count = 4;
       await assert.rejects(pool.run(batch, fd), (err: unknown) => err instanceof LastwordError && err.code === 'ECOMPRESS' && /offset 8192/.test(err.message));
+      await pool.close();
     } finally {
       fs.closeSync(fd);
     }
   });
 
-  test('the threadpool compresses exactly like the calling thread, results in submission order', async () => {
+  test('--num-threads N is N compression threads: more batches than threads queue, all finish, the threads end on close', async () => {
+    const fs = await import('node:fs');
+    const compressThreads = () => fs.readdirSync('/proc/self/task').filter((t) => {
+      try { return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'lw-compress'; } catch { return false; }
+    }).length;
+    const before = compressThreads();
+    const pool = new PageCompressor({ codec: 'zlib', pageSize: PAGE, detectZero: true, workers: 3 });
+    const inputs = Array.from({ length: 20 }, (_, k) => samplePages(16, k + 11));
+    const pending = inputs.map((b) => pool.compress(Buffer.from(b), 16));
+    assert.equal(compressThreads() - before, 3, 'three threads named lw-compress while batches are queued');
+    const results = await Promise.all(pending);
+    for (let k = 0; k < inputs.length; k++) {
+      const expected = compressBatch(addon, 'zlib', inputs[k]!, PAGE, 16, true);
+      assert.ok(results[k]!.data.subarray(0, results[k]!.used).equals(expected.data.subarray(0, expected.used)), `batch ${k}`);
+    }
+    await pool.close();
+    assert.equal(compressThreads(), before, 'the threads ended');
+  });
+
+  test('the compression threads compress exactly like the calling thread, results in submission order', async () => {
     const pool = new PageCompressor({ codec: 'zstd', pageSize: PAGE, detectZero: true, workers: 2 });
     try {
       const inputs = Array.from({ length: 6 }, (_, k) => samplePages(32, k + 1));

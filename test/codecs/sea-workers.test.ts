@@ -1,4 +1,4 @@
-// The single executable compresses on libuv's threadpool with the addon extracted from the SEA
+// The single executable compresses on the addon's compression threads, extracted from the SEA
 // asset, and its output equals the in-tree run's in the main thread.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -9,7 +9,7 @@ import { buildExecutable } from '../../initramfs/executable/build.ts';
 import { labVmcore, repo } from '../support/lab.ts';
 import { tempDir } from '../dumpfile/support.ts';
 
-test('the built executable compresses with 2 threadpool threads, byte-identical to the in-tree single-thread run', async (t) => {
+test('the built executable compresses with 2 compression threads, byte-identical to the in-tree single-thread run', async (t) => {
   const vmcore = labVmcore();
   const dir = tempDir(t);
   const exe = await buildExecutable({ out: path.join(dir, 'lastword') });

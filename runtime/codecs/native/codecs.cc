@@ -2,20 +2,27 @@
 // node:zlib costs ~20 us, more than compressing the page. Each codec is exactly what makedumpfile
 // writes and reads: zlib compress2 level 1 (Z_BEST_SPEED), lzo1x_1, raw snappy, zstd level 1.
 //
-// compressPagesAsync runs a batch on libuv's threadpool (napi AsyncWorker): it preads the batch's
-// pages from the vmcore, finds zero pages and compresses, while the main thread walks the next
-// cycle. No worker_threads: no extra V8 isolate per compression thread. The JS buffers of a job
-// are held by persistent references until its callback ran, so the GC cannot free them under us.
-// Scratch state is thread-local, so every threadpool thread has its own.
+// CompressPool runs batches on the addon's own threads: a thread preads the batch's pages from
+// the vmcore (or finds them in the batch), finds zero pages and compresses, while the main thread
+// walks the next cycle. No worker_threads: no extra V8 isolate per compression thread. The JS
+// buffers of a batch are held by persistent references until its result was reported, so the GC
+// cannot free them under us. Scratch state is thread-local, so every thread has its own.
 #include <napi.h>
 #include <lzo/lzo1x.h>
 #include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
 #include <cmath>
 #include <cstring>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -175,74 +182,154 @@ size_t compressBatch(const Batch& b) {
 
 // Argument order shared by the sync and async entry points:
 // (method, fd, spans: Float64Array, nspans, src, pageSize, count, dst, sizes: Uint32Array, detectZero[, callback])
-Batch parseBatch(const Napi::CallbackInfo& info) {
+Batch parseBatchAt(const Napi::CallbackInfo& info, size_t a) {
   Napi::Env env = info.Env();
   Batch b;
-  b.method = info[0].As<Napi::Number>().Uint32Value();
-  b.fd = info[1].As<Napi::Number>().Int32Value();
+  b.method = info[a].As<Napi::Number>().Uint32Value();
+  b.fd = info[a + 1].As<Napi::Number>().Int32Value();
   if (!knownMethod(b.method)) throw Napi::RangeError::New(env, "unknown compression method");
-  b.nspans = info[3].As<Napi::Number>().Uint32Value();
+  b.nspans = info[a + 3].As<Napi::Number>().Uint32Value();
   if (b.fd >= 0) {
-    auto spans = info[2].As<Napi::Float64Array>();
+    auto spans = info[a + 2].As<Napi::Float64Array>();
     if (spans.ElementLength() < 2 * b.nspans) throw Napi::RangeError::New(env, "span array shorter than its count");
     b.spans = spans.Data();
   }
-  auto src = info[4].As<Napi::Buffer<unsigned char>>();
+  auto src = info[a + 4].As<Napi::Buffer<unsigned char>>();
   b.src = src.Data();
   b.srcLen = src.Length();
-  b.pageSize = info[5].As<Napi::Number>().Uint32Value();
-  b.count = info[6].As<Napi::Number>().Uint32Value();
-  auto dst = info[7].As<Napi::Buffer<unsigned char>>();
+  b.pageSize = info[a + 5].As<Napi::Number>().Uint32Value();
+  b.count = info[a + 6].As<Napi::Number>().Uint32Value();
+  auto dst = info[a + 7].As<Napi::Buffer<unsigned char>>();
   b.dst = dst.Data();
   b.dstLen = dst.Length();
-  auto sizes = info[8].As<Napi::Uint32Array>();
+  auto sizes = info[a + 8].As<Napi::Uint32Array>();
   b.sizes = sizes.Data();
-  b.detectZero = info[9].ToBoolean();
+  b.detectZero = info[a + 9].ToBoolean();
   if (b.pageSize == 0 || b.srcLen < b.pageSize * b.count || b.dstLen < b.pageSize * b.count || sizes.ElementLength() < b.count)
     throw Napi::RangeError::New(env, "buffers too small for the page count");
   return b;
 }
 
-class CompressWorker : public Napi::AsyncWorker {
+// The compression threads: `threads` std::threads of the addon's own (not libuv's threadpool,
+// which also serves the dump's file writes), each taking the next queued batch as soon as it is
+// done with one, so a thread never waits for the main thread to hand it work as long as batches
+// are queued. `--num-threads N` is exactly N compressing threads. A finished batch is reported
+// to JavaScript through a thread-safe function: onDone(id, used, error).
+class CompressPool : public Napi::ObjectWrap<CompressPool> {
  public:
-  CompressWorker(const Napi::CallbackInfo& info, Batch b, Napi::Function cb)
-      : Napi::AsyncWorker(cb, "lastword:compress"), batch_(b) {
-    // The buffers stay reachable until OnOK/OnError: the worker owns references to them.
-    for (int i : {2, 4, 7, 8}) {
-      if (info[i].IsObject()) refs_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
-    }
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "CompressPool", {
+      InstanceMethod<&CompressPool::Submit>("submit"),
+      InstanceMethod<&CompressPool::Close>("close"),
+    });
   }
-  void Execute() override {
-    if (batch_.fd >= 0) {
-      std::string err = readSpans(batch_);
-      if (!err.empty()) { SetError(err); return; }
+
+  // new CompressPool(threads, onDone)
+  CompressPool(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CompressPool>(info) {
+    Napi::Env env = info.Env();
+    uint32_t threads = info[0].As<Napi::Number>().Uint32Value();
+    if (threads < 1 || threads > 256) throw Napi::RangeError::New(env, "compression threads must be 1..256");
+    done_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "lastword:compress", 0, 1);
+    done_.Unref(env);      // referenced only while batches are in flight (Submit / OnDone)
+    for (uint32_t i = 0; i < threads; i++) {
+      threads_.emplace_back([this] { Loop(); });
+      pthread_setname_np(threads_.back().native_handle(), "lw-compress");      // as ps and /proc/PID/task/*/comm show them
     }
-    used_ = compressBatch(batch_);
+    env_ = env;
+    napi_add_env_cleanup_hook(env_, Teardown, this);
   }
-  void OnOK() override {
-    Callback().Call({Env().Null(), Napi::Number::New(Env(), static_cast<double>(used_))});
+
+  ~CompressPool() {
+    napi_remove_env_cleanup_hook(env_, Teardown, this);
+    Stop();
   }
 
  private:
-  Batch batch_;
-  size_t used_ = 0;
-  std::vector<Napi::ObjectReference> refs_;
+  struct Job { uint32_t id; Batch batch; };
+  // The environment is going away (process exit) with the pool still open: end the threads.
+  static void Teardown(void* self) { static_cast<CompressPool*>(self)->Stop(); }
+  struct Result { uint32_t id; size_t used; std::string error; };
+
+  // submit(id, method, fd, spans, nspans, src, pageSize, count, dst, sizes, detectZero): the
+  // batch's buffers must stay untouched until onDone(id) (the pool holds references to them).
+  Napi::Value Submit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (stopping_) throw Napi::Error::New(env, "compression pool is closed");
+    uint32_t id = info[0].As<Napi::Number>().Uint32Value();
+    Batch b = parseBatchAt(info, 1);
+    std::vector<Napi::ObjectReference> refs;
+    for (size_t i : {4, 6, 9, 10}) if (info[i].IsObject()) refs.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+    held_[id] = std::move(refs);
+    if (inFlight_++ == 0) done_.Ref(env);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(Job{id, b});
+    }
+    cv_.notify_one();
+    return env.Undefined();
+  }
+
+  // close(): the threads finish the queued batches and end; their results are still reported.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Stop();
+    return info.Env().Undefined();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) if (t.joinable()) t.join();
+    done_.Release();
+  }
+
+  void Loop() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;      // stopping, and nothing left
+        job = queue_.front();
+        queue_.pop_front();
+      }
+      auto* r = new Result{job.id, 0, ""};
+      if (job.batch.fd >= 0) r->error = readSpans(job.batch);
+      if (r->error.empty()) r->used = compressBatch(job.batch);
+      if (done_.NonBlockingCall(r, [this](Napi::Env env, Napi::Function onDone, Result* res) { OnDone(env, onDone, res); }) != napi_ok) delete r;
+    }
+  }
+
+  void OnDone(Napi::Env env, Napi::Function onDone, Result* r) {
+    std::unique_ptr<Result> res(r);
+    held_.erase(r->id);
+    if (--inFlight_ == 0 && env) done_.Unref(env);
+    if (!env || !onDone) return;
+    onDone.Call({Napi::Number::New(env, r->id), Napi::Number::New(env, static_cast<double>(r->used)),
+                 r->error.empty() ? env.Null() : Napi::String::New(env, r->error)});
+  }
+
+  napi_env env_ = nullptr;
+  Napi::ThreadSafeFunction done_;
+  std::vector<std::thread> threads_;
+  std::deque<Job> queue_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  size_t inFlight_ = 0;
+  std::unordered_map<uint32_t, std::vector<Napi::ObjectReference>> held_;
 };
 
 Napi::Value CompressPagesSpans(const Napi::CallbackInfo& info) {
-  Batch b = parseBatch(info);
+  Batch b = parseBatchAt(info, 0);
   if (b.fd >= 0) {
     std::string err = readSpans(b);
     if (!err.empty()) throw Napi::Error::New(info.Env(), err);
   }
   return Napi::Number::New(info.Env(), static_cast<double>(compressBatch(b)));
-}
-
-Napi::Value CompressPagesAsync(const Napi::CallbackInfo& info) {
-  Batch b = parseBatch(info);
-  auto* w = new CompressWorker(info, b, info[10].As<Napi::Function>());
-  w->Queue();
-  return info.Env().Undefined();
 }
 
 // compressPages(method, src, pageSize, count, dst, sizes, detectZero) -> bytes used in dst.
@@ -314,7 +401,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (lzo_init() != LZO_E_OK) throw Napi::Error::New(env, "lzo_init failed");
   exports.Set("compressPages", Napi::Function::New(env, CompressPages));
   exports.Set("compressPagesSpans", Napi::Function::New(env, CompressPagesSpans));
-  exports.Set("compressPagesAsync", Napi::Function::New(env, CompressPagesAsync));
+  exports.Set("CompressPool", CompressPool::Define(env));
   exports.Set("decompressPage", Napi::Function::New(env, DecompressPage));
   exports.Set("startWriteback", Napi::Function::New(env, StartWriteback));
   exports.Set("bound", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
