@@ -13,13 +13,14 @@ import { measure, warm, type Command } from '../support/bench-measure.ts';
 import { startBenchSshd, opensshArgs } from '../support/bench-ssh.ts';
 import { formatCase, formatGoals, summarizeCase, type Goal, type RowSummary, type ToolRuns } from '../support/bench-table.ts';
 import { cacheDir, repo } from '../support/lab.ts';
+import { BOOKWORM_MAKEDUMPFILE } from '../filter/reference.ts';
 
 interface FilterCase {
   name: string;
   title: string;
   /** makedumpfile and `lastword filter` take the same options. */
   args: string[];
-  /** bookworm's makedumpfile 1.7.2 has no zstd or snappy. */
+  /** bookworm's makedumpfile 1.7.2 has no zstd or snappy (1.7.8 has). */
   makedumpfile: boolean;
   magic: Buffer;
 }
@@ -40,6 +41,12 @@ const selected = argv.cases ? new Set(String(argv.cases).split(',')) : undefined
 const benchDir = path.join(cacheDir, 'bench');
 const outDir = path.join(benchDir, 'out');
 const log = (line: string): void => { process.stderr.write(line + '\n'); };
+// The two makedumpfiles: Debian 12's (what a bookworm fleet runs) and the current upstream release
+// (sid's 1.7.8, put in .cache/lab/tools by .ci/setup). Ratios in the tables are against the first
+// one that ran; the goals are judged against each.
+const MDF_OLD = 'makedumpfile 1.7.2 (Debian 12)';
+const MDF_NEW = 'makedumpfile 1.7.8 (current upstream)';
+const newMdf = path.join(cacheDir, 'lab', 'tools', 'makedumpfile-new', 'makedumpfile');
 
 function lastwordCommand(): { cmd: string; args: string[]; label: string } {
   const dist = path.join(repo, 'dist', 'lastword');
@@ -62,7 +69,7 @@ function machine(): string {
   const cpu = os.cpus();
   return [
     `- machine: ${cpu[0]?.model ?? '?'}, ${cpu.length} CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${sh('uname -sr')}, ${sh('. /etc/os-release && echo "$PRETTY_NAME"')}`,
-    `- makedumpfile: ${sh('makedumpfile -v 2>&1 | head -1')}; OpenSSH: ${sh('ssh -V 2>&1')}`,
+    `- makedumpfile: ${sh('makedumpfile -v 2>&1 | head -1')}; ${fs.existsSync(newMdf) ? sh(`'${newMdf}' -v 2>&1 | head -1`) : 'no makedumpfile 1.7.8 (.ci/setup puts it in .cache/lab/tools)'}; OpenSSH: ${sh('ssh -V 2>&1')}`,
     `- lastword: ${lastwordCommand().label}, commit ${sh(`git -C '${repo}' rev-parse --short HEAD`)}; ${runs} runs per tool, median shown`,
     `- load: ${sh('cut -d" " -f1-3 /proc/loadavg')} (1/5/15 min) when the bench started — other work on the machine skews the timings`,
   ].join('\n');
@@ -80,12 +87,17 @@ async function filterCase(c: FilterCase, vmcore: string, tag: string): Promise<C
   const others: ToolRuns[] = [];
   const cmd = (cmd: string, args: string[]): Command => ({ cmd, args, output: out, magic: c.magic, cwd: outDir });
   if (c.makedumpfile) {
-    reference = await measure('makedumpfile', cmd('makedumpfile', [...c.args, vmcore, out]), runs, log);
-    if (argv['mdf-threads']) others.push(await measure('makedumpfile --num-threads 2', cmd('makedumpfile', [...c.args, '--num-threads', '2', vmcore, out]), runs, log));
+    reference = await measure(MDF_OLD, cmd(BOOKWORM_MAKEDUMPFILE, [...c.args, vmcore, out]), runs, log);
+    if (argv['mdf-threads']) others.push(await measure('makedumpfile 1.7.2 --num-threads 2', cmd(BOOKWORM_MAKEDUMPFILE, [...c.args, '--num-threads', '2', vmcore, out]), runs, log));
+  }
+  if (fs.existsSync(newMdf)) {
+    const t = await measure(MDF_NEW, cmd(newMdf, [...c.args, vmcore, out]), runs, log);
+    if (reference) others.push(t);
+    else reference = t;
   }
   for (const threads of [1, 2]) {
     const t = await measure(`lastword --num-threads ${threads}`, cmd(lw.cmd, [...lw.args, 'filter', ...c.args, '--num-threads', String(threads), vmcore, out]), runs, log);
-    if (!c.makedumpfile) t.note = 'makedumpfile 1.7.2 (Debian 12) has no zstd: lastword alone, no ratios';
+    if (!reference) t.note = 'no makedumpfile here has this codec: lastword alone, no ratios';
     others.push(t);
   }
   return { name: c.name, rows: summarizeCase(inputBytes, reference, others) };
@@ -125,22 +137,38 @@ async function sshCase(vmcore: string): Promise<CaseResult> {
 const row = (rs: CaseResult[], name: string, tool: string): RowSummary | undefined =>
   rs.find((r) => r.name === name)?.rows.find((x) => x.tool === tool);
 
+/** `a` over `b` when both rows ran. */
+function over(a: RowSummary | undefined, b: RowSummary | undefined, key: 'mbps' | 'outBytes' | 'maxRssKib'): number | undefined {
+  if (!a || !b || a.error || b.error) return undefined;
+  const r = a[key] / b[key];
+  return Number.isFinite(r) ? r : undefined;
+}
+
 function goals(big: CaseResult[], ssh: CaseResult | undefined): Goal[] {
   const g: Goal[] = [];
+  const refs = [['1.7.2', MDF_OLD], ['1.7.8', MDF_NEW]] as const;
   for (const c of ['d31-zlib', 'd31-lzo']) {
-    g.push({ name: `${c} throughput, 1 worker`, value: row(big, c, 'lastword --num-threads 1')?.mbpsRatio, limit: 1.0, atMost: false });
-    g.push({ name: `${c} throughput, 2 workers`, value: row(big, c, 'lastword --num-threads 2')?.mbpsRatio, limit: 2.0, atMost: false });
+    for (const [v, ref] of refs) {
+      g.push({ name: `${c} throughput, 1 worker, vs ${v}`, value: over(row(big, c, 'lastword --num-threads 1'), row(big, c, ref), 'mbps'), limit: 1.0, atMost: false });
+      g.push({ name: `${c} throughput, 2 workers, vs ${v}`, value: over(row(big, c, 'lastword --num-threads 2'), row(big, c, ref), 'mbps'), limit: 2.0, atMost: false });
+    }
   }
-  for (const c of ['d31-zlib', 'd31-lzo', 'd1-zlib', 'd0-elf']) {
+  for (const c of ['d31-zlib', 'd31-lzo', 'd31-zstd', 'd1-zlib', 'd0-elf']) {
     // The output does not depend on the worker count: the first lastword row that ran.
     const rows = big.find((r) => r.name === c)?.rows ?? [];
-    const lw = rows.find((r) => r.tool.startsWith('lastword') && r.outRatio !== undefined);
-    const ref = rows[0];
-    const diff = lw && ref ? lw.outBytes - ref.outBytes : undefined;
-    g.push({ name: `${c} output bytes`, value: lw?.outRatio, limit: 1.0, atMost: true, detail: diff === undefined ? undefined : `${diff >= 0 ? '+' : ''}${diff.toLocaleString('en-US')} bytes` });
+    const lw = rows.find((r) => r.tool.startsWith('lastword') && !r.error);
+    for (const [v, ref] of refs) {
+      const mdf = rows.find((r) => r.tool === ref);
+      if (!mdf && c === 'd31-zstd') continue;       // 1.7.2 has no zstd
+      const diff = lw && mdf && !mdf.error ? lw.outBytes - mdf.outBytes : undefined;
+      g.push({ name: `${c} output bytes vs ${v}`, value: over(lw, mdf, 'outBytes'), limit: 1.0, atMost: true, detail: diff === undefined ? undefined : `${diff >= 0 ? '+' : ''}${diff.toLocaleString('en-US')} bytes` });
+    }
   }
-  const rss = big.flatMap((c) => c.rows).filter((r) => r.tool.startsWith('lastword') && r.rssRatio !== undefined).map((r) => r.rssRatio!);
-  g.push({ name: 'peak RSS, worst case above', value: rss.length ? Math.max(...rss) : undefined, limit: 1.5, atMost: true });
+  for (const [v, ref] of refs) {
+    const rss = big.flatMap((c) => c.rows.filter((r) => r.tool.startsWith('lastword')).map((r) => over(r, c.rows.find((x) => x.tool === ref), 'maxRssKib')))
+      .filter((x): x is number => x !== undefined);
+    g.push({ name: `peak RSS, worst case above, vs ${v}`, value: rss.length ? Math.max(...rss) : undefined, limit: 1.5, atMost: true });
+  }
   g.push({ name: 'SSH throughput vs OpenSSH cat', value: ssh?.rows.find((r) => r.tool.startsWith('lastword ssh2: stream'))?.mbpsRatio, limit: 0.9, atMost: false });
   return g;
 }
