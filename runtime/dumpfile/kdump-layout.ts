@@ -222,8 +222,4 @@ export function compressionName(flags: number): string {
 }
 
 /** Bits set in a byte, for popcounts over bitmaps. */
-export const POPCOUNT8 = Uint8Array.from({ length: 256 }, (_, i) => {
-  let n = 0;
-  for (let v = i; v; v >>= 1) n += v & 1;
-  return n;
-});
+export { POPCOUNT8 } from '../filter/bitmap.ts';

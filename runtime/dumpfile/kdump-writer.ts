@@ -7,6 +7,7 @@ import { LastwordError } from '../errors.ts';
 import { CODEC_FLAG } from '../codecs/codec.ts';
 import type { CodecName } from '../codecs/codec.ts';
 import { PageBatch, PageCompressor, type CompressorOptions } from '../codecs/pool.ts';
+import { andPopcount, popcount } from '../filter/bitmap.ts';
 import type { PageFilter } from '../filter/types.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import {
@@ -103,9 +104,8 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       const bytes = Math.ceil((end - start) / 8);
       fillRamBitmap(vmcore, start, end, bm1);
       filter.fillCycle(start, end, bm2);
-      ramPages += popcount(bm1, bytes);
-      for (let i = 0; i < bytes; i++) bm2[i] = bm2[i]! & bm1[i]!;      // never dump a page the vmcore has no data for
-      dumpable += popcount(bm2, bytes);
+      ramPages += popcount(bm1, 8 * bytes);
+      dumpable += andPopcount(bm2, bm1, bytes);      // never dump a page the vmcore has no data for
       kept?.push(Buffer.from(bm2.subarray(0, bytes)));
       await output.write(bm1.subarray(0, bytes), geo.offsetBitmap1 + start / 8);
       await output.write(bm2.subarray(0, bytes), geo.offsetBitmap2 + start / 8);
@@ -220,7 +220,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         } else {
           fillRamBitmap(vmcore, start, end, bm1);
           filter.fillCycle(start, end, bm2);
-          for (let i = 0, n = Math.ceil((end - start) / 8); i < n; i++) bm2[i] = bm2[i]! & bm1[i]!;
+          andPopcount(bm2, bm1, Math.ceil((end - start) / 8));
           bm = bm2;
         }
         let pfn = start;
@@ -289,12 +289,4 @@ function putPageDesc(buf: Buffer, at: number, offset: number, size: number, flag
   buf.writeUInt32LE(flags, at + 12);
   buf.writeUInt32LE(0, at + 16);
   buf.writeUInt32LE(0, at + 20);
-}
-
-const POPCOUNT = Uint8Array.from({ length: 256 }, (_, b) => { let n = 0; for (let x = b; x; x >>= 1) n += x & 1; return n; });
-
-function popcount(bitmap: Buffer, bytes: number): number {
-  let n = 0;
-  for (let i = 0; i < bytes; i++) n += POPCOUNT[bitmap[i]!]!;
-  return n;
 }

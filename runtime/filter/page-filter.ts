@@ -5,6 +5,7 @@
 import { LastwordError, describeError } from '../errors.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import { X86_64Memory } from '../vmcore/x86_64.ts';
+import { popcount } from './bitmap.ts';
 import { findMemMap } from './mem-map.ts';
 import type { MemMapLayout, MemMapSection } from './mem-map.ts';
 import { DL_EXCLUDE_CACHE, DL_EXCLUDE_CACHE_PRI, DL_EXCLUDE_FREE, DL_EXCLUDE_USER_DATA, DL_EXCLUDE_ZERO, classifyPage, pageRules } from './page-rules.ts';
@@ -283,16 +284,6 @@ function setBits(bitmap: Buffer, from: number, to: number): void {
   const full = (to - i) >> 3;
   if (full > 0) { bitmap.fill(0xff, i >> 3, (i >> 3) + full); i += full * 8; }
   while (i < to) { bitmap[i >> 3] |= 1 << (i & 7); i++; }
-}
-
-const POPCOUNT = Uint8Array.from({ length: 256 }, (_, b) => { let n = 0; for (let x = b; x; x >>= 1) n += x & 1; return n; });
-
-function popcount(bitmap: Buffer, bits: number): number {
-  let n = 0;
-  const whole = bits >> 3;
-  for (let i = 0; i < whole; i++) n += POPCOUNT[bitmap[i]];
-  for (let i = whole * 8; i < bits; i++) if (bitmap[i >> 3] & (1 << (i & 7))) n++;
-  return n;
 }
 
 /** Struct pages of one section, read a 512-page block at a time like makedumpfile's page cache. */
