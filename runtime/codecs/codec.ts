@@ -1,8 +1,8 @@
 // The page codecs of kdump-compressed dumps behind one interface. Every codec is the one
 // makedumpfile uses for the same option, so crash and makedumpfile read what we write:
 //   -c zlib (compress2 level 1, zlib stream), -l lzo1x_1, -p raw snappy block, -z zstd level 1 frame.
-// Compression runs in batches of pages inside the native addon (runtime/codecs/native), on libuv's
-// own threads (pool.ts).
+// Compression runs in batches of pages inside the native addon (runtime/codecs/native), on the
+// addon's own threads (pool.ts).
 import { LastwordError } from '../errors.ts';
 import { loadNative } from '../system/native-loader.ts';
 import {
@@ -34,10 +34,6 @@ export interface CodecsAddon {
   compressPagesSpans(method: number, fd: number, spans: Float64Array, nspans: number, src: Buffer, pageSize: number, count: number, dst: Buffer, sizes: Uint32Array, detectZero: boolean): number;
   /** `threads` compression threads; onDone(id, used, error) reports each submitted batch. */
   CompressPool: new (threads: number, onDone: (id: number, used: number, error: string | null) => void) => CompressPoolHandle;
-  /** sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of a written range; false when the kernel refused. */
-  startWriteback(fd: number, offset: number, bytes: number): boolean;
-  /** The worst-case compressed size of `bytes` bytes with codec flag `method`. */
-  bound(method: number, bytes: number): number;
   /** Decompresses one page into `dst`; returns the length produced. Throws on corrupt data. */
   decompressPage(method: number, src: Buffer, dst: Buffer): number;
 }

@@ -19,9 +19,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
-#include <cmath>
 #include <cstring>
-#include <fcntl.h>
 #include <pthread.h>
 #include <string>
 #include <unistd.h>
@@ -180,8 +178,8 @@ size_t compressBatch(const Batch& b) {
   return used;
 }
 
-// Argument order shared by the sync and async entry points:
-// (method, fd, spans: Float64Array, nspans, src, pageSize, count, dst, sizes: Uint32Array, detectZero[, callback])
+// Arguments from position `a` on, shared by compressPagesSpans (a = 0) and CompressPool.submit (a = 1, after the id):
+// (method, fd, spans: Float64Array, nspans, src, pageSize, count, dst, sizes: Uint32Array, detectZero)
 Batch parseBatchAt(const Napi::CallbackInfo& info, size_t a) {
   Napi::Env env = info.Env();
   Batch b;
@@ -258,7 +256,8 @@ class CompressPool : public Napi::ObjectWrap<CompressPool> {
     uint32_t id = info[0].As<Napi::Number>().Uint32Value();
     Batch b = parseBatchAt(info, 1);
     std::vector<Napi::ObjectReference> refs;
-    for (size_t i : {4, 6, 9, 10}) if (info[i].IsObject()) refs.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+    // spans, src, dst, sizes: the arguments after the id, at parseBatchAt's positions + 1
+    for (size_t i : {3, 5, 8, 9}) if (info[i].IsObject()) refs.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
     held_[id] = std::move(refs);
     if (inFlight_++ == 0) done_.Ref(env);
     {
@@ -386,27 +385,12 @@ Napi::Value DecompressPage(const Napi::CallbackInfo& info) {
   throw Napi::RangeError::New(env, "unknown compression method");
 }
 
-// startWriteback(fd, offset, bytes): sync_file_range(SYNC_FILE_RANGE_WRITE) — starts writing the
-// dump's bytes to the device while the capture goes on, so the fsync at the end waits less.
-// Errors are ignored: the closing fsync reports them.
-Napi::Value StartWriteback(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  double off = info[1].As<Napi::Number>().DoubleValue();
-  double len = info[2].As<Napi::Number>().DoubleValue();
-  int rc = sync_file_range(fd, static_cast<off64_t>(off), static_cast<off64_t>(len), SYNC_FILE_RANGE_WRITE);
-  return Napi::Boolean::New(info.Env(), rc == 0);
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (lzo_init() != LZO_E_OK) throw Napi::Error::New(env, "lzo_init failed");
   exports.Set("compressPages", Napi::Function::New(env, CompressPages));
   exports.Set("compressPagesSpans", Napi::Function::New(env, CompressPagesSpans));
   exports.Set("CompressPool", CompressPool::Define(env));
   exports.Set("decompressPage", Napi::Function::New(env, DecompressPage));
-  exports.Set("startWriteback", Napi::Function::New(env, StartWriteback));
-  exports.Set("bound", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(bound(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value())));
-  }));
   return exports;
 }
 
