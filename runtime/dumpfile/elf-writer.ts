@@ -4,19 +4,16 @@
 // does not break into tiny segments.
 import * as fs from 'node:fs';
 import { LastwordError } from '../errors.ts';
-import { EHDR_SIZE as VMCORE_EHDR_SIZE, PHDR_SIZE as VMCORE_PHDR_SIZE, PN_XNUM as VMCORE_PN_XNUM, PT_LOAD as VMCORE_PT_LOAD, parseElfHeader, parseProgramHeaders } from '../vmcore/elf.ts';
+import { EHDR_SIZE, EM_X86_64, ET_CORE, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, SHDR_SIZE, parseElfHeader, parseProgramHeaders } from '../vmcore/elf.ts';
+import { fillFirstBitmap } from '../filter/page-filter.ts';
 import { START_KERNEL_MAP } from '../vmcore/reader.ts';
 import type { PageFilter } from '../filter/types.ts';
 import type { LoadSegment, Vmcore } from '../vmcore/types.ts';
 import type { DumpSummary } from './kdump-writer.ts';
 import type { DumpOutput } from './output.ts';
-import { fillRamBitmap } from './ram-filter.ts';
 
 // makedumpfile.h
 export const PFN_EXCLUDED = 256;
-// elf.h
-const EHDR_SIZE = 64, PHDR_SIZE = 56, SHDR_SIZE = 64;
-const ET_CORE = 4, EM_X86_64 = 62, PT_LOAD = 1, PT_NOTE = 4, PN_XNUM = 0xffff;
 const PF_RWX = 7;
 const CHUNK = 4 << 20;
 
@@ -49,7 +46,7 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
   const runs: [number, number][] = [];
   for (let start = 0; start < vmcore.maxMapnr; start += cycle) {
     const end = Math.min(start + cycle, vmcore.maxMapnr);
-    fillRamBitmap(vmcore, start, end, bm1);
+    fillFirstBitmap(vmcore, start, end, bm1);
     filter.fillCycle(start, end, bm2);
     for (let pfn = start; pfn < end; pfn++) {
       const i = pfn - start;
@@ -102,14 +99,14 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
 export function kernelTextLoads(file: string): LoadSegment[] {
   const fd = fs.openSync(file, 'r');
   try {
-    const eh = Buffer.alloc(VMCORE_EHDR_SIZE);
+    const eh = Buffer.alloc(EHDR_SIZE);
     fs.readSync(fd, eh, 0, eh.length, 0);
     const ehdr = parseElfHeader(eh, file);
-    if (ehdr.phnum === VMCORE_PN_XNUM) return [];
-    const ph = Buffer.alloc(ehdr.phnum * VMCORE_PHDR_SIZE);
+    if (ehdr.phnum === PN_XNUM) return [];
+    const ph = Buffer.alloc(ehdr.phnum * PHDR_SIZE);
     fs.readSync(fd, ph, 0, ph.length, ehdr.phoff);
     return parseProgramHeaders(ph, ehdr.phnum, file, ehdr.phoff)
-      .filter((p) => p.type === VMCORE_PT_LOAD && p.vaddr >= START_KERNEL_MAP && p.fileSize > 0)
+      .filter((p) => p.type === PT_LOAD && p.vaddr >= START_KERNEL_MAP && p.fileSize > 0)
       .map((p) => ({ paddr: p.paddr, vaddr: p.vaddr, offset: p.offset, fileSize: p.fileSize, memSize: p.memSize }));
   } finally {
     fs.closeSync(fd);

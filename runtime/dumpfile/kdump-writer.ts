@@ -8,6 +8,7 @@ import { CODEC_FLAG } from '../codecs/codec.ts';
 import type { CodecName } from '../codecs/codec.ts';
 import { PageBatch, PageCompressor, type CompressorOptions } from '../codecs/pool.ts';
 import { andPopcount, popcount } from '../filter/bitmap.ts';
+import { fillFirstBitmap } from '../filter/page-filter.ts';
 import type { PageFilter } from '../filter/types.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import {
@@ -16,9 +17,8 @@ import {
 } from './kdump-layout.ts';
 import type { DiskDumpHeader } from './kdump-layout.ts';
 import { DumpOutput } from './output.ts';
-import { fillRamBitmap } from './ram-filter.ts';
 
-/** Pages per compression batch: 1 MiB of 4 KiB pages. */
+/** Pages per compression batch: 256 KiB of 4 KiB pages. */
 export const BATCH_PAGES = 64;
 /** Page descs are written 256 KiB (10922 descs) at a time. */
 const DESC_FLUSH_BYTES = Math.floor((256 << 10) / PAGE_DESC_SIZE) * PAGE_DESC_SIZE;
@@ -98,14 +98,18 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     const cycle = filter.cyclePfns;
     const bm1 = Buffer.alloc(cycle / 8), bm2 = Buffer.alloc(cycle / 8);
     const kept: Buffer[] | undefined = Math.ceil(maxMapnr / 8) <= BITMAP_KEEP_BYTES ? [] : undefined;
+    /** Both bitmaps of [start, end) into bm1 and bm2; returns the dumpable pages (bm2 is masked by bm1). */
+    const fillBitmaps = (start: number, end: number): number => {
+      fillFirstBitmap(vmcore, start, end, bm1);
+      filter.fillCycle(start, end, bm2);
+      return andPopcount(bm2, bm1, Math.ceil((end - start) / 8));      // never dump a page the vmcore has no data for
+    };
     let ramPages = 0, dumpable = 0;
     for (let start = 0; start < maxMapnr; start += cycle) {
       const end = Math.min(start + cycle, maxMapnr);
       const bytes = Math.ceil((end - start) / 8);
-      fillRamBitmap(vmcore, start, end, bm1);
-      filter.fillCycle(start, end, bm2);
+      dumpable += fillBitmaps(start, end);
       ramPages += popcount(bm1, 8 * bytes);
-      dumpable += andPopcount(bm2, bm1, bytes);      // never dump a page the vmcore has no data for
       kept?.push(Buffer.from(bm2.subarray(0, bytes)));
       await output.write(bm1.subarray(0, bytes), geo.offsetBitmap1 + start / 8);
       await output.write(bm2.subarray(0, bytes), geo.offsetBitmap2 + start / 8);
@@ -120,10 +124,10 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
 
     // Pass 2: descs and data. Batches of BATCH_PAGES dumpable pages are read and compressed on the
     // compression threads (two batches queued per thread, so none waits for this one) while this
-    // thread finds the next batch's pages. Results are
-    // taken in order: each batch's compressed bytes are written from the batch's own buffer (no
-    // staging copy), and the descs gather in a buffer written when full. All writes go through one
-    // chain, so they reach the file in order: data always before the descs that point at it.
+    // thread finds the next batch's pages. Results are taken in order: each batch's compressed
+    // bytes are written from the batch's own buffer (no staging copy), and the descs gather in a
+    // buffer written when full. All writes go through one chain, so they reach the file in order:
+    // data always before the descs that point at it.
     const zeroPageShared = (level & 1) !== 0;
     const compressor = new PageCompressor({ codec: o.codec, pageSize: B, detectZero: zeroPageShared, workers: o.workers } satisfies CompressorOptions);
     let zeroPages = 0;
@@ -218,9 +222,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         if (kept) {
           bm = kept[c]!;
         } else {
-          fillRamBitmap(vmcore, start, end, bm1);
-          filter.fillCycle(start, end, bm2);
-          andPopcount(bm2, bm1, Math.ceil((end - start) / 8));
+          fillBitmaps(start, end);
           bm = bm2;
         }
         let pfn = start;

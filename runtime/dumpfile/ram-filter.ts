@@ -4,11 +4,6 @@ import { fillFirstBitmap } from '../filter/page-filter.ts';
 import type { PageClassCounts, PageFilter } from '../filter/types.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 
-/** The 1st bitmap for [start, end): set load by load, not pfn by pfn (Vmcore.pfnHasData per range). */
-export function fillRamBitmap(vmcore: Vmcore, start: number, end: number, bitmap: Buffer): void {
-  fillFirstBitmap(vmcore, start, end, bitmap);
-}
-
 export function ramPageFilter(vmcore: Vmcore, dumpLevel = 0, fallbackReason?: string): PageFilter {
   const counts: PageClassCounts = { zero: 0, cache: 0, cachePrivate: 0, user: 0, free: 0, hwpoison: 0, offline: 0, dumpable: 0 };
   return {
@@ -17,6 +12,6 @@ export function ramPageFilter(vmcore: Vmcore, dumpLevel = 0, fallbackReason?: st
     cyclePfns: 1 << 20,
     counts,
     fallbackReason,
-    fillCycle: (start, end, bitmap) => fillRamBitmap(vmcore, start, end, bitmap),
+    fillCycle: (start, end, bitmap) => fillFirstBitmap(vmcore, start, end, bitmap),
   };
 }

@@ -3,7 +3,7 @@
 // (buddy block, compound page), skip ahead inside the section. A range that runs past the end of a
 // cycle is carried into the next one, so a cycle never needs more than its own bitmap.
 import { LastwordError, describeError } from '../errors.ts';
-import type { Vmcore } from '../vmcore/types.ts';
+import { loadDataEndPfn, type Vmcore } from '../vmcore/types.ts';
 import { X86_64Memory } from '../vmcore/x86_64.ts';
 import { popcount } from './bitmap.ts';
 import { findMemMap } from './mem-map.ts';
@@ -262,8 +262,7 @@ export function fillFirstBitmap(vmcore: Vmcore, start: number, end: number, bitm
   const ps = vmcore.pageSize;
   for (const l of vmcore.loads) {
     const a = Math.max(start, Math.floor(l.paddr / ps));
-    const last = vmcore.partialPages ? Math.ceil((l.paddr + l.memSize) / ps) : Math.floor((l.paddr + l.memSize) / ps);
-    const b = Math.min(end, last, Math.ceil((l.paddr + l.fileSize) / ps));
+    const b = Math.min(end, loadDataEndPfn(l, ps, vmcore.partialPages));
     setBits(bitmap, a - start, b - start);
   }
 }

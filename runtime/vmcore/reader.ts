@@ -7,7 +7,7 @@ import {
   parseElfHeader, parseNotes, parseProgramHeaders,
 } from './elf.ts';
 import type { ProgramHeader } from './elf.ts';
-import type { LoadSegment, Vmcore, Vmcoreinfo } from './types.ts';
+import { loadDataEndPfn, type LoadSegment, type Vmcore, type Vmcoreinfo } from './types.ts';
 import { parseVmcoreinfo } from './vmcoreinfo.ts';
 
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): kernel image mappings start here. */
@@ -131,17 +131,13 @@ class ElfVmcore implements Vmcore {
 
   partialPages = false;
 
-  // makedumpfile's 1st bitmap: pfns [floor(start), floor(start+memsz)) of each PT_LOAD
-  // (create_bitmap_from_memhole; in one cycle, create_1st_bitmap_file: up to ceil(start+memsz)),
-  // minus [ceil(start+filesz), ceil(end)) (exclude_nodata_pages, 1.7.7+ rounding).
+  // makedumpfile's 1st bitmap (loadDataEndPfn).
   pfnHasData(pfn: number): boolean {
     const ps = this.pageSize;
     const i = this.findLoad(pfn * ps);
     if (i < 0) return false;
     const l = this.loads[i];
-    const last = this.partialPages ? Math.ceil((l.paddr + l.memSize) / ps) : Math.floor((l.paddr + l.memSize) / ps);
-    if (pfn < Math.floor(l.paddr / ps) || pfn >= last) return false;
-    return pfn < Math.ceil((l.paddr + l.fileSize) / ps);
+    return pfn >= Math.floor(l.paddr / ps) && pfn < loadDataEndPfn(l, ps, this.partialPages);
   }
 
   close(): void {

@@ -10,6 +10,17 @@ export interface LoadSegment {
   memSize: number;      // p_memsz (> fileSize: the gap has no data)
 }
 
+/**
+ * The end (exclusive) of a PT_LOAD's pfns with data, as makedumpfile's 1st bitmap has them: they
+ * start at floor(p_paddr / pageSize) and end at floor(end of p_memsz) (create_bitmap_from_memhole;
+ * in one cycle, create_1st_bitmap_file: ceil, when `partialPages`), cut at ceil(end of p_filesz)
+ * (exclude_nodata_pages, 1.7.7+ rounding). Pure; Vmcore.pfnHasData and the 1st bitmap use it.
+ */
+export function loadDataEndPfn(l: LoadSegment, pageSize: number, partialPages: boolean): number {
+  const memEnd = (l.paddr + l.memSize) / pageSize;
+  return Math.min(partialPages ? Math.ceil(memEnd) : Math.floor(memEnd), Math.ceil((l.paddr + l.fileSize) / pageSize));
+}
+
 /** VMCOREINFO, parsed. Missing keys are undefined; never assume a key exists. */
 export interface Vmcoreinfo {
   text: string;                              // the note text, verbatim
