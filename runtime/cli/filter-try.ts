@@ -7,7 +7,7 @@
 // instead of starting a second one behind a broken first.
 import { spawn } from 'node:child_process';
 import { encodeEndMarker, relayRecords, type RelayResult } from '../dumpfile/flattened.ts';
-import { runFilter, type FilterOptions } from './filter.ts';
+import { runFilter, stdoutSink, type FilterOptions } from './filter.ts';
 
 interface Exit { code: number | null; signal: NodeJS.Signals | null; error?: Error }
 
@@ -24,14 +24,15 @@ export async function tryProgramFirst(opts: FilterOptions, argv: string[]): Prom
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
+  const stdout = toStdout ? stdoutSink() : undefined;
   let relay: RelayResult | undefined;
-  if (toStdout) {
-    relay = await relayRecords(child.stdout!, writeStdout, program);
+  if (stdout) {
+    relay = await relayRecords(child.stdout!, (b) => stdout.write(b), program);
     if (relay.malformed !== undefined) child.kill('SIGKILL');
   }
   const exit = await exited;
   if (exit.code === 0 && (relay === undefined || relay.ended)) {
-    if (relay) await writeStdout(encodeEndMarker());
+    if (stdout) await stdout.write(encodeEndMarker());
     return 0;
   }
   say(`${program} ${describeExit(exit)}${relay ? streamState(relay) : ''}; lastword filter takes over`);
@@ -57,8 +58,4 @@ function describeExit(e: Exit): string {
 function streamState(r: RelayResult): string {
   if (r.malformed) return ` (${r.malformed})`;
   return ` after ${r.records} whole records${r.droppedBytes ? `, ${r.droppedBytes} bytes of a cut record dropped` : ''}`;
-}
-
-function writeStdout(b: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => process.stdout.write(b, (err) => (err ? reject(err) : resolve())));
 }

@@ -238,7 +238,7 @@ async function dumpDmesg(vmcoreFile: string, out: string, overwrite: boolean): P
 }
 
 /** The flattened stream to stdout: flushed at the end, never ended (the process may write more). */
-function stdoutSink(): WritableStreamSink {
+export function stdoutSink(): WritableStreamSink {
   return new WritableStreamSink(process.stdout, 'stdout', () => new Promise<void>((resolve) => process.stdout.write('', () => resolve())));
 }
 
