@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
 import { Netns, startNfsServer } from '../support/netns.ts';
 import { CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, DEFAULT_LAYOUT, finalAction, HOST_IP, INIT_DIED, listFiles, missingPrerequisite, runCycle } from './cycle.ts';
@@ -16,13 +16,19 @@ import { spawnSync } from 'node:child_process';
 const skip = missingPrerequisite()
   ?? (spawnSync('sh', ['-c', 'command -v ganesha.nfsd']).status !== 0 ? 'ganesha.nfsd is missing (bash .ci/setup)' : undefined);
 
-test('saves a dump over NFS to a real NFSv4 server in a network namespace, which crash opens', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-nfs-'));
-  const ns = Netns.create('lwnfs');
+/** A work directory, a network namespace with the guest's tap, and NFS-Ganesha serving in it; all gone after the test. */
+async function nfsServerForGuest(t: TestContext, prefix: string, nsName: string) {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const ns = Netns.create(nsName);
   t.after(() => { ns.destroy(); fs.rmSync(base, { recursive: true, force: true }); });
   ns.addTap('lwtap0', `${HOST_IP}/24`);
   // Not under base/nfs: that is the cycle's own work directory, which runCycle empties first.
   const server = await startNfsServer(ns, path.join(base, 'server'), HOST_IP);
+  return { base, ns, server };
+}
+
+test('saves a dump over NFS to a real NFSv4 server in a network namespace, which crash opens', { skip, timeout: 900_000 }, async (t) => {
+  const { base, ns, server } = await nfsServerForGuest(t, 'lw-e2e-nfs-', 'lwnfs');
   const run = await runCycle({
     name: 'nfs', baseDir: base,
     kdumpConf: [
@@ -51,11 +57,7 @@ test('saves a dump over NFS to a real NFSv4 server in a network namespace, which
 });
 
 test("Debian's kdump-tools NFS= with NFS_TIMEO / NFS_RETRANS: mounted like kdump-config, the dump in Debian's layout at the export's top", { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-nfs-debian-'));
-  const ns = Netns.create('lwnfsd');
-  t.after(() => { ns.destroy(); fs.rmSync(base, { recursive: true, force: true }); });
-  ns.addTap('lwtap0', `${HOST_IP}/24`);
-  const server = await startNfsServer(ns, path.join(base, 'server'), HOST_IP);
+  const { base, ns, server } = await nfsServerForGuest(t, 'lw-e2e-nfs-debian-', 'lwnfsd');
   // The capture image carries only this file (--config); the primary's `lastword load` takes the
   // capture command line (ip=) from the guest's sysconfig.
   const kdumpTools = path.join(base, 'kdump-tools');
