@@ -124,11 +124,14 @@ export class WritableStreamSink implements StreamSink {
   private readonly stream: Writable;
   private readonly what: string;
   private readonly finish: () => Promise<void>;
+  private readonly written: ((bytes: number) => void) | undefined;
 
-  constructor(stream: Writable, what: string, finish: () => Promise<void>) {
+  /** `written` hears of each buffer the stream is done with (the ssh sink collects garbage by it). */
+  constructor(stream: Writable, what: string, finish: () => Promise<void>, written?: (bytes: number) => void) {
     this.stream = stream;
     this.what = what;
     this.finish = finish;
+    this.written = written;
     stream.on('error', (err) => { this.failure ??= targetError(err, what); });
   }
 
@@ -152,6 +155,7 @@ export class WritableStreamSink implements StreamSink {
       });
     });
     if (this.failure) throw this.failure;
+    this.written?.(buf.length);
     if (this.stream.destroyed || this.stream.writableEnded) throw this.failure ?? new LastwordError('ETARGET_IO', `${this.what}: the stream closed while the dump was written`);
   }
 
