@@ -78,11 +78,15 @@ const sshcryptoPlugin: esbuild.Plugin = {
   },
 };
 
-async function buildInto(work: string, out: string): Promise<void> {
-  const bundle = path.join(work, 'lastword.cjs');
+/**
+ * Bundles one entry point the way the executable carries lastword: a single CommonJS file,
+ * addons outside it. The bench bundles its SSH sender this way too, so that it runs like the
+ * executable (no TypeScript loader in its memory).
+ */
+export async function bundleScript(entry: string, outfile: string): Promise<void> {
   await esbuild.build({
-    entryPoints: [path.join(root, 'runtime', 'main.ts')],
-    bundle: true, platform: 'node', format: 'cjs', target: 'node24', outfile: bundle,
+    entryPoints: [entry],
+    bundle: true, platform: 'node', format: 'cjs', target: 'node24', outfile,
     legalComments: 'none', logLevel: 'warning',
     // Addons cannot be bundled: lastword's own ride as SEA assets (native-loader.ts), ssh2's
     // sshcrypto too, through the plugin below; any other require() of a .node (cpu-features)
@@ -91,6 +95,11 @@ async function buildInto(work: string, out: string): Promise<void> {
     plugins: [sshcryptoPlugin],
     logOverride: { 'empty-import-meta': 'silent' },
   });
+}
+
+async function buildInto(work: string, out: string): Promise<void> {
+  const bundle = path.join(work, 'lastword.cjs');
+  await bundleScript(path.join(root, 'runtime', 'main.ts'), bundle);
 
   const assets: Record<string, string> = {};
   for (const dir of nativeAddonDirs()) {

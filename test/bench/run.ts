@@ -14,6 +14,8 @@ import { startBenchSshd, opensshArgs } from '../support/bench-ssh.ts';
 import { formatCase, formatGoals, summarizeCase, type Goal, type RowSummary, type ToolRuns } from '../support/bench-table.ts';
 import { cacheDir, repo } from '../support/lab.ts';
 import { BOOKWORM_MAKEDUMPFILE } from '../filter/reference.ts';
+import { bundleScript, SEA_EXEC_ARGV } from '../../initramfs/executable/build.ts';
+import { DD_BLOCK } from '../../runtime/targets/ssh.ts';
 
 interface FilterCase {
   name: string;
@@ -115,14 +117,26 @@ async function sshCase(vmcore: string): Promise<CaseResult> {
     const openssh = (name: string, remoteCmd: (file: string) => string): Command => ({
       cmd: 'sh', args: ['-c', `cat '${vmcore}' | ssh ${ssh} '${remoteCmd(remote(name))}'`], output: remote(name), outputBytes: size(name), timeoutS: 300,
     });
+    // The sender bundled like the executable's code and run with its V8 options, so its memory is
+    // lastword's, not that of Node's TypeScript loader.
+    const sender = path.join(outDir, 'ssh-send.cjs');
+    await bundleScript(path.join(repo, 'test', 'bench', 'ssh-send.ts'), sender);
     const lastword = (name: string, transport: string): Command => ({
-      cmd: process.execPath, args: [path.join(repo, 'test', 'bench', 'ssh-send.ts'), String(srv.port), srv.clientKey, srv.knownHosts, vmcore, srv.inbox, name, transport],
+      cmd: process.execPath, args: [...SEA_EXEC_ARGV, sender, String(srv.port), srv.clientKey, srv.knownHosts, vmcore, srv.inbox, name, transport],
+      env: { LASTWORD_NATIVE_DIR: path.join(repo, 'build', 'native') },
       output: remote(name), outputBytes: size(name), timeoutS: 300,
     });
+    const sftpArgs = opensshArgs(srv).map((a) => (a === '-p' ? '-P' : a)).map((a) => `'${a}'`).join(' ');
+    const opensshSftp: Command = {
+      cmd: 'sh', args: ['-c', `echo 'put ${vmcore} ${remote('openssh-sftp')}' | sftp -q -b - ${sftpArgs} >/dev/null`],
+      output: remote('openssh-sftp'), outputBytes: size('openssh-sftp'), timeoutS: 300,
+    };
     const reference = await measure("OpenSSH: cat | ssh 'cat > file'", openssh('openssh-cat', (f) => `cat > ${f}`), runs, log);
     const others = [
       await measure("OpenSSH: cat | ssh 'dd bs=512 of=file' (Fedora kdump's command)", openssh('openssh-dd', (f) => `dd bs=512 of=${f} 2>/dev/null`), runs, log),
-      await measure('lastword ssh2: stream into dd (transport flattened)', lastword('lastword-dd', 'flattened'), runs, log),
+      await measure(`OpenSSH: cat | ssh 'dd bs=${DD_BLOCK} of=file' (lastword's command)`, openssh('openssh-dd1m', (f) => `dd bs=${DD_BLOCK} of=${f} 2>/dev/null`), runs, log),
+      await measure(`lastword ssh2: stream into dd bs=${DD_BLOCK} (transport flattened)`, lastword('lastword-dd', 'flattened'), runs, log),
+      await measure('OpenSSH: sftp put', opensshSftp, runs, log),
       await measure('lastword ssh2: SFTP writes at offsets', lastword('lastword-sftp', 'sftp'), runs, log),
     ];
     for (const t of [reference, ...others]) {
@@ -169,7 +183,9 @@ function goals(big: CaseResult[], ssh: CaseResult | undefined): Goal[] {
       .filter((x): x is number => x !== undefined);
     g.push({ name: `peak RSS, worst case above, vs ${v}`, value: rss.length ? Math.max(...rss) : undefined, limit: 1.5, atMost: true });
   }
-  g.push({ name: 'SSH throughput vs OpenSSH cat', value: ssh?.rows.find((r) => r.tool.startsWith('lastword ssh2: stream'))?.mbpsRatio, limit: 0.9, atMost: false });
+  const sshRow = (prefix: string) => ssh?.rows.find((r) => r.tool.startsWith(prefix));
+  g.push({ name: 'SSH throughput vs OpenSSH cat', value: sshRow('lastword ssh2: stream')?.mbpsRatio, limit: 0.9, atMost: false });
+  g.push({ name: 'SSH SFTP throughput vs OpenSSH sftp put', value: over(sshRow('lastword ssh2: SFTP'), sshRow('OpenSSH: sftp put'), 'mbps'), limit: 0.9, atMost: false });
   return g;
 }
 

@@ -17,6 +17,8 @@ export interface Command {
   /** The output must start with these bytes (a quick sign the tool wrote the format asked for). */
   magic?: Buffer;
   cwd?: string;
+  /** Added to the environment. */
+  env?: Record<string, string>;
   /** Kills the command's process group after this long (a hung tool must not hang the bench). */
   timeoutS?: number;
 }
@@ -35,7 +37,7 @@ export async function measureOnce(c: Command): Promise<Measurement> {
   spawnSync('sync');
   const timeFile = path.join(os.tmpdir(), `lastword-bench-time-${process.pid}`);
   const t0 = process.hrtime.bigint();
-  const child = spawn(timeBinary, ['-f', '%M %U %S', '-o', timeFile, c.cmd, ...c.args], { cwd: c.cwd, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(timeBinary, ['-f', '%M %U %S', '-o', timeFile, c.cmd, ...c.args], { cwd: c.cwd, env: c.env ? { ...process.env, ...c.env } : undefined, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
