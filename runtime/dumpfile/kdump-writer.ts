@@ -148,7 +148,10 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       }
       // Two desc buffers: one fills while the other is written. Reused: fresh buffers per write
       // would be garbage that V8 collects late, and RSS is what a small crashkernel= lacks.
-      const descBufs = [0, 1].map(() => ({ buf: Buffer.alloc(DESC_FLUSH_BYTES), written: Promise.resolve() }));
+      const descBufs = [0, 1].map(() => {
+        const buf = Buffer.alloc(DESC_FLUSH_BYTES);
+        return { buf, u32: new Uint32Array(buf.buffer, buf.byteOffset, buf.length / 4), written: Promise.resolve() };
+      });
       let cur = 0;
       let descLen = 0;
       const flushDescs = async () => {
@@ -171,16 +174,17 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         const { batch: r, compressed } = queue.shift()!;
         await compressed;
         if (descLen + r.count * PAGE_DESC_SIZE > DESC_FLUSH_BYTES) await flushDescs();
-        const descBuf = descBufs[cur]!.buf;
+        const descs = descBufs[cur]!.u32;
         let at = 0;
         const firstData = dataOffset;
+        const sizes = r.sizes;
         for (let i = 0; i < r.count; i++) {
-          const size = r.sizes[i]!;
+          const size = sizes[i]!;
           if (size === 0) {
             zeroPages++;
-            putPageDesc(descBuf, descLen, zeroDescOffset, B, 0);
+            putPageDesc(descs, descLen >> 2, zeroDescOffset, B, 0);
           } else {
-            putPageDesc(descBuf, descLen, dataOffset, size, size < B ? flagsCompressed : 0);
+            putPageDesc(descs, descLen >> 2, dataOffset, size, size < B ? flagsCompressed : 0);
             dataOffset += size;
             at += size;
           }
@@ -281,14 +285,16 @@ async function markIncomplete(output: DumpOutput, header: DiskDumpHeader, header
 }
 
 /**
- * encodePageDesc (kdump-layout.ts) for the hot loop: page_flags 0, no object or BigInt per page
- * (offsets are below 2^53). Same bytes.
+ * encodePageDesc (kdump-layout.ts) for the hot loop, into a Uint32Array over the desc buffer at
+ * element `k` (byte 4k): page_flags 0, no object, BigInt or bounds check per page (offsets are below
+ * 2^53). Host byte order, as makedumpfile writes its structs: the format is the dumped machine's,
+ * and lastword runs on the machine it dumps (x86_64, little-endian). Same bytes.
  */
-function putPageDesc(buf: Buffer, at: number, offset: number, size: number, flags: number): void {
-  buf.writeUInt32LE(offset % 0x100000000, at);
-  buf.writeUInt32LE(Math.floor(offset / 0x100000000), at + 4);
-  buf.writeUInt32LE(size, at + 8);
-  buf.writeUInt32LE(flags, at + 12);
-  buf.writeUInt32LE(0, at + 16);
-  buf.writeUInt32LE(0, at + 20);
+function putPageDesc(descs: Uint32Array, k: number, offset: number, size: number, flags: number): void {
+  descs[k] = offset % 0x100000000;
+  descs[k + 1] = Math.floor(offset / 0x100000000);
+  descs[k + 2] = size;
+  descs[k + 3] = flags;
+  descs[k + 4] = 0;
+  descs[k + 5] = 0;
 }

@@ -199,7 +199,7 @@ class CyclicPageFilter implements PageFilter {
       const native = walk.native;
       while (pfn < stop) {
         if (!this.inSegs(pfn)) {
-          pfn++;
+          pfn = Math.min(stop, this.nextInSegs(pfn));
           continue;
         }
         const at = reader.at(pfn);
@@ -236,6 +236,17 @@ class CyclicPageFilter implements PageFilter {
     // A range from an earlier cycle can reach past this one too.
     if (carry.clearEnd > end) out.clearEnd = Math.max(out.clearEnd, carry.clearEnd);
     return out;
+  }
+
+  /** The first pfn after `pfn` (which is in no PT_LOAD) whose first byte lies in one; Infinity if none. */
+  private nextInSegs(pfn: number): number {
+    const ps = this.vmcore.pageSize;
+    let next = Infinity;
+    for (const l of this.vmcore.loads) {
+      const first = Math.ceil(l.paddr / ps);
+      if (first > pfn && first < next && l.memSize > (first * ps - l.paddr)) next = first;
+    }
+    return next;
   }
 
   /** makedumpfile's is_in_segs(): the pfn's first byte lies in a PT_LOAD. */

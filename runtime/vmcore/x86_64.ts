@@ -61,19 +61,37 @@ export class X86_64Memory {
     return this.walk(v);
   }
 
-  /** Reads `length` bytes of kernel virtual memory; physically contiguous pages are read at once. */
+  /**
+   * Reads `length` bytes of kernel virtual memory; physically contiguous pages are read at once.
+   * One translation per leaf (a 2 MiB vmemmap page holds 32768 struct pages), not per 4 KiB.
+   */
   readVirt(v: bigint, length: number, into?: Buffer): Buffer {
     const buf = into ?? Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
       const va = v + BigInt(done);
       const pa = this.vtop(va);
-      let n = Math.min(4096 - Number(va & 0xfffn), length - done);
-      while (done + n < length && this.vtop(v + BigInt(done + n)) === pa + n) n += Math.min(4096, length - done - n);
+      let n = this.leafRest(va, length - done);
+      while (done + n < length) {
+        const vb = v + BigInt(done + n);
+        if (this.vtop(vb) !== pa + n) break;
+        n += this.leafRest(vb, length - done - n);
+      }
       this.vmcore.readPhys(pa, n, buf.subarray(done, done + n));
       done += n;
     }
     return buf;
+  }
+
+  /** Bytes from `v` to the end of the linear range or leaf vtop(v) just translated, at most `max`. */
+  private leafRest(v: bigint, max: number): number {
+    let end: bigint;
+    if (v >= START_KERNEL_MAP && v < this.imageEnd) end = this.imageEnd;
+    else if (this.pageOffset !== undefined && v >= this.pageOffset && v < this.directMapEnd) end = this.directMapEnd;
+    else if (this.cache2M.has(v >> 21n)) end = (v | 0x1fffffn) + 1n;
+    else end = (v | 0xfffn) + 1n;
+    const rest = end - v;
+    return rest < BigInt(max) ? Number(rest) : max;
   }
 
   readU64(v: bigint): bigint {
