@@ -30,7 +30,7 @@ const SFTP_WINDOW = 2 << 20;
 /** Block size of the server's dd in the stream transport (Fedora's kdump.sh: DD_BLKSIZE=512). */
 export const DD_BLOCK = '1M';
 
-/** One SFTP WRITE request when the server does not say its limit: the smallest maximum servers accept. */
+/** One SFTP WRITE request when ssh2 keeps no limit (a newer ssh2 may name its field differently). */
 const SFTP_CHUNK = 32 << 10;
 
 /**
@@ -38,9 +38,11 @@ const SFTP_CHUNK = 32 << 10;
  * (255 KiB), which ssh2 asks for and keeps in a private field; fewer, larger writes cost the
  * server one request and one pwrite per 255 KiB instead of per 32 KiB.
  */
-function sftpWriteChunk(sftp: SFTPWrapper): number {
+export function sftpWriteChunk(sftp: SFTPWrapper): number {
   const max = (sftp as unknown as { _maxWriteLen?: unknown })._maxWriteLen;
-  return typeof max === 'number' && Number.isInteger(max) && max >= SFTP_CHUNK ? Math.min(max, 1 << 20) : SFTP_CHUNK;
+  // Without the extension ssh2 assumes 34000 bytes per packet minus its overhead (31,952 of data):
+  // a longer write it splits in two, the second sent only once the first is answered.
+  return typeof max === 'number' && Number.isInteger(max) && max > 0 ? Math.min(max, 1 << 20) : SFTP_CHUNK;
 }
 
 export interface SshOptions {

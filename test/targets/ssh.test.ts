@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { LastwordError } from '../../runtime/errors.ts';
 import type { SshTarget } from '../../runtime/config/plan.ts';
-import { openSshTarget, sshNativeCrypto } from '../../runtime/targets/ssh.ts';
+import { openSshTarget, sftpWriteChunk, sshNativeCrypto } from '../../runtime/targets/ssh.ts';
+import type { SFTPWrapper } from 'ssh2';
 import { crashOpens, feed, missingReference, reassemble, referenceDump } from './dumps.ts';
 import { startLoopbackSshd, type LoopbackSshd } from './sshd.ts';
 
@@ -140,4 +141,12 @@ test('a connection cut mid-transfer fails the write and leaves only vmcore-incom
   }
   assert.deepEqual(fs.readdirSync(dir), ['vmcore-incomplete']);
   assert.ok(fs.statSync(path.join(dir, 'vmcore-incomplete')).size < fs.statSync(ref).size);
+});
+
+test("SFTP writes are as long as ssh2's limit for the server: limits@openssh.com's, or 31,952 bytes without it, so ssh2 never splits one", () => {
+  const chunk = (limit: unknown) => sftpWriteChunk({ _maxWriteLen: limit } as unknown as SFTPWrapper);
+  assert.equal(chunk(261_120), 261_120);                // OpenSSH: 256 KiB - 1 KiB
+  assert.equal(chunk(34_000 - 2048), 31_952);           // a server without limits@openssh.com
+  assert.equal(chunk(64 << 20), 1 << 20);               // capped
+  assert.equal(sftpWriteChunk({} as unknown as SFTPWrapper), 32 << 10);
 });
