@@ -32,21 +32,23 @@ function firstDifference(a: string, b: string): number {
   }
 }
 
-test('-E -d 0: the very same file as makedumpfile -E, the partial page of the low 640K load left out as on its cyclic path', { timeout: 300_000 }, (t) => {
+/** `lastword filter -E -d level` and `makedumpfile -E -d level` of the 6.1 lab vmcore, in a temp dir of `t`. */
+function bothElf(t: { after(fn: () => void): void }, level: number): { ours: string; ref: string } {
   const vmcore = labVmcore();
   const dir = tempDir(t);
   const ours = path.join(dir, 'ours'), ref = path.join(dir, 'ref');
-  lastwordFilter(['-E', '-d', '0', '--message-level', '0', vmcore, ours]);
-  makedumpfile(['-E', '-d', '0'], vmcore, ref);
+  lastwordFilter(['-E', '-d', String(level), '--message-level', '0', vmcore, ours]);
+  makedumpfile(['-E', '-d', String(level)], vmcore, ref);
+  return { ours, ref };
+}
+
+test('-E -d 0: the very same file as makedumpfile -E, the partial page of the low 640K load left out as on its cyclic path', { timeout: 300_000 }, (t) => {
+  const { ours, ref } = bothElf(t, 0);
   assert.equal(firstDifference(ours, ref), -1, 'the ELF dumps differ');
 });
 
 test('-E -d 31: no more bytes than makedumpfile -E', { timeout: 300_000 }, (t) => {
-  const vmcore = labVmcore();
-  const dir = tempDir(t);
-  const ours = path.join(dir, 'ours'), ref = path.join(dir, 'ref');
-  lastwordFilter(['-E', '-d', '31', '--message-level', '0', vmcore, ours]);
-  makedumpfile(['-E', '-d', '31'], vmcore, ref);
+  const { ours, ref } = bothElf(t, 31);
   const a = fs.statSync(ours).size, b = fs.statSync(ref).size;
   assert.ok(a <= b, `lastword wrote ${a} bytes, makedumpfile ${b}`);
 });
