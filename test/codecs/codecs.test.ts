@@ -186,4 +186,20 @@ describe('page codecs', () => {
       await pool.close();
     }
   });
+
+  test('every batch entry point refuses buffers too small for the page count, before compressing', async () => {
+    const count = 4, zlibFlag = CODEC_FLAG.zlib;
+    const src = samplePages(count), sizes = new Uint32Array(count), spans = new Float64Array(2);
+    const short = Buffer.alloc(count * PAGE - 1);
+    const tooSmall = (err: unknown) => err instanceof RangeError && /too small for the page count/.test(err.message);
+    assert.throws(() => addon.compressPages(zlibFlag, src, PAGE, count, short, sizes, true), tooSmall, 'compressPages, dst');
+    assert.throws(() => addon.compressPages(zlibFlag, src, PAGE, count, Buffer.alloc(count * PAGE), new Uint32Array(count - 1), true), tooSmall, 'compressPages, sizes');
+    assert.throws(() => addon.compressPagesSpans(zlibFlag, -1, spans, 0, short, PAGE, count, Buffer.alloc(count * PAGE), sizes, true), tooSmall, 'compressPagesSpans, src');
+    const pool = new addon.CompressPool(1, () => assert.fail('nothing was queued'));
+    try {
+      assert.throws(() => pool.submit(0, zlibFlag, -1, spans, 0, src, PAGE, count, short, sizes, true), tooSmall, 'CompressPool.submit, dst');
+    } finally {
+      pool.close();
+    }
+  });
 });

@@ -178,6 +178,13 @@ size_t compressBatch(const Batch& b) {
   return used;
 }
 
+// The batch's buffers hold `count` pages in, `count` pages out (the worst case: all stored raw)
+// and `count` sizes; checked before any thread touches them.
+void requireRoom(Napi::Env env, const Batch& b, size_t sizesLen) {
+  if (b.pageSize == 0 || b.srcLen < b.pageSize * b.count || b.dstLen < b.pageSize * b.count || sizesLen < b.count)
+    throw Napi::RangeError::New(env, "buffers too small for the page count");
+}
+
 // Arguments from position `a` on, shared by compressPagesSpans (a = 0) and CompressPool.submit (a = 1, after the id):
 // (method, fd, spans: Float64Array, nspans, src, pageSize, count, dst, sizes: Uint32Array, detectZero)
 Batch parseBatchAt(const Napi::CallbackInfo& info, size_t a) {
@@ -203,8 +210,7 @@ Batch parseBatchAt(const Napi::CallbackInfo& info, size_t a) {
   auto sizes = info[a + 8].As<Napi::Uint32Array>();
   b.sizes = sizes.Data();
   b.detectZero = info[a + 9].ToBoolean();
-  if (b.pageSize == 0 || b.srcLen < b.pageSize * b.count || b.dstLen < b.pageSize * b.count || sizes.ElementLength() < b.count)
-    throw Napi::RangeError::New(env, "buffers too small for the page count");
+  requireRoom(env, b, sizes.ElementLength());
   return b;
 }
 
@@ -346,8 +352,7 @@ Napi::Value CompressPages(const Napi::CallbackInfo& info) {
   b.src = src.Data(); b.srcLen = src.Length();
   b.dst = dst.Data(); b.dstLen = dst.Length();
   b.sizes = sizes.Data();
-  if (b.pageSize == 0 || b.srcLen < b.pageSize * b.count || b.dstLen < b.pageSize * b.count || sizes.ElementLength() < b.count)
-    throw Napi::RangeError::New(env, "buffers too small for the page count");
+  requireRoom(env, b, sizes.ElementLength());
   return Napi::Number::New(env, static_cast<double>(compressBatch(b)));
 }
 
