@@ -3,7 +3,8 @@
 // the byte-table loops below are the fallback and the reference (test/filter/bitmap.test.ts).
 import { loadNative } from '../system/native-loader.ts';
 
-interface BitmapAddon {
+/** The filter addon's bitmap functions (runtime/filter/native/page-walk.cc). */
+export interface BitmapAddon {
   popcount(bitmap: Buffer, bits: number): number;
   andPopcount(dst: Buffer, src: Buffer, bytes: number): number;
 }

@@ -4,12 +4,7 @@ import * as crypto from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative } from '../../runtime/system/native-loader.ts';
-import { andPopcountJs, popcountJs } from '../../runtime/filter/bitmap.ts';
-
-interface BitmapAddon {
-  popcount(bitmap: Buffer, bits: number): number;
-  andPopcount(dst: Buffer, src: Buffer, bytes: number): number;
-}
+import { andPopcountJs, popcountJs, type BitmapAddon } from '../../runtime/filter/bitmap.ts';
 const addon = loadNative<BitmapAddon>('filter');
 
 test('native popcount and andPopcount equal the JavaScript loops', () => {
