@@ -52,8 +52,8 @@ export class X86_64Memory {
 
   /** Physical address of a kernel virtual address; throws naming the address when it is unmapped. */
   vtop(v: bigint): number {
-    if (v >= START_KERNEL_MAP && v < this.imageEnd) return this.imageToPhys(v);
-    if (this.pageOffset !== undefined && v >= this.pageOffset && v < this.directMapEnd) return Number(v - this.pageOffset);
+    if (this.inImage(v)) return this.imageToPhys(v);
+    if (this.inDirectMap(v)) return Number(v - this.pageOffset!);
     const hit2M = this.cache2M.get(v >> 21n);
     if (hit2M !== undefined) return hit2M + Number(v & 0x1fffffn);
     const hit4K = this.cache4K.get(v >> 12n);
@@ -83,11 +83,20 @@ export class X86_64Memory {
     return buf;
   }
 
+  /** The kernel image mapping (phys_base) and the direct map: linear, no page-table walk. */
+  private inImage(v: bigint): boolean {
+    return v >= START_KERNEL_MAP && v < this.imageEnd;
+  }
+
+  private inDirectMap(v: bigint): boolean {
+    return this.pageOffset !== undefined && v >= this.pageOffset && v < this.directMapEnd;
+  }
+
   /** Bytes from `v` to the end of the linear range or leaf vtop(v) just translated, at most `max`. */
   private leafRest(v: bigint, max: number): number {
     let end: bigint;
-    if (v >= START_KERNEL_MAP && v < this.imageEnd) end = this.imageEnd;
-    else if (this.pageOffset !== undefined && v >= this.pageOffset && v < this.directMapEnd) end = this.directMapEnd;
+    if (this.inImage(v)) end = this.imageEnd;
+    else if (this.inDirectMap(v)) end = this.directMapEnd;
     else if (this.cache2M.has(v >> 21n)) end = (v | 0x1fffffn) + 1n;
     else end = (v | 0xfffn) + 1n;
     const rest = end - v;
