@@ -65,8 +65,9 @@ test('the image unpacks with cpio -idv: lastword is /init, with its libraries, b
   const addons = path.join(repo, 'build', 'native');
   const needed = fs.existsSync(addons) ? fs.readdirSync(addons).filter((f) => f.endsWith('.node')).flatMap((f) =>
     [...spawnSync('readelf', ['-d', path.join(addons, f)], { encoding: 'utf8' }).stdout.matchAll(/\(NEEDED\)\s+Shared library: \[(\S+)\]/g)].map((m) => m[1]!)) : [];
-  // zlib is linked into the codecs addon (makedumpfile-identical -c output); lzo stays a shared library
+  // libdeflate and zlib are linked into the codecs addon; lzo stays a shared library
   assert.ok(needed.includes('liblzo2.so.2'), `codecs addon needs liblzo2: ${needed.join(' ')}`);
+  assert.ok(!needed.some((so) => so.startsWith('libdeflate') || so.startsWith('libz.')), `libdeflate and zlib are not shared libraries of an addon: ${needed.join(' ')}`);
   for (const so of needed) assert.ok(fs.existsSync(path.join(root, 'usr', 'lib', 'x86_64-linux-gnu', so)), `${so} (an addon's DT_NEEDED) in the image`);
   const cons = fs.statSync(path.join(root, 'dev', 'console'));
   assert.ok(cons.isCharacterDevice() && cons.rdev === ((5 << 8) | 1));

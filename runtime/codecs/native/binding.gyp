@@ -7,9 +7,10 @@
     "cflags!": ["-fno-exceptions"],
     "cflags_cc!": ["-fno-exceptions"],
     "cflags_cc": ["-O2"],
-    # libz static with its symbols bound inside the addon: Node exports its own (Chromium) zlib, and
-    # a dynamic compress2 would bind to it and write bytes unlike makedumpfile -c. Debian's libzstd.a
-    # is not PIC, so lzo/snappy/zstd stay shared (the initramfs ships them by DT_NEEDED).
-    "libraries": ["-Wl,-Bstatic", "-lz", "-Wl,-Bdynamic", "-llzo2", "-lsnappy", "-lzstd", "-Wl,-Bsymbolic", "-Wl,--exclude-libs,libz.a"]
+    # libdeflate (writes zlib pages) and libz (reads them) static with their symbols bound inside the
+    # addon: Node exports its own (Chromium) zlib, and a dynamic uncompress would bind to it; a
+    # static libdeflate is one library fewer in the initramfs. Debian's libzstd.a is not PIC, so
+    # lzo/snappy/zstd stay shared (the initramfs ships them by DT_NEEDED).
+    "libraries": ["-Wl,-Bstatic", "-ldeflate", "-lz", "-Wl,-Bdynamic", "-llzo2", "-lsnappy", "-lzstd", "-Wl,-Bsymbolic", "-Wl,--exclude-libs,libdeflate.a:libz.a"]
   }]
 }
