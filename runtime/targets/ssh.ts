@@ -15,6 +15,7 @@ import { hostKeyAlgorithms, knownKeysFor, verifyHostKey, type HostKeyVerdict } f
 import { joinInside, targetDir } from './naming.ts';
 import type { DumpSink, PositionalSink } from './sink.ts';
 import { WritableStreamSink, type DumpTarget } from './target.ts';
+import { enableMaglev } from './jit-tier.ts';
 import { YoungGc } from './young-gc.ts';
 
 /** Whether ssh2 runs its native ciphers (sshcrypto.node) rather than its per-packet JavaScript fallback. */
@@ -102,6 +103,7 @@ function connectOnce(t: SshTarget, privateKey: Buffer, knownText: string, readyT
 
 /** Connects with strict host key checking; retries network errors only. */
 export async function connectSsh(t: SshTarget, opts: SshOptions = {}): Promise<ssh2.Client> {
+  enableMaglev();
   let privateKey: Buffer;
   let knownText: string;
   try {
