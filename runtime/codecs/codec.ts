@@ -29,7 +29,8 @@ export interface CodecsAddon {
   compressPages(method: number, src: Buffer, pageSize: number, count: number, dst: Buffer, sizes: Uint32Array, detectZero: boolean): number;
   /**
    * Like compressPages, but first preads the pages from vmcore `fd` (when fd >= 0): `spans` holds
-   * `nspans` [fileOffset, bytes] pairs filling `src` in order, fileOffset < 0 = zero-filled hole.
+   * `nspans` [fileOffset, bytes] pairs read in order into the calling thread's own page buffer
+   * (`src` is then not used and may be empty), fileOffset < 0 = zero-filled hole.
    */
   compressPagesSpans(method: number, fd: number, spans: Float64Array, nspans: number, src: Buffer, pageSize: number, count: number, dst: Buffer, sizes: Uint32Array, detectZero: boolean): number;
   /** `threads` compression threads; onDone(id, used, error) reports each submitted batch. */

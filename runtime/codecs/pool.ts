@@ -20,9 +20,14 @@ export interface CompressorOptions {
   workers: number;
 }
 
-/** One batch's buffers: pages in `src` (or read into it from `spans`), compressed into `dst`. */
+const NO_PAGES = Buffer.alloc(0);
+
+/**
+ * One batch's buffers: pages in `src`, or `spans` of the vmcore the compression thread reads into
+ * its own buffer (then `src` is never allocated), compressed into `dst`.
+ */
 export class PageBatch {
-  readonly src: Buffer;
+  private pages: Buffer | undefined;
   readonly dst: Buffer;
   readonly sizes: Uint32Array;
   /** [fileOffset, bytes] pairs that fill `src` in order; fileOffset -1 = zero-filled hole. */
@@ -31,10 +36,17 @@ export class PageBatch {
   count = 0;
   used = 0;
   readonly capacity: number;
+  private readonly pageSize: number;
+
+  /** The batch's page buffer, for callers that fill it themselves (allocated on first use). */
+  get src(): Buffer {
+    this.pages ??= Buffer.alloc(this.capacity * this.pageSize);
+    return this.pages;
+  }
 
   constructor(pageSize: number, capacity: number) {
     this.capacity = capacity;
-    this.src = Buffer.alloc(capacity * pageSize);
+    this.pageSize = pageSize;
     this.dst = Buffer.alloc(capacity * pageSize);
     this.sizes = new Uint32Array(capacity);
     this.spans = new Float64Array(2 * capacity + 2);
@@ -93,15 +105,17 @@ export class PageCompressor {
   }
 
   /**
-   * Reads the batch's spans from `fd` (when fd >= 0; else `src` already holds the pages) and
+   * Reads the batch's spans from `fd` (when fd >= 0, into the compressing thread's own buffer;
+   * else `src` already holds the pages) and
    * compresses them; `batch.used` and `batch.sizes` hold the result. The batch's buffers must not
    * be touched until the promise settles.
    */
   run(batch: PageBatch, fd: number): Promise<void> {
     const { pageSize, detectZero } = this.opts;
+    const src = fd >= 0 ? NO_PAGES : batch.src;
     if (this.opts.workers === 0) {
       try {
-        batch.used = this.addon.compressPagesSpans(this.method, fd, batch.spans, batch.nspans, batch.src, pageSize, batch.count, batch.dst, batch.sizes, detectZero);
+        batch.used = this.addon.compressPagesSpans(this.method, fd, batch.spans, batch.nspans, src, pageSize, batch.count, batch.dst, batch.sizes, detectZero);
         return Promise.resolve();
       } catch (err) {
         return Promise.reject(compressError(err));
@@ -110,7 +124,7 @@ export class PageCompressor {
     return new Promise((resolve, reject) => {
       const id = this.nextId++ >>> 0;
       try {
-        this.threads().submit(id, this.method, fd, batch.spans, batch.nspans, batch.src, pageSize, batch.count, batch.dst, batch.sizes, detectZero);
+        this.threads().submit(id, this.method, fd, batch.spans, batch.nspans, src, pageSize, batch.count, batch.dst, batch.sizes, detectZero);
         this.pending.set(id, { batch, resolve, reject });
       } catch (err) {
         reject(compressError(err));

@@ -101,7 +101,7 @@ describe('page codecs', () => {
       }
     });
 
-    test(`${codec}: a mix of compressible and random pages read from a file by a compression thread round-trips`, async (t) => {
+    test(`${codec}: pages read from a file by the compression threads round-trip, six batches in flight on two threads`, async (t) => {
       const fs = await import('node:fs');
       const os = await import('node:os');
       const path = await import('node:path');
@@ -113,28 +113,36 @@ describe('page codecs', () => {
       fs.writeFileSync(file, Buffer.concat([Buffer.alloc(PAGE, 0xee), pages]));
       const fd = fs.openSync(file, 'r');
       t.after(() => fs.closeSync(fd));
-      const pool = new PageCompressor({ codec, pageSize: PAGE, detectZero: true, workers: 1 });
-      const batch = new PageBatch(PAGE, count);
-      // Two spans around a hole: pages 0-9 from the file, 10-11 zeros, 12-63 from the file.
-      batch.addSpan(PAGE, 10 * PAGE);
-      batch.addSpan(-1, 2 * PAGE);
-      batch.addSpan(PAGE + 12 * PAGE, (count - 12) * PAGE);
-      batch.count = count;
-      await pool.run(batch, fd);
+      const pool = new PageCompressor({ codec, pageSize: PAGE, detectZero: true, workers: 2 });
+      // Each thread reads into its own buffer, reused from batch to batch: batches that share a
+      // thread must still each get their own pages. Batch k: pages k..k+9 of the file, a 2-page
+      // hole, then pages k+12.. to the end of the batch (fewer for later batches).
+      const batches = [0, 1, 2, 3, 4, 5].map((k) => {
+        const n = count - k;
+        const batch = new PageBatch(PAGE, count);
+        batch.addSpan(PAGE + k * PAGE, 10 * PAGE);
+        batch.addSpan(-1, 2 * PAGE);
+        batch.addSpan(PAGE + (k + 12) * PAGE, (n - 12) * PAGE);
+        batch.count = n;
+        const expect = Buffer.from(pages.subarray(k * PAGE, (k + n) * PAGE));
+        expect.fill(0, 10 * PAGE, 12 * PAGE);
+        return { batch, expect };
+      });
+      await Promise.all(batches.map(({ batch }) => pool.run(batch, fd)));
       await pool.close();
-      const expect = Buffer.from(pages);
-      expect.fill(0, 10 * PAGE, 12 * PAGE);
-      let at = 0;
-      for (let i = 0; i < count; i++) {
-        const size = batch.sizes[i]!;
-        const original = expect.subarray(i * PAGE, (i + 1) * PAGE);
-        if (size === 0) { assert.ok(original.equals(Buffer.alloc(PAGE)), `page ${i} reported zero`); continue; }
-        const out = Buffer.alloc(PAGE);
-        decompressPage(addon, size < PAGE ? CODEC_FLAG[codec] : 0, batch.dst.subarray(at, at + size), out, { file: 'test', pfn: i });
-        assert.ok(out.equals(original), `page ${i} differs after the round trip`);
-        at += size;
+      for (const [k, { batch, expect }] of batches.entries()) {
+        let at = 0;
+        for (let i = 0; i < batch.count; i++) {
+          const size = batch.sizes[i]!;
+          const original = expect.subarray(i * PAGE, (i + 1) * PAGE);
+          if (size === 0) { assert.ok(original.equals(Buffer.alloc(PAGE)), `batch ${k} page ${i} reported zero`); continue; }
+          const out = Buffer.alloc(PAGE);
+          decompressPage(addon, size < PAGE ? CODEC_FLAG[codec] : 0, batch.dst.subarray(at, at + size), out, { file: 'test', pfn: i });
+          assert.ok(out.equals(original), `batch ${k} page ${i} differs after the round trip`);
+          at += size;
+        }
+        assert.equal(at, batch.used);
       }
-      assert.equal(at, batch.used);
     });
   }
 

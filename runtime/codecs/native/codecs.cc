@@ -37,6 +37,7 @@ constexpr uint32_t kZlib = 0x01, kLzo = 0x02, kSnappy = 0x04, kZstd = 0x20;
 
 struct Scratch {
   std::vector<unsigned char> out;
+  std::vector<unsigned char> src;      // a batch's pages read from the vmcore by this thread
   std::vector<unsigned char> lzoWork;
   libdeflate_compressor* deflater = nullptr;
   ZSTD_CCtx* zcctx = nullptr;
@@ -122,8 +123,14 @@ struct Batch {
   bool detectZero = false;
 };
 
-// Reads the spans into src. Returns "" or an error message.
-std::string readSpans(const Batch& b) {
+// Reads the spans into this thread's scratch buffer and points b.src at it: the pages are only
+// needed until they are compressed, so one buffer per thread instead of one per batch in flight
+// (a 256 KiB page buffer per queued batch was ~1 MiB of peak RSS). Returns "" or an error message.
+std::string readSpans(Batch& b) {
+  size_t need = b.pageSize * b.count;
+  if (scratch.src.size() < need) scratch.src.resize(need);
+  b.src = scratch.src.data();
+  b.srcLen = scratch.src.size();
   size_t at = 0;
   for (size_t i = 0; i < b.nspans; i++) {
     double off = b.spans[2 * i];
@@ -177,8 +184,9 @@ size_t compressBatch(const Batch& b) {
 
 // The batch's buffers hold `count` pages in, `count` pages out (the worst case: all stored raw)
 // and `count` sizes; checked before any thread touches them.
+// (src only when the caller filled it: with fd >= 0 the pages are read into the thread's own buffer).
 void requireRoom(Napi::Env env, const Batch& b, size_t sizesLen) {
-  if (b.pageSize == 0 || b.srcLen < b.pageSize * b.count || b.dstLen < b.pageSize * b.count || sizesLen < b.count)
+  if (b.pageSize == 0 || (b.fd < 0 && b.srcLen < b.pageSize * b.count) || b.dstLen < b.pageSize * b.count || sizesLen < b.count)
     throw Napi::RangeError::New(env, "buffers too small for the page count");
 }
 
