@@ -21,6 +21,7 @@ import { ramPageFilter } from '../dumpfile/ram-filter.ts';
 import type { PageFilter } from '../filter/types.ts';
 import { openVmcore, physBase, readUtsname } from '../vmcore/index.ts';
 import type { Vmcore } from '../vmcore/types.ts';
+import { writeStderr } from '../system/stderr.ts';
 
 export const USAGE = `usage: lastword filter [-c|-l|-p|-z] [-d LEVEL] [-E] [-f] [--num-threads N] [--message-level N] VMCORE DUMPFILE
        lastword filter -F [options] VMCORE [DUMPFILE]   (flattened, to stdout without DUMPFILE)
@@ -102,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
 
 /** The filter itself; `continueStream`: stdout already carries another writer's flattened header. */
 export async function runFilter(opts: FilterOptions, continueStream = false): Promise<number> {
-  const log = (level: number, msg: string) => { if (opts.messageLevel & level) process.stderr.write(msg + '\n'); };
+  const log = (level: number, msg: string) => { if (opts.messageLevel & level) writeStderr(msg + '\n'); };
   if (opts.reassemble) {
     if (opts.args.length !== 1) throw usageError(`-R takes one DUMPFILE and reads the flattened dump from stdin\n${USAGE}`);
     const file = opts.args[0]!;

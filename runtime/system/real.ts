@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { LastwordError } from '../errors.ts';
 import { loadNative } from './native-loader.ts';
 import type { ExecOptions, ExecResult, RebootCommand, System } from './types.ts';
+import { writeStderr } from './stderr.ts';
 
 /** The addon's exports (system.cc). */
 export interface SystemAddon {
@@ -40,7 +41,7 @@ export interface RealSystemOptions {
 export function realSystem(opts: RealSystemOptions = {}): System {
   const addon = systemAddon();
   const spawned = new Set<number>();
-  const log = opts.log ?? ((line: string) => { process.stderr.write(line.endsWith('\n') ? line : line + '\n'); });
+  const log = opts.log ?? ((line: string) => { writeStderr(line.endsWith('\n') ? line : line + '\n'); });
 
   async function exec(file: string, args: readonly string[], o: ExecOptions = {}): Promise<ExecResult> {
     const child = execa(file, args, {
