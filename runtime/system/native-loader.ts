@@ -32,7 +32,7 @@ export function loadNative<T>(name: string): T {
   let file: string;
   if (sea.isSea()) {
     const blob = Buffer.from(sea.getRawAsset(`${name}.node`) as ArrayBuffer);
-    file = extract(name, blob);
+    file = extractAddon(name, blob);
   } else {
     file = nativeAddonPath(name);
     if (!fs.existsSync(file)) {
@@ -57,12 +57,18 @@ export function loadedNativeFile(name: string): string {
   return file;
 }
 
-function extract(name: string, blob: Buffer): string {
+/**
+ * Writes an embedded addon to the first writable directory of `dirs` and returns its path. A file
+ * there with the same bytes (an earlier run, or PID 1 for its capture child) is used as it is:
+ * writing it again cost each `lastword filter` run ~1 ms per addon (strace), and tmpfs churn.
+ */
+export function extractAddon(name: string, blob: Buffer, dirs: readonly string[] = EXTRACT_DIRS): string {
   const errors: string[] = [];
-  for (const dir of EXTRACT_DIRS) {
+  for (const dir of dirs) {
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       const file = path.join(dir, `${name}.node`);
+      if (sameBytes(file, blob)) return file;
       // write then rename: another lastword process (PID 1 and its capture child share /run)
       // may have the old file mapped, and truncating a mapped library would crash it
       const tmp = `${file}.${process.pid}`;
@@ -74,4 +80,13 @@ function extract(name: string, blob: Buffer): string {
     }
   }
   throw new LastwordError('ENATIVE_EXTRACT', `no writable directory for the ${name} addon (${errors.join('; ')})`);
+}
+
+function sameBytes(file: string, blob: Buffer): boolean {
+  try {
+    const st = fs.statSync(file);
+    return st.isFile() && st.size === blob.length && fs.readFileSync(file).equals(blob);
+  } catch {
+    return false;
+  }
 }
