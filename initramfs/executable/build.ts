@@ -92,6 +92,10 @@ export async function bundleScript(entry: string, outfile: string): Promise<void
     entryPoints: [entry],
     bundle: true, platform: 'node', format: 'cjs', target: 'node24', outfile,
     legalComments: 'none', logLevel: 'warning',
+    // V8 keeps the script source in its heap (the code cache does not replace it): whitespace and
+    // syntax minification take the bundle from 1.39 to 0.98 MB and peak RSS of lastword filter down
+    // 0.8-0.9 MiB. Names are kept (keepNames), so errors and stack traces still name functions.
+    minifyWhitespace: true, minifySyntax: true, keepNames: true,
     // Addons cannot be bundled: lastword's own ride as SEA assets (native-loader.ts), ssh2's
     // sshcrypto too, through the plugin below; any other require() of a .node (cpu-features)
     // throws inside the executable and its library falls back to plain JS.
