@@ -30,7 +30,7 @@ export class PageBatch {
   private pages: Buffer | undefined;
   readonly dst: Buffer;
   readonly sizes: Uint32Array;
-  /** [fileOffset, bytes] pairs that fill `src` in order; fileOffset -1 = zero-filled hole. */
+  /** [fileOffset, bytes] pairs of the vmcore that make up the batch's pages in order; fileOffset -1 = zero-filled hole. */
   readonly spans: Float64Array;
   nspans = 0;
   count = 0;

@@ -1,7 +1,8 @@
 // `lastword filter` writing kdump-compressed dumps of a real 6.1 kdump vmcore, judged by
 // makedumpfile on the same vmcore: same pfn sets at dump levels 0, 1, 10, 17 and 31, page contents
-// equal the vmcore's (zlib: no larger than makedumpfile's, readable by makedumpfile), flattened output reassembles (ours and makedumpfile -R) to the direct file,
-// a full target leaves a valid INCOMPLETE dump, and the filter falls back to level 0 when it must.
+// equal the vmcore's (zlib: no larger than makedumpfile's, readable by makedumpfile), flattened
+// output reassembles (ours and makedumpfile -R) to the direct file, a full target leaves a valid
+// INCOMPLETE dump, and the filter falls back to level 0 when it must.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
