@@ -7,13 +7,14 @@
 // instead of starting a second one behind a broken first.
 import { spawn } from 'node:child_process';
 import { encodeEndMarker, relayRecords, type RelayResult } from '../dumpfile/flattened.ts';
+import { writeStderr } from '../system/stderr.ts';
 import { runFilter, stdoutSink, type FilterOptions } from './filter.ts';
 
 interface Exit { code: number | null; signal: NodeJS.Signals | null; error?: Error }
 
 export async function tryProgramFirst(opts: FilterOptions, argv: string[]): Promise<number> {
   const program = opts.tryProgram!;
-  const say = (m: string) => process.stderr.write(`lastword filter: ${m}\n`);
+  const say = (m: string) => writeStderr(`lastword filter: ${m}\n`);
   if (opts.reassemble) {
     // Standard input can be read once: reassembling is the same job whoever does it.
     return runFilter(opts);
