@@ -13,6 +13,7 @@
 // step (each cycle is a real TCG boot, so a handful of runs). A cycle succeeds when the dump is
 // complete and crash opens it.
 //   node test/e2e/footprint.ts makedumpfile|lastword|kdump-tools [--layout plain|squashfs|erofs] [--lo 64] [--hi 256]
+//   ... --image-compression xz   (lastword: the read-only image's compression, `lastword initramfs --image-compression`)
 //   ... --sizes 80,96   (just these sizes, no bisection)
 //   ... --keep          (keep the work directories with each cycle's console.log)
 import { execFileSync } from 'node:child_process';
@@ -36,6 +37,7 @@ const opt = (name: string): string | undefined => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const layout = opt('--layout');
+const imageCompression = opt('--image-compression');
 const keep = argv.includes('--keep');
 let lo = Number(opt('--lo') ?? 48);   // assumed failing
 let hi = Number(opt('--hi') ?? 256);  // assumed working, checked first
@@ -84,7 +86,7 @@ async function cycle(mib: number): Promise<Outcome> {
       name: `lw-${mib}`, baseDir: base, crashkernel: `${mib}M`,
       kdumpConf: 'ext4 LABEL=LWFOOT\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action poweroff\n',
       sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
-      initramfsArgs: layout ? ['--layout', layout] : [],
+      initramfsArgs: [...(layout ? ['--layout', layout] : []), ...(imageCompression ? ['--image-compression', imageCompression] : [])],
       disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWFOOT' }],
     }
     : {
@@ -136,7 +138,7 @@ const results: Array<[number, Outcome]> = [];
 async function tryOne(mib: number): Promise<boolean> {
   const r = await cycle(mib);
   results.push([mib, r]);
-  process.stdout.write(`${flavour}${layout ? '/' + layout : ''} crashkernel=${mib}M: ${r.ok ? 'OK' : 'FAIL'} ${r.ok ? `panic->dump ${r.panicToDumpS!.toFixed(1)} s, qemu start->dump ${r.bootToDumpS!.toFixed(1)} s` : r.why} (capture initramfs ${r.captureBytes} B)\n`);
+  process.stdout.write(`${flavour}${layout ? '/' + layout : ''}${imageCompression ? '/' + imageCompression : ''} crashkernel=${mib}M: ${r.ok ? 'OK' : 'FAIL'} ${r.ok ? `panic->dump ${r.panicToDumpS!.toFixed(1)} s, qemu start->dump ${r.bootToDumpS!.toFixed(1)} s` : r.why} (capture initramfs ${r.captureBytes} B)\n`);
   return r.ok;
 }
 
