@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import type { Plan } from '../runtime/config/plan.ts';
 import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
@@ -37,6 +38,12 @@ export interface ImageInputs {
   mountNfs?: string;
   /** the build host's /etc, for the files libtirpc reads at run time (netconfig); /etc by default */
   hostEtc?: string;
+  /**
+   * Ship the modules zstd-compressed (.ko.zst) when the shipped kmod reads them: rootfs pins every
+   * byte it unpacks for the whole capture, and the modules shrink from ~5.6 to ~1.3 MB. Only for
+   * lastword's own cpio: a directory filled for dracut or mkinitramfs gets them as the host has them.
+   */
+  compressModules?: boolean;
 }
 
 export interface ImageContents {
@@ -184,7 +191,12 @@ export function buildManifest(i: ImageInputs): ImageContents {
   const modules = selectImageModules(i);
   const kdir = `/lib/modules/${i.kernelVersion}`;
   const hostKdir = path.join(i.modulesRoot, i.kernelVersion);
-  for (const p of modules.paths) addHostFile(m, `${kdir}/${p}`, path.join(hostKdir, p), 0o644);
+  const zstd = i.compressModules === true && kmodReadsZstd(i.kmod);
+  for (const p of modules.paths) {
+    const source = path.join(hostKdir, p);
+    if (zstd && p.endsWith('.ko')) addEntry(m, { path: `${kdir}/${p}.zst`, type: 'file', mode: 0o644, data: compressModule(source) });
+    else addHostFile(m, `${kdir}/${p}`, source, 0o644);
+  }
   for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
     if (fs.existsSync(path.join(hostKdir, f))) addHostFile(m, `${kdir}/${f}`, path.join(hostKdir, f), 0o644);
   }
@@ -216,6 +228,21 @@ export function buildManifest(i: ImageInputs): ImageContents {
     addHostFile(m, t.knownHosts, kh, 0o644);
   }
   return { manifest: m, modules, executableAt };
+}
+
+/** `kmod --version` lists its features: +ZSTD when it decompresses .ko.zst itself (kmod 28+ built with libzstd). */
+export function kmodReadsZstd(kmod: string): boolean {
+  const r = spawnSync(kmod, ['--version'], { encoding: 'utf8' });
+  return r.status === 0 && /(^|\s)\+ZSTD(\s|$)/m.test(r.stdout);
+}
+
+/** A module as .ko.zst: zstd level 9 (~200 ms for 28 modules; 19 saves another 9% for 12x the time). */
+function compressModule(source: string): Buffer {
+  let data: Buffer;
+  try { data = fs.readFileSync(source); } catch (err) {
+    throw new LastwordError('EIMAGE_MODULES', `${source}: ${(err as Error).message}`, { where: { file: source } });
+  }
+  return zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: 9 } });
 }
 
 export const DEFAULT_MOUNT_NFS = '/usr/sbin/mount.nfs';

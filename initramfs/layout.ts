@@ -30,10 +30,11 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
   const dst = path.join(base, 'lib', 'modules', kernelVersion);
   fs.mkdirSync(dst, { recursive: true });
   for (const e of m.values()) {
-    if (!e.path.startsWith(kdir + '/') || e.type !== 'file' || !('source' in e)) continue;
+    if (!e.path.startsWith(kdir + '/') || e.type !== 'file') continue;
     const p = path.join(dst, e.path.slice(kdir.length + 1));
     fs.mkdirSync(path.dirname(p), { recursive: true });
-    fs.symlinkSync(e.source, p);
+    if ('source' in e) fs.symlinkSync(e.source, p);
+    else if (/\.ko\.(xz|zst|gz)$/.test(p)) fs.writeFileSync(p, e.data);      // a module compressed for the image
   }
   run('depmod', ['-b', base, kernelVersion], 'depmod');
   for (const f of fs.readdirSync(dst).sort()) {

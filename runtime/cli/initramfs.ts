@@ -79,6 +79,7 @@ export async function run(argv: string[]): Promise<number> {
       busybox: o.busybox ?? '/usr/bin/busybox',
       kmod: o.kmod ?? '/usr/bin/kmod',
       mountNfs: o['mount-nfs'] ? path.resolve(o['mount-nfs']) : undefined,
+      compressModules: !o.into,
     });
     const level = o['image-level'] !== undefined ? Number(o['image-level']) : undefined;
     if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 22)) throw usageError('--image-level must be 1-22');
