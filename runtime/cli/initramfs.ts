@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import minimist from 'minimist';
 import { usageError } from '../errors.ts';
+import { applyCmdline } from '../config/cmdline.ts';
 import { DEBIAN_CONF, FEDORA_CONF, FEDORA_SYSCONFIG, loadPlan } from '../config/load.ts';
 import { blacklistOf, buildManifest, orderedEntries } from '../../initramfs/image.ts';
 import { hostModaliases } from '../../initramfs/host-devices.ts';
@@ -58,6 +59,10 @@ export async function run(argv: string[]): Promise<number> {
 
   const root = path.resolve(o.root ?? '/');
   const plan = loadPlan({ config: o.config, root, cmdline: o.root ? '' : undefined });
+  // The capture kernel also boots with the configs' KDUMP_COMMANDLINE_APPEND / KDUMP_CMDLINE_APPEND
+  // words (lastword load, kexec.ts), and the capture reads its own /proc/cmdline: what they
+  // blacklist (modprobe.blacklist=...) stays out of the image, what they ask for (ip=) goes in.
+  if (plan.kexec.commandlineAppend.length) applyCmdline(plan, plan.kexec.commandlineAppend.join(' '), 'the capture command line (KDUMP_COMMANDLINE_APPEND)');
   const configs: Array<{ at: string; source: string }> = [];
   if (o.config) configs.push({ at: plan.layout === 'fedora' ? FEDORA_CONF : DEBIAN_CONF, source: path.resolve(o.config) });
   else {

@@ -201,3 +201,12 @@ test("the shipped blacklist beside the executable (a checkout's blacklist/ for d
   assert.equal(fs.readFileSync(path.join(root, 'usr', 'lib', 'lastword', 'blacklist', 'site.conf'), 'utf8'), 'virtio_blk a reason the test gives\n');
   assert.doesNotMatch(spawnSync('find', ['.', '-name', '*.ko*'], { cwd: root, encoding: 'utf8' }).stdout, /virtio_blk\.ko/);
 });
+
+test("what the configs' capture command line blacklists (KDUMP_CMDLINE_APPEND modprobe.blacklist=) stays out of the image", { skip }, () => {
+  const conf = 'USE_KDUMP=1\nKDUMP_COREDIR="/var/crash"\nKDUMP_CMDLINE_APPEND="reset_devices nr_cpus=1 irqpoll modprobe.blacklist=virtio_blk"\n';
+  const { image, stderr } = build('append-blacklist', conf, ['--executable', small, '--compress', 'none']);
+  assert.match(stderr, /left out module virtio_blk: blacklisted \(modprobe\.blacklist= on the kernel command line at the capture command line \(KDUMP_COMMANDLINE_APPEND\)\)/);
+  const root = unpack(image, ['cat']);
+  assert.doesNotMatch(spawnSync('find', ['.', '-name', '*.ko*'], { cwd: root, encoding: 'utf8' }).stdout, /virtio_blk\.ko/);
+  assert.match(fs.readFileSync(path.join(root, 'etc', 'modprobe.d', 'lastword-blacklist.conf'), 'utf8'), /^blacklist virtio_blk$/m);
+});
