@@ -43,8 +43,20 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
   }
 }
 
-/** The busybox /init of the squashfs and erofs layouts. It stays a shell only until the exec. */
-export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string): string {
+/** What /init does when the image cannot be mounted: the plan's failure action (dump_to_rootfs cannot dump without lastword: reboot). */
+export type MountFailureAction = 'reboot' | 'poweroff' | 'halt' | 'shell';
+
+export function mountFailureAction(failureAction: string): MountFailureAction {
+  return failureAction === 'poweroff' || failureAction === 'halt' || failureAction === 'shell' ? failureAction : 'reboot';
+}
+
+/**
+ * The busybox /init of the squashfs and erofs layouts. It stays a shell only until the exec. When
+ * the image does not mount (a missing module, a damaged image), nothing in the initramfs can save
+ * the dump; /init then takes the failure action (the config's, or lastword.failure_action= on the
+ * command line, as lastword itself would) instead of waiting in a shell nobody may be watching.
+ */
+export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: MountFailureAction = 'reboot'): string {
   return `#!/bin/sh
 # lastword capture initramfs, layout ${layout}: the lastword executable is in ${imageAt}, a
 # compressed read-only image, so its pages can be evicted. Mount it, then exec lastword as PID 1.
@@ -56,7 +68,18 @@ mount -t devtmpfs devtmpfs /dev
 /usr/sbin/modprobe -q loop
 /usr/sbin/modprobe -q ${layout}
 if ! mount -t ${layout} -o ro,loop ${imageAt} ${mountAt}; then
-    echo "lastword: cannot mount ${imageAt} (${layout}); starting a shell" > /dev/console
+    action=${onFailure}
+    for word in $(cat /proc/cmdline); do
+        case "$word" in
+            lastword.failure_action=reboot|lastword.failure_action=poweroff|lastword.failure_action=halt|lastword.failure_action=shell) action="\${word#*=}" ;;
+        esac
+    done
+    echo "lastword: cannot mount ${imageAt} (${layout}): lastword cannot run, no dump is saved; failure action $action" > /dev/console
+    case "$action" in
+        poweroff) poweroff -f ;;
+        halt) halt -f ;;
+        reboot) reboot -f ;;
+    esac
     exec sh -i < /dev/console > /dev/console 2>&1
 fi
 # lastword mounts /proc and /dev itself as PID 1.
@@ -81,6 +104,8 @@ export const DEFAULT_IMAGE_LEVEL = 9;
 
 export interface ReadOnlyImageOptions {
   compression?: ImageCompression;
+  /** /init's action when the image does not mount (default reboot) */
+  onMountFailure?: MountFailureAction;
   /** zstd level (squashfs), lz4hc level (erofs) */
   level?: number;
 }
@@ -113,7 +138,7 @@ export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', exec
   });
   const imageAt = `/usr/lib/lastword/lastword.${layout}`;
   addEntry(m, { path: imageAt, type: 'file', mode: 0o644, source: img });
-  addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, '/usr/lib/lastword/ro')) });
+  addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, '/usr/lib/lastword/ro', opts.onMountFailure)) });
 }
 
 /** sha256 of the command and the executable's bytes, read in 1 MiB pieces (the executable is ~110 MB). */
