@@ -57,34 +57,37 @@ export function mountFailureAction(failureAction: string): MountFailureAction {
  * command line, as lastword itself would) instead of waiting in a shell nobody may be watching.
  */
 export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: MountFailureAction = 'reboot'): string {
-  return `#!/bin/sh
+  return `#!/usr/bin/busybox sh
 # lastword capture initramfs, layout ${layout}: the lastword executable is in ${imageAt}, a
 # compressed read-only image, so its pages can be evicted. Mount it, then exec lastword as PID 1.
+# Every tool by path: in a tree dracut or mkinitramfs filled, sh, mount and reboot may be others'
+# (bash, util-linux, systemd's reboot, which needs a running systemd).
 export PATH=/usr/sbin:/usr/bin
-# busybox sh prefers its own applets; /usr/sbin/modprobe by path is kmod's, which honours softdeps
-# (erofs needs libcrc32c, which needs crc32c) and the blacklist in /etc/modprobe.d.
-mount -t proc proc /proc
-mount -t devtmpfs devtmpfs /dev
+bb=/usr/bin/busybox
+# kmod's modprobe by path, which honours softdeps (erofs needs libcrc32c, which needs crc32c) and
+# the blacklist in /etc/modprobe.d.
+$bb mount -t proc proc /proc
+$bb mount -t devtmpfs devtmpfs /dev
 /usr/sbin/modprobe -q loop
 /usr/sbin/modprobe -q ${layout}
-if ! mount -t ${layout} -o ro,loop ${imageAt} ${mountAt}; then
+if ! $bb mount -t ${layout} -o ro,loop ${imageAt} ${mountAt}; then
     action=${onFailure}
-    for word in $(cat /proc/cmdline); do
+    for word in $($bb cat /proc/cmdline); do
         case "$word" in
             lastword.failure_action=reboot|lastword.failure_action=poweroff|lastword.failure_action=halt|lastword.failure_action=shell) action="\${word#*=}" ;;
         esac
     done
     echo "lastword: cannot mount ${imageAt} (${layout}): lastword cannot run, no dump is saved; failure action $action" > /dev/console
     case "$action" in
-        poweroff) poweroff -f ;;
-        halt) halt -f ;;
-        reboot) reboot -f ;;
+        poweroff) $bb poweroff -f ;;
+        halt) $bb halt -f ;;
+        reboot) $bb reboot -f ;;
     esac
-    exec sh -i < /dev/console > /dev/console 2>&1
+    exec $bb sh -i < /dev/console > /dev/console 2>&1
 fi
 # lastword mounts /proc and /dev itself as PID 1.
-umount /proc
-umount /dev 2>/dev/null || umount -l /dev
+$bb umount /proc
+$bb umount /dev 2>/dev/null || $bb umount -l /dev
 exec ${mountAt}/lastword "$@"
 `;
 }

@@ -22,7 +22,7 @@ Builds a capture initramfs whose /init is lastword, from the kdump configs.
   --root DIR            read the configs, keys, known_hosts and hooks under DIR (default /)
   --layout L            squashfs (default) | erofs: lastword in a compressed read-only image
                         mounted at boot (its pages stay evictable); plain: /init is lastword
-                        (pins the whole executable; the only layout of --into)
+                        (pins the whole executable)
   --compress C          gzip | zstd (default) | none
   --image-compression C squashfs: zstd (default; 40 MB for the executable, seconds to build) |
                         xz (x86 BCJ, 1 MiB blocks: 29 MB, minutes to build, but slow refaults
@@ -49,13 +49,12 @@ export async function run(argv: string[]): Promise<number> {
   if (o.help) { process.stdout.write(HELP + '\n'); return 0; }
   if (!o.kernel) throw usageError(`--kernel VERSION is required\n${HELP}`);
   if (!o.o === !o.into) throw usageError(`give one of -o FILE or --into DIR\n${HELP}`);
-  // squashfs by default: the plain layout pins the whole executable in rootfs and does not unpack
-  // in crashkernel=256M; --into (dracut, mkinitramfs) writes files, which is the plain layout.
-  const layout = (o.layout ?? (o.into ? 'plain' : 'squashfs')) as ImageLayout;
+  // squashfs by default, for -o and for --into (the dracut module, the initramfs-tools hook): the
+  // plain layout pins the whole executable in rootfs and does not unpack in crashkernel=256M.
+  const layout = (o.layout ?? 'squashfs') as ImageLayout;
   if (!LAYOUTS.includes(layout)) throw usageError(`--layout must be one of ${LAYOUTS.join(', ')}`);
   const compression = (o.compress ?? 'zstd') as Compression;
   if (!COMPRESSIONS.includes(compression)) throw usageError(`--compress must be one of ${COMPRESSIONS.join(', ')}`);
-  if (o.into && layout !== 'plain') throw usageError('--into writes the plain layout only');
 
   const root = path.resolve(o.root ?? '/');
   const plan = loadPlan({ config: o.config, root, cmdline: o.root ? '' : undefined });

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { kernelVersion, repo } from '../support/lab.ts';
-import { lastwordCommand, listTree, standInExecutable } from './support.ts';
+import { lastwordCommand, listTree, shippedExecutable, standInExecutable } from './support.ts';
 
 const kver = kernelVersion('6.1');
 const haveDracut = fs.existsSync('/usr/lib/dracut/modules.d') && spawnSync('sh', ['-c', 'command -v dracut lsinitrd']).status === 0;
@@ -48,7 +48,9 @@ test('dracut, as kdumpctl runs it (IN_KDUMP=1), builds a capture image whose /in
   const u = spawnSync('lsinitrd', ['--unpack', out], { cwd: dir, encoding: 'utf8' });
   assert.equal(u.status, 0, u.stderr);
   const sha = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
-  assert.equal(sha(path.join(dir, 'init')), sha(exe));
+  // squashfs, the default layout: /init mounts the image, which holds the executable
+  assert.match(fs.readFileSync(path.join(dir, 'init'), 'utf8'), /^#!\/usr\/bin\/busybox sh\n[\s\S]*mount -t squashfs -o ro,loop \/usr\/lib\/lastword\/lastword\.squashfs /);
+  assert.equal(sha(shippedExecutable(dir, tmp)), sha(exe));
   assert.equal(fs.readFileSync(path.join(dir, 'etc', 'kdump.conf'), 'utf8'), fs.readFileSync(conf, 'utf8'));
   const files = listTree(dir);
   assert.ok(files.some((f) => f.endsWith('/xfs.ko')), 'xfs.ko for the target');

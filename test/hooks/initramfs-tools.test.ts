@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { kernelVersion, repo } from '../support/lab.ts';
-import { lastwordCommand, listTree, standInExecutable } from './support.ts';
+import { lastwordCommand, listTree, shippedExecutable, standInExecutable } from './support.ts';
 
 const kver = kernelVersion('6.1');
 const haveTools = spawnSync('sh', ['-c', 'command -v mkinitramfs unmkinitramfs']).status === 0;
@@ -55,7 +55,9 @@ test('mkinitramfs -d <lastword confdir> builds an image whose /init is lastword,
   const r = mkinitramfs(conf, out);
   assert.equal(r.status, 0, r.stderr);
   const root = unpack(out, 'unpacked');
-  assert.equal(sha(path.join(root, 'init')), sha(exe));
+  // squashfs, the default layout: /init mounts the image, which holds the executable
+  assert.match(fs.readFileSync(path.join(root, 'init'), 'utf8'), /^#!\/usr\/bin\/busybox sh\n[\s\S]*mount -t squashfs -o ro,loop \/usr\/lib\/lastword\/lastword\.squashfs /);
+  assert.equal(sha(shippedExecutable(root, tmp)), sha(exe));
   assert.equal(fs.readFileSync(path.join(root, 'etc', 'default', 'kdump-tools'), 'utf8'), fs.readFileSync(kdumpTools, 'utf8'));
   const files = listTree(root);
   assert.ok(files.some((f) => f.endsWith('/virtio_blk.ko')), 'storage driver for the root target');
