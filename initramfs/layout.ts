@@ -12,6 +12,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LastwordError } from '../runtime/errors.ts';
+import type { FinalAction } from '../runtime/config/plan.ts';
+import { FINAL_ACTIONS } from '../runtime/pid1/outcome.ts';
 import { addEntry, orderedEntries, type Manifest } from './image.ts';
 import type { CpioEntry } from './cpio.ts';
 import { moduleNameOfPath } from './modules.ts';
@@ -43,20 +45,13 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
   }
 }
 
-/** What /init does when the image cannot be mounted: the plan's failure action (dump_to_rootfs cannot dump without lastword: reboot). */
-export type MountFailureAction = 'reboot' | 'poweroff' | 'halt' | 'shell';
-
-export function mountFailureAction(failureAction: string): MountFailureAction {
-  return failureAction === 'poweroff' || failureAction === 'halt' || failureAction === 'shell' ? failureAction : 'reboot';
-}
-
 /**
  * The busybox /init of the squashfs and erofs layouts. It stays a shell only until the exec. When
  * the image does not mount (a missing module, a damaged image), nothing in the initramfs can save
  * the dump; /init then takes the failure action (the config's, or lastword.failure_action= on the
  * command line, as lastword itself would) instead of waiting in a shell nobody may be watching.
  */
-export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: MountFailureAction = 'reboot'): string {
+export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: FinalAction = 'reboot'): string {
   return `#!/usr/bin/busybox sh
 # lastword capture initramfs, layout ${layout}: the lastword executable is in ${imageAt}, a
 # compressed read-only image, so its pages can be evicted. Mount it, then exec lastword as PID 1.
@@ -74,7 +69,7 @@ if ! $bb mount -t ${layout} -o ro,loop ${imageAt} ${mountAt}; then
     action=${onFailure}
     for word in $($bb cat /proc/cmdline); do
         case "$word" in
-            lastword.failure_action=reboot|lastword.failure_action=poweroff|lastword.failure_action=halt|lastword.failure_action=shell) action="\${word#*=}" ;;
+            ${FINAL_ACTIONS.map((a) => `lastword.failure_action=${a}`).join('|')}) action="\${word#*=}" ;;
         esac
     done
     echo "lastword: cannot mount ${imageAt} (${layout}): lastword cannot run, no dump is saved; failure action $action" > /dev/console
@@ -108,7 +103,7 @@ export const DEFAULT_IMAGE_LEVEL = 9;
 export interface ReadOnlyImageOptions {
   compression?: ImageCompression;
   /** /init's action when the image does not mount (default reboot) */
-  onMountFailure?: MountFailureAction;
+  onMountFailure?: FinalAction;
   /** zstd level (squashfs), lz4hc level (erofs) */
   level?: number;
 }

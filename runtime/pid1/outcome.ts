@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { splitCmdline } from '../config/cmdline.ts';
 import { loadPlan } from '../config/load.ts';
-import type { FinalAction } from '../config/plan.ts';
+import type { FailureAction, FinalAction } from '../config/plan.ts';
 import { describeError } from '../errors.ts';
 
 export const OUTCOME_FILE = '/run/lastword/outcome.json';
@@ -69,6 +69,14 @@ export function cmdlineFlag(cmdline: string, name: string): boolean {
 }
 
 /**
+ * A failure action as something done without lastword's capture (PID 1 after the capture died, the
+ * initramfs /init when lastword's image does not mount): dump_to_rootfs needs the capture, so reboot.
+ */
+export function failureFinalAction(action: FailureAction): FinalAction {
+  return (FINAL_ACTIONS as readonly string[]).includes(action) ? action as FinalAction : 'reboot';
+}
+
+/**
  * The failure action PID 1 takes itself when the capture left no outcome (it was killed, ran out of
  * memory, or never started): the configs' failure_action (kdump.conf / kdump-tools, with the
  * `lastword.*` overrides of the command line), as the capture would have taken it. A config PID 1
@@ -77,8 +85,7 @@ export function cmdlineFlag(cmdline: string, name: string): boolean {
  */
 export function configuredFailureAction(root: string, cmdline: string, log: (line: string) => void): FinalAction {
   try {
-    const action = loadPlan({ root, cmdline }).failureAction;
-    return (FINAL_ACTIONS as readonly string[]).includes(action) ? action as FinalAction : 'reboot';
+    return failureFinalAction(loadPlan({ root, cmdline }).failureAction);
   } catch (err) {
     log(`lastword: cannot read the kdump config (${describeError(err)}); failure action from the command line`);
     return cmdlineFailureAction(cmdline);
