@@ -10,8 +10,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { crashBinary, debugVmlinux, repo } from '../support/lab.ts';
+import { crashBinary, debugVmlinux } from '../support/lab.ts';
 import { extractExt4Tree } from '../support/qemu.ts';
+import { dracutBasedir, lastwordConfdir } from '../hooks/support.ts';
 import { CAPTURE_APPEND, classifyDumpFiles, crashReport, finalAction, INIT_DIED, kver61, lastwordExe, missingPrerequisite, runCycle } from './cycle.ts';
 
 const haveDracut = fs.existsSync('/usr/lib/dracut/modules.d') && spawnSync('sh', ['-c', 'command -v dracut lsinitrd']).status === 0;
@@ -53,9 +54,7 @@ test('a dracut-built capture image with lastword in a squashfs saves a dump cras
   const conf = kdumpConf('LWDRACUT');
   const root = guestRoot(base, conf);
   // dracut's tree with our module added, so nothing is installed on the machine
-  const basedir = path.join(base, 'dracut');
-  fs.cpSync('/usr/lib/dracut', basedir, { recursive: true, verbatimSymlinks: true });
-  fs.cpSync(path.join(repo, 'hooks', 'dracut', '99lastword'), path.join(basedir, 'modules.d', '99lastword'), { recursive: true });
+  const basedir = dracutBasedir(path.join(base, 'dracut'));
   const image = path.join(base, `initramfs-${kver}kdump.img`);
   const d = spawnSync('dracut', ['--force', '--no-hostonly', '--aggressive-strip', '-m', 'lastword', '--no-early-microcode', '--kver', kver, image], {
     encoding: 'utf8',
@@ -76,14 +75,7 @@ test('an mkinitramfs-built capture image (lastword confdir, as kdump-tools runs 
   const conf = kdumpConf('LWMKINITRD');
   const root = guestRoot(base, conf);
   // lastword's confdir as an admin installs it: conf/ plus the hook in hooks/
-  const hooks = path.join(repo, 'hooks', 'initramfs-tools');
-  const confdir = path.join(base, 'confdir');
-  fs.cpSync(path.join(hooks, 'conf'), confdir, { recursive: true });
-  fs.mkdirSync(path.join(confdir, 'hooks'));
-  fs.mkdirSync(path.join(confdir, 'scripts'));
-  fs.copyFileSync(path.join(hooks, 'hooks', 'lastword'), path.join(confdir, 'hooks', 'lastword'));
-  fs.chmodSync(path.join(confdir, 'hooks', 'lastword'), 0o755);
-  fs.writeFileSync(path.join(confdir, 'lastword.conf'), `LASTWORD=${lastwordExe}\nLASTWORD_INITRAMFS_ARGS="--root ${root}"\n`);
+  const confdir = lastwordConfdir(path.join(base, 'confdir'), `LASTWORD=${lastwordExe}\nLASTWORD_INITRAMFS_ARGS="--root ${root}"\n`);
   const image = path.join(base, `initrd.img-${kver}`);
   const m = spawnSync('mkinitramfs', ['-d', confdir, '-o', image, kver], { encoding: 'utf8', env: { ...process.env, TMPDIR: base } });
   assert.equal(m.status, 0, m.stderr);

@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { kernelVersion, repo } from '../support/lab.ts';
-import { lastwordCommand, listTree, shippedExecutable, standInExecutable } from './support.ts';
+import { kernelVersion } from '../support/lab.ts';
+import { dracutBasedir, lastwordCommand, listTree, shippedExecutable, standInExecutable } from './support.ts';
 
 const kver = kernelVersion('6.1');
 const haveDracut = fs.existsSync('/usr/lib/dracut/modules.d') && spawnSync('sh', ['-c', 'command -v dracut lsinitrd']).status === 0;
@@ -22,8 +22,7 @@ before(() => {
   // dracut's own tree with our module added, so nothing is installed on the machine.
   basedir = path.join(tmp, 'dracut');
   if (skip) return;
-  fs.cpSync('/usr/lib/dracut', basedir, { recursive: true, verbatimSymlinks: true });
-  fs.cpSync(path.join(repo, 'hooks', 'dracut', '99lastword'), path.join(basedir, 'modules.d', '99lastword'), { recursive: true });
+  dracutBasedir(basedir);
 });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 

@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { kernelVersion, repo } from '../support/lab.ts';
-import { lastwordCommand, listTree, shippedExecutable, standInExecutable } from './support.ts';
+import { kernelVersion } from '../support/lab.ts';
+import { lastwordCommand, lastwordConfdir, listTree, shippedExecutable, standInExecutable } from './support.ts';
 
 const kver = kernelVersion('6.1');
 const haveTools = spawnSync('sh', ['-c', 'command -v mkinitramfs unmkinitramfs']).status === 0;
@@ -18,20 +18,8 @@ let tmp = '';
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-mkinitramfs-test-')); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
-const hooks = path.join(repo, 'hooks', 'initramfs-tools');
-
-/** lastword's confdir as an admin installs it: conf/ plus the hook in hooks/. */
-function confdir(name: string, lastwordConf?: string): string {
-  const dir = path.join(tmp, name);
-  fs.cpSync(path.join(hooks, 'conf'), dir, { recursive: true });
-  fs.mkdirSync(path.join(dir, 'hooks'));
-  fs.mkdirSync(path.join(dir, 'scripts'));
-  fs.copyFileSync(path.join(hooks, 'hooks', 'lastword'), path.join(dir, 'hooks', 'lastword'));
-  fs.chmodSync(path.join(dir, 'hooks', 'lastword'), 0o755);
-  if (lastwordConf === undefined) fs.rmSync(path.join(dir, 'lastword.conf'));
-  else fs.writeFileSync(path.join(dir, 'lastword.conf'), lastwordConf);
-  return dir;
-}
+/** lastword's confdir as an admin installs it, under this test's directory. */
+const confdir = (name: string, lastwordConf?: string): string => lastwordConfdir(path.join(tmp, name), lastwordConf);
 
 function mkinitramfs(conf: string, out: string) {
   return spawnSync('mkinitramfs', ['-d', conf, '-o', out, kver!], { encoding: 'utf8', env: { ...process.env, TMPDIR: tmp } });

@@ -49,3 +49,26 @@ export function shippedExecutable(root: string, scratch: string): string {
   if (r.status !== 0) throw new Error(`unsquashfs ${sq}: ${r.stderr}`);
   return path.join(out, 'lastword');
 }
+
+/** dracut's own tree (/usr/lib/dracut) copied to `dir` with hooks/dracut/99lastword added: a dracutbasedir, so nothing is installed on the machine. */
+export function dracutBasedir(dir: string): string {
+  fs.cpSync('/usr/lib/dracut', dir, { recursive: true, verbatimSymlinks: true });
+  fs.cpSync(path.join(repo, 'hooks', 'dracut', '99lastword'), path.join(dir, 'modules.d', '99lastword'), { recursive: true });
+  return dir;
+}
+
+/**
+ * lastword's initramfs-tools confdir at `dir` as an admin installs it: hooks/initramfs-tools/conf plus
+ * the hook in hooks/, with `lastwordConf` as lastword.conf (undefined: none, so the confdir is not ours).
+ */
+export function lastwordConfdir(dir: string, lastwordConf?: string): string {
+  const hooks = path.join(repo, 'hooks', 'initramfs-tools');
+  fs.cpSync(path.join(hooks, 'conf'), dir, { recursive: true });
+  fs.mkdirSync(path.join(dir, 'hooks'));
+  fs.mkdirSync(path.join(dir, 'scripts'));
+  fs.copyFileSync(path.join(hooks, 'hooks', 'lastword'), path.join(dir, 'hooks', 'lastword'));
+  fs.chmodSync(path.join(dir, 'hooks', 'lastword'), 0o755);
+  if (lastwordConf === undefined) fs.rmSync(path.join(dir, 'lastword.conf'));
+  else fs.writeFileSync(path.join(dir, 'lastword.conf'), lastwordConf);
+  return dir;
+}
