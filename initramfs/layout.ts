@@ -47,9 +47,13 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
 
 /**
  * The busybox /init of the squashfs and erofs layouts. It stays a shell only until the exec. When
- * the image does not mount (a missing module, a damaged image), nothing in the initramfs can save
- * the dump; /init then takes the failure action (the config's, or lastword.failure_action= on the
- * command line, as lastword itself would) instead of waiting in a shell nobody may be watching.
+ * the image does not mount (a missing module, a damaged image) or lastword cannot be executed from
+ * it, nothing in the initramfs can save the dump; /init then takes the failure action (the config's,
+ * or lastword.failure_action= on the command line, as lastword itself would) instead of waiting in
+ * a shell nobody may be watching. PID 1 must never exit (the kernel panics when it does): a failed
+ * exec ends a busybox shell even when interactive, so the EXIT trap takes the failure action too,
+ * and the rescue shell (failure action shell, or a reboot that returned) is started again whenever
+ * it ends.
  */
 export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: FinalAction = 'reboot'): string {
   return `#!/usr/bin/busybox sh
@@ -59,28 +63,38 @@ export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, moun
 # (bash, util-linux, systemd's reboot, which needs a running systemd).
 export PATH=/usr/sbin:/usr/bin
 bb=/usr/bin/busybox
-# kmod's modprobe by path, which honours softdeps (erofs needs libcrc32c, which needs crc32c) and
-# the blacklist in /etc/modprobe.d.
-$bb mount -t proc proc /proc
-$bb mount -t devtmpfs devtmpfs /dev
-/usr/sbin/modprobe -q loop
-/usr/sbin/modprobe -q ${layout}
-if ! $bb mount -t ${layout} -o ro,loop ${imageAt} ${mountAt}; then
+fail() {
+    [ -e /proc/cmdline ] || $bb mount -t proc proc /proc
+    [ -e /dev/null ] || $bb mount -t devtmpfs devtmpfs /dev
     action=${onFailure}
     for word in $($bb cat /proc/cmdline); do
         case "$word" in
             ${FINAL_ACTIONS.map((a) => `lastword.failure_action=${a}`).join('|')}) action="\${word#*=}" ;;
         esac
     done
-    echo "lastword: cannot mount ${imageAt} (${layout}): lastword cannot run, no dump is saved; failure action $action" > /dev/console
+    echo "lastword: $1: lastword cannot run, no dump is saved; failure action $action" > /dev/console
     case "$action" in
         poweroff) $bb poweroff -f ;;
         halt) $bb halt -f ;;
         reboot) $bb reboot -f ;;
     esac
-    exec $bb sh -i < /dev/console > /dev/console 2>&1
-fi
-# lastword mounts /proc and /dev itself as PID 1.
+    # PID 1 must not exit: when the shell ends, another one starts.
+    while :; do
+        $bb sh -i < /dev/console > /dev/console 2>&1
+        echo "lastword: the shell ended; PID 1 starts another ($bb reboot -f or poweroff -f to leave)" > /dev/console
+        $bb sleep 2
+    done
+}
+# Reached only when the exec of lastword below failed (not found, no memory): ash exits then.
+trap 'fail "cannot execute ${mountAt}/lastword"' EXIT
+# kmod's modprobe by path, which honours softdeps (erofs needs libcrc32c, which needs crc32c) and
+# the blacklist in /etc/modprobe.d.
+$bb mount -t proc proc /proc
+$bb mount -t devtmpfs devtmpfs /dev
+/usr/sbin/modprobe -q loop
+/usr/sbin/modprobe -q ${layout}
+$bb mount -t ${layout} -o ro,loop ${imageAt} ${mountAt} || fail "cannot mount ${imageAt} (${layout})"
+# lastword mounts /proc and /dev itself as PID 1; /init keeps them only while it may still need them.
 $bb umount /proc
 $bb umount /dev 2>/dev/null || $bb umount -l /dev
 exec ${mountAt}/lastword "$@"
