@@ -10,6 +10,7 @@ import * as zlib from 'node:zlib';
 import type { Plan } from '../runtime/config/plan.ts';
 import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
+import { formatLeftOut, LEFT_OUT_FILE } from '../runtime/modules/load.ts';
 import { resolveLibraries } from './libraries.ts';
 import { parseModuleIndex, selectModules, normalizeModuleName, type ModuleSelection } from './modules.ts';
 import { moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
@@ -200,6 +201,8 @@ export function buildManifest(i: ImageInputs): ImageContents {
   for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
     if (fs.existsSync(path.join(hostKdir, f))) addHostFile(m, `${kdir}/${f}`, path.join(hostKdir, f), 0o644);
   }
+  // What a blacklist kept out, so the capture can say why a module it wants is not there.
+  if (modules.excluded.length) addEntry(m, { path: `${kdir}/${LEFT_OUT_FILE}`, type: 'file', mode: 0o644, data: Buffer.from(formatLeftOut(modules.excluded)) });
   // Blacklisted modules are not in the image; this keeps a later `modprobe` by hand from finding
   // one on another path, and documents why each is missing.
   addEntry(m, { path: '/etc/modprobe.d/lastword-blacklist.conf', type: 'file', mode: 0o644, data: Buffer.from(modprobeBlacklistConf(resolveBlacklist(i.plan, readShippedBlacklists(blacklistDirs(i.executable))))) });

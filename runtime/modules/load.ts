@@ -17,6 +17,37 @@ import { blockedModules, describeBlocked, readModuleIndex, resolveRequest, type 
 export interface ModuleGuard {
   index: ModuleIndex;
   blocked: Map<string, BlockedModule>;
+  /** modules the initramfs builder left out (a blacklist it saw), with its reason: LEFT_OUT_FILE */
+  leftOut: Map<string, string>;
+}
+
+/**
+ * Beside modules.dep in the image: the modules `lastword initramfs` left out because of a
+ * blacklist, one `name<TAB>reason` per line. At capture such a module is simply not found; this
+ * lets the capture say why instead of only modprobe's "not found".
+ */
+export const LEFT_OUT_FILE = 'lastword.left-out';
+
+export function formatLeftOut(excluded: readonly { module: string; reason: string }[]): string {
+  return '# modules lastword initramfs left out of this image, and why\n' + excluded.map((x) => `${x.module}\t${x.reason.replace(/\s+/g, ' ')}\n`).join('');
+}
+
+export function parseLeftOut(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const tab = line.indexOf('\t');
+    if (line.startsWith('#') || tab <= 0) continue;
+    out.set(normalizeModule(line.slice(0, tab)), line.slice(tab + 1));
+  }
+  return out;
+}
+
+function readLeftOut(modulesDir: string): Map<string, string> {
+  try {
+    return parseLeftOut(fs.readFileSync(path.join(modulesDir, LEFT_OUT_FILE), 'utf8'));
+  } catch {
+    return new Map(); // an image without a left-out module, or a running system
+  }
 }
 
 /**
@@ -31,7 +62,7 @@ export function moduleGuard(blacklist: readonly BlacklistEntry[], modulesDir: st
     log(`lastword: warning: no module index in ${modulesDir} (${describeError(err)}): dependencies of blacklisted modules cannot be checked`);
     index = parseModuleIndex({ dep: '', alias: '', builtin: '' });
   }
-  return { index, blocked: blockedModules(index, blacklist) };
+  return { index, blocked: blockedModules(index, blacklist), leftOut: readLeftOut(modulesDir) };
 }
 
 export function modulesDirOf(opts: ModprobeOptions = {}): string {
@@ -105,7 +136,9 @@ export async function loadModules(system: System, modules: readonly string[], gu
     if (r0.allowed.length && r0.allowed.every((m) => guard.index.builtin.has(m) && !guard.index.path.has(m))) { report.loaded.push(module); continue; }
     const r = await system.exec(modprobe, [...common, ...withConf, '-b', module], { timeoutMs });
     if (r.exitCode !== 0) {
-      const message = r.timedOut ? `modprobe ${module} did not finish in ${timeoutMs / 1000} s` : r.stderr.trim().split('\n').pop() || `modprobe ${module} exited ${r.exitCode}`;
+      const said = r.timedOut ? `modprobe ${module} did not finish in ${timeoutMs / 1000} s` : r.stderr.trim().split('\n').pop() || `modprobe ${module} exited ${r.exitCode}`;
+      const why = guard.leftOut.get(module);
+      const message = why === undefined ? said : `not in this initramfs: lastword initramfs left it out: ${why} (${said})`;
       report.failed.push({ module, message });
       system.log(`lastword: module ${module}: ${message}`);
       continue;

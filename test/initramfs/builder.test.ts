@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as zlib from 'node:zlib';
 import { kmodReadsZstd } from '../../initramfs/image.ts';
+import { LEFT_OUT_FILE, parseLeftOut } from '../../runtime/modules/load.ts';
 import { kernelVersion, repo } from '../support/lab.ts';
 
 const dist = path.join(repo, 'dist', 'lastword');
@@ -112,6 +113,11 @@ test('a module on a blacklist is absent from the image, with the modules that ne
   assert.match(fs.readFileSync(path.join(root, 'etc', 'modprobe.d', 'lastword-blacklist.conf'), 'utf8'), /^blacklist virtio_scsi$/m);
   // the shipped lists travel with the image, for the capture's own loader
   assert.ok(fs.existsSync(path.join(root, 'usr', 'lib', 'lastword', 'blacklist', 'capture.conf')));
+  // and what was left out, so the capture can say why xfs is not there
+  const leftOut = parseLeftOut(fs.readFileSync(path.join(root, 'usr', 'lib', 'modules', kver!, LEFT_OUT_FILE), 'utf8'));
+  assert.match(leftOut.get('xfs') ?? '', /^needs libcrc32c, which is left out \(blacklisted \(kdump\.conf blacklist/);
+  assert.match(leftOut.get('libcrc32c') ?? '', /^blacklisted \(kdump\.conf blacklist/);
+  assert.ok(!leftOut.has('virtio_blk'));
 });
 
 test('the same inputs give the same image bytes', { skip }, () => {
@@ -209,4 +215,5 @@ test("what the configs' capture command line blacklists (KDUMP_CMDLINE_APPEND mo
   const root = unpack(image, ['cat']);
   assert.doesNotMatch(spawnSync('find', ['.', '-name', '*.ko*'], { cwd: root, encoding: 'utf8' }).stdout, /virtio_blk\.ko/);
   assert.match(fs.readFileSync(path.join(root, 'etc', 'modprobe.d', 'lastword-blacklist.conf'), 'utf8'), /^blacklist virtio_blk$/m);
+  assert.match(fs.readFileSync(path.join(root, 'usr', 'lib', 'modules', kver!, LEFT_OUT_FILE), 'utf8'), /^virtio_blk\tblacklisted \(modprobe\.blacklist=/m);
 });

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { loadPlan } from '../../runtime/config/load.ts';
 import { modprobeBlacklistConf, parseBlacklistFile, readShippedBlacklists, resolveBlacklist } from '../../runtime/modules/blacklist.ts';
-import { loadModules, moduleGuard, targetModules } from '../../runtime/modules/load.ts';
+import { formatLeftOut, LEFT_OUT_FILE, loadModules, moduleGuard, parseLeftOut, targetModules } from '../../runtime/modules/load.ts';
 import type { ExecOptions, ExecResult, System } from '../../runtime/system/types.ts';
 import { kernelVersion } from '../support/lab.ts';
 
@@ -89,4 +89,27 @@ test('without a module index only the blacklisted names themselves are refused, 
   const guard = moduleGuard(bl, path.join(os.tmpdir(), 'lastword-no-such-modules-dir'), (l) => logs.push(l));
   assert.deepEqual([...guard.blocked.keys()], ['jbd2']);
   assert.match(logs.join('\n'), /no module index in .*lastword-no-such-modules-dir .*dependencies of blacklisted modules cannot be checked/);
+});
+
+test("a module the image's builder left out fails with the builder's reason, not only modprobe's 'not found'", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-left-out-'));
+  try {
+    const excluded = [
+      { module: 'ext4', reason: 'needs jbd2, which is left out (blacklisted (kdump.conf blacklist at /etc/kdump.conf:3); wanted by ext4)' },
+      { module: 'jbd2', reason: 'blacklisted (kdump.conf blacklist at /etc/kdump.conf:3);\nwanted by ext4' },
+    ];
+    fs.writeFileSync(path.join(dir, LEFT_OUT_FILE), formatLeftOut(excluded));
+    assert.deepEqual([...parseLeftOut(fs.readFileSync(path.join(dir, LEFT_OUT_FILE), 'utf8'))], [
+      ['ext4', excluded[0]!.reason], ['jbd2', 'blacklisted (kdump.conf blacklist at /etc/kdump.conf:3); wanted by ext4']]);
+    const notFound = (m: string): ExecResult => ({ exitCode: 1, stdout: '', stderr: `modprobe: FATAL: Module ${m} not found in directory /lib/modules/6.1.0\n`, timedOut: false });
+    const sys = recordingSystem({ ' -b ext4': notFound('ext4'), ' -b xfs': notFound('xfs') });
+    const guard = moduleGuard([], dir);
+    const report = await loadModules(sys, ['ext4', 'xfs'], guard, [], { confDir: dir });
+    assert.deepEqual(report.failed.map((f) => f.module), ['ext4', 'xfs']);
+    assert.equal(report.failed[0]!.message, `not in this initramfs: lastword initramfs left it out: ${excluded[0]!.reason} (modprobe: FATAL: Module ext4 not found in directory /lib/modules/6.1.0)`);
+    assert.equal(report.failed[1]!.message, 'modprobe: FATAL: Module xfs not found in directory /lib/modules/6.1.0');
+    assert.match(sys.logs.join('\n'), /lastword: module ext4: not in this initramfs: lastword initramfs left it out: needs jbd2/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
