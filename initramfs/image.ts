@@ -5,9 +5,10 @@
 // generator is filling (dracut's $initdir, mkinitramfs' $DESTDIR): see initramfs/layout.ts.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import type { Plan } from '../runtime/config/plan.ts';
+import { needsNetwork, type FencePlan, type Plan } from '../runtime/config/plan.ts';
 import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
 import { formatLeftOut, LEFT_OUT_FILE } from '../runtime/modules/load.ts';
@@ -222,6 +223,8 @@ export function buildManifest(i: ImageInputs): ImageContents {
   }
   const t = i.plan.target;
   if (t.kind === 'nfs') addNfsClient(m, i.mountNfs ?? DEFAULT_MOUNT_NFS, i.hostEtc ?? '/etc');
+  if (needsNetwork(i.plan)) addNameLookup(m, i.hostEtc ?? '/etc');
+  if (i.plan.fence) checkFenceNodes(i.plan.fence);
   if (t.kind === 'ssh') {
     if (!fs.existsSync(fromRoot(t.key))) throw new LastwordError('EIMAGE_SSH_KEY', `ssh key ${t.key} (${t.source.file}${t.source.line ? ':' + t.source.line : ''}) does not exist; run kdumpctl propagate or set sshkey`, { where: { file: t.source.file, line: t.source.line } });
     addHostFile(m, t.key, fromRoot(t.key), 0o600);
@@ -255,6 +258,27 @@ export const DEFAULT_MOUNT_NFS = '/usr/sbin/mount.nfs';
  * /etc/netconfig, which libtirpc reads to map netids (tcp, udp6...) to transports, and /etc/mtab
  * as the kernel's mount table, which mount.nfs and libmount consult.
  */
+/**
+ * Host names in the capture (fence_kdump_nodes, an ssh or nfs server by name) resolve as on this
+ * machine through its /etc/hosts, as dracut's kdump module ships it; nsswitch.conf is ours, files
+ * first, so no lookup waits for a DNS server the capture may not reach.
+ */
+function addNameLookup(m: Manifest, hostEtc: string): void {
+  const hosts = path.join(hostEtc, 'hosts');
+  if (fs.existsSync(hosts) && !m.has('/etc/hosts')) addHostFile(m, '/etc/hosts', hosts, 0o644);
+  if (!m.has('/etc/nsswitch.conf')) addEntry(m, { path: '/etc/nsswitch.conf', type: 'file', mode: 0o644, data: Buffer.from('# lastword capture initramfs\nhosts: files dns\n') });
+}
+
+/** kdumpctl's check: this node must not be in its own fence_kdump_nodes (it would tell itself). */
+function checkFenceNodes(f: FencePlan): void {
+  const own = new Set([os.hostname(), ...Object.values(os.networkInterfaces()).flatMap((a) => (a ?? []).filter((x) => !x.internal).map((x) => x.address))]);
+  for (const node of f.nodes) {
+    if (own.has(node)) {
+      throw new LastwordError('EIMAGE_FENCE_NODES', `${f.source.file}${f.source.line ? ':' + f.source.line : ''}: fence_kdump_nodes cannot contain this node (${node}); list the other cluster nodes`, { where: { file: f.source.file, line: f.source.line } });
+    }
+  }
+}
+
 function addNfsClient(m: Manifest, mountNfs: string, hostEtc: string): void {
   if (!fs.existsSync(mountNfs)) {
     throw new LastwordError('EIMAGE_MOUNT_NFS', `${mountNfs} does not exist: the NFS target needs mount.nfs in the capture image (install nfs-common, or give --mount-nfs FILE)`);

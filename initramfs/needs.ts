@@ -47,6 +47,7 @@ export function moduleRequests(plan: Plan, layout: ImageLayout, host: HostModali
   } else if (t.kind === 'ssh') {
     net();
   }
+  if (plan.fence && t.kind !== 'nfs' && t.kind !== 'ssh') net();   // fence_kdump_nodes: the cluster's network
   if (layout === 'squashfs') { want('loop', 'layout squashfs'); want('squashfs', 'layout squashfs'); }
   if (layout === 'erofs') { want('loop', 'layout erofs'); want('erofs', 'layout erofs'); }
   for (const m of plan.modules.extra) want(m, 'extra_modules', true);

@@ -58,6 +58,8 @@ export function formatPlan(p: Plan, shippedBlacklist = readShippedBlacklists()):
     lines.push(`network:        ${parts.join(', ')}`);
   }
   if (p.network.nameservers.length) lines.push(`nameservers:    ${p.network.nameservers.join(' ')}`);
+  const f = p.fence;
+  if (f) lines.push(`fence_kdump:    notify ${f.nodes.join(' ')} on udp port ${f.port} (${f.family}) every ${f.intervalS} s${f.count ? `, ${f.count} times` : ' until the capture ends'}  [${at(f.source)}]`);
   const k = p.kexec;
   lines.push(`kexec:          kernel ${k.kernel ?? '(running version)'} initrd ${k.initrd ?? '(built)'}`);
   lines.push(`  append:       ${k.commandlineAppend.join(' ')}`);

@@ -89,6 +89,10 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
       const up = await bringUpNetwork(sys, effectiveIpSpecs(plan), plan.network);
       return { hostIp: up[0]?.address };
     },
+    async startFence(plan, log) {
+      const { startFenceKdump } = await import('../network/fence-kdump.ts');
+      return startFenceKdump(plan.fence!, log);
+    },
     openTarget(plan, log) {
       return openTarget(plan, {
         sys, log, root: o.root, mountPoint: o.mountPoint, rootFs: o.rootFs,

@@ -7,7 +7,8 @@
 import { LastwordError } from '../errors.ts';
 import { parseCoreCollector } from './collector.ts';
 import {
-  DEFAULT_HOOK_TIMEOUT_MS, type FailureAction, type FinalAction, type Hook, type Plan, type SourceRef, type Target,
+  DEFAULT_HOOK_TIMEOUT_MS, FENCE_KDUMP_INTERVAL_S, FENCE_KDUMP_PORT,
+  type FailureAction, type FencePlan, type FinalAction, type Hook, type Plan, type SourceRef, type Target,
 } from './plan.ts';
 import { splitShellWords } from './shell.ts';
 import { FS_TARGET_TYPES, parseDeviceSpec, parseNfsSpec, parseSshSpec } from './target-spec.ts';
@@ -51,6 +52,50 @@ function bool01(l: ConfLine, src: SourceRef): boolean {
   return l.value === '1';
 }
 
+/**
+ * fence_kdump_args as fence_kdump_send's getopt_long reads them ("p:f:c:i:v::Vh"): -p/--ipport,
+ * -f/--family, -c/--count, -i/--interval, -v/--verbose; words that are no option are more nodes,
+ * as they would be on kdump.sh's `fence_kdump_send $FENCE_KDUMP_ARGS $FENCE_KDUMP_NODES`.
+ */
+export function parseFenceArgs(words: readonly string[], src: SourceRef): Omit<FencePlan, 'source'> {
+  const out: Omit<FencePlan, 'source'> = { nodes: [], port: FENCE_KDUMP_PORT, family: 'auto', count: 0, intervalS: FENCE_KDUMP_INTERVAL_S };
+  const long: Record<string, string> = { ipport: 'p', family: 'f', count: 'c', interval: 'i', verbose: 'v' };
+  const int = (opt: string, v: string, min: number, max: number): number => {
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) fail(src, `fence_kdump_args: ${opt} '${v}' is not a number from ${min} to ${max}`);
+    return Number(v);
+  };
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    let opt: string;
+    let value: string | undefined;
+    if (w.startsWith('--')) {
+      const eq = w.indexOf('=');
+      const name = eq < 0 ? w.slice(2) : w.slice(2, eq);
+      if (!(name in long)) fail(src, `fence_kdump_args: unknown option '${w}' (fence_kdump_send takes -p, -f, -c, -i, -v)`);
+      opt = long[name]!;
+      if (eq >= 0) value = w.slice(eq + 1);
+    } else if (w.startsWith('-') && w.length > 1) {
+      opt = w[1]!;
+      if (!'pfciv'.includes(opt)) fail(src, `fence_kdump_args: unknown option '${w}' (fence_kdump_send takes -p, -f, -c, -i, -v)`);
+      if (w.length > 2) value = w.slice(2);
+    } else {
+      out.nodes.push(w);
+      continue;
+    }
+    if (opt === 'v') continue; // verbosity of fence_kdump_send's own output; lastword logs each node once
+    if (value === undefined) {
+      value = words[++i];
+      if (value === undefined) fail(src, `fence_kdump_args: '${w}' needs a value`);
+    }
+    if (opt === 'p') out.port = int('port', value, 1, 65535);
+    else if (opt === 'c') out.count = int('count', value, 0, 2 ** 31 - 1);
+    else if (opt === 'i') out.intervalS = int('interval', value, 1, 2 ** 31 - 1);
+    else if (value === 'auto' || value === 'ipv4' || value === 'ipv6') out.family = value;
+    else fail(src, `fence_kdump_args: family '${value}' is not auto, ipv4 or ipv6`);
+  }
+  return out;
+}
+
 function hook(l: ConfLine, src: SourceRef): Hook {
   const words = splitShellWords(need(l, src), src.file, src.line);
   return { path: words[0]!, args: words.slice(1), timeoutMs: DEFAULT_HOOK_TIMEOUT_MS, source: src };
@@ -71,6 +116,8 @@ export function applyKdumpConf(plan: Plan, text: string, file: string): void {
   let targetLine: number | undefined;
   let sshKey: string | undefined;
   let collectorSet = false;
+  let fenceNodes: { nodes: string[]; src: SourceRef } | undefined;
+  let fenceArgs: { words: string[]; src: SourceRef } | undefined;
   const setTarget = (t: Target, src: SourceRef) => {
     if (targetLine !== undefined) fail(src, `only one dump target is allowed; the first is at line ${targetLine}`);
     targetLine = src.line;
@@ -156,10 +203,8 @@ export function applyKdumpConf(plan: Plan, text: string, file: string): void {
       case 'auto_reset_crashkernel':
         if (l.value !== 'yes' && l.value !== 'no') fail(src, `auto_reset_crashkernel must be yes or no, not '${l.value}'`);
         break; // first-kernel package policy; nothing for the capture
-      case 'fence_kdump_args':
-      case 'fence_kdump_nodes':
-        warn(src, `'${d}' is not supported by lastword: no fence_kdump notification is sent`);
-        break;
+      case 'fence_kdump_args': fenceArgs = { words: splitShellWords(need(l, src), file, l.line), src }; break;
+      case 'fence_kdump_nodes': fenceNodes = { nodes: need(l, src).split(/\s+/), src }; break;
       case 'options':
       case 'link_delay':
       case 'debug_mem_level':
@@ -168,6 +213,12 @@ export function applyKdumpConf(plan: Plan, text: string, file: string): void {
       default:
         warn(src, `unknown directive '${d}' ignored`);
     }
+  }
+  if (fenceNodes) {
+    const a = fenceArgs ? parseFenceArgs(fenceArgs.words, fenceArgs.src) : parseFenceArgs([], fenceNodes.src);
+    plan.fence = { ...a, nodes: [...fenceNodes.nodes, ...a.nodes], source: fenceNodes.src };
+  } else if (fenceArgs) {
+    warn(fenceArgs.src, "'fence_kdump_args' without 'fence_kdump_nodes': no node to notify");
   }
   const t = plan.target;
   if (t.kind === 'ssh' && sshKey !== undefined) t.key = sshKey;

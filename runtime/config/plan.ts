@@ -214,6 +214,32 @@ export interface KexecPlan {
   debugKernel?: string;
 }
 
+/**
+ * kdump.conf fence_kdump_nodes / fence_kdump_args: while the capture runs, tell the cluster nodes
+ * (their fence_kdump agent) that this node is dumping, so they do not power-fence it mid-dump.
+ * fence_kdump_send's message and options: an 8-byte UDP datagram (magic, version) to each node.
+ */
+export interface FencePlan {
+  nodes: string[];
+  /** -p, --ipport (default 7410) */
+  port: number;
+  /** -f, --family: auto, ipv4, ipv6 */
+  family: 'auto' | 'ipv4' | 'ipv6';
+  /** -c, --count: messages to send to each node; 0 = until the capture ends (default) */
+  count: number;
+  /** -i, --interval: seconds between messages (default 10) */
+  intervalS: number;
+  source: SourceRef;
+}
+
+export const FENCE_KDUMP_PORT = 7410;
+export const FENCE_KDUMP_INTERVAL_S = 10;
+
+/** The capture needs the network: a network target, or cluster nodes to notify. */
+export function needsNetwork(plan: Plan): boolean {
+  return plan.target.kind === 'nfs' || plan.target.kind === 'ssh' || (plan.fence?.nodes.length ?? 0) > 0;
+}
+
 /** Settings only the initramfs builder reads (dracut_args, extra_bins...). */
 export interface ImagePlan {
   extraBins: string[];
@@ -247,6 +273,8 @@ export interface Plan {
   failureCommand?: string;
   modules: ModulesPlan;
   network: NetworkPlan;
+  /** fence_kdump_nodes: cluster nodes to notify while dumping */
+  fence?: FencePlan;
   kexec: KexecPlan;
   image: ImagePlan;
   warnings: PlanWarning[];

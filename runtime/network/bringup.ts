@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LastwordError } from '../errors.ts';
 import { prefixLength } from '../config/ip.ts';
-import type { IpSpec, NetworkPlan, Plan } from '../config/plan.ts';
+import { needsNetwork, type IpSpec, type NetworkPlan, type Plan } from '../config/plan.ts';
 import type { System } from '../system/types.ts';
 
 export interface NetworkTools {
@@ -73,10 +73,10 @@ export function parseLease(stdout: string): Lease | undefined {
   };
 }
 
-/** ip= specs to use: the plan's, or DHCP on any interface when a network target has none. */
+/** ip= specs to use: the plan's, or DHCP on any interface when a network target or fence_kdump has none. */
 export function effectiveIpSpecs(plan: Plan): IpSpec[] {
   if (plan.network.ip.length) return plan.network.ip;
-  if (plan.target.kind === 'nfs' || plan.target.kind === 'ssh') return [{ autoconf: 'dhcp', dns: [], source: { file: '<default>' } }];
+  if (needsNetwork(plan)) return [{ autoconf: 'dhcp', dns: [], source: { file: '<default>' } }];
   return [];
 }
 

@@ -6,7 +6,7 @@
 // both under PID 1 (--capture) and from any shell.
 import * as os from 'node:os';
 import { describeError, LastwordError } from '../errors.ts';
-import type { CoreCollector, FinalAction, Hook, Plan } from '../config/plan.ts';
+import { needsNetwork, type CoreCollector, type FinalAction, type Hook, type Plan } from '../config/plan.ts';
 import type { PageClassCounts } from '../filter/types.ts';
 import { formatSummary, RunLog } from '../progress/progress.ts';
 import type { System } from '../system/types.ts';
@@ -42,6 +42,8 @@ export interface CaptureStages {
   loadModules(plan: Plan): Promise<void>;
   /** ip= bring-up; the address the dump directory is named after. */
   bringUpNetwork(plan: Plan): Promise<{ hostIp?: string }>;
+  /** fence_kdump_nodes: starts notifying the cluster nodes; stopped when the capture ends. */
+  startFence(plan: Plan, log: (line: string) => void): Promise<{ stop(): Promise<void> }>;
   openTarget(plan: Plan, log: (line: string) => void): Promise<DumpTarget>;
 }
 
@@ -181,6 +183,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   let attempt: DumpAttempt = { bytes: 0, incomplete: false };
   let target: DumpTarget | undefined;
   let hostIp: string | undefined;
+  let fence: { stop(): Promise<void> } | undefined;
   const fail = (why: string) => { reason ||= why; };
 
   const preFailed = await runHooks(sys, log, 'kdump_pre', plan.hooks.pre);
@@ -192,11 +195,21 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
       // A missing module shows up as a target that cannot be opened; say it here too.
       log.line(`lastword: warning: modules: ${describeError(err)}`);
     }
-    if (isNetwork(plan)) {
+    if (needsNetwork(plan)) {
       try {
-        hostIp = (await o.stages.bringUpNetwork(plan)).hostIp;
+        const up = await o.stages.bringUpNetwork(plan);
+        if (isNetwork(plan)) hostIp = up.hostIp;   // kdump.sh names local dumps 127.0.0.1-..., fence_kdump or not
       } catch (err) {
-        fail(`network: ${describeError(err)}`);
+        // Without the network a network target cannot be reached; a local dump still can, unfenced.
+        if (isNetwork(plan)) fail(`network: ${describeError(err)}`);
+        else log.line(`lastword: warning: network for fence_kdump: ${describeError(err)}; the cluster is not notified`);
+      }
+    }
+    if (!reason && plan.fence) {
+      try {
+        fence = await o.stages.startFence(plan, (l) => log.line(l));
+      } catch (err) {
+        log.line(`lastword: warning: fence_kdump: ${describeError(err)}`);
       }
     }
   }
@@ -264,6 +277,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     }
     await target.close().catch(() => undefined);
   }
+  await fence?.stop().catch(() => undefined);
   return { ok, action, reason: reason || 'dump saved', dump: attempt.dumpFile, incomplete: attempt.incomplete };
 }
 

@@ -96,11 +96,35 @@ test('every kdump.conf directive lands in the plan, legacy ones warn with their 
   assert.equal(p.modules.diskTimeoutMs, 30_000);
   assert.ok(p.warnings.some((w) => /'sshkey' is set but the target is not ssh/.test(w.message)));
   assert.match(warningsAt(p, 13), /old name of 'failure_action'/);
-  assert.match(warningsAt(p, 19), /fence_kdump/);
+  assert.deepEqual(p.fence, { nodes: ['node1', 'node2'], port: 7410, family: 'auto', count: 0, intervalS: 10, source: { file: fx('fedora-every-directive.conf'), line: 20 } });
+  assert.equal(warningsAt(p, 19), '');
   assert.match(warningsAt(p, 23), /link_delay.*deprecated/);
   assert.match(warningsAt(p, 24), /debug_mem_level.*deprecated/);
   assert.match(warningsAt(p, 25), /options.*deprecated/);
   assert.match(warningsAt(p, 26), /unknown directive 'frobnicate'/);
+});
+
+test('fence_kdump_args are read as fence_kdump_send reads them; a wrong one names the file and line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-fence-conf-'));
+  try {
+    const conf = (text: string) => {
+      const f = path.join(dir, 'kdump.conf');
+      fs.writeFileSync(f, text);
+      return loadPlan({ config: f, cmdline: '' });
+    };
+    const p = conf('fence_kdump_nodes 10.0.0.2 node-c\nfence_kdump_args --ipport=7411 -f ipv6 -c3 --interval 2 -v\n');
+    assert.deepEqual([p.fence!.nodes, p.fence!.port, p.fence!.family, p.fence!.count, p.fence!.intervalS], [['10.0.0.2', 'node-c'], 7411, 'ipv6', 3, 2]);
+    // defaults of fence_kdump_send: port 7410, auto, until the end, every 10 s
+    assert.deepEqual(conf('fence_kdump_nodes node-b\n').fence, { nodes: ['node-b'], port: 7410, family: 'auto', count: 0, intervalS: 10, source: { file: path.join(dir, 'kdump.conf'), line: 1 } });
+    assert.equal(conf('ext4 LABEL=x\n').fence, undefined);
+    assert.match(conf('fence_kdump_args -p 7411\n').warnings.map((w) => w.message).join(), /without 'fence_kdump_nodes'/);
+    throwsConfig(() => conf('fence_kdump_nodes a\nfence_kdump_args -p 70000\n'), 'ECONFIG', /kdump\.conf:2: fence_kdump_args: port '70000' is not a number from 1 to 65535/);
+    throwsConfig(() => conf('fence_kdump_nodes a\nfence_kdump_args -x 1\n'), 'ECONFIG', /kdump\.conf:2: fence_kdump_args: unknown option '-x'/);
+    throwsConfig(() => conf('fence_kdump_nodes a\nfence_kdump_args -f ipx\n'), 'ECONFIG', /kdump\.conf:2: fence_kdump_args: family 'ipx'/);
+    throwsConfig(() => conf('fence_kdump_nodes a\nfence_kdump_args -i\n'), 'ECONFIG', /kdump\.conf:2: fence_kdump_args: '-i' needs a value/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('ssh, nfs and raw targets: IPv6 in brackets, port, sshkey, scp collector, UUID case', () => {

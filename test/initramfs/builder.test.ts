@@ -217,3 +217,20 @@ test("what the configs' capture command line blacklists (KDUMP_CMDLINE_APPEND mo
   assert.match(fs.readFileSync(path.join(root, 'etc', 'modprobe.d', 'lastword-blacklist.conf'), 'utf8'), /^blacklist virtio_blk$/m);
   assert.match(fs.readFileSync(path.join(root, 'usr', 'lib', 'modules', kver!, LEFT_OUT_FILE), 'utf8'), /^virtio_blk\tblacklisted \(modprobe\.blacklist=/m);
 });
+
+test('fence_kdump_nodes on a local target: the image gets the network drivers, /etc/hosts and a files-first nsswitch.conf; this node itself is refused', { skip }, () => {
+  const conf = 'ext4 LABEL=crash\nfence_kdump_nodes node-b 10.0.2.1\n';
+  const { image } = build('fence', conf, ['--executable', small, '--compress', 'none']);
+  const root = unpack(image, ['cat']);
+  assert.match(spawnSync('find', ['.', '-name', 'virtio_net.ko*'], { cwd: root, encoding: 'utf8' }).stdout, /virtio_net\.ko/);
+  assert.equal(fs.readFileSync(path.join(root, 'etc', 'hosts'), 'utf8'), fs.readFileSync('/etc/hosts', 'utf8'));
+  assert.match(fs.readFileSync(path.join(root, 'etc', 'nsswitch.conf'), 'utf8'), /^hosts: files dns$/m);
+  // without fence_kdump_nodes a local target has no network drivers
+  const plain = unpack(build('no-fence', 'ext4 LABEL=crash\n', ['--executable', small, '--compress', 'none']).image, ['cat']);
+  assert.equal(spawnSync('find', ['.', '-name', 'virtio_net.ko*'], { cwd: plain, encoding: 'utf8' }).stdout, '');
+  const confFile = path.join(tmp, 'fence-self.conf');
+  fs.writeFileSync(confFile, `ext4 LABEL=crash\nfence_kdump_nodes node-b ${os.hostname()}\n`);
+  const r = lastword(['initramfs', '--kernel', kver!, '--config', confFile, '--executable', small, '-o', path.join(tmp, 'fence-self.img')]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, new RegExp(`EIMAGE_FENCE_NODES: .*fence-self\\.conf:2: fence_kdump_nodes cannot contain this node \\(${os.hostname()}\\)`));
+});

@@ -48,7 +48,7 @@ function plan(over: (p: Plan) => void = () => {}): Plan {
 }
 
 /** Stages writing into a temp dir; `failAfter` makes the writer fail after that many bytes. */
-function stages(root: string, sys: Fake, o: { failAfter?: number; openFails?: boolean } = {}): CaptureStages {
+function stages(root: string, sys: Fake, o: { failAfter?: number; openFails?: boolean; networkFails?: boolean } = {}): CaptureStages {
   return {
     async writeDump({ sink, progress }) {
       sys.calls.push(sink.kind === 'positional' ? 'writeDump' : 'writeDump stream');
@@ -66,7 +66,16 @@ function stages(root: string, sys: Fake, o: { failAfter?: number; openFails?: bo
     },
     async dmesg() { sys.calls.push('dmesg'); return Buffer.from('[    0.000000] Linux version 6.1\n'); },
     async loadModules() { sys.calls.push('loadModules'); },
-    async bringUpNetwork() { sys.calls.push('bringUpNetwork'); return { hostIp: '10.0.0.5' }; },
+    async bringUpNetwork() {
+      sys.calls.push('bringUpNetwork');
+      if (o.networkFails) throw new LastwordError('ENET_NO_LINK', 'eth0: no carrier');
+      return { hostIp: '10.0.0.5' };
+    },
+    async startFence(p, log) {
+      sys.calls.push(`startFence ${p.fence!.nodes.join(',')}`);
+      log('fence started');
+      return { stop: async () => { sys.calls.push('stopFence'); } };
+    },
     async openTarget() {
       sys.calls.push('openTarget');
       if (o.openFails) throw new LastwordError('EDEVICE_TIMEOUT', 'no block device LABEL=dump after 180 s');
@@ -145,6 +154,31 @@ test('network targets bring up ip= first and name the directory after the addres
   // Debian mounts the export on KDUMP_COREDIR: the dump directory is at the export's top
   assert.equal(out.dump, '/10.0.0.5-202406232107/dump.202406232107');
   assert.ok(fs.existsSync(path.join(root, '10.0.0.5-202406232107', 'dmesg.202406232107')));
+});
+
+test('fence_kdump_nodes: the network comes up and the nodes are notified before the target opens, until the capture ends; a local dump keeps the 127.0.0.1 name', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const p = plan((x) => { x.hooks.pre = []; x.hooks.post = []; x.fence = { nodes: ['node-b', 'node-c'], port: 7410, family: 'auto', count: 0, intervalS: 10, source: { file: 'kdump.conf', line: 9 } }; });
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
+  assert.equal(out.ok, true, out.reason);
+  assert.deepEqual(sys.calls, ['loadModules', 'bringUpNetwork', 'startFence node-b,node-c', 'openTarget', 'dmesg', 'writeDump', 'stopFence']);
+  assert.equal(out.dump, `/${fedoraDir}/vmcore`);
+  // not as a plain `lastword save` on a running system
+  const sys2 = fakeSystem();
+  await capture({ sys: sys2, plan: p, vmcore: '/proc/vmcore', stages: stages(tempRoot(t), sys2), time, prepareSystem: false });
+  assert.deepEqual(sys2.calls, ['openTarget', 'dmesg', 'writeDump']);
+});
+
+test('fence_kdump_nodes with a local target: a network that does not come up is a warning, the dump is still saved', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const p = plan((x) => { x.hooks.pre = []; x.hooks.post = []; x.fence = { nodes: ['node-b'], port: 7410, family: 'auto', count: 0, intervalS: 10, source: { file: 'kdump.conf', line: 9 } }; });
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys, { networkFails: true }), time, prepareSystem: true });
+  assert.equal(out.ok, true, out.reason);
+  assert.equal(out.action, 'poweroff');
+  assert.deepEqual(sys.calls, ['loadModules', 'bringUpNetwork', 'startFence node-b', 'openTarget', 'dmesg', 'writeDump', 'stopFence']);
+  assert.ok(sys.lines.some((l) => /warning: network for fence_kdump: ENET_NO_LINK.*the cluster is not notified/.test(l)), sys.lines.join('\n'));
 });
 
 test('KDUMP_NUM_DUMPS removes the oldest dump directories, nothing else', async (t) => {
