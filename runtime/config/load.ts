@@ -58,7 +58,7 @@ function hooksFrom(reader: ConfigReader, dir: string): Hook[] {
   const names = reader.listDir(dir) ?? [];
   // kdump.conf(5): "collectively sorted and executed in lexical order".
   return names.filter((n) => !n.startsWith('.')).sort().map((n) => ({
-    path: `${dir}/${n}`, args: [], timeoutMs: DEFAULT_HOOK_TIMEOUT_MS, source: { file: `${dir}/${n}` },
+    path: `${dir}/${n}`, args: [], timeoutMs: DEFAULT_HOOK_TIMEOUT_MS, fromDir: true, source: { file: `${dir}/${n}` },
   }));
 }
 

@@ -136,8 +136,13 @@ export interface Naming {
 export interface Hook {
   path: string;
   args: string[];
-  /** Killed after this long; the capture goes on (pre: failure action, as kdump.sh does). */
+  /** Killed after this long, which counts as a failure. */
   timeoutMs: number;
+  /**
+   * From /etc/kdump/{pre,post,emergency}.d: a failure is only a warning. A failing kdump_pre
+   * itself stops the capture (kdump.sh: no dump, the final action).
+   */
+  fromDir?: boolean;
   source: SourceRef;
 }
 

@@ -1,4 +1,5 @@
-// The capture, in kdump.sh's order: kdump_pre -> modules -> network (nfs/ssh) -> target -> dmesg
+// The capture, in the order of dracut + kdump.sh: modules -> network (nfs/ssh, fence_kdump) ->
+// fence_kdump notification -> kdump_pre (a failure: no dump, final action) -> target -> dmesg
 // file -> dump (filter + writer) under its incomplete name -> rename -> kdump_post -> run log next
 // to the dump -> outcome (final action on success, failure action otherwise). Nothing is lost: a
 // failure part-way leaves what was written under the incomplete name, and the outcome says why.
@@ -74,18 +75,27 @@ export interface Outcome {
 
 const isNetwork = (plan: Plan) => plan.target.kind === 'nfs' || plan.target.kind === 'ssh';
 
-/** Runs hooks in order; the first failure (exit status or time limit) is returned, later ones still run for post. */
-async function runHooks(sys: System, log: RunLog, kind: string, hooks: readonly Hook[], extraArgs: string[] = []): Promise<string | undefined> {
+/**
+ * Runs hooks in order and returns the first failure (exit status or time limit) of a hook that
+ * counts: a hook from a .d directory only warns. `stopAtFirst` (kdump_pre) returns at that
+ * failure; otherwise (kdump_post, kdump_emergency) the later ones still run.
+ */
+async function runHooks(sys: System, log: RunLog, kind: string, hooks: readonly Hook[], extraArgs: string[] = [], stopAtFirst = false): Promise<string | undefined> {
   let failed: string | undefined;
   for (const h of hooks) {
     log.line(`lastword: running ${kind} ${[h.path, ...h.args, ...extraArgs].join(' ')}`);
+    let why: string | undefined;
     try {
       const r = await sys.exec(h.path, [...h.args, ...extraArgs], { timeoutMs: h.timeoutMs, inherit: true });
-      if (r.timedOut) failed ??= `${kind} ${h.path} was stopped after ${Math.round(h.timeoutMs / 1000)} s`;
-      else if (r.exitCode !== 0) failed ??= `${kind} ${h.path} exited ${r.exitCode}`;
+      if (r.timedOut) why = `${kind} ${h.path} was stopped after ${Math.round(h.timeoutMs / 1000)} s`;
+      else if (r.exitCode !== 0) why = `${kind} ${h.path} exited ${r.exitCode}`;
     } catch (err) {
-      failed ??= `${kind} ${h.path}: ${describeError(err)}`;
+      why = `${kind} ${h.path}: ${describeError(err)}`;
     }
+    if (why === undefined) continue;
+    if (h.fromDir) { log.line(`lastword: warning: ${why}; going on (a hook from ${h.path.slice(0, h.path.lastIndexOf('/'))})`); continue; }
+    failed ??= why;
+    if (stopAtFirst) break;
   }
   if (failed) log.line(`lastword: ${failed}`);
   return failed;
@@ -186,9 +196,9 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   let fence: { stop(): Promise<void> } | undefined;
   const fail = (why: string) => { reason ||= why; };
 
-  const preFailed = await runHooks(sys, log, 'kdump_pre', plan.hooks.pre);
-  if (preFailed) fail(preFailed);
-  if (!reason && o.prepareSystem) {
+  // kdump.sh's order: the initramfs has loaded the modules and brought the network up (dracut),
+  // kdump.sh notifies fence_kdump and finds the host address, then runs kdump_pre, then dumps.
+  if (o.prepareSystem) {
     try {
       await o.stages.loadModules(plan);
     } catch (err) {
@@ -213,7 +223,10 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
       }
     }
   }
-  if (!reason) {
+  // A failing kdump_pre (not a pre.d hook) stops the capture: no dump, no kdump_post, and the
+  // final action, not the failure action (kdump.conf(5): "non 0 - run the final action").
+  const preFailed = reason ? undefined : await runHooks(sys, log, 'kdump_pre', plan.hooks.pre, [], true);
+  if (!reason && !preFailed) {
     try {
       target = await o.stages.openTarget(plan, (l) => log.line(l));
     } catch (err) {
@@ -224,12 +237,14 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     attempt = await saveInto(target, o, log, hostIp);
     if (attempt.error !== undefined) fail(describeError(attempt.error));
   }
-  const ok = !reason;
-  const postFailed = await runHooks(sys, log, 'kdump_post', plan.hooks.post, [ok ? '0' : '1']);
-  if (postFailed) log.line(`lastword: warning: ${postFailed}`);
-  if (!ok) await runHooks(sys, log, 'kdump_emergency', plan.hooks.emergency);
+  const ok = !reason && !preFailed;
   let rootfsSaved = false;
-  if (!ok && plan.failureAction === 'dump_to_rootfs' && plan.target.kind !== 'root') {
+  if (!preFailed) {
+    const postFailed = await runHooks(sys, log, 'kdump_post', plan.hooks.post, [ok ? '0' : '1']);
+    if (postFailed) log.line(`lastword: warning: ${postFailed}`);
+    if (!ok) await runHooks(sys, log, 'kdump_emergency', plan.hooks.emergency);
+  }
+  if (!ok && !preFailed && plan.failureAction === 'dump_to_rootfs' && plan.target.kind !== 'root') {
     // kdump.sh's dump_to_rootfs: one more try on the root filesystem, the first target's log kept there.
     log.line(`lastword: failure_action dump_to_rootfs: saving to the root filesystem (${reason})`);
     if (target && attempt.names && target.hasFiles) {
@@ -249,8 +264,9 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   }
 
   let action: OutcomeAction;
-  if (ok) {
+  if (ok || preFailed) {
     action = plan.finalAction;
+    if (preFailed) reason = preFailed;
   } else {
     if (plan.failureCommand) {
       log.line(`lastword: running KDUMP_FAIL_CMD: ${plan.failureCommand}`);
@@ -268,7 +284,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages,
     excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,
     dmesgFile: attempt.dmesgFile, elapsedMs: log.elapsedMs(), reason: reason || undefined,
-    action: ok ? `final action: ${action}` : rootfsSaved ? `saved to the root filesystem instead; final action: ${action}` : `failure action: ${action}`,
+    action: ok ? `final action: ${action}` : preFailed ? `kdump_pre failed, no dump; final action: ${action}` : rootfsSaved ? `saved to the root filesystem instead; final action: ${action}` : `failure action: ${action}`,
   })) log.line(line);
   if (target) {
     if (target.hasFiles && attempt.names) {

@@ -99,7 +99,8 @@ test('saves dmesg then the dump in kdump.sh order, renames it, runs kdump_post w
   const out = await capture({ sys, plan: plan(), vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
   assert.deepEqual(out, { ok: true, action: 'poweroff', reason: 'dump saved', dump: `/${fedoraDir}/vmcore`, incomplete: false });
   // no network for a local target
-  assert.deepEqual(sys.calls, ['exec /bin/pre', 'loadModules', 'openTarget', 'dmesg', 'writeDump', 'exec /bin/post 0']);
+  // modules before kdump_pre: dracut has loaded them before kdump.sh runs the hook
+  assert.deepEqual(sys.calls, ['loadModules', 'exec /bin/pre', 'openTarget', 'dmesg', 'writeDump', 'exec /bin/post 0']);
   assert.deepEqual(fs.readdirSync(path.join(root, fedoraDir)).sort(), ['kexec-dmesg.log', 'vmcore', 'vmcore-dmesg.txt']);
   for (const f of fs.readdirSync(path.join(root, fedoraDir))) assert.equal(fs.statSync(path.join(root, fedoraDir, f)).mode & 0o777, 0o600, f);
   const runLog = fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8');
@@ -108,14 +109,27 @@ test('saves dmesg then the dump in kdump.sh order, renames it, runs kdump_post w
   assert.deepEqual(sys.lines.filter((l) => /saving|dump saved/.test(l)).length >= 2, true, 'progress and summary were not on the console');
 });
 
-test('a failing kdump_pre leads to the failure action and no dump is attempted', async (t) => {
+test('a failing kdump_pre stops the capture: no dump, no kdump_post, the final action (kdump.sh), and the pre.d hooks after it do not run', async (t) => {
   const root = tempRoot(t);
   const sys = fakeSystem({ '/bin/pre': 3 });
-  const out = await capture({ sys, plan: plan(), vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
+  const p = plan((x) => x.hooks.pre.push({ path: '/etc/kdump/pre.d/10-more', args: [], timeoutMs: 1000, fromDir: true, source: { file: '/etc/kdump/pre.d/10-more' } }));
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
   assert.equal(out.ok, false);
-  assert.equal(out.action, 'halt');
+  assert.equal(out.action, 'poweroff', 'final_action, not failure_action (halt)');
   assert.match(out.reason, /kdump_pre \/bin\/pre exited 3/);
-  assert.deepEqual(sys.calls, ['exec /bin/pre', 'exec /bin/post 1']);
+  assert.deepEqual(sys.calls, ['loadModules', 'exec /bin/pre']);
+  assert.ok(sys.lines.some((l) => /kdump_pre failed, no dump; final action: poweroff/.test(l)), sys.lines.join('\n'));
+});
+
+test('a failing hook from /etc/kdump/pre.d is a warning: the dump is saved', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem({ '/etc/kdump/pre.d/10-fails': 2 });
+  const p = plan((x) => x.hooks.pre.push({ path: '/etc/kdump/pre.d/10-fails', args: [], timeoutMs: 1000, fromDir: true, source: { file: '/etc/kdump/pre.d/10-fails' } }));
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
+  assert.equal(out.ok, true, out.reason);
+  assert.equal(out.action, 'poweroff');
+  assert.deepEqual(sys.calls, ['loadModules', 'exec /bin/pre', 'exec /etc/kdump/pre.d/10-fails', 'openTarget', 'dmesg', 'writeDump', 'exec /bin/post 0']);
+  assert.ok(sys.lines.some((l) => /warning: kdump_pre \/etc\/kdump\/pre\.d\/10-fails exited 2; going on/.test(l)), sys.lines.join('\n'));
 });
 
 test('a writer failure leaves the dump under vmcore-incomplete, runs kdump_post with 1, emergency hooks and the failure action', async (t) => {
