@@ -5,7 +5,7 @@
 import { LastwordError } from '../errors.ts';
 import { parseMakedumpfileArgs } from './collector.ts';
 import { parseIpArgument } from './ip.ts';
-import type { Codec, FailureAction, FinalAction, Layout, Plan, SourceRef } from './plan.ts';
+import { FAILURE_ACTIONS, FINAL_ACTIONS, type Codec, type Layout, type Plan, type SourceRef } from './plan.ts';
 import { splitShellWords } from './shell.ts';
 import { FS_TARGET_TYPES, parseDeviceSpec, parseNfsSpec, parseSshSpec } from './target-spec.ts';
 
@@ -64,8 +64,6 @@ function applyTarget(plan: Plan, v: string, src: SourceRef): void {
 }
 
 const CODECS: readonly Codec[] = ['none', 'zlib', 'lzo', 'snappy', 'zstd'];
-const FINAL: readonly FinalAction[] = ['reboot', 'poweroff', 'halt', 'shell'];
-const FAILURE: readonly FailureAction[] = ['reboot', 'poweroff', 'halt', 'shell', 'dump_to_rootfs'];
 const LAYOUTS: readonly Layout[] = ['fedora', 'debian'];
 
 /** Applies the command line `text` (named `file`, e.g. /proc/cmdline) onto `plan`. */
@@ -117,8 +115,8 @@ export function applyCmdline(plan: Plan, text: string, file: string): void {
       }
       case 'target': applyTarget(plan, value ?? '', src); break;
       case 'path': if (!value) bad(src, p, 'empty path'); plan.path = value; break;
-      case 'final_action': plan.finalAction = oneOf(value, FINAL, src, p); break;
-      case 'failure_action': plan.failureAction = oneOf(value, FAILURE, src, p); break;
+      case 'final_action': plan.finalAction = oneOf(value, FINAL_ACTIONS, src, p); break;
+      case 'failure_action': plan.failureAction = oneOf(value, FAILURE_ACTIONS, src, p); break;
       case 'layout': plan.layout = plan.naming.layout = oneOf(value, LAYOUTS, src, p); break;
       case 'hosttag': plan.naming.hostTag = oneOf(value, ['ip', 'hostname'] as const, src, p); break;
       case 'dmesg': plan.dmesg = oneOf(value, ['0', '1'] as const, src, p) === '1'; break;

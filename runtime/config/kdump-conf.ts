@@ -7,7 +7,7 @@
 import { LastwordError } from '../errors.ts';
 import { parseCoreCollector } from './collector.ts';
 import {
-  DEFAULT_HOOK_TIMEOUT_MS, FENCE_KDUMP_INTERVAL_S, FENCE_KDUMP_PORT,
+  DEFAULT_HOOK_TIMEOUT_MS, FAILURE_ACTIONS, FENCE_KDUMP_INTERVAL_S, FENCE_KDUMP_PORT, FINAL_ACTIONS,
   type FailureAction, type FencePlan, type FinalAction, type Hook, type Plan, type SourceRef, type Target,
 } from './plan.ts';
 import { splitShellWords } from './shell.ts';
@@ -35,8 +35,6 @@ export function readKdumpConfLines(text: string): ConfLine[] {
   return out;
 }
 
-const FAILURE_ACTIONS: readonly FailureAction[] = ['reboot', 'poweroff', 'halt', 'shell', 'dump_to_rootfs'];
-const FINAL_ACTIONS: readonly FinalAction[] = ['reboot', 'poweroff', 'halt', 'shell'];
 
 function fail(src: SourceRef, why: string): never {
   throw new LastwordError('ECONFIG', `${src.file}:${src.line}: ${why}`, { where: { ...src } });

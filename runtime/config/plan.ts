@@ -22,6 +22,9 @@ export type Layout = 'fedora' | 'debian';
 export type FinalAction = 'reboot' | 'poweroff' | 'halt' | 'shell';
 /** Action after a failed dump (kdump.conf failure_action / default, Debian KDUMP_FAIL_CMD). */
 export type FailureAction = FinalAction | 'dump_to_rootfs';
+/** Every final action, in kdump.conf(5)'s order; the one list the parsers, PID 1 and /init use. */
+export const FINAL_ACTIONS: readonly FinalAction[] = ['reboot', 'poweroff', 'halt', 'shell'];
+export const FAILURE_ACTIONS: readonly FailureAction[] = [...FINAL_ACTIONS, 'dump_to_rootfs'];
 
 /**
  * How a block device is named in a config: a /dev path, or a filesystem UUID / LABEL, or a GPT

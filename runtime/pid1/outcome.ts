@@ -5,11 +5,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { splitCmdline } from '../config/cmdline.ts';
 import { loadPlan } from '../config/load.ts';
-import type { FailureAction, FinalAction } from '../config/plan.ts';
+import { FINAL_ACTIONS, type FailureAction, type FinalAction } from '../config/plan.ts';
 import { describeError } from '../errors.ts';
 
 export const OUTCOME_FILE = '/run/lastword/outcome.json';
-export const FINAL_ACTIONS: readonly FinalAction[] = ['reboot', 'poweroff', 'halt', 'shell'];
 
 export interface Outcome {
   ok: boolean;
