@@ -12,7 +12,7 @@ import { Netns } from '../support/netns.ts';
 import { extractExt4Tree } from '../support/qemu.ts';
 import {
   CAPTURE_APPEND, CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, ext4Conf, finalAction, HOST_IP, INIT_DIED,
-  kdumpFlaggedIncomplete, kver61, missingPrerequisite, runCycle, type CycleOptions, type CycleRun,
+  kdumpFlaggedIncomplete, missingPrerequisite, runCycle, type CycleOptions, type CycleRun,
 } from './cycle.ts';
 
 const skip = missingPrerequisite();
@@ -59,14 +59,14 @@ test('disk too small: a flagged incomplete dump, a clear message and the failure
 test('a blacklisted module the ext4 target would pull in is not loaded: a clear message and the failure action', { skip, timeout: 900_000 }, async (t) => {
   // jbd2 is a dependency of ext4: modprobe.blacklist= must hold for dependencies too, for lastword's
   // own modprobe and for the kernel's request_module("fs-ext4") that mount(2) makes. The blacklist is
-  // on the capture command line only (the primary loads the capture kernel with plain kexec -p), so
-  // the image still holds ext4 and jbd2 and the capture itself must refuse them; one in the configs'
-  // KDUMP_COMMANDLINE_APPEND keeps them out of the image already (test/initramfs/builder.test.ts).
-  const kver = kver61();
+  // on the capture command line only (added to what `lastword load --dry-run` would load, which the
+  // image's builder did not see), so the image still holds ext4 and jbd2 and the capture itself must
+  // refuse them; one in the configs' KDUMP_COMMANDLINE_APPEND keeps them out of the image already
+  // (test/initramfs/builder.test.ts).
   const { run, base, tail } = await faultCycle(t, 'blacklist', {
     kdumpConf: ext4Conf('LWBLACK', 'reboot', 'poweroff'),
     sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
-    loadCommand: `kexec -p /boot/vmlinuz-${kver} --initrd=/boot/initramfs-${kver}kdump.img --append="console=ttyS0 ${CAPTURE_APPEND} rootfstype=ramfs modprobe.blacklist=jbd2"`,
+    loadCommand: `eval "$(lastword load --dry-run | sed "s/'--command-line=/'--command-line=modprobe.blacklist=jbd2 /")"`,
     disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWBLACK' }],
   });
   assert.match(run.capture, /EMODULE_BLACKLISTED: module ext4 needs jbd2, which is blacklisted \(modprobe\.blacklist=/, `no console message naming ext4 and the blacklisted jbd2:\n${tail}`);
