@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { needsNetwork, type FencePlan, type Plan } from '../runtime/config/plan.ts';
+import { needsNetwork, type FencePlan, type Plan, type SourceRef } from '../runtime/config/plan.ts';
 import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
 import { formatLeftOut, LEFT_OUT_FILE } from '../runtime/modules/load.ts';
@@ -84,12 +84,52 @@ function addHostFile(m: Manifest, at: string, source: string, mode?: number): vo
 }
 
 /** A library at its soname, as a symlink to the real file when the host has it so (what ldconfig expects). */
-function addLibrary(m: Manifest, lib: string): void {
-  const real = fs.realpathSync(lib);
+function addLibrary(m: Manifest, lib: string, root = '/'): void {
+  // `lib` as seen inside `root` (a sysroot for --root builds); its real file there, the same way
+  const real = fs.realpathSync(path.join(root, lib));
+  const realIn = root === '/' ? real : real.startsWith(path.resolve(root) + '/') ? real.slice(path.resolve(root).length) : lib;
   const at = usrMerged(lib);
-  const realAt = usrMerged(real);
+  const realAt = usrMerged(realIn);
   addHostFile(m, realAt, real, 0o755);
   if (realAt !== at) addEntry(m, { path: at, type: 'symlink', target: path.posix.relative(path.posix.dirname(at), realAt) });
+}
+
+/**
+ * A program the configs name (extra_bins, a kdump_pre/post/emergency hook) at its own path, with
+ * what it needs to start, as dracut's inst does for kdumpctl: an ELF program's libraries and
+ * interpreter, a script's #! interpreter (through `env NAME` too) when the image lacks it.
+ */
+function addConfigProgram(m: Manifest, at: string, root: string, what: string, src: SourceRef): void {
+  const where = `${src.file}${src.line ? ':' + src.line : ''}`;
+  const file = path.join(root, at);
+  let st: fs.Stats;
+  try { st = fs.statSync(file); } catch {
+    throw new LastwordError('EIMAGE_PROGRAM', `${what} ${at} (${where}) does not exist`, { where: { file: src.file, line: src.line } });
+  }
+  if (!st.isFile()) throw new LastwordError('EIMAGE_PROGRAM', `${what} ${at} (${where}) is not a file`, { where: { file: src.file, line: src.line } });
+  addHostFile(m, at, file);
+  const head = Buffer.alloc(256);
+  const fd = fs.openSync(file, 'r');
+  const n = (() => { try { return fs.readSync(fd, head, 0, head.length, 0); } finally { fs.closeSync(fd); } })();
+  if (n >= 4 && head.readUInt32BE(0) === 0x7f454c46) {
+    const libs = resolveLibraries(file, { root });
+    for (const lib of libs.libraries) addLibrary(m, lib, root);
+    if (libs.interpreter && !m.has(usrMerged(libs.interpreter))) addLibrary(m, libs.interpreter, root);
+    return;
+  }
+  if (n < 2 || head.toString('latin1', 0, 2) !== '#!') return;
+  const words = head.toString('latin1', 2, n).split('\n')[0]!.trim().split(/\s+/);
+  const interp = words[0] ?? '';
+  if (path.posix.basename(interp) === 'env' && words[1] && !words[1].startsWith('-')) {
+    if (!m.has(usrMerged(interp))) addConfigProgram(m, interp, root, `interpreter of ${at}`, src);
+    const dirs = ['/usr/bin', '/usr/sbin', '/bin', '/sbin'].map((d) => `${d}/${words[1]}`);
+    if (dirs.some((p) => m.has(usrMerged(p)))) return;
+    const onHost = dirs.find((p) => fs.existsSync(path.join(root, p)));
+    if (!onHost) throw new LastwordError('EIMAGE_PROGRAM', `${words[1]}, the interpreter of ${at} (${where}), is in none of /usr/bin, /usr/sbin, /bin, /sbin`, { where: { file: src.file, line: src.line } });
+    addConfigProgram(m, onHost, root, `interpreter of ${at}`, src);
+    return;
+  }
+  if (interp.startsWith('/') && !m.has(usrMerged(interp))) addConfigProgram(m, interp, root, `interpreter of ${at}`, src);
 }
 
 /** The shared libraries (DT_NEEDED, transitively) and the interpreter of a program. */
@@ -217,10 +257,8 @@ export function buildManifest(i: ImageInputs): ImageContents {
   // Configs, hooks, the SSH key and known_hosts, at the paths the configs name.
   for (const c of i.configs) addHostFile(m, c.at, c.source, 0o644);
   const fromRoot = (p: string) => path.join(i.root, p);
-  for (const h of [...i.plan.hooks.pre, ...i.plan.hooks.post, ...i.plan.hooks.emergency]) {
-    if (!fs.existsSync(fromRoot(h.path))) throw new LastwordError('EIMAGE_HOOK', `${h.path} (${h.source.file}${h.source.line ? ':' + h.source.line : ''}) does not exist`, { where: { file: h.source.file, line: h.source.line } });
-    addHostFile(m, h.path, fromRoot(h.path));
-  }
+  for (const h of [...i.plan.hooks.pre, ...i.plan.hooks.post, ...i.plan.hooks.emergency]) addConfigProgram(m, h.path, i.root, 'hook', h.source);
+  for (const b of i.plan.image.extraBins) addConfigProgram(m, b.path, i.root, 'extra_bins', b.source);
   const t = i.plan.target;
   if (t.kind === 'nfs') addNfsClient(m, i.mountNfs ?? DEFAULT_MOUNT_NFS, i.hostEtc ?? '/etc');
   if (needsNetwork(i.plan)) addNameLookup(m, i.hostEtc ?? '/etc');

@@ -162,7 +162,7 @@ export function applyKdumpConf(plan: Plan, text: string, file: string): void {
       case 'kdump_pre': plan.hooks.pre.unshift(hook(l, src)); break;
       case 'kdump_post': plan.hooks.post.push(hook(l, src)); break;
       case 'kdump_emergency': plan.hooks.emergency.push(hook(l, src)); break;
-      case 'extra_bins': plan.image.extraBins.push(...splitShellWords(need(l, src), file, l.line)); break;
+      case 'extra_bins': plan.image.extraBins.push(...splitShellWords(need(l, src), file, l.line).map((p) => ({ path: p, source: src }))); break;
       case 'extra_modules': plan.modules.extra.push(...need(l, src).split(/\s+/)); break;
       case 'default':
       case 'failure_action': {

@@ -250,7 +250,8 @@ export function needsNetwork(plan: Plan): boolean {
 
 /** Settings only the initramfs builder reads (dracut_args, extra_bins...). */
 export interface ImagePlan {
-  extraBins: string[];
+  /** kdump.conf extra_bins: programs and scripts the image must carry at their paths (for the hooks) */
+  extraBins: { path: string; source: SourceRef }[];
   dracutArgs: string[];
   forceRebuild: boolean;
   forceNoRebuild: boolean;

@@ -86,7 +86,7 @@ test('every kdump.conf directive lands in the plan, legacy ones warn with their 
   assert.deepEqual(p.hooks.post.map((h) => [h.path, ...h.args]), [['/usr/local/bin/post.sh', 'two words']]);
   assert.equal(p.hooks.pre[0]!.path, '/usr/local/bin/pre.sh');
   assert.equal(p.hooks.emergency[0]!.path, '/usr/local/bin/emergency.sh');
-  assert.deepEqual(p.image.extraBins, ['/usr/bin/lftp', '/usr/bin/curl']);
+  assert.deepEqual(p.image.extraBins.map((b) => [b.path, b.source.line]), [['/usr/bin/lftp', 10], ['/usr/bin/curl', 10]]);
   assert.deepEqual(p.modules.extra, ['gfs2', 'dm_mod', 'nvme']);
   assert.equal(p.failureAction, 'shell'); // the later failure_action wins over `default`
   assert.equal(p.finalAction, 'poweroff');

@@ -234,3 +234,26 @@ test('fence_kdump_nodes on a local target: the image gets the network drivers, /
   assert.equal(r.status, 1);
   assert.match(r.stderr, new RegExp(`EIMAGE_FENCE_NODES: .*fence-self\\.conf:2: fence_kdump_nodes cannot contain this node \\(${os.hostname()}\\)`));
 });
+
+test('extra_bins and hooks ship with what they need to run: an ELF program its libraries, a script its #! interpreter (env NAME too); a missing one names its line', { skip }, () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'progs-'));
+  fs.writeFileSync(path.join(dir, 'tool.sh'), '#!/usr/bin/env bash\necho "tool on bash $BASH_VERSION"\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, 'pre.sh'), '#!/bin/sh\nxz --version\n', { mode: 0o755 });
+  const conf = `ext4 LABEL=crash\nextra_bins /usr/bin/xz ${dir}/tool.sh\nkdump_pre ${dir}/pre.sh\n`;
+  const root = unpack(build('progs', conf, ['--executable', small, '--compress', 'none']).image, ['cat']);
+  // they run inside the image alone: their libraries and interpreters came along
+  const xz = spawnSync('chroot', [root, '/usr/bin/xz', '--version'], { encoding: 'utf8' });
+  assert.equal(xz.status, 0, xz.stderr);
+  assert.match(xz.stdout, /xz \(XZ Utils\)/);
+  const tool = spawnSync('chroot', [root, `${dir}/tool.sh`], { encoding: 'utf8' });
+  assert.equal(tool.status, 0, tool.stderr);
+  assert.match(tool.stdout, /^tool on bash 5\./);
+  assert.ok(fs.lstatSync(path.join(root, 'usr', 'bin', 'bash')).isFile(), 'bash, the env interpreter, is a real file');
+  const pre = spawnSync('chroot', [root, `${dir}/pre.sh`], { encoding: 'utf8' });
+  assert.equal(pre.status, 0, pre.stderr);
+  const confFile = path.join(tmp, 'missing-bin.conf');
+  fs.writeFileSync(confFile, 'ext4 LABEL=crash\n\nextra_bins /usr/bin/no-such-tool\n');
+  const r = lastword(['initramfs', '--kernel', kver!, '--config', confFile, '--executable', small, '-o', path.join(tmp, 'missing-bin.img')]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /EIMAGE_PROGRAM: extra_bins \/usr\/bin\/no-such-tool \(\S*missing-bin\.conf:3\) does not exist/);
+});
