@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { needsNetwork, type FencePlan, type Plan, type SourceRef } from '../runtime/config/plan.ts';
+import { HOST_NETWORK_FILE } from '../runtime/config/load.ts';
 import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
 import { formatLeftOut, LEFT_OUT_FILE } from '../runtime/modules/load.ts';
@@ -46,6 +47,8 @@ export interface ImageInputs {
    * lastword's own cpio: a directory filled for dracut or mkinitramfs gets them as the host has them.
    */
   compressModules?: boolean;
+  /** HOST_NETWORK_FILE's text: the build host's route to the capture's hosts (network/host-config.ts) */
+  hostNetwork?: string;
 }
 
 export interface ImageContents {
@@ -262,6 +265,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
   const t = i.plan.target;
   if (t.kind === 'nfs') addNfsClient(m, i.mountNfs ?? DEFAULT_MOUNT_NFS, i.hostEtc ?? '/etc');
   if (needsNetwork(i.plan)) addNameLookup(m, i.hostEtc ?? '/etc');
+  if (i.hostNetwork !== undefined) addEntry(m, { path: HOST_NETWORK_FILE, type: 'file', mode: 0o644, data: Buffer.from(i.hostNetwork) });
   if (i.plan.fence) checkFenceNodes(i.plan.fence);
   if (t.kind === 'ssh') {
     if (!fs.existsSync(fromRoot(t.key))) throw new LastwordError('EIMAGE_SSH_KEY', `ssh key ${t.key} (${t.source.file}${t.source.line ? ':' + t.source.line : ''}) does not exist; run kdumpctl propagate or set sshkey`, { where: { file: t.source.file, line: t.source.line } });

@@ -2,9 +2,10 @@
 // [--compress gzip|zstd] -o FILE`: builds the capture initramfs whose /init is lastword. With
 // `--into DIR` it fills a directory instead, for the dracut module and the initramfs-tools hook.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import minimist from 'minimist';
-import { usageError } from '../errors.ts';
+import { LastwordError, usageError } from '../errors.ts';
 import { applyCmdline } from '../config/cmdline.ts';
 import { DEBIAN_CONF, FEDORA_CONF, FEDORA_SYSCONFIG, loadPlan } from '../config/load.ts';
 import { blacklistOf, buildManifest, orderedEntries } from '../../initramfs/image.ts';
@@ -14,6 +15,8 @@ import type { ImageLayout } from '../../initramfs/needs.ts';
 import { writeCpioFile, type CpioCompression as Compression } from '../../initramfs/cpio.ts';
 import { failureFinalAction } from '../pid1/outcome.ts';
 import { defaultExecutable } from './executable.ts';
+import { needsNetwork, type Plan } from '../config/plan.ts';
+import { deriveHostNetwork, ipProbe } from '../network/host-config.ts';
 
 const HELP = `usage: lastword initramfs --kernel VERSION [options] (-o FILE | --into DIR)
 
@@ -34,6 +37,11 @@ Builds a capture initramfs whose /init is lastword, from the kdump configs.
   --known-hosts FILE    ship this known_hosts instead of the one the config names
   --modules-root DIR    where the kernel modules are (default /lib/modules)
   --mount-nfs FILE      mount.nfs to ship for an NFS target (default /usr/sbin/mount.nfs)
+  --no-host-network     for an NFS or SSH target or fence_kdump_nodes, do not carry this machine's
+                        route to them into the image (ifname= by MAC, its static address or DHCP);
+                        the capture then tries DHCP on every NIC unless its command line has ip=.
+                        Off by default with --root (--host-network: on), and when
+                        KDUMP_COMMANDLINE_APPEND has ip=
   -o FILE               write the image here
   --into DIR            write the files into DIR (dracut's $initdir, mkinitramfs' $DESTDIR)`;
 
@@ -43,7 +51,7 @@ const COMPRESSIONS = ['gzip', 'zstd', 'none'];
 export async function run(argv: string[]): Promise<number> {
   const o = minimist(argv, {
     string: ['kernel', 'config', 'root', 'layout', 'compress', 'executable', 'known-hosts', 'modules-root', 'o', 'into', 'busybox', 'kmod', 'mount-nfs', 'image-level', 'image-compression'],
-    boolean: ['help'],
+    boolean: ['help', 'host-network'],
     alias: { h: 'help', output: 'o' },
     unknown: (a) => { if (a.startsWith('-')) throw usageError(`unknown option ${a}\n${HELP}`); return true; },
   });
@@ -69,6 +77,9 @@ export async function run(argv: string[]): Promise<number> {
     for (const c of [FEDORA_CONF, FEDORA_SYSCONFIG, DEBIAN_CONF]) if (fs.existsSync(path.join(root, c))) configs.push({ at: c, source: path.join(root, c) });
   }
   const executable = path.resolve(o.executable ?? defaultExecutable());
+  // minimist leaves a boolean it was not given false: only argv tells --no-host-network from nothing.
+  const hostNetworkWanted = argv.includes('--host-network') || (!o.root && !argv.includes('--no-host-network'));
+  const hostNetwork = hostNetworkWanted ? await hostNetworkFile(plan) : undefined;
   const work = layoutWork();
   try {
     const image = buildManifest({
@@ -85,6 +96,7 @@ export async function run(argv: string[]): Promise<number> {
       kmod: o.kmod ?? '/usr/bin/kmod',
       mountNfs: o['mount-nfs'] ? path.resolve(o['mount-nfs']) : undefined,
       compressModules: !o.into,
+      hostNetwork,
     });
     const level = o['image-level'] !== undefined ? Number(o['image-level']) : undefined;
     if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 22)) throw usageError('--image-level must be 1-22');
@@ -106,5 +118,26 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     work.cleanup();
+  }
+}
+
+/**
+ * HOST_NETWORK_FILE's text: how this machine reaches the capture's hosts, when the capture needs
+ * the network and no ip= was configured. A route that cannot be carried over is a warning: the
+ * capture then falls back to DHCP, as it would without this.
+ */
+async function hostNetworkFile(plan: Plan): Promise<string | undefined> {
+  if (!needsNetwork(plan) || plan.network.ip.length) return undefined;
+  const probe = ipProbe(['ip'], (file) => { try { return fs.readFileSync(file, 'utf8'); } catch { return undefined; } });
+  try {
+    const net = await deriveHostNetwork(plan, probe);
+    if (!net.words.length) return undefined;
+    for (const n of net.notes) process.stderr.write(`lastword initramfs: capture network: ${n}\n`);
+    return `# lastword initramfs on ${os.hostname()}: how this machine reaches the capture's hosts.\n`
+      + `# Used when the capture kernel's command line has no ip=.\n${net.words.join('\n')}\n`;
+  } catch (err) {
+    if (!(err instanceof LastwordError)) throw err;
+    process.stderr.write(`lastword initramfs: warning: capture network not taken from this machine: ${err.message}; the capture will try DHCP on every NIC (or give ip= in KDUMP_COMMANDLINE_APPEND)\n`);
+    return undefined;
   }
 }

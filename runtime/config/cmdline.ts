@@ -1,10 +1,10 @@
 // The (capture) kernel command line: `lastword.*` overrides of the config files, plus the kernel
 // and dracut parameters that matter to the capture: reset_devices, modprobe.blacklist=,
-// module_blacklist=, rd.driver.blacklist=, ip=, nameserver=, rd.net.timeout.dhcp=,
+// module_blacklist=, rd.driver.blacklist=, ip=, ifname=, nameserver=, rd.net.timeout.dhcp=,
 // kdump_remote_ip= and kdump_test_id= (kdump-utils).
 import { LastwordError } from '../errors.ts';
 import { parseMakedumpfileArgs } from './collector.ts';
-import { parseIpArgument } from './ip.ts';
+import { parseIfname, parseIpArgument } from './ip.ts';
 import { FAILURE_ACTIONS, FINAL_ACTIONS, type Codec, type Layout, type Plan, type SourceRef } from './plan.ts';
 import { splitShellWords } from './shell.ts';
 import { FS_TARGET_TYPES, parseDeviceSpec, parseNfsSpec, parseSshSpec } from './target-spec.ts';
@@ -86,6 +86,9 @@ export function applyCmdline(plan: Plan, text: string, file: string): void {
         if (!ipSeen) plan.network.ip = []; // the cmdline replaces, never extends, configured ip=
         ipSeen = true;
         plan.network.ip.push(parseIpArgument(value ?? '', src));
+        continue;
+      case 'ifname':
+        plan.network.ifnames.push(parseIfname(value ?? '', src));
         continue;
       case 'nameserver':
         if (value) plan.network.nameservers.push(value);

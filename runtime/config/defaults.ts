@@ -32,7 +32,7 @@ export function defaultPlan(layout: Layout): Plan {
     finalAction: 'reboot',
     failureAction: 'reboot',
     modules: { extra: [], blacklist: [], resetDevices: false, diskTimeoutMs: DEFAULT_DISK_TIMEOUT_MS },
-    network: { ip: [], nameservers: [], timeoutMs: DEFAULT_NET_TIMEOUT_MS },
+    network: { ip: [], ifnames: [], nameservers: [], timeoutMs: DEFAULT_NET_TIMEOUT_MS },
     kexec: layout === 'fedora'
       ? { commandlineAppend: FEDORA_APPEND.split(' '), commandlineRemove: FEDORA_REMOVE.split(' '), kexecArgs: ['-s'] }
       : { kernel: '/var/lib/kdump/vmlinuz', initrd: '/var/lib/kdump/initrd.img', commandlineAppend: DEBIAN_APPEND.split(' '), commandlineRemove: [], kexecArgs: [] },

@@ -8,13 +8,15 @@
 // the autoconf field is told apart by its shape.
 import { isIP } from 'node:net';
 import { LastwordError } from '../errors.ts';
-import type { IpAutoconf, IpSpec, SourceRef } from './plan.ts';
+import type { IfnameSpec, IpAutoconf, IpSpec, SourceRef } from './plan.ts';
 
 const AUTOCONF: Record<string, IpAutoconf> = {
   dhcp: 'dhcp', on: 'dhcp', any: 'dhcp', 'single-dhcp': 'dhcp',
   none: 'none', off: 'none', '': 'none',
   dhcp6: 'dhcp6', auto6: 'auto6', either6: 'either6', ibft: 'ibft',
 };
+
+const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
 function bad(source: SourceRef, value: string, why: string): never {
   throw new LastwordError('ECONFIG_IP', `${source.file}: ip=${value}: ${why}`, { where: { ...source } });
@@ -44,7 +46,7 @@ function address(s: string, what: string, source: SourceRef, value: string): str
 function tail(rest: string[], spec: IpSpec, source: SourceRef, value: string): void {
   if (rest.length === 0) return;
   const joined = rest.slice(1).join(':');
-  if (/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(joined) || (rest[0] !== '' && /^\d+$/.test(rest[0]!))) {
+  if (MAC.test(joined) || (rest[0] !== '' && /^\d+$/.test(rest[0]!))) {
     // [<mtu>][:<macaddr>]
     if (rest[0] !== '') {
       const mtu = Number(rest[0]);
@@ -52,7 +54,7 @@ function tail(rest: string[], spec: IpSpec, source: SourceRef, value: string): v
       spec.mtu = mtu;
     }
     if (joined !== '') {
-      if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(joined)) bad(source, value, `'${joined}' is not a MAC address`);
+      if (!MAC.test(joined)) bad(source, value, `'${joined}' is not a MAC address`);
       spec.mac = joined.toLowerCase();
     }
     return;
@@ -98,6 +100,24 @@ export function parseIpArgument(value: string, source: SourceRef): IpSpec {
   if (ac === 'none' && spec.clientIp === undefined) bad(source, value, 'a static configuration needs a client address');
   tail(f.slice(7), spec, source, value);
   return spec;
+}
+
+/** The kernel's IFNAMSIZ less the NUL, and the characters it refuses in a name. */
+export function validInterfaceName(name: string): boolean {
+  return name.length > 0 && name.length <= 15 && !/[\s/:]/.test(name) && name !== '.' && name !== '..';
+}
+
+/** dracut's ifname=<interface>:<MAC> (dracut.cmdline(7)). */
+export function parseIfname(value: string, source: SourceRef): IfnameSpec {
+  const colon = value.indexOf(':');
+  const name = colon < 0 ? value : value.slice(0, colon);
+  const mac = colon < 0 ? '' : value.slice(colon + 1);
+  const refuse = (why: string): never => {
+    throw new LastwordError('ECONFIG_IP', `${source.file}: ifname=${value}: ${why}`, { where: { ...source } });
+  };
+  if (!validInterfaceName(name)) refuse(`'${name}' is not an interface name (1-15 characters, no '/', ':' or blanks)`);
+  if (!MAC.test(mac)) refuse(`'${mac}' is not a MAC address (expected ifname=<interface>:<MAC>)`);
+  return { name, mac: mac.toLowerCase(), source };
 }
 
 /** Prefix length of a dotted IPv4 mask or a prefix number; 32/128 when none is given. */

@@ -1,10 +1,11 @@
 // loadPlan: finds and reads the configs (through an injected reader, so tests and `--root` can
 // point it at any tree) and applies them in order: distribution defaults, the config file(s),
-// the hook directories, then the kernel command line, whose `lastword.*` overrides win.
+// the hook directories, the network the image builder took from its host (when the command line
+// has no ip= of its own), then the kernel command line, whose `lastword.*` overrides win.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LastwordError } from '../errors.ts';
-import { applyCmdline } from './cmdline.ts';
+import { applyCmdline, splitCmdline } from './cmdline.ts';
 import { defaultPlan } from './defaults.ts';
 import { applyKdumpConf } from './kdump-conf.ts';
 import { applyKdumpTools, applySysconfigKdump } from './kdump-tools.ts';
@@ -34,6 +35,12 @@ export function fsReader(root = '/'): ConfigReader {
 export const FEDORA_CONF = '/etc/kdump.conf';
 export const FEDORA_SYSCONFIG = '/etc/sysconfig/kdump';
 export const DEBIAN_CONF = '/etc/default/kdump-tools';
+/**
+ * In a capture image: ifname=, ip=, nameserver= and kdump_remote_ip= words that `lastword initramfs`
+ * derived from the build host's route to the dump target (network/host-config.ts), as kdumpctl
+ * carries the host's network into its image. An ip= on the command line replaces all of them.
+ */
+export const HOST_NETWORK_FILE = '/etc/lastword/host-network.conf';
 const HOOK_DIRS = { pre: '/etc/kdump/pre.d', post: '/etc/kdump/post.d', emergency: '/etc/kdump/emergency.d' } as const;
 
 export interface LoadPlanOptions {
@@ -100,6 +107,10 @@ export function loadPlan(opts: LoadPlanOptions = {}): Plan {
     plan.hooks.emergency.unshift(...hooksFrom(reader, HOOK_DIRS.emergency));
   }
   const cmdline = opts.cmdline ?? reader.readFile('/proc/cmdline');
+  const hostNetwork = reader.readFile(HOST_NETWORK_FILE);
+  if (hostNetwork !== undefined && !splitCmdline(cmdline ?? '').some((w) => w.name === 'ip')) {
+    applyCmdline(plan, hostNetwork.split('\n').filter((l) => !l.trimStart().startsWith('#')).join(' '), HOST_NETWORK_FILE);
+  }
   if (cmdline !== undefined) applyCmdline(plan, cmdline, opts.cmdline !== undefined ? '<cmdline>' : '/proc/cmdline');
   return plan;
 }

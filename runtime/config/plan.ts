@@ -195,8 +195,16 @@ export interface IpSpec {
   source: SourceRef;
 }
 
+/** dracut's ifname=<name>:<MAC>: the interface with this MAC is renamed <name> before ip= applies. */
+export interface IfnameSpec {
+  name: string;
+  mac: string;
+  source: SourceRef;
+}
+
 export interface NetworkPlan {
   ip: IpSpec[];
+  ifnames: IfnameSpec[];
   /** nameserver= entries. */
   nameservers: string[];
   /** Seconds to wait for a link / a DHCP lease (rd.net.timeout.dhcp, lastword.net_timeout=). */

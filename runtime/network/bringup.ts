@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LastwordError } from '../errors.ts';
 import { prefixLength } from '../config/ip.ts';
-import { needsNetwork, type IpSpec, type NetworkPlan, type Plan } from '../config/plan.ts';
+import { needsNetwork, type IfnameSpec, type IpSpec, type NetworkPlan, type Plan } from '../config/plan.ts';
 import type { System } from '../system/types.ts';
 
 export interface NetworkTools {
@@ -141,6 +141,31 @@ class NetworkUp {
     }
   }
 
+  /**
+   * dracut's ifname=: waits for the interface with the MAC and gives it the name. The capture
+   * kernel has no udev, so its NICs are eth0, eth1... in probe order; a name held by another
+   * interface is moved out of the way first.
+   */
+  async rename(want: IfnameSpec): Promise<void> {
+    for (;;) {
+      const links = await this.links();
+      const l = links.find((x) => x.mac === want.mac);
+      if (l) {
+        if (l.name === want.name) return;
+        const holder = links.find((x) => x.name === want.name);
+        if (holder) await this.ip('link', 'set', 'dev', holder.name, 'name', `lw${holder.mac?.replace(/:/g, '').slice(-8) ?? 'old'}`);
+        await this.ip('link', 'set', 'dev', l.name, 'down');
+        await this.ip('link', 'set', 'dev', l.name, 'name', want.name);
+        this.sys.log(`lastword: network: ${l.name} (${want.mac}) is now ${want.name} (ifname= from ${want.source.file})`);
+        return;
+      }
+      if (this.sys.now() >= this.deadline) {
+        throw new LastwordError('ENET_NO_INTERFACE', `${want.source.file}: ifname=${want.name}:${want.mac}: no interface with that MAC appeared (${links.map((x) => `${x.name} ${x.mac ?? '-'}`).join(', ') || 'none at all'}); was the NIC replaced, or is its driver missing?`);
+      }
+      await this.sys.sleep(this.pollMs);
+    }
+  }
+
   async address(name: string, address: string, prefix: number, peer: string | undefined, gateway: string | undefined): Promise<void> {
     await this.ip('addr', 'add', `${address}/${prefix}`, ...(peer ? ['peer', peer] : []), 'dev', name);
     if (gateway) await this.ip('route', 'replace', 'default', 'via', gateway, 'dev', name);
@@ -172,10 +197,11 @@ function maskToPrefix(mask: string): number {
  * Brings up every ip= spec; fails (ENET_*) when one cannot be configured, since an NFS or SSH
  * target cannot be reached then. Returns what was configured, for the host-IP part of dump names.
  */
-export async function bringUpNetwork(sys: System, specs: readonly IpSpec[], net: Pick<NetworkPlan, 'nameservers' | 'timeoutMs'>, opts: BringUpOptions = {}): Promise<ConfiguredInterface[]> {
+export async function bringUpNetwork(sys: System, specs: readonly IpSpec[], net: Pick<NetworkPlan, 'nameservers' | 'timeoutMs'> & Partial<Pick<NetworkPlan, 'ifnames'>>, opts: BringUpOptions = {}): Promise<ConfiguredInterface[]> {
   const tools = opts.tools ?? { ip: ['ip'], udhcpc: ['udhcpc'] };
   const n = new NetworkUp(sys, tools, net.timeoutMs, opts.pollMs ?? 200);
   await n.ip('link', 'set', 'lo', 'up');
+  for (const want of net.ifnames ?? []) await n.rename(want);
   const done: ConfiguredInterface[] = [];
   const dns = [...net.nameservers];
   let script: string | undefined;

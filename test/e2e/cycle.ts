@@ -40,6 +40,8 @@ export interface CycleOptions {
   guestFiles?: Record<string, { data: string | Buffer; mode?: number }>;
   /** extra arguments for `lastword initramfs` (e.g. --layout squashfs) */
   initramfsArgs?: string[];
+  /** run `lastword initramfs` inside this network namespace (a stand-in for the guest's network) */
+  builderNetns?: string;
   /** a capture initramfs made elsewhere (the makedumpfile stand-in): skips `lastword initramfs` */
   captureInitrd?: string;
   /** how the primary loads the capture kernel: `lastword load` (default) or plain kexec -p */
@@ -88,8 +90,9 @@ export function missingPrerequisite(): string | undefined {
 }
 
 /** Runs `dist/lastword ARGS` on the host; throws with its output when it fails. */
-export function lastword(args: string[], opts: { cwd?: string } = {}): string {
-  const r = spawnSync(lastwordExe, args, { encoding: 'utf8', cwd: opts.cwd, maxBuffer: 64 << 20 });
+export function lastword(args: string[], opts: { cwd?: string; netns?: string } = {}): string {
+  const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, lastwordExe, ...args] : [lastwordExe, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: opts.cwd, maxBuffer: 64 << 20 });
   if (r.status !== 0) {
     throw new Error(`lastword ${args.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-8).join('\n')}`);
   }
@@ -163,7 +166,7 @@ export function prepareCycle(o: CycleOptions): PreparedCycle {
   if (!captureInitrd) {
     captureInitrd = path.join(dir, `initramfs-${kver}kdump.img`);
     const out = captureInitrd;
-    timed('lastword initramfs', () => lastword(initramfsArgs(kver, guestRoot, out, o.initramfsArgs ?? ['--layout', DEFAULT_LAYOUT])));
+    timed('lastword initramfs', () => lastword(initramfsArgs(kver, guestRoot, out, o.initramfsArgs ?? ['--layout', DEFAULT_LAYOUT]), { netns: o.builderNetns }));
   }
   // The big files (lastword, the capture kernel and its initramfs) live on an ext4 "system disk"
   // made with mkfs.ext4 -d, not in the primary initramfs: unpacking ~170 MB of initramfs costs
@@ -283,6 +286,7 @@ export function finalAction(capture: string): 'poweroff' | 'reboot' | 'halt' | u
 /** Capture-side command line for a guest at 10.0.2.15 behind a tap at 10.0.2.1 (dracut ip= syntax). */
 export const GUEST_IP = '10.0.2.15';
 export const HOST_IP = '10.0.2.1';
+export { DEFAULT_GUEST_MAC as GUEST_MAC } from '../support/qemu.ts';
 export const CAPTURE_APPEND_NET = `irqpoll nr_cpus=1 reset_devices panic=1 ip=${GUEST_IP}::${HOST_IP}:255.255.255.0:lwguest:eth0:off`;
 export const CAPTURE_APPEND = 'irqpoll nr_cpus=1 reset_devices panic=1';
 

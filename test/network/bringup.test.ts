@@ -4,7 +4,7 @@
 // namespace (ip netns exec); only sethostname is recorded instead of done, since a network
 // namespace does not isolate the host name.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,8 +12,7 @@ import { after, before, test } from 'node:test';
 import { parseIpArgument } from '../../runtime/config/ip.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import { bringUpNetwork, parseLease, parseLinks } from '../../runtime/network/bringup.ts';
-import type { ExecOptions, ExecResult, System } from '../../runtime/system/types.ts';
-import { Netns } from '../support/netns.ts';
+import { Netns, netnsSystem } from '../support/netns.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-net-'));
 const tag = String(process.pid % 100000);
@@ -37,23 +36,7 @@ after(() => {
 });
 
 /** A System whose programs run inside the client namespace. */
-function clientSystem(): System & { hostnames: string[]; logs: string[] } {
-  const hostnames: string[] = [];
-  const logs: string[] = [];
-  const exec = (file: string, args: readonly string[], o: ExecOptions = {}) => new Promise<ExecResult>((resolve) => {
-    execFile('ip', ['netns', 'exec', client.name, file, ...args], { timeout: o.timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
-      resolve({ exitCode: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr, timedOut: !!e?.killed });
-    });
-  });
-  return {
-    exec, hostnames, logs,
-    now: () => performance.now(),
-    sleep: (ms: number) => new Promise((r) => { setTimeout(r, ms); }),
-    log: (l: string) => { logs.push(l); },
-    sethostname: (n: string) => { hostnames.push(n); },
-  } as unknown as System & { hostnames: string[]; logs: string[] };
-}
+const clientSystem = () => netnsSystem(client);
 
 function reset(): void {
   client.ip('addr', 'flush', 'dev', cif);

@@ -1,9 +1,10 @@
 // Network namespaces made by a test, with a tap device for a QEMU guest and real servers (OpenSSH's
 // sshd, the kernel's nfsd) listening inside them. Nothing here touches the host's own network:
 // every address lives in the namespace, and destroy() removes the namespace with all it holds.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { ExecOptions, ExecResult, System } from '../../runtime/system/types.ts';
 
 export class Netns {
   readonly name: string;
@@ -144,4 +145,26 @@ export async function startNfsServer(ns: Netns, dir: string, address: string, ps
   }
   if (!fs.readFileSync(logFile, 'utf8').includes('NFS SERVER INITIALIZED')) throw new Error(`NFS-Ganesha did not start; see ${logFile}`);
   return { address, pseudo, exportDir, logFile };
+}
+
+/**
+ * A System whose programs run inside `ns` (ip netns exec), for the capture's network code; only
+ * sethostname and log are recorded instead of done, since a namespace does not isolate the host name.
+ */
+export function netnsSystem(ns: Netns): System & { hostnames: string[]; logs: string[] } {
+  const hostnames: string[] = [];
+  const logs: string[] = [];
+  const exec = (file: string, args: readonly string[], o: ExecOptions = {}) => new Promise<ExecResult>((resolve) => {
+    execFile('ip', ['netns', 'exec', ns.name, file, ...args], { timeout: o.timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
+      resolve({ exitCode: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr, timedOut: !!e?.killed });
+    });
+  });
+  return {
+    exec, hostnames, logs,
+    now: () => performance.now(),
+    sleep: (ms: number) => new Promise((r) => { setTimeout(r, ms); }),
+    log: (l: string) => { logs.push(l); },
+    sethostname: (n: string) => { hostnames.push(n); },
+  } as unknown as System & { hostnames: string[]; logs: string[] };
 }

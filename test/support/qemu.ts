@@ -11,6 +11,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+/** The guest NIC's MAC unless GuestOptions.mac says otherwise (QEMU's own default). */
+export const DEFAULT_GUEST_MAC = '52:54:00:12:34:56';
+
 export interface InitramfsSpec {
   /** guest path -> host file (copied) */
   files?: Record<string, string>;
@@ -226,7 +229,7 @@ export class Guest {
     }
     if (opts.tap) {
       args.push('-netdev', `tap,id=n0,ifname=${opts.tap},script=no,downscript=no`,
-        '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac ?? '52:54:00:12:34:56'}`);
+        '-device', `virtio-net-pci,netdev=n0,mac=${opts.mac ?? DEFAULT_GUEST_MAC}`);
     } else {
       args.push('-nic', 'none');
     }
