@@ -223,27 +223,34 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
       }
     }
   }
-  // A failing kdump_pre (not a pre.d hook) stops the capture: no dump, no kdump_post, and the
-  // final action, not the failure action (kdump.conf(5): "non 0 - run the final action").
-  const preFailed = reason ? undefined : await runHooks(sys, log, 'kdump_pre', plan.hooks.pre, [], true);
-  if (!reason && !preFailed) {
+  // kdump.sh runs once dracut has mounted the dump target (a disk or NFS export in the image's
+  // fstab) or found the raw device, so kdump_pre can use it; an SSH target is reached by the dump
+  // itself. A target that fails there never gets to kdump.sh's main path: no kdump_pre and no
+  // kdump_post, only the emergency hooks and the failure action (kdump.sh --error-handler).
+  const openTarget = async () => {
     try {
       target = await o.stages.openTarget(plan, (l) => log.line(l));
     } catch (err) {
       fail(describeError(err));
     }
-  }
-  if (target) {
+  };
+  if (!reason && plan.target.kind !== 'ssh' && plan.target.kind !== 'stdout') await openTarget();
+  // A failing kdump_pre (not a pre.d hook) stops the capture: no dump, no kdump_post, and the
+  // final action, not the failure action (kdump.conf(5): "non 0 - run the final action").
+  const preRan = !reason;
+  const preFailed = preRan ? await runHooks(sys, log, 'kdump_pre', plan.hooks.pre, [], true) : undefined;
+  if (!reason && !preFailed && !target) await openTarget();
+  if (target && !preFailed) {
     attempt = await saveInto(target, o, log, hostIp);
     if (attempt.error !== undefined) fail(describeError(attempt.error));
   }
   const ok = !reason && !preFailed;
   let rootfsSaved = false;
-  if (!preFailed) {
+  if (preRan && !preFailed) {
     const postFailed = await runHooks(sys, log, 'kdump_post', plan.hooks.post, [ok ? '0' : '1']);
     if (postFailed) log.line(`lastword: warning: ${postFailed}`);
-    if (!ok) await runHooks(sys, log, 'kdump_emergency', plan.hooks.emergency);
   }
+  if (!ok && !preFailed) await runHooks(sys, log, 'kdump_emergency', plan.hooks.emergency);
   if (!ok && !preFailed && plan.failureAction === 'dump_to_rootfs' && plan.target.kind !== 'root') {
     // kdump.sh's dump_to_rootfs: one more try on the root filesystem, the first target's log kept there.
     log.line(`lastword: failure_action dump_to_rootfs: saving to the root filesystem (${reason})`);

@@ -102,15 +102,17 @@ test('reset_devices on the capture command line: the target disk is reset and th
   assert.match(report.output, /sysrq_handle_crash|sysrq/, 'the backtrace does not show the sysrq panic');
 });
 
-test('a kdump_pre that fails: a message naming it and its status, no dump, the final action (as kdump.sh)', { skip, timeout: 900_000 }, async (t) => {
+test('a kdump_pre that fails: it runs with the dump disk mounted, a message naming it and its status, no dump, the final action (as kdump.sh)', { skip, timeout: 900_000 }, async (t) => {
   const pre = '/usr/local/sbin/kdump-pre-fails.sh';
   const { run, base, tail } = await faultCycle(t, 'kdump-pre', {
     kdumpConf: ext4Conf('LWPRE', 'poweroff', 'reboot', [`kdump_pre ${pre}`]),
     sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
-    guestFiles: { [pre]: { data: '#!/bin/sh\necho "kdump-pre-fails: giving up"\nexit 3\n', mode: 0o755 } },
+    // kdump.sh runs kdump_pre with the target mounted by dracut: the program sees it in /proc/mounts
+    guestFiles: { [pre]: { data: '#!/bin/sh\nwhile read -r dev mnt fs rest; do [ "$fs" = ext4 ] && echo "kdump-pre-fails: target mounted at $mnt"; done < /proc/mounts\necho "kdump-pre-fails: giving up"\nexit 3\n', mode: 0o755 } },
     disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWPRE' }],
   });
   assert.match(run.capture, /kdump-pre-fails: giving up/, `the kdump_pre program did not run:\n${tail}`);
+  assert.match(run.capture, /kdump-pre-fails: target mounted at \//, `the dump disk was not mounted when kdump_pre ran:\n${tail}`);
   assert.match(run.capture, /kdump-pre-fails\.sh.*\b3\b|\b3\b.*kdump-pre-fails\.sh/, `no message naming kdump_pre and its exit status:\n${tail}`);
   // kdump.conf(5): "non 0 - run the final action"; failure_action (reboot) is not taken
   assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);

@@ -99,8 +99,9 @@ test('saves dmesg then the dump in kdump.sh order, renames it, runs kdump_post w
   const out = await capture({ sys, plan: plan(), vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
   assert.deepEqual(out, { ok: true, action: 'poweroff', reason: 'dump saved', dump: `/${fedoraDir}/vmcore`, incomplete: false });
   // no network for a local target
-  // modules before kdump_pre: dracut has loaded them before kdump.sh runs the hook
-  assert.deepEqual(sys.calls, ['loadModules', 'exec /bin/pre', 'openTarget', 'dmesg', 'writeDump', 'exec /bin/post 0']);
+  // modules and the mounted target before kdump_pre: dracut has loaded and mounted them before
+  // kdump.sh runs the hook
+  assert.deepEqual(sys.calls, ['loadModules', 'openTarget', 'exec /bin/pre', 'dmesg', 'writeDump', 'exec /bin/post 0']);
   assert.deepEqual(fs.readdirSync(path.join(root, fedoraDir)).sort(), ['kexec-dmesg.log', 'vmcore', 'vmcore-dmesg.txt']);
   for (const f of fs.readdirSync(path.join(root, fedoraDir))) assert.equal(fs.statSync(path.join(root, fedoraDir, f)).mode & 0o777, 0o600, f);
   const runLog = fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8');
@@ -117,7 +118,7 @@ test('a failing kdump_pre stops the capture: no dump, no kdump_post, the final a
   assert.equal(out.ok, false);
   assert.equal(out.action, 'poweroff', 'final_action, not failure_action (halt)');
   assert.match(out.reason, /kdump_pre \/bin\/pre exited 3/);
-  assert.deepEqual(sys.calls, ['loadModules', 'exec /bin/pre']);
+  assert.deepEqual(sys.calls, ['loadModules', 'openTarget', 'exec /bin/pre']);
   assert.ok(sys.lines.some((l) => /kdump_pre failed, no dump; final action: poweroff/.test(l)), sys.lines.join('\n'));
 });
 
@@ -128,7 +129,7 @@ test('a failing hook from /etc/kdump/pre.d is a warning: the dump is saved', asy
   const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: true });
   assert.equal(out.ok, true, out.reason);
   assert.equal(out.action, 'poweroff');
-  assert.deepEqual(sys.calls, ['loadModules', 'exec /bin/pre', 'exec /etc/kdump/pre.d/10-fails', 'openTarget', 'dmesg', 'writeDump', 'exec /bin/post 0']);
+  assert.deepEqual(sys.calls, ['loadModules', 'openTarget', 'exec /bin/pre', 'exec /etc/kdump/pre.d/10-fails', 'dmesg', 'writeDump', 'exec /bin/post 0']);
   assert.ok(sys.lines.some((l) => /warning: kdump_pre \/etc\/kdump\/pre\.d\/10-fails exited 2; going on/.test(l)), sys.lines.join('\n'));
 });
 
@@ -148,11 +149,13 @@ test('a writer failure leaves the dump under vmcore-incomplete, runs kdump_post 
   assert.match(fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8'), /dump INCOMPLETE[\s\S]*failure action: halt/);
 });
 
-test('a target that cannot be opened is the failure action, with the reason, and the flow never throws', async (t) => {
+test('a target that cannot be opened is the failure action, with the reason, and the flow never throws; kdump_pre and kdump_post do not run (kdump.sh never started), the emergency hooks do', async (t) => {
   const root = tempRoot(t);
   const sys = fakeSystem();
-  const out = await capture({ sys, plan: plan(), vmcore: '/proc/vmcore', stages: stages(root, sys, { openFails: true }), time, prepareSystem: true });
+  const p = plan((x) => x.hooks.emergency.push({ path: '/bin/emergency', args: [], timeoutMs: 1000, source: { file: 'kdump.conf' } }));
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys, { openFails: true }), time, prepareSystem: true });
   assert.deepEqual([out.ok, out.action, out.incomplete], [false, 'halt', false]);
+  assert.deepEqual(sys.calls, ['loadModules', 'openTarget', 'exec /bin/emergency']);
   assert.match(out.reason, /EDEVICE_TIMEOUT: no block device LABEL=dump/);
   assert.ok(sys.lines.some((l) => /dump FAILED/.test(l)));
 });
