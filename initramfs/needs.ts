@@ -3,7 +3,7 @@
 // and kdump.conf extra_modules. Pure: the host's device modaliases come in as an argument
 // (initramfs/host-devices.ts reads them), so the capture kernel, booting on the same machine,
 // finds drivers for the devices this machine really has — what dracut's hostonly mode does.
-import type { Plan } from '../runtime/config/plan.ts';
+import { isNetworkTarget, type Plan } from '../runtime/config/plan.ts';
 import type { ModuleRequest } from './modules.ts';
 
 export type ImageLayout = 'plain' | 'squashfs' | 'erofs';
@@ -44,10 +44,10 @@ export function moduleRequests(plan: Plan, layout: ImageLayout, host: HostModali
   } else if (t.kind === 'nfs') {
     net();
     for (const m of ['nfs', 'nfsv3', 'nfsv4']) want(m, `target nfs ${t.server}:${t.export}`);
-  } else if (t.kind === 'ssh') {
+  } else if (t.kind === 'ssh' || t.kind === 'ftp') {
     net();
   }
-  if (plan.fence && t.kind !== 'nfs' && t.kind !== 'ssh') net();   // fence_kdump_nodes: the cluster's network
+  if (plan.fence && !isNetworkTarget(t)) net();   // fence_kdump_nodes: the cluster's network
   if (layout === 'squashfs') { want('loop', 'layout squashfs'); want('squashfs', 'layout squashfs'); }
   if (layout === 'erofs') { want('loop', 'layout erofs'); want('erofs', 'layout erofs'); }
   for (const m of plan.modules.extra) want(m, 'extra_modules', true);

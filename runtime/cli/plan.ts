@@ -24,6 +24,7 @@ function target(t: Target): string {
     case 'raw': return `raw ${describeDevice(t.device)} (flattened)`;
     case 'nfs': return `nfs ${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.export}${t.mountOptions.length ? ` -o ${t.mountOptions.join(',')}` : ''}`;
     case 'ssh': return `ssh ${t.user}@${t.host}:${t.port} key ${t.key} known_hosts ${t.knownHosts} (${t.transport})`;
+    case 'ftp': return `ftp ${t.user}@${t.host}:${t.port} into ${t.dir} (flattened${t.user === 'anonymous' ? ', anonymous' : ', password set'})`;
   }
 }
 
@@ -78,6 +79,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (opts._.length) throw usageError(`unexpected argument '${opts._[0]}'`);
   const plan = loadPlan({ config: opts.config, cmdline: opts.cmdline, root: opts.root });
-  process.stdout.write((opts.json ? JSON.stringify(plan, null, 2) : formatPlan(plan)) + '\n');
+  // The FTP password stays in the config file it came from.
+  const shown = plan.target.kind === 'ftp' ? { ...plan, target: { ...plan.target, password: '***' } } : plan;
+  process.stdout.write((opts.json ? JSON.stringify(shown, null, 2) : formatPlan(plan)) + '\n');
   return 0;
 }

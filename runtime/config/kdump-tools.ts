@@ -2,7 +2,7 @@
 // kdump-config / kdumpctl source. We read their assignments with runtime/config/shell.ts.
 import { LastwordError } from '../errors.ts';
 import { parseMakedumpfileArgs } from './collector.ts';
-import { DEFAULT_SSH_KEY, type FailureAction, type Plan, type SourceRef } from './plan.ts';
+import { DEFAULT_SSH_KEY, type FailureAction, type FtpTarget, type Plan, type SourceRef } from './plan.ts';
 import { parseShellAssignments, splitShellWords } from './shell.ts';
 import { parseNfsSpec, parseSshSpec } from './target-spec.ts';
 
@@ -97,9 +97,11 @@ export function applyKdumpTools(plan: Plan, text: string, file: string): void {
   const ssh = get('SSH');
   const nfs = get('NFS');
   const ftp = get('FTP');
-  if (ftp) plan.warnings.push({ ...ftp.src, message: 'FTP targets are not supported by lastword; FTP is ignored' });
   if (ssh && nfs) plan.warnings.push({ ...nfs.src, message: 'both SSH and NFS are set; lastword writes one dump, over SSH (kdump-tools tries SSH first)' });
-  if (ssh) {
+  if (ftp && (ssh || nfs)) plan.warnings.push({ ...ftp.src, message: `both FTP and ${ssh ? 'SSH' : 'NFS'} are set; lastword writes one dump, over ${ssh ? 'SSH' : 'NFS'}, and FTP is ignored (kdump-config writes one to each)` });
+  if (ftp && !ssh && !nfs) {
+    plan.target = parseFtpTarget(ftp.value, ftp.src, get('FTP_USER'), get('FTP_PASSWORD'), get('FTP_PORT'));
+  } else if (ssh) {
     const key = get('SSH_KEY')?.value ?? DEFAULT_SSH_KEY;
     // kdump-tools pipes a flattened stream into `ssh dd`; keep that file layout on the server.
     plan.target = { ...parseSshSpec(ssh.value, ssh.src, key), transport: 'flattened' };
@@ -140,4 +142,18 @@ export function applySysconfigKdump(plan: Plan, text: string, file: string): voi
     const img = `${vars.get('KDUMP_BOOTDIR') || '/boot'}/${vars.get('KDUMP_IMG') || 'vmlinuz'}-${ver}${vars.get('KDUMP_IMG_EXT') ?? ''}`;
     plan.kexec.kernel = img;
   }
+}
+
+/** kdump-config's FTP="host[:dir]": FTP_REMOTE_HOST="${FTP%%:*}", FTP_COREDIR="${FTP#*:}" or "/". */
+function parseFtpTarget(value: string, src: SourceRef, user?: { value: string }, password?: { value: string }, port?: { value: string; src: SourceRef }): FtpTarget {
+  const colon = value.indexOf(':');
+  const host = colon < 0 ? value : value.slice(0, colon);
+  const dir = colon < 0 ? '/' : value.slice(colon + 1) || '/';
+  if (!host) fail(src, `FTP="${value}" has no host (expected FTP="host:/directory")`);
+  let p = 21;
+  if (port?.value) {
+    p = count(port.value, 'FTP_PORT', port.src);
+    if (p < 1 || p > 65535) fail(port.src, `FTP_PORT="${port.value}" is not a port number`);
+  }
+  return { kind: 'ftp', host, port: p, user: user?.value || 'anonymous', password: password?.value || 'busybox@', dir, source: src };
 }

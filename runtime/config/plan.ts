@@ -91,13 +91,34 @@ export interface SshTarget {
   source: SourceRef;
 }
 
+/**
+ * Debian FTP="host[:dir]" (FTP_USER, FTP_PASSWORD, FTP_PORT): kdump-config pipes the flattened
+ * dump into busybox ftpput; the files lie flat in `dir` as `<ip or hostname>-dump.<stamp>`.
+ */
+export interface FtpTarget {
+  kind: 'ftp';
+  host: string;
+  port: number;
+  /** busybox ftpput's defaults: anonymous / busybox@ */
+  user: string;
+  password: string;
+  /** FTP_COREDIR as written: relative to the login directory unless it starts with '/'. */
+  dir: string;
+  source: SourceRef;
+}
+
 /** `lastword.target=stdout`, `lastword save -`: the dump goes to standard output, flattened. */
 export interface StdoutTarget {
   kind: 'stdout';
   source: SourceRef;
 }
 
-export type Target = RootTarget | LocalFsTarget | RawTarget | NfsTarget | SshTarget | StdoutTarget;
+export type Target = RootTarget | LocalFsTarget | RawTarget | NfsTarget | SshTarget | FtpTarget | StdoutTarget;
+
+/** A target reached over the network (its dump directory carries the host tag). */
+export function isNetworkTarget(t: Target): t is NfsTarget | SshTarget | FtpTarget {
+  return t.kind === 'nfs' || t.kind === 'ssh' || t.kind === 'ftp';
+}
 
 export type Codec = 'none' | 'zlib' | 'lzo' | 'snappy' | 'zstd';
 /** kdump: kdump-compressed (makedumpfile default); elf: -E; flattened: -F (a kdump stream, or ELF with -E -F). */
@@ -253,7 +274,7 @@ export const FENCE_KDUMP_INTERVAL_S = 10;
 
 /** The capture needs the network: a network target, or cluster nodes to notify. */
 export function needsNetwork(plan: Plan): boolean {
-  return plan.target.kind === 'nfs' || plan.target.kind === 'ssh' || (plan.fence?.nodes.length ?? 0) > 0;
+  return isNetworkTarget(plan.target) || (plan.fence?.nodes.length ?? 0) > 0;
 }
 
 /** Settings only the initramfs builder reads (dracut_args, extra_bins...). */

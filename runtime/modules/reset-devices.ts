@@ -39,7 +39,8 @@ export function targetPciClasses(target: Target): number[] {
     case 'raw':
     case 'root': return [PCI_BASE_CLASS_STORAGE];
     case 'nfs':
-    case 'ssh': return [PCI_BASE_CLASS_NETWORK];
+    case 'ssh':
+    case 'ftp': return [PCI_BASE_CLASS_NETWORK];
     case 'stdout': return [];
   }
 }

@@ -39,7 +39,7 @@ export interface HostNetwork {
 export function networkDestinations(plan: Plan): string[] {
   const out: string[] = [];
   if (plan.target.kind === 'nfs') out.push(plan.target.server);
-  if (plan.target.kind === 'ssh') out.push(plan.target.host);
+  if (plan.target.kind === 'ssh' || plan.target.kind === 'ftp') out.push(plan.target.host);
   out.push(...(plan.fence?.nodes ?? []));
   return [...new Set(out.map((h) => h.replace(/^\[(.*)\]$/, '$1')))];
 }

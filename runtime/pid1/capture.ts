@@ -7,7 +7,7 @@
 // both under PID 1 (--capture) and from any shell.
 import * as os from 'node:os';
 import { describeError, LastwordError } from '../errors.ts';
-import { needsNetwork, type CoreCollector, type FinalAction, type Hook, type Plan } from '../config/plan.ts';
+import { isNetworkTarget, needsNetwork, type CoreCollector, type FinalAction, type Hook, type Plan } from '../config/plan.ts';
 import type { PageClassCounts } from '../filter/types.ts';
 import { formatSummary, RunLog } from '../progress/progress.ts';
 import type { System } from '../system/types.ts';
@@ -73,7 +73,7 @@ export interface Outcome {
   incomplete: boolean;
 }
 
-const isNetwork = (plan: Plan) => plan.target.kind === 'nfs' || plan.target.kind === 'ssh';
+const isNetwork = (plan: Plan) => isNetworkTarget(plan.target);
 
 /**
  * Runs hooks in order and returns the first failure (exit status or time limit) of a hook that
@@ -132,7 +132,9 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
     const names = dumpNames({
       naming: plan.naming, time: o.time ?? new Date(), network: target.network || isNetwork(plan), hostIp: hostIp ?? target.localAddress, hostname: o.hostname ?? os.hostname(), flattened,
       // Debian mounts an NFS export on KDUMP_COREDIR itself: the dump directory is at the export's top.
-      path: plan.layout === 'debian' && plan.target.kind === 'nfs' ? '/' : plan.path,
+      // An FTP dump goes into FTP_COREDIR, not KDUMP_COREDIR.
+      path: plan.layout === 'debian' && plan.target.kind === 'nfs' ? '/' : plan.target.kind === 'ftp' ? plan.target.dir : plan.path,
+      ftp: plan.target.kind === 'ftp',
     });
     attempt.names = names;
     const at = (n: string) => (target.hasFiles ? joinInside(names.dir, n) : target.description);
@@ -306,7 +308,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
 
 function describeTarget(plan: Plan): string {
   const t = plan.target;
-  return t.kind === 'ssh' ? `ssh ${t.user}@${t.host}` : t.kind === 'nfs' ? `nfs ${t.server}:${t.export}` : t.kind;
+  return t.kind === 'ssh' ? `ssh ${t.user}@${t.host}` : t.kind === 'nfs' ? `nfs ${t.server}:${t.export}` : t.kind === 'ftp' ? `ftp ${t.host}:${t.dir}` : t.kind;
 }
 
 /** For callers that must not throw (PID 1's child): any error as a failed outcome. */

@@ -4,7 +4,8 @@
 //   Fedora kdump.sh:      <path>/<HOST_IP>-<date +%Y-%m-%d-%T>/vmcore, vmcore-dmesg.txt, kexec-dmesg.log
 //                         (ssh flattened: vmcore.flat; kdump_test_id=ID: <path>/kdump-test-ID/)
 //   Debian kdump-config:  <KDUMP_COREDIR>/<date +%Y%m%d%H%M>/dump.<stamp>, dmesg.<stamp>
-//                         (network targets: <KDUMP_COREDIR>/<ip or hostname>-<stamp>/)
+//                         (network targets: <KDUMP_COREDIR>/<ip or hostname>-<stamp>/;
+//                         FTP: flat in FTP_COREDIR, <ip or hostname>-dump.<stamp>, -dmesg.<stamp>)
 import { LastwordError } from '../errors.ts';
 import type { Layout, Naming } from '../config/plan.ts';
 
@@ -34,6 +35,8 @@ export interface NamingInput {
   hostname?: string;
   /** The dump is a flattened stream kept as such (ssh `dd`): Fedora names it vmcore.flat. */
   flattened: boolean;
+  /** Debian FTP=: no directory of its own, the host tag prefixes each file name. */
+  ftp?: boolean;
 }
 
 const two = (n: number): string => String(n).padStart(2, '0');
@@ -106,6 +109,18 @@ export function dumpNames(input: NamingInput): DumpNames {
     };
   }
   const stamp = debianStamp(input.time);
+  if (input.ftp) {
+    // kdump_save_core_to_ftp: define_stampdir "" FTP_COREDIR gives "<dir>/<tag>-", then dump.<stamp>.
+    const t = checkComponent(tag(), 'host tag');
+    return {
+      dir: base,
+      dump: `${t}-dump.${stamp}`,
+      dumpIncomplete: `${t}-dump-incomplete.${stamp}`,
+      dmesg: `${t}-dmesg.${stamp}`,
+      dmesgIncomplete: `${t}-dmesg-incomplete.${stamp}`,
+      log: `${t}-lastword.${stamp}.log`,
+    };
+  }
   const leaf = input.network ? `${tag()}-${stamp}` : stamp;
   const dir = joinInside(base, checkComponent(leaf, 'dump directory'));
   return {

@@ -211,6 +211,11 @@ export async function openTarget(plan: Plan, o: OpenTargetOptions): Promise<Dump
     case 'ssh':
       // Debian retries its remote mkdir 16 times; a server still booting gets a few tries here too.
       return openSshTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: 4, retryDelayMs: 5000, ...o.ssh });
+    case 'ftp': {
+      const { openFtpTarget } = await import('./ftp.ts');
+      // kdump-config gives ftpput one try; a server still booting gets a few here, as for ssh.
+      return openFtpTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: 4, retryDelayMs: 5000 });
+    }
     case 'stdout': {
       const out = (o.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable;
       return new StreamTarget({ description: 'standard output (flattened)', open: async () => new WritableStreamSink(out, 'stdout', async () => {}) });

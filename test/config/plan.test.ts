@@ -194,6 +194,26 @@ test('kdump-tools NFS gets kdump-config mount options with NFS_TIMEO / NFS_RETRA
   assert.equal(p.collector.codec, 'zstd');
 });
 
+test("kdump-tools FTP= as kdump-config splits it: host, FTP_COREDIR or /, ftpput's anonymous login, FTP_PORT; beside SSH or NFS it is ignored with a warning", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-ftp-conf-'));
+  try {
+    const conf = (name: string, text: string) => { const f = path.join(tmp, name); fs.writeFileSync(f, text); return loadPlan({ config: f, cmdline: '' }); };
+    const a = conf('kdump-tools', 'FTP="dumps.example:/pub/crash"\nFTP_USER="kd"\nFTP_PASSWORD="s3cret"\nFTP_PORT=2121\n');
+    assert.deepEqual(a.target.kind === 'ftp' && [a.target.host, a.target.dir, a.target.user, a.target.password, a.target.port, a.target.source.line], ['dumps.example', '/pub/crash', 'kd', 's3cret', 2121, 1]);
+    const b = conf('kdump-tools', 'FTP=dumps.example\n');
+    assert.deepEqual(b.target.kind === 'ftp' && [b.target.dir, b.target.user, b.target.password, b.target.port], ['/', 'anonymous', 'busybox@', 21]);
+    const c = conf('kdump-tools', 'FTP=dumps.example:incoming\n');
+    assert.equal(c.target.kind === 'ftp' && c.target.dir, 'incoming');
+    const d = conf('kdump-tools', 'FTP=dumps.example:/x\nNFS=10.0.0.1:/srv\n');
+    assert.equal(d.target.kind, 'nfs');
+    assert.match(warningsAt(d, 1), /both FTP and NFS are set; lastword writes one dump, over NFS, and FTP is ignored/);
+    throwsConfig(() => conf('kdump-tools', 'FTP=h:/x\nFTP_PORT=99999\n'), 'ECONFIG', /kdump-tools:2: FTP_PORT="99999" is not a port number/);
+    throwsConfig(() => conf('kdump-tools', 'FTP=":/x"\n'), 'ECONFIG', /kdump-tools:1: FTP=":\/x" has no host/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test('shell syntax that would need a shell is refused naming the line, never run', () => {
   throwsConfig(() => plan('debian-unterminated.kdump-tools'), 'ECONFIG_SYNTAX', /debian-unterminated\.kdump-tools:2: unterminated double quote/);
   throwsConfig(() => plan('debian-command-substitution.kdump-tools'), 'ECONFIG_SYNTAX', /debian-command-substitution\.kdump-tools:2: command substitution/);

@@ -22,7 +22,7 @@ export interface LoopbackSshd {
   stop(): void;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -31,6 +31,18 @@ function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Waits (up to 5 s) until something accepts connections on 127.0.0.1:port. */
+export async function waitListening(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 export async function startLoopbackSshd(opts: { sftp?: boolean } = {}): Promise<LoopbackSshd> {
@@ -64,14 +76,7 @@ export async function startLoopbackSshd(opts: { sftp?: boolean } = {}): Promise<
     const log = fs.openSync(path.join(dir, 'sshd.log'), 'a');
     child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', log, log], detached: true });
     fs.closeSync(log);
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-        s.once('error', () => resolve(false));
-      });
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitListening(port);
     const pub = (f: string) => fs.readFileSync(f + '.pub', 'utf8').trim().split(' ').slice(0, 2).join(' ');
     const write = (name: string, text: string) => {
       const f = path.join(dir, name);
