@@ -73,6 +73,9 @@ export interface Outcome {
   incomplete: boolean;
 }
 
+/** kdump.sh's KDUMP_TEST_STATUS, next to the dump of a `kdumpctl test`. */
+export const VMCORE_CREATION_STATUS = 'vmcore-creation.status';
+
 const isNetwork = (plan: Plan) => isNetworkTarget(plan.target);
 
 /**
@@ -140,6 +143,12 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
     const at = (n: string) => (target.hasFiles ? joinInside(names.dir, n) : target.description);
     if (target.hasFiles) {
       await target.mkdirs(names.dir);
+      // `kdumpctl test` (kdump_test_id= on the command line) reads this file back from the target:
+      // kdump.sh writes "fail" first and "success" only when the dump is saved.
+      if (plan.naming.testId !== undefined) {
+        await target.writeFile(names.dir, VMCORE_CREATION_STATUS, `fail kdump_test_id=${plan.naming.testId}\n`)
+          .catch((err: unknown) => log.line(`lastword: warning: ${VMCORE_CREATION_STATUS} was not written: ${describeError(err)}`));
+      }
       if (!target.network && !isNetwork(plan)) {
         // kdump-config purges local dumps only; the new directory is in the listing and is the newest.
         const parent = names.dir.slice(0, names.dir.lastIndexOf('/')) || '/';
@@ -295,6 +304,10 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     dmesgFile: attempt.dmesgFile, elapsedMs: log.elapsedMs(), reason: reason || undefined,
     action: ok ? `final action: ${action}` : preFailed ? `kdump_pre failed, no dump; final action: ${action}` : rootfsSaved ? `saved to the root filesystem instead; final action: ${action}` : `failure action: ${action}`,
   })) log.line(line);
+  if (target && ok && plan.naming.testId !== undefined && target.hasFiles && attempt.names) {
+    await target.writeFile(attempt.names.dir, VMCORE_CREATION_STATUS, `success kdump_test_id=${plan.naming.testId}\n`)
+      .catch((err: unknown) => log.line(`lastword: warning: ${VMCORE_CREATION_STATUS} was not updated: ${describeError(err)}`));
+  }
   if (target) {
     if (target.hasFiles && attempt.names) {
       await target.writeFile(attempt.names.dir, attempt.names.log, log.text())

@@ -110,6 +110,21 @@ test('saves dmesg then the dump in kdump.sh order, renames it, runs kdump_post w
   assert.deepEqual(sys.lines.filter((l) => /saving|dump saved/.test(l)).length >= 2, true, 'progress and summary were not on the console');
 });
 
+test('kdump_test_id= (kdumpctl test): the dump goes to kdump-test-<id>/ with vmcore-creation.status, "fail" until the dump is saved, then "success"', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const out = await capture({ sys, plan: plan((x) => { x.naming.testId = '1764000000-123'; }), vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: false });
+  assert.equal(out.ok, true, out.reason);
+  const dir = path.join(root, 'var/crash/kdump-test-1764000000-123');
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['kexec-dmesg.log', 'vmcore', 'vmcore-creation.status', 'vmcore-dmesg.txt']);
+  assert.equal(fs.readFileSync(path.join(dir, 'vmcore-creation.status'), 'utf8'), 'success kdump_test_id=1764000000-123\n');
+
+  const root2 = tempRoot(t);
+  const failed = await capture({ sys: fakeSystem(), plan: plan((x) => { x.naming.testId = '7'; }), vmcore: '/proc/vmcore', stages: stages(root2, sys, { failAfter: 4096 }), time, prepareSystem: false });
+  assert.equal(failed.ok, false);
+  assert.equal(fs.readFileSync(path.join(root2, 'var/crash/kdump-test-7/vmcore-creation.status'), 'utf8'), 'fail kdump_test_id=7\n');
+});
+
 test('a failing kdump_pre stops the capture: no dump, no kdump_post, the final action (kdump.sh), and the pre.d hooks after it do not run', async (t) => {
   const root = tempRoot(t);
   const sys = fakeSystem({ '/bin/pre': 3 });
