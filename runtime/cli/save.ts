@@ -15,6 +15,7 @@ import { DumpOutput } from '../dumpfile/output.ts';
 import { waitForBlockDevice } from '../modules/blockdev.ts';
 import { prepareTarget } from '../modules/prepare.ts';
 import { bringUpNetwork, effectiveIpSpecs } from '../network/bringup.ts';
+import { readKernelLog } from '../dmesg/kmsg.ts';
 import { capture, failedOutcome, type CaptureStages, type Outcome } from '../pid1/capture.ts';
 import { OUTCOME_FILE } from '../pid1/outcome.ts';
 import type { System } from '../system/types.ts';
@@ -89,6 +90,7 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
       const up = await bringUpNetwork(sys, effectiveIpSpecs(plan), plan.network);
       return { hostIp: up[0]?.address };
     },
+    kernelLog: () => readKernelLog(),
     async startFence(plan, log) {
       const { startFenceKdump } = await import('../network/fence-kdump.ts');
       return startFenceKdump(plan.fence!, log);

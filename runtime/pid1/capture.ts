@@ -46,6 +46,8 @@ export interface CaptureStages {
   /** fence_kdump_nodes: starts notifying the cluster nodes; stopped when the capture ends. */
   startFence(plan: Plan, log: (line: string) => void): Promise<{ stop(): Promise<void> }>;
   openTarget(plan: Plan, log: (line: string) => void): Promise<DumpTarget>;
+  /** The capture kernel's own log (/dev/kmsg), for the run log; only under PID 1. */
+  kernelLog?(): string | undefined;
 }
 
 export interface CaptureOptions {
@@ -206,6 +208,11 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   let hostIp: string | undefined;
   let fence: { stop(): Promise<void> } | undefined;
   const fail = (why: string) => { reason ||= why; };
+  // kdump.sh's kexec-dmesg.log is the capture kernel's dmesg; lastword's own lines follow it.
+  const runLog = (): string => {
+    const kernel = o.prepareSystem ? o.stages.kernelLog?.() : undefined;
+    return kernel ? `=== capture kernel log (/dev/kmsg) ===\n${kernel}=== lastword ===\n${log.text()}` : log.text();
+  };
 
   // kdump.sh's order: the initramfs has loaded the modules and brought the network up (dracut),
   // kdump.sh notifies fence_kdump and finds the host address, then runs kdump_pre, then dumps.
@@ -266,7 +273,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     // kdump.sh's dump_to_rootfs: one more try on the root filesystem, the first target's log kept there.
     log.line(`lastword: failure_action dump_to_rootfs: saving to the root filesystem (${reason})`);
     if (target && attempt.names && target.hasFiles) {
-      await target.writeFile(attempt.names.dir, attempt.names.log, log.text()).catch(() => undefined);
+      await target.writeFile(attempt.names.dir, attempt.names.log, runLog()).catch(() => undefined);
     }
     await target?.close().catch(() => undefined);
     target = undefined;
@@ -310,7 +317,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   }
   if (target) {
     if (target.hasFiles && attempt.names) {
-      await target.writeFile(attempt.names.dir, attempt.names.log, log.text())
+      await target.writeFile(attempt.names.dir, attempt.names.log, runLog())
         .catch((err: unknown) => log.line(`lastword: warning: the run log was not saved: ${describeError(err)}`));
     }
     await target.close().catch(() => undefined);

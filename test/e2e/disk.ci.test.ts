@@ -33,6 +33,11 @@ test('saves a dump crash opens to an ext4 disk found by LABEL=, with its dmesg, 
   assert.match(path.relative(path.join(base, 'tree'), dump.vmcore), /^var\/crash\/[^/]+-\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d\/vmcore$/);
   assert.ok(dump.dmesg, 'no vmcore-dmesg.txt next to the dump');
   assert.match(fs.readFileSync(dump.dmesg, 'utf8'), /LASTWORD-E2E-MARKER primary workload/);
+  // kexec-dmesg.log: the capture kernel's own log (its command line has reset_devices), then lastword's
+  const runLog = fs.readFileSync(path.join(path.dirname(dump.vmcore), 'kexec-dmesg.log'), 'utf8');
+  assert.match(runLog, /^=== capture kernel log \(\/dev\/kmsg\) ===\n\[ +0\.000000\] Linux version /);
+  assert.match(runLog, /\] Command line: .*reset_devices/);
+  assert.match(runLog, /=== lastword ===\n[\s\S]*dump saved/);
 
   const report = crashReport(crashBinary(), debugVmlinux(run.prepared.kver), dump.vmcore);
   assert.ok(report.ok, `crash could not open the dump:\n${report.output.slice(-3000)}`);

@@ -76,6 +76,7 @@ function stages(root: string, sys: Fake, o: { failAfter?: number; openFails?: bo
       log('fence started');
       return { stop: async () => { sys.calls.push('stopFence'); } };
     },
+    kernelLog: () => '[    0.000000] Linux version 6.1.0-capture\n[    1.234567] virtio_blk virtio1: [vdb] 2097152 512-byte logical blocks\n',
     async openTarget() {
       sys.calls.push('openTarget');
       if (o.openFails) throw new LastwordError('EDEVICE_TIMEOUT', 'no block device LABEL=dump after 180 s');
@@ -106,6 +107,8 @@ test('saves dmesg then the dump in kdump.sh order, renames it, runs kdump_post w
   for (const f of fs.readdirSync(path.join(root, fedoraDir))) assert.equal(fs.statSync(path.join(root, fedoraDir, f)).mode & 0o777, 0o600, f);
   const runLog = fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8');
   assert.match(runLog, /saving 100% \(8 of 8 pages\)/);
+  // kdump.sh's kexec-dmesg.log is the capture kernel's dmesg: it comes first, lastword's lines after
+  assert.match(runLog, /^=== capture kernel log \(\/dev\/kmsg\) ===\n\[    0\.000000\] Linux version 6\.1\.0-capture\n[\s\S]*=== lastword ===\n/);
   assert.match(runLog, /dump saved[\s\S]*final action: poweroff/);
   assert.deepEqual(sys.lines.filter((l) => /saving|dump saved/.test(l)).length >= 2, true, 'progress and summary were not on the console');
 });
@@ -161,7 +164,9 @@ test('a writer failure leaves the dump under vmcore-incomplete, runs kdump_post 
   assert.equal(fs.statSync(path.join(root, fedoraDir, 'vmcore-incomplete')).size, 3 * 4096, 'what was written before the failure is kept');
   assert.ok(!fs.existsSync(path.join(root, fedoraDir, 'vmcore')));
   assert.deepEqual(sys.calls.slice(-2), ['exec /bin/post 1', 'exec /bin/emergency']);
-  assert.match(fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8'), /dump INCOMPLETE[\s\S]*failure action: halt/);
+  const runLog = fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8');
+  assert.match(runLog, /dump INCOMPLETE[\s\S]*failure action: halt/);
+  assert.doesNotMatch(runLog, /capture kernel log/, 'a running system (not PID 1) put its own kernel log into the run log');
 });
 
 test('a target that cannot be opened is the failure action, with the reason, and the flow never throws; kdump_pre and kdump_post do not run (kdump.sh never started), the emergency hooks do', async (t) => {
