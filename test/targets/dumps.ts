@@ -1,11 +1,13 @@
 // Real dump payloads for the target tests and the reference readers that judge what arrived:
 // makedumpfile (Debian's) filters a lab vmcore from a real QEMU guest, crash opens the result.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, crashBinary, debugVmlinux, kernelVersion, labVmcore } from '../support/lab.ts';
 import type { DumpSink } from '../../runtime/targets/sink.ts';
+import { LastwordError } from '../../runtime/errors.ts';
 export { flaggedIncomplete } from '../support/kdump-header.ts';
 
 /** Why the payload tests cannot run here, or undefined. */
@@ -94,3 +96,24 @@ export function drgnReads(dump: string): { ok: boolean; output: string } {
   }
 }
 
+
+/**
+ * Feeds `file` into `sink` and, once `atBytes` went in, runs `cut` (kills the server's session);
+ * asserts the feed or the close then failed with ETARGET_IO, and aborts the sink.
+ */
+export async function feedAndCut(file: string, sink: DumpSink, atBytes: number, cut: () => void, chunk?: number): Promise<void> {
+  let cutAt = 0;
+  const err = await feed(file, sink, {
+    chunk,
+    onChunk: (done) => {
+      if (cutAt === 0 && done >= atBytes) {
+        cutAt = done;
+        cut();
+      }
+    },
+  }).then(() => sink.close()).then(() => undefined, (e: unknown) => e);
+  assert.ok(cutAt > 0, 'the payload was too small to cut');
+  assert.ok(err instanceof LastwordError, `the cut went unnoticed (${String(err)})`);
+  assert.equal(err.code, 'ETARGET_IO');
+  await sink.abort();
+}

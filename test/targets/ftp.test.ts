@@ -13,7 +13,7 @@ import type { FtpTarget } from '../../runtime/config/plan.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import { openFtpTarget, parseReplies, passivePort } from '../../runtime/targets/ftp.ts';
 import { labVmcore } from '../support/lab.ts';
-import { crashOpens, feed, flaggedIncomplete, missingReference, reassemble, referenceDump } from './dumps.ts';
+import { crashOpens, feed, feedAndCut, flaggedIncomplete, missingReference, reassemble, referenceDump } from './dumps.ts';
 import { startLoopbackFtpd, VSFTPD, type LoopbackFtpd } from './ftpd.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -88,23 +88,10 @@ test('a server that is not there is retried, then fails with host and port', { s
 test('a connection cut mid-transfer fails the write and leaves only the incomplete name on the server', { skip, timeout: 120_000 }, async () => {
   const ref = referenceDump('flat');
   const t = await openFtpTarget(target());
-  let cutAt = 0;
   try {
     await t.mkdirs('/incoming/cut');
     const sink = await t.openDump('/incoming/cut', 'x-dump-incomplete.1', 'stream');
-    const err = await feed(ref, sink, {
-      chunk: 256 << 10,
-      onChunk: (done) => {
-        if (cutAt === 0 && done >= 4 << 20) {
-          cutAt = done;
-          for (const pid of ftpd.sessionPids()) process.kill(pid, 'SIGKILL');
-        }
-      },
-    }).then(() => sink.close()).then(() => undefined, (e: unknown) => e);
-    assert.ok(cutAt > 0, 'the payload was too small to cut');
-    assert.ok(err instanceof LastwordError, `the cut went unnoticed (${String(err)})`);
-    assert.equal(err.code, 'ETARGET_IO');
-    await sink.abort();
+    await feedAndCut(ref, sink, 4 << 20, () => { for (const pid of ftpd.sessionPids()) process.kill(pid, 'SIGKILL'); }, 256 << 10);
   } finally {
     await t.close();
   }

@@ -1,11 +1,10 @@
 // A real vsftpd for the FTP target tests: anonymous uploads (busybox ftpput's default login, which
 // Debian's kdump-config uses without FTP_USER) into <root>/incoming on 127.0.0.1 and a free port,
 // everything in one temp dir that stop() removes with the server.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort, waitListening } from './sshd.ts';
+import { freePort, serverWorkspace, waitListening } from './sshd.ts';
 
 export const VSFTPD = '/usr/sbin/vsftpd';
 
@@ -20,14 +19,8 @@ export interface LoopbackFtpd {
 }
 
 export async function startLoopbackFtpd(): Promise<LoopbackFtpd> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-ftpd-'));
-  let child: ChildProcess | undefined;
-  const stop = () => {
-    if (child?.pid !== undefined && child.exitCode === null) {
-      try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
+  const ws = serverWorkspace('lw-ftpd-');
+  const { dir, stop } = ws;
   try {
     // vsftpd refuses an anonymous root the ftp user can write to; uploads go below it.
     const root = path.join(dir, 'root');
@@ -44,7 +37,8 @@ export async function startLoopbackFtpd(): Promise<LoopbackFtpd> {
       `secure_chroot_dir=${path.join(dir, 'empty')}`, 'ftp_username=ftp', 'seccomp_sandbox=NO', 'isolate_network=NO',
       'xferlog_enable=NO', `vsftpd_log_file=${path.join(dir, 'vsftpd.log')}`, 'log_ftp_protocol=YES', 'pasv_enable=YES', '',
     ].join('\n'));
-    child = spawn(VSFTPD, [path.join(dir, 'vsftpd.conf')], { stdio: 'ignore', detached: true });
+    const child = spawn(VSFTPD, [path.join(dir, 'vsftpd.conf')], { stdio: 'ignore', detached: true });
+    ws.started(child);
     await waitListening(port);
     const listener = child.pid!;
     const sessionPids = () => {

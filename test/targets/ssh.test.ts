@@ -7,7 +7,7 @@ import { LastwordError } from '../../runtime/errors.ts';
 import type { SshTarget } from '../../runtime/config/plan.ts';
 import { openSshTarget, sftpWriteChunk, sshNativeCrypto } from '../../runtime/targets/ssh.ts';
 import type { SFTPWrapper } from 'ssh2';
-import { crashOpens, feed, missingReference, reassemble, referenceDump } from './dumps.ts';
+import { crashOpens, feed, feedAndCut, missingReference, reassemble, referenceDump } from './dumps.ts';
 import { startLoopbackSshd, type LoopbackSshd } from './sshd.ts';
 
 const skip = missingReference();
@@ -120,22 +120,10 @@ test('a connection cut mid-transfer fails the write and leaves only vmcore-incom
   const ref = referenceDump('kdump');
   const dir = path.join(sshd.dir, 'cut');
   const t = await openSshTarget(target());
-  let cutAt = 0;
   try {
     await t.mkdirs(dir);
     const sink = await t.openDump(dir, 'vmcore-incomplete', 'positional');
-    const err = await feed(ref, sink, {
-      onChunk: (done) => {
-        if (cutAt === 0 && done >= 8 << 20) {
-          cutAt = done;
-          for (const pid of sshd.sessionPids()) process.kill(pid, 'SIGKILL');
-        }
-      },
-    }).then(() => sink.close()).then(() => undefined, (e: unknown) => e);
-    assert.ok(cutAt > 0, 'the payload was too small to cut');
-    assert.ok(err instanceof LastwordError, `the cut went unnoticed (${String(err)})`);
-    assert.equal(err.code, 'ETARGET_IO');
-    await sink.abort();
+    await feedAndCut(ref, sink, 8 << 20, () => { for (const pid of sshd.sessionPids()) process.kill(pid, 'SIGKILL'); });
   } finally {
     await t.close();
   }

@@ -45,15 +45,26 @@ export async function waitListening(port: number): Promise<void> {
   }
 }
 
-export async function startLoopbackSshd(opts: { sftp?: boolean } = {}): Promise<LoopbackSshd> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-sshd-'));
+/** A server's temp dir and its process (started detached), both gone after stop(). */
+export function serverWorkspace(prefix: string): { dir: string; started(c: ChildProcess): void; stop(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   let child: ChildProcess | undefined;
-  const stop = () => {
-    if (child?.pid !== undefined && child.exitCode === null) {
-      try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    fs.rmSync(dir, { recursive: true, force: true });
+  return {
+    dir,
+    started: (c) => { child = c; },
+    stop: () => {
+      if (child?.pid !== undefined && child.exitCode === null) {
+        try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
   };
+}
+
+export async function startLoopbackSshd(opts: { sftp?: boolean } = {}): Promise<LoopbackSshd> {
+  const ws = serverWorkspace('lw-sshd-');
+  const { dir, stop } = ws;
+  let child: ChildProcess | undefined;
   try {
     const keygen = (name: string): string => {
       const f = path.join(dir, name);
@@ -75,6 +86,7 @@ export async function startLoopbackSshd(opts: { sftp?: boolean } = {}): Promise<
     fs.mkdirSync('/run/sshd', { recursive: true });
     const log = fs.openSync(path.join(dir, 'sshd.log'), 'a');
     child = spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', log, log], detached: true });
+    ws.started(child);
     fs.closeSync(log);
     await waitListening(port);
     const pub = (f: string) => fs.readFileSync(f + '.pub', 'utf8').trim().split(' ').slice(0, 2).join(' ');
