@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { needsNetwork, type FencePlan, type Plan, type SourceRef } from '../runtime/config/plan.ts';
+import { needsNetwork, planTargets, type FencePlan, type Plan, type SourceRef } from '../runtime/config/plan.ts';
+import { postCompressionInProcess } from '../runtime/dumpfile/post-compression.ts';
 import { HOST_NETWORK_FILE } from '../runtime/config/load.ts';
 import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
@@ -262,12 +263,21 @@ export function buildManifest(i: ImageInputs): ImageContents {
   const fromRoot = (p: string) => path.join(i.root, p);
   for (const h of [...i.plan.hooks.pre, ...i.plan.hooks.post, ...i.plan.hooks.emergency]) addConfigProgram(m, h.path, i.root, 'hook', h.source);
   for (const b of i.plan.image.extraBins) addConfigProgram(m, b.path, i.root, 'extra_bins', b.source);
-  const t = i.plan.target;
-  if (t.kind === 'nfs') addNfsClient(m, i.mountNfs ?? DEFAULT_MOUNT_NFS, i.hostEtc ?? '/etc');
+  // KDUMP_COMPRESSION's program (gzip and zstd run inside lastword): kdump-config runs it from
+  // the root filesystem, the capture runs it from the image.
+  const post = i.plan.postCompression;
+  if (post && !postCompressionInProcess(post.method)) {
+    const program = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].map((d) => `${d}/${post.method}`).find((p) => fs.existsSync(fromRoot(p)));
+    if (!program) throw new LastwordError('EIMAGE_PROGRAM', `KDUMP_COMPRESSION=${post.method} (${post.source.file}${post.source.line ? ':' + post.source.line : ''}): ${post.method} is in none of /usr/bin, /bin, /usr/sbin, /sbin; install it or unset KDUMP_COMPRESSION`, { where: { file: post.source.file, line: post.source.line } });
+    if (!m.has(usrMerged(program))) addConfigProgram(m, program, i.root, 'KDUMP_COMPRESSION', post.source);
+  }
+  const targets = planTargets(i.plan);
+  if (targets.some((t) => t.kind === 'nfs')) addNfsClient(m, i.mountNfs ?? DEFAULT_MOUNT_NFS, i.hostEtc ?? '/etc');
   if (needsNetwork(i.plan)) addNameLookup(m, i.hostEtc ?? '/etc');
   if (i.hostNetwork !== undefined) addEntry(m, { path: HOST_NETWORK_FILE, type: 'file', mode: 0o644, data: Buffer.from(i.hostNetwork) });
   if (i.plan.fence) checkFenceNodes(i.plan.fence);
-  if (t.kind === 'ssh') {
+  for (const t of targets) {
+    if (t.kind !== 'ssh') continue;
     if (!fs.existsSync(fromRoot(t.key))) throw new LastwordError('EIMAGE_SSH_KEY', `ssh key ${t.key} (${t.source.file}${t.source.line ? ':' + t.source.line : ''}) does not exist; run kdumpctl propagate or set sshkey`, { where: { file: t.source.file, line: t.source.line } });
     addHostFile(m, t.key, fromRoot(t.key), 0o600);
     if (fs.existsSync(fromRoot(t.key + '.pub'))) addHostFile(m, t.key + '.pub', fromRoot(t.key + '.pub'), 0o644);

@@ -3,7 +3,7 @@
 // and kdump.conf extra_modules. Pure: the host's device modaliases come in as an argument
 // (initramfs/host-devices.ts reads them), so the capture kernel, booting on the same machine,
 // finds drivers for the devices this machine really has — what dracut's hostonly mode does.
-import { isNetworkTarget, type Plan } from '../runtime/config/plan.ts';
+import { needsNetwork, planTargets, type Plan } from '../runtime/config/plan.ts';
 import type { ModuleRequest } from './modules.ts';
 
 export type ImageLayout = 'plain' | 'squashfs' | 'erofs';
@@ -30,24 +30,20 @@ export function moduleRequests(plan: Plan, layout: ImageLayout, host: HostModali
     // udhcpc (ip=dhcp) needs AF_PACKET; a module on some kernels.
     want('af_packet', 'ip=dhcp');
   };
-  const t = plan.target;
-  if (t.kind === 'local-fs') {
-    block();
-    want(`fs-${t.fstype}`, `target ${t.fstype}`);
-    want(t.fstype, `target ${t.fstype}`);
-  } else if (t.kind === 'root') {
-    // The root filesystem's type is only known on the running system; ship the usual ones.
-    block();
-    for (const fs of ['ext4', 'xfs', 'btrfs']) want(fs, 'root filesystem (no target configured)');
-  } else if (t.kind === 'raw') {
-    block();
-  } else if (t.kind === 'nfs') {
-    net();
-    for (const m of ['nfs', 'nfsv3', 'nfsv4']) want(m, `target nfs ${t.server}:${t.export}`);
-  } else if (t.kind === 'ssh' || t.kind === 'ftp') {
-    net();
+  const targets = planTargets(plan);
+  if (targets.some((t) => t.kind === 'local-fs' || t.kind === 'root' || t.kind === 'raw')) block();
+  if (needsNetwork(plan)) net();   // a network target, or fence_kdump_nodes: the cluster's network
+  for (const t of targets) {
+    if (t.kind === 'local-fs') {
+      want(`fs-${t.fstype}`, `target ${t.fstype}`);
+      want(t.fstype, `target ${t.fstype}`);
+    } else if (t.kind === 'root') {
+      // The root filesystem's type is only known on the running system; ship the usual ones.
+      for (const fs of ['ext4', 'xfs', 'btrfs']) want(fs, 'root filesystem (no target configured)');
+    } else if (t.kind === 'nfs') {
+      for (const m of ['nfs', 'nfsv3', 'nfsv4']) want(m, `target nfs ${t.server}:${t.export}`);
+    }
   }
-  if (plan.fence && !isNetworkTarget(t)) net();   // fence_kdump_nodes: the cluster's network
   if (layout === 'squashfs') { want('loop', 'layout squashfs'); want('squashfs', 'layout squashfs'); }
   if (layout === 'erofs') { want('loop', 'layout erofs'); want('erofs', 'layout erofs'); }
   for (const m of plan.modules.extra) want(m, 'extra_modules', true);

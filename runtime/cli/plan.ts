@@ -36,11 +36,15 @@ export function formatPlan(p: Plan, shippedBlacklist = readShippedBlacklists()):
     `layout:         ${p.layout}${p.enabled ? '' : ' (USE_KDUMP=0: capture disabled)'}`,
     `target:         ${target(p.target)}  [${at(p.target.source)}]`,
     ...(p.target.kind === 'nfs' ? [`  mount:        mount.nfs ${nfsMountArgs(p.target, DEFAULT_MOUNT_POINT).join(' ')}`] : []),
+    // Debian's FTP + SSH + NFS: one dump to each, in this order.
+    ...p.alsoTargets.flatMap((t) => [`then also:      ${target(t)}  [${at(t.source)}]`,
+      ...(t.kind === 'nfs' ? [`  mount:        mount.nfs ${nfsMountArgs(t, DEFAULT_MOUNT_POINT).join(' ')}`] : [])]),
     `path:           ${p.path}`,
     `naming:         host tag ${p.naming.hostTag}${p.naming.testId ? `, test id ${p.naming.testId}` : ''}`,
     `collector:      ${c.program} ${c.args.join(' ')}  [${at(c.source)}]`,
     `  dump level:   ${c.dumpLevel}`,
-    `  format:       ${c.format}${c.flattened ? ' (flattened)' : ''}, codec ${c.codec}${c.messageLevel !== undefined ? `, message level ${c.messageLevel}` : ''}`,
+    `  format:       ${c.format}${c.flattened || p.postCompression ? ' (flattened)' : ''}, codec ${c.codec}${c.messageLevel !== undefined ? `, message level ${c.messageLevel}` : ''}`,
+    ...(p.postCompression ? [`  then:         ${p.postCompression.method} of the whole file (KDUMP_COMPRESSION)  [${at(p.postCompression.source)}]`] : []),
     `dmesg:          ${p.dmesg ? 'saved' : 'not saved'}`,
     `keep dumps:     ${p.numDumps === 0 ? 'all' : p.numDumps}`,
     `final action:   ${p.finalAction}`,
@@ -80,7 +84,8 @@ export async function run(argv: string[]): Promise<number> {
   if (opts._.length) throw usageError(`unexpected argument '${opts._[0]}'`);
   const plan = loadPlan({ config: opts.config, cmdline: opts.cmdline, root: opts.root });
   // The FTP password stays in the config file it came from.
-  const shown = plan.target.kind === 'ftp' ? { ...plan, target: { ...plan.target, password: '***' } } : plan;
+  const hide = (t: Target): Target => (t.kind === 'ftp' ? { ...t, password: '***' } : t);
+  const shown = { ...plan, target: hide(plan.target), alsoTargets: plan.alsoTargets.map(hide) };
   process.stdout.write((opts.json ? JSON.stringify(shown, null, 2) : formatPlan(plan)) + '\n');
   return 0;
 }

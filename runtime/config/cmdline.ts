@@ -48,6 +48,8 @@ function seconds(v: string | undefined, src: SourceRef, param: string): number {
  * `ssh:<user@host[:port]>`. <dev> is a path, UUID=, LABEL=, PARTUUID= or PARTLABEL=.
  */
 function applyTarget(plan: Plan, v: string, src: SourceRef): void {
+  // One target on the command line replaces all the configs name (Debian's FTP + SSH + NFS too).
+  plan.alsoTargets = [];
   if (v === 'root') { plan.target = { kind: 'root', source: src }; return; }
   if (v === 'stdout') { plan.target = { kind: 'stdout', source: src }; return; }
   const colon = v.indexOf(':');

@@ -23,6 +23,7 @@ export function defaultPlan(layout: Layout): Plan {
     layout,
     enabled: true,
     target: { kind: 'root', source: builtin },
+    alsoTargets: [],
     path: DEFAULT_PATH,
     naming: { layout, hostTag: 'ip' },
     collector,

@@ -2,7 +2,7 @@
 // kdump-config / kdumpctl source. We read their assignments with runtime/config/shell.ts.
 import { LastwordError } from '../errors.ts';
 import { parseMakedumpfileArgs } from './collector.ts';
-import { DEFAULT_SSH_KEY, type FailureAction, type FtpTarget, type Plan, type SourceRef } from './plan.ts';
+import { DEFAULT_SSH_KEY, POST_COMPRESSIONS, type FailureAction, type FtpTarget, type Plan, type SourceRef, type Target } from './plan.ts';
 import { parseShellAssignments, splitShellWords } from './shell.ts';
 import { parseNfsSpec, parseSshSpec } from './target-spec.ts';
 
@@ -67,7 +67,12 @@ export function applyKdumpTools(plan: Plan, text: string, file: string): void {
   const num = get('KDUMP_NUM_DUMPS');
   if (num) plan.numDumps = count(num.value, 'KDUMP_NUM_DUMPS', num.src);
   const comp = get('KDUMP_COMPRESSION');
-  if (comp) plan.warnings.push({ ...comp.src, message: `KDUMP_COMPRESSION=${comp.value} ignored: the dump is compressed page by page (MAKEDUMP_ARGS -c/-l/-p/-z)` });
+  if (comp?.value) {
+    // kdump-config's check_compression: anything else is an error that disables compression.
+    const method = POST_COMPRESSIONS.find((m) => m === comp.value);
+    if (method) plan.postCompression = { method, source: comp.src };
+    else plan.warnings.push({ ...comp.src, message: `KDUMP_COMPRESSION '${comp.value}' is not supported (${POST_COMPRESSIONS.join(', ')}); compression disabled, as kdump-config does` });
+  }
 
   const failCmd = get('KDUMP_FAIL_CMD');
   if (failCmd) {
@@ -94,24 +99,29 @@ export function applyKdumpTools(plan: Plan, text: string, file: string): void {
     plan.naming.hostTag = hosttag.value;
   }
 
+  // kdump-config savecore: FTP if set, SSH if set, then NFS, or the local KDUMP_COREDIR when
+  // neither FTP nor SSH is set; each gets its own dump.
   const ssh = get('SSH');
   const nfs = get('NFS');
   const ftp = get('FTP');
-  if (ssh && nfs) plan.warnings.push({ ...nfs.src, message: 'both SSH and NFS are set; lastword writes one dump, over SSH (kdump-tools tries SSH first)' });
-  if (ftp && (ssh || nfs)) plan.warnings.push({ ...ftp.src, message: `both FTP and ${ssh ? 'SSH' : 'NFS'} are set; lastword writes one dump, over ${ssh ? 'SSH' : 'NFS'}, and FTP is ignored (kdump-config writes one to each)` });
-  if (ftp && !ssh && !nfs) {
-    plan.target = parseFtpTarget(ftp.value, ftp.src, get('FTP_USER'), get('FTP_PASSWORD'), get('FTP_PORT'));
-  } else if (ssh) {
+  const targets: Target[] = [];
+  if (ftp) targets.push(parseFtpTarget(ftp.value, ftp.src, get('FTP_USER'), get('FTP_PASSWORD'), get('FTP_PORT')));
+  if (ssh) {
     const key = get('SSH_KEY')?.value ?? DEFAULT_SSH_KEY;
     // kdump-tools pipes a flattened stream into `ssh dd`; keep that file layout on the server.
-    plan.target = { ...parseSshSpec(ssh.value, ssh.src, key), transport: 'flattened' };
-  } else if (nfs) {
+    targets.push({ ...parseSshSpec(ssh.value, ssh.src, key), transport: 'flattened' });
+  }
+  if (nfs) {
     const timeo = get('NFS_TIMEO');
     const retrans = get('NFS_RETRANS');
     const t = count(timeo?.value ?? '600', 'NFS_TIMEO', timeo?.src ?? nfs.src);
     const r = count(retrans?.value ?? '3', 'NFS_RETRANS', retrans?.src ?? nfs.src);
     // kdump-config: mount -t nfs -o nolock -o tcp -o soft -o timeo=... -o retrans=...
-    plan.target = parseNfsSpec(nfs.value, nfs.src, ['nolock', 'tcp', 'soft', `timeo=${t}`, `retrans=${r}`]);
+    targets.push(parseNfsSpec(nfs.value, nfs.src, ['nolock', 'tcp', 'soft', `timeo=${t}`, `retrans=${r}`]));
+  }
+  if (targets.length > 0) {
+    plan.target = targets[0]!;
+    plan.alsoTargets = targets.slice(1);
   }
 }
 

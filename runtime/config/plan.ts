@@ -115,6 +115,13 @@ export interface StdoutTarget {
 
 export type Target = RootTarget | LocalFsTarget | RawTarget | NfsTarget | SshTarget | FtpTarget | StdoutTarget;
 
+/**
+ * Debian KDUMP_COMPRESSION: kdump-config pipes the (flattened) dump through this program and adds
+ * its extension to the file names. gzip and zstd run in-process; the others need their program.
+ */
+export type PostCompression = 'gzip' | 'bzip2' | 'xz' | 'lz4' | 'zstd';
+export const POST_COMPRESSIONS: readonly PostCompression[] = ['bzip2', 'gzip', 'lz4', 'xz', 'zstd'];
+
 /** A target reached over the network (its dump directory carries the host tag). */
 export function isNetworkTarget(t: Target): t is NfsTarget | SshTarget | FtpTarget {
   return t.kind === 'nfs' || t.kind === 'ssh' || t.kind === 'ftp';
@@ -274,7 +281,17 @@ export const FENCE_KDUMP_INTERVAL_S = 10;
 
 /** The capture needs the network: a network target, or cluster nodes to notify. */
 export function needsNetwork(plan: Plan): boolean {
-  return isNetworkTarget(plan.target) || (plan.fence?.nodes.length ?? 0) > 0;
+  return planTargets(plan).some(isNetworkTarget) || (plan.fence?.nodes.length ?? 0) > 0;
+}
+
+/** Every target a dump goes to, in the order they are written. */
+export function planTargets(plan: Plan): Target[] {
+  return [plan.target, ...plan.alsoTargets];
+}
+
+/** The plan for one of planTargets(plan): the same settings, that target only. */
+export function planFor(plan: Plan, target: Target): Plan {
+  return target === plan.target && plan.alsoTargets.length === 0 ? plan : { ...plan, target, alsoTargets: [] };
 }
 
 /** Settings only the initramfs builder reads (dracut_args, extra_bins...). */
@@ -294,12 +311,20 @@ export interface Plan {
   enabled: boolean;
   target: Target;
   /**
+   * Debian: kdump-config savecore writes one dump to each of FTP=, SSH= and NFS= (or the local
+   * KDUMP_COREDIR when neither FTP nor SSH is set), in that order; `target` is the first of them
+   * and these are the others. Empty for Fedora (one target) and for a command-line target.
+   */
+  alsoTargets: Target[];
+  /**
    * Directory for dumps: relative to the target's root for local-fs/nfs/ssh (Fedora `path`,
    * default /var/crash), Debian KDUMP_COREDIR.
    */
   path: string;
   naming: Naming;
   collector: CoreCollector;
+  /** Debian KDUMP_COMPRESSION: the whole dump file compressed again, with the program's extension. */
+  postCompression?: { method: PostCompression; source: SourceRef };
   /** Save the kernel log next to the dump (vmcore-dmesg.txt / dmesg.<stamp>). */
   dmesg: boolean;
   /** Debian KDUMP_NUM_DUMPS: keep this many dumps (local targets); 0 = keep all. */

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describeError, LastwordError } from '../errors.ts';
 import { parseModuleIndex } from '../../initramfs/modules.ts';
-import type { BlacklistEntry, Plan } from '../config/plan.ts';
+import { planTargets, type BlacklistEntry, type Plan } from '../config/plan.ts';
 import type { System } from '../system/types.ts';
 import { modprobeBlacklistConf, normalizeModule } from './blacklist.ts';
 import { blockedModules, describeBlocked, readModuleIndex, resolveRequest, type BlockedModule, type ModuleIndex } from './closure.ts';
@@ -71,11 +71,12 @@ export function modulesDirOf(opts: ModprobeOptions = {}): string {
 
 /** Modules the plan's target needs beyond the block/NIC drivers of the hardware, plus extra_modules. */
 export function targetModules(plan: Plan): string[] {
-  const t = plan.target;
   const mods: string[] = [];
-  if (t.kind === 'local-fs') mods.push(t.fstype === 'virtiofs' ? 'virtiofs' : t.fstype);
-  if (t.kind === 'nfs') mods.push('nfs', 'nfsv4', 'nfsv3');
-  if (t.kind === 'root') mods.push('ext4', 'xfs');
+  for (const t of planTargets(plan)) {
+    if (t.kind === 'local-fs') mods.push(t.fstype === 'virtiofs' ? 'virtiofs' : t.fstype);
+    if (t.kind === 'nfs') mods.push('nfs', 'nfsv4', 'nfsv3');
+    if (t.kind === 'root') mods.push('ext4', 'xfs');
+  }
   return [...new Set([...mods, ...plan.modules.extra].map(normalizeModule))];
 }
 

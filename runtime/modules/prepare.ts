@@ -2,7 +2,7 @@
 // functions (reset_devices) before any driver binds, load hardware drivers (coldplug) and the
 // target's modules minus every blacklist, then wait for the block device. For NFS and SSH
 // targets the capture then calls network/bringup.ts (a later stage). Each step is usable alone.
-import type { Plan } from '../config/plan.ts';
+import { planTargets, type Plan } from '../config/plan.ts';
 import type { System } from '../system/types.ts';
 import { resolveBlacklist } from './blacklist.ts';
 import { waitForBlockDevice, type BlockRoots } from './blockdev.ts';
@@ -33,7 +33,7 @@ export interface PreparedTarget {
 export async function prepareTarget(system: System, plan: Plan, opts: PrepareOptions = {}): Promise<PreparedTarget> {
   const out: PreparedTarget = {};
   const t = plan.target;
-  if (plan.modules.resetDevices) out.reset = resetTargetDevices(system, t, opts.sysfs ?? realSysfs(opts.sysfsRoot ?? '/sys'));
+  if (plan.modules.resetDevices) out.reset = resetTargetDevices(system, planTargets(plan), opts.sysfs ?? realSysfs(opts.sysfsRoot ?? '/sys'));
   if (opts.modules !== false) {
     const blacklist = resolveBlacklist(plan);
     const guard: ModuleGuard = moduleGuard(blacklist, modulesDirOf(opts.modprobe), (l) => system.log(l));

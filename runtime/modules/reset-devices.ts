@@ -46,8 +46,8 @@ export function targetPciClasses(target: Target): number[] {
 }
 
 /** Which functions to reset (bound or not), in bus order. Pure. */
-export function pciFunctionsToReset(devices: readonly PciFunction[], target: Target): PciFunction[] {
-  const classes = new Set(targetPciClasses(target));
+export function pciFunctionsToReset(devices: readonly PciFunction[], targets: Target | readonly Target[]): PciFunction[] {
+  const classes = new Set((Array.isArray(targets) ? targets : [targets]).flatMap(targetPciClasses));
   return devices
     .filter((d) => classes.has(d.classCode >> 16) && d.hasReset)
     .sort((a, b) => a.bdf.localeCompare(b.bdf));
@@ -140,7 +140,7 @@ export interface ResetOptions {
  * Resets the target's PCI functions that have a reset method; a failed step is logged and the
  * capture goes on (the driver may still cope: reset_devices is a precaution).
  */
-export function resetTargetDevices(system: Pick<System, 'log'>, target: Target, sysfs: Sysfs = realSysfs(), opts: ResetOptions = {}): ResetReport {
+export function resetTargetDevices(system: Pick<System, 'log'>, target: Target | readonly Target[], sysfs: Sysfs = realSysfs(), opts: ResetOptions = {}): ResetReport {
   const report: ResetReport = { reset: [], rebound: [], skipped: [], failed: [] };
   const fns = pciFunctionsToReset(listPciFunctions(sysfs), target);
   const mounted = opts.mounted ?? (fns.some((d) => d.driver !== undefined) ? readMountedDevices() : new Set<string>());

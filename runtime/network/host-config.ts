@@ -10,7 +10,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { LastwordError } from '../errors.ts';
 import { validInterfaceName } from '../config/ip.ts';
-import type { Plan } from '../config/plan.ts';
+import { planTargets, type Plan } from '../config/plan.ts';
 
 /** Link kinds a plain ip= on one NIC cannot reproduce: the capture would need the whole stack. */
 const STACKED_KINDS = new Set(['bond', 'bridge', 'team', 'vlan', 'macvlan', 'macvtap', 'ipvlan', 'vxlan', 'openvswitch', 'ipoib']);
@@ -38,8 +38,10 @@ export interface HostNetwork {
 /** The hosts the capture talks to, as the configs name them. */
 export function networkDestinations(plan: Plan): string[] {
   const out: string[] = [];
-  if (plan.target.kind === 'nfs') out.push(plan.target.server);
-  if (plan.target.kind === 'ssh' || plan.target.kind === 'ftp') out.push(plan.target.host);
+  for (const t of planTargets(plan)) {
+    if (t.kind === 'nfs') out.push(t.server);
+    if (t.kind === 'ssh' || t.kind === 'ftp') out.push(t.host);
+  }
   out.push(...(plan.fence?.nodes ?? []));
   return [...new Set(out.map((h) => h.replace(/^\[(.*)\]$/, '$1')))];
 }

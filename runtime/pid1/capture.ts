@@ -7,7 +7,8 @@
 // both under PID 1 (--capture) and from any shell.
 import * as os from 'node:os';
 import { describeError, LastwordError } from '../errors.ts';
-import { isNetworkTarget, needsNetwork, type CoreCollector, type FinalAction, type Hook, type Plan } from '../config/plan.ts';
+import { isNetworkTarget, needsNetwork, planFor, planTargets, type CoreCollector, type FinalAction, type Hook, type Plan, type PostCompression } from '../config/plan.ts';
+import { compressingSink, POST_COMPRESSION_EXTENSION, postCompressor, type PostCompressor } from '../dumpfile/post-compression.ts';
 import type { PageClassCounts } from '../filter/types.ts';
 import { formatSummary, RunLog } from '../progress/progress.ts';
 import type { System } from '../system/types.ts';
@@ -80,6 +81,21 @@ export const VMCORE_CREATION_STATUS = 'vmcore-creation.status';
 
 const isNetwork = (plan: Plan) => isNetworkTarget(plan.target);
 
+/** The summary lines of one target's attempt. */
+function summaryOf(plan: Plan, target: DumpTarget | undefined, attempt: DumpAttempt, s: { ok: boolean; elapsedMs: number; reason?: string; next: string }): string[] {
+  const r = attempt.result;
+  const c = r?.counts;
+  return formatSummary({
+    ok: s.ok, target: target?.description ?? describeTarget(plan), file: attempt.dumpFile, incomplete: attempt.incomplete,
+    bytes: attempt.bytes,
+    format: plan.collector.format + (attempt.flattened ? ' (flattened)' : '') + (attempt.postCompression ? `, then ${attempt.postCompression} (KDUMP_COMPRESSION)` : ''),
+    codec: plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
+    ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages,
+    excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,
+    dmesgFile: attempt.dmesgFile, elapsedMs: s.elapsedMs, reason: s.reason, action: s.next,
+  });
+}
+
 /**
  * Runs hooks in order and returns the first failure (exit status or time limit) of a hook that
  * counts: a hook from a .d directory only warns. `stopAtFirst` (kdump_pre) returns at that
@@ -110,6 +126,8 @@ interface DumpAttempt {
   /** Bytes the target accepted, also when the writer failed part-way. */
   bytes: number;
   flattened?: boolean;
+  /** KDUMP_COMPRESSION, when it could run. */
+  postCompression?: PostCompression;
   names?: DumpNames;
   result?: DumpResult;
   dumpFile?: string;
@@ -131,8 +149,15 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
   // Fedora's kdump.sh strips -F and adds it back only for ssh and raw, so there the target decides;
   // Debian passes MAKEDUMP_ARGS as written, so -F on a local or NFS target is honoured. For ssh the
   // transport decides (sftp: a finished file; dd: a flattened stream).
-  const flattened = target.streamOnly || (plan.collector.flattened && plan.layout === 'debian' && plan.target.kind !== 'ssh');
-  const attempt: DumpAttempt = { bytes: 0, incomplete: false, flattened };
+  // KDUMP_COMPRESSION: kdump-config compresses makedumpfile's flattened output as a whole.
+  let post: PostCompressor | undefined;
+  if (plan.postCompression) {
+    const c = postCompressor(plan.postCompression.method);
+    if ('missing' in c) log.line(`lastword: warning: ${plan.postCompression.source.file}${plan.postCompression.source.line !== undefined ? `:${plan.postCompression.source.line}` : ''}: ${c.missing}`);
+    else post = c;
+  }
+  const flattened = target.streamOnly || post !== undefined || (plan.collector.flattened && plan.layout === 'debian' && plan.target.kind !== 'ssh');
+  const attempt: DumpAttempt = { bytes: 0, incomplete: false, flattened, postCompression: post?.method };
   try {
     const names = dumpNames({
       naming: plan.naming, time: o.time ?? new Date(), network: target.network || isNetwork(plan), hostIp: hostIp ?? target.localAddress, hostname: o.hostname ?? os.hostname(), flattened,
@@ -140,6 +165,7 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
       // An FTP dump goes into FTP_COREDIR, not KDUMP_COREDIR.
       path: plan.layout === 'debian' && plan.target.kind === 'nfs' ? '/' : plan.target.kind === 'ftp' ? plan.target.dir : plan.path,
       ftp: plan.target.kind === 'ftp',
+      extension: post ? POST_COMPRESSION_EXTENSION[post.method] : undefined,
     });
     attempt.names = names;
     const at = (n: string) => (target.hasFiles ? joinInside(names.dir, n) : target.description);
@@ -173,7 +199,8 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
       }
     }
     log.line(`lastword: saving ${o.vmcore} to ${target.description}: ${at(names.dumpIncomplete)}`);
-    const sink = counting(await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional'), attempt);
+    const counted = counting(await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional'), attempt);
+    const sink = post && counted.kind === 'stream' ? compressingSink(counted, post) : counted;
     attempt.dumpFile = at(names.dumpIncomplete);
     attempt.incomplete = true;
     log.startPages();
@@ -202,12 +229,18 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   const { sys, plan } = o;
   const log = new RunLog({ emit: o.emit ?? ((l) => sys.log(l)), now: () => sys.now() });
   for (const w of plan.warnings) log.line(`lastword: warning: ${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`);
+  // Debian: kdump-config savecore writes a dump to each of FTP, SSH and NFS/local in turn; the
+  // last one goes the way of the single target of every other set-up.
+  const order = planTargets(plan);
+  const main = planFor(plan, order[order.length - 1]!);
   let reason = '';
   let attempt: DumpAttempt = { bytes: 0, incomplete: false };
   let target: DumpTarget | undefined;
   let hostIp: string | undefined;
   let fence: { stop(): Promise<void> } | undefined;
   const fail = (why: string) => { reason ||= why; };
+  // Failures of the targets before the last: the capture goes on to the next one.
+  const earlier: string[] = [];
   // kdump.sh's kexec-dmesg.log is the capture kernel's dmesg; lastword's own lines follow it.
   const runLog = (): string => {
     const kernel = o.prepareSystem ? o.stages.kernelLog?.() : undefined;
@@ -224,12 +257,14 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
       log.line(`lastword: warning: modules: ${describeError(err)}`);
     }
     if (needsNetwork(plan)) {
+      const anyNetwork = order.some(isNetworkTarget);
       try {
         const up = await o.stages.bringUpNetwork(plan);
-        if (isNetwork(plan)) hostIp = up.hostIp;   // kdump.sh names local dumps 127.0.0.1-..., fence_kdump or not
+        if (anyNetwork) hostIp = up.hostIp;   // kdump.sh names local dumps 127.0.0.1-..., fence_kdump or not
       } catch (err) {
         // Without the network a network target cannot be reached; a local dump still can, unfenced.
-        if (isNetwork(plan)) fail(`network: ${describeError(err)}`);
+        if (isNetwork(main)) fail(`network: ${describeError(err)}`);
+        else if (anyNetwork) log.line(`lastword: warning: network: ${describeError(err)}; the network targets will fail`);
         else log.line(`lastword: warning: network for fence_kdump: ${describeError(err)}; the cluster is not notified`);
       }
     }
@@ -247,29 +282,40 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   // kdump_post, only the emergency hooks and the failure action (kdump.sh --error-handler).
   const openTarget = async () => {
     try {
-      target = await o.stages.openTarget(plan, (l) => log.line(l));
+      target = await o.stages.openTarget(main, (l) => log.line(l));
     } catch (err) {
       fail(describeError(err));
     }
   };
-  if (!reason && plan.target.kind !== 'ssh' && plan.target.kind !== 'stdout') await openTarget();
+  // With Debian's several targets none is opened ahead: kdump-config reaches them in turn.
+  if (!reason && order.length === 1 && main.target.kind !== 'ssh' && main.target.kind !== 'stdout' && main.target.kind !== 'ftp') await openTarget();
   // A failing kdump_pre (not a pre.d hook) stops the capture: no dump, no kdump_post, and the
   // final action, not the failure action (kdump.conf(5): "non 0 - run the final action").
   const preRan = !reason;
   const preFailed = preRan ? await runHooks(sys, log, 'kdump_pre', plan.hooks.pre, [], true) : undefined;
+  if (!reason && !preFailed) {
+    for (const [i, t] of order.slice(0, -1).entries()) {
+      const failed = await saveToEarlierTarget(o, log, planFor(plan, t), hostIp, describeTarget(planFor(plan, order[i + 1]!)), runLog);
+      if (failed) earlier.push(failed);
+    }
+  }
   if (!reason && !preFailed && !target) await openTarget();
   if (target && !preFailed) {
-    attempt = await saveInto(target, o, log, hostIp);
+    attempt = await saveInto(target, { ...o, plan: main }, log, hostIp);
     if (attempt.error !== undefined) fail(describeError(attempt.error));
   }
+  // As kdump-config savecore, whose exit status is its last target's, the last target decides
+  // between the final and the failure action; a target before it that failed is named in the
+  // summary and the outcome, with its own summary above.
   const ok = !reason && !preFailed;
+  const missed = earlier.length > 0 ? `no dump on: ${earlier.join('; ')}` : undefined;
   let rootfsSaved = false;
   if (preRan && !preFailed) {
     const postFailed = await runHooks(sys, log, 'kdump_post', plan.hooks.post, [ok ? '0' : '1']);
     if (postFailed) log.line(`lastword: warning: ${postFailed}`);
   }
   if (!ok && !preFailed) await runHooks(sys, log, 'kdump_emergency', plan.hooks.emergency);
-  if (!ok && !preFailed && plan.failureAction === 'dump_to_rootfs' && plan.target.kind !== 'root') {
+  if (!ok && !preFailed && plan.failureAction === 'dump_to_rootfs' && main.target.kind !== 'root') {
     // kdump.sh's dump_to_rootfs: one more try on the root filesystem, the first target's log kept there.
     log.line(`lastword: failure_action dump_to_rootfs: saving to the root filesystem (${reason})`);
     if (target && attempt.names && target.hasFiles) {
@@ -277,7 +323,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     }
     await target?.close().catch(() => undefined);
     target = undefined;
-    const rootPlan: Plan = { ...plan, target: { kind: 'root', source: plan.target.source } };
+    const rootPlan = planFor(main, { kind: 'root', source: main.target.source });
     try {
       target = await o.stages.openTarget(rootPlan, (l) => log.line(l));
       attempt = await saveInto(target, { ...o, plan: rootPlan }, log, hostIp);
@@ -300,16 +346,9 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     // After dump_to_rootfs kdump.sh goes on to the final action; if that failed too, reboot.
     action = plan.failureAction !== 'dump_to_rootfs' ? plan.failureAction : rootfsSaved ? plan.finalAction : 'reboot';
   }
-  const r = attempt.result;
-  const c = r?.counts;
-  for (const line of formatSummary({
-    ok, target: target?.description ?? describeTarget(plan), file: attempt.dumpFile, incomplete: attempt.incomplete,
-    bytes: attempt.bytes, format: plan.collector.format + (attempt.flattened ? ' (flattened)' : ''),
-    codec: plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
-    ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages,
-    excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,
-    dmesgFile: attempt.dmesgFile, elapsedMs: log.elapsedMs(), reason: reason || undefined,
-    action: ok ? `final action: ${action}` : preFailed ? `kdump_pre failed, no dump; final action: ${action}` : rootfsSaved ? `saved to the root filesystem instead; final action: ${action}` : `failure action: ${action}`,
+  for (const line of summaryOf(main, target, attempt, {
+    ok, elapsedMs: log.elapsedMs(), reason: [reason, missed].filter(Boolean).join('; ') || undefined,
+    next: ok ? `final action: ${action}` : preFailed ? `kdump_pre failed, no dump; final action: ${action}` : rootfsSaved ? `saved to the root filesystem instead; final action: ${action}` : `failure action: ${action}`,
   })) log.line(line);
   if (target && ok && plan.naming.testId !== undefined && target.hasFiles && attempt.names) {
     await target.writeFile(attempt.names.dir, VMCORE_CREATION_STATUS, `success kdump_test_id=${plan.naming.testId}\n`)
@@ -323,7 +362,33 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     await target.close().catch(() => undefined);
   }
   await fence?.stop().catch(() => undefined);
-  return { ok, action, reason: reason || 'dump saved', dump: attempt.dumpFile, incomplete: attempt.incomplete };
+  return { ok, action, reason: reason || (missed ? `dump saved; ${missed}` : 'dump saved'), dump: attempt.dumpFile, incomplete: attempt.incomplete };
+}
+
+/**
+ * One of Debian's targets before the last (FTP before SSH before NFS/local): opened, dumped to,
+ * its summary and the run log so far written next to the dump, closed. A failure is returned,
+ * not thrown: kdump-config goes on to the next target.
+ */
+async function saveToEarlierTarget(o: CaptureOptions, log: RunLog, sub: Plan, hostIp: string | undefined, next: string, runLog: () => string): Promise<string | undefined> {
+  let target: DumpTarget | undefined;
+  let attempt: DumpAttempt = { bytes: 0, incomplete: false };
+  try {
+    target = await o.stages.openTarget(sub, (l) => log.line(l));
+    attempt = await saveInto(target, { ...o, plan: sub }, log, hostIp);
+  } catch (err) {
+    attempt.error = err;
+  }
+  const failed = attempt.error !== undefined ? `${describeTarget(sub)}: ${describeError(attempt.error)}` : undefined;
+  for (const line of summaryOf(sub, target, attempt, { ok: !failed, elapsedMs: log.elapsedMs(), reason: failed, next: `the dump to ${next}` })) log.line(line);
+  if (target) {
+    if (target.hasFiles && attempt.names) {
+      await target.writeFile(attempt.names.dir, attempt.names.log, runLog())
+        .catch((err: unknown) => log.line(`lastword: warning: the run log was not saved: ${describeError(err)}`));
+    }
+    await target.close().catch(() => undefined);
+  }
+  return failed;
 }
 
 function describeTarget(plan: Plan): string {

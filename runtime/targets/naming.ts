@@ -5,7 +5,8 @@
 //                         (ssh flattened: vmcore.flat; kdump_test_id=ID: <path>/kdump-test-ID/)
 //   Debian kdump-config:  <KDUMP_COREDIR>/<date +%Y%m%d%H%M>/dump.<stamp>, dmesg.<stamp>
 //                         (network targets: <KDUMP_COREDIR>/<ip or hostname>-<stamp>/;
-//                         FTP: flat in FTP_COREDIR, <ip or hostname>-dump.<stamp>, -dmesg.<stamp>)
+//                         FTP: flat in FTP_COREDIR, <ip or hostname>-dump.<stamp>, -dmesg.<stamp>;
+//                         KDUMP_COMPRESSION: the dump's names end in .gz, .bz2, .xz, .lz4, .zst)
 import { LastwordError } from '../errors.ts';
 import type { Layout, Naming } from '../config/plan.ts';
 
@@ -37,6 +38,8 @@ export interface NamingInput {
   flattened: boolean;
   /** Debian FTP=: no directory of its own, the host tag prefixes each file name. */
   ftp?: boolean;
+  /** Debian KDUMP_COMPRESSION: the compressor's extension ('.gz'), on the dump's names only. */
+  extension?: string;
 }
 
 const two = (n: number): string => String(n).padStart(2, '0');
@@ -109,13 +112,14 @@ export function dumpNames(input: NamingInput): DumpNames {
     };
   }
   const stamp = debianStamp(input.time);
+  const ext = input.extension ?? '';
   if (input.ftp) {
     // kdump_save_core_to_ftp: define_stampdir "" FTP_COREDIR gives "<dir>/<tag>-", then dump.<stamp>.
     const t = checkComponent(tag(), 'host tag');
     return {
       dir: base,
-      dump: `${t}-dump.${stamp}`,
-      dumpIncomplete: `${t}-dump-incomplete.${stamp}`,
+      dump: `${t}-dump.${stamp}${ext}`,
+      dumpIncomplete: `${t}-dump-incomplete.${stamp}${ext}`,
       dmesg: `${t}-dmesg.${stamp}`,
       dmesgIncomplete: `${t}-dmesg-incomplete.${stamp}`,
       log: `${t}-lastword.${stamp}.log`,
@@ -125,8 +129,8 @@ export function dumpNames(input: NamingInput): DumpNames {
   const dir = joinInside(base, checkComponent(leaf, 'dump directory'));
   return {
     dir,
-    dump: `dump.${stamp}`,
-    dumpIncomplete: 'dump-incomplete',
+    dump: `dump.${stamp}${ext}`,
+    dumpIncomplete: `dump-incomplete${ext}`,
     dmesg: `dmesg.${stamp}`,
     dmesgIncomplete: 'dmesg-incomplete',
     log: `lastword.${stamp}.log`,

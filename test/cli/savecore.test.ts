@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { kernelVersion, labVmcore, repo } from '../support/lab.ts';
+import { crashOpens } from '../targets/dumps.ts';
 
 const skip = kernelVersion('6.1') ? false : 'no Debian 6.1 kernel (bash .ci/setup)';
 let tmp = '';
@@ -70,4 +71,23 @@ test('savecore waits for kdump_lock and gives up with a clear error while kdump-
     process.kill(-holder.pid!, 'SIGKILL');
     holder.stdout!.destroy();
   }
+});
+
+test('KDUMP_COMPRESSION=xz: savecore writes dump.<stamp>.xz, which xz -dc | makedumpfile -R turns into a dump crash opens', { skip, timeout: 600_000 }, () => {
+  const vmcore = labVmcore();
+  const root = fakeRoot('xz', 'KDUMP_COREDIR="/var/crash"\nMAKEDUMP_ARGS="-c -d 31"\nKDUMP_COMPRESSION=xz\n');
+  const r = savecore(['--root', root, vmcore]);
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  assert.match(r.stdout + r.stderr, /then xz \(KDUMP_COMPRESSION\)/);
+  const coredir = path.join(root, 'var', 'crash');
+  const stamp = fs.readdirSync(coredir).find((e) => /^\d{12}$/.test(e))!;
+  const files = fs.readdirSync(path.join(coredir, stamp)).sort();
+  assert.deepEqual(files.filter((f) => f.startsWith('dump')), [`dump.${stamp}.xz`]);
+  assert.ok(files.includes(`dmesg.${stamp}`), files.join(' '));
+  const xz = path.join(coredir, stamp, `dump.${stamp}.xz`);
+  const kdump = path.join(tmp, 'xz.kdump');
+  const back = spawnSync('sh', ['-c', `xz -dc '${xz}' | makedumpfile -R '${kdump}'`], { encoding: 'utf8' });
+  assert.equal(back.status, 0, back.stderr);
+  const c = crashOpens(kdump);
+  assert.ok(c.ok, c.output.slice(-2000));
 });

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { LastwordError } from '../../runtime/errors.ts';
 import { loadPlan } from '../../runtime/config/load.ts';
-import type { Plan } from '../../runtime/config/plan.ts';
+import { planTargets, type Plan } from '../../runtime/config/plan.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const fixtures = path.join(root, 'test/fixtures/config');
@@ -180,7 +180,9 @@ test('kdump-tools quoting, expansion, continuation lines, HOSTTAG, retention and
   assert.equal(p.naming.hostTag, 'hostname');
   assert.deepEqual(p.target.kind === 'ssh' && [p.target.user, p.target.host, p.target.key, p.target.transport],
     ['kdump', 'dumphost.example.org', '/root/.ssh/kdump_ed25519', 'flattened']);
-  assert.match(warningsAt(p, 15), /both SSH and NFS/);
+  // kdump-config savecore: SSH, then NFS, each its own dump.
+  assert.deepEqual(p.alsoTargets.map((t) => t.kind === 'nfs' && [t.server, t.export, t.source.line]), [['nfs.example.org', '/export/crash', 15]]);
+  assert.equal(p.warnings.filter((w) => w.line === 15).length, 0);
   assert.match(warningsAt(p, 20), /not a variable assignment/);
   assert.match(warningsAt(p, 4), /unknown variable BASE/);
 });
@@ -194,7 +196,7 @@ test('kdump-tools NFS gets kdump-config mount options with NFS_TIMEO / NFS_RETRA
   assert.equal(p.collector.codec, 'zstd');
 });
 
-test("kdump-tools FTP= as kdump-config splits it: host, FTP_COREDIR or /, ftpput's anonymous login, FTP_PORT; beside SSH or NFS it is ignored with a warning", () => {
+test("kdump-tools FTP= as kdump-config splits it: host, FTP_COREDIR or /, ftpput's anonymous login, FTP_PORT; with SSH and NFS each gets a dump, FTP first", () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-ftp-conf-'));
   try {
     const conf = (name: string, text: string) => { const f = path.join(tmp, name); fs.writeFileSync(f, text); return loadPlan({ config: f, cmdline: '' }); };
@@ -204,11 +206,35 @@ test("kdump-tools FTP= as kdump-config splits it: host, FTP_COREDIR or /, ftpput
     assert.deepEqual(b.target.kind === 'ftp' && [b.target.dir, b.target.user, b.target.password, b.target.port], ['/', 'anonymous', 'busybox@', 21]);
     const c = conf('kdump-tools', 'FTP=dumps.example:incoming\n');
     assert.equal(c.target.kind === 'ftp' && c.target.dir, 'incoming');
-    const d = conf('kdump-tools', 'FTP=dumps.example:/x\nNFS=10.0.0.1:/srv\n');
-    assert.equal(d.target.kind, 'nfs');
-    assert.match(warningsAt(d, 1), /both FTP and NFS are set; lastword writes one dump, over NFS, and FTP is ignored/);
+    // kdump-config savecore: FTP, then SSH, then NFS (or local only when neither FTP nor SSH is set).
+    const d = conf('kdump-tools', 'NFS=10.0.0.1:/srv\nSSH=kd@sshhost\nFTP=dumps.example:/x\n');
+    assert.deepEqual(planTargets(d).map((t) => `${t.kind}:${t.source.line}`), ['ftp:3', 'ssh:2', 'nfs:1']);
+    assert.deepEqual(d.warnings, []);
+    const e = conf('kdump-tools', 'SSH=kd@sshhost\nFTP=dumps.example:/x\n');
+    assert.deepEqual(planTargets(e).map((t) => t.kind), ['ftp', 'ssh']);
+    // One target on the command line replaces them all.
+    const f = loadPlan({ config: path.join(tmp, 'kdump-tools'), cmdline: 'lastword.target=root' });
+    assert.deepEqual(planTargets(f).map((t) => t.kind), ['root']);
     throwsConfig(() => conf('kdump-tools', 'FTP=h:/x\nFTP_PORT=99999\n'), 'ECONFIG', /kdump-tools:2: FTP_PORT="99999" is not a port number/);
     throwsConfig(() => conf('kdump-tools', 'FTP=":/x"\n'), 'ECONFIG', /kdump-tools:1: FTP=":\/x" has no host/);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("kdump-tools KDUMP_COMPRESSION: bzip2, gzip, lz4, xz, zstd; anything else disables it with a warning, as kdump-config's check_compression", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-comp-conf-'));
+  try {
+    const conf = (text: string) => { const f = path.join(tmp, 'kdump-tools'); fs.writeFileSync(f, text); return loadPlan({ config: f, cmdline: '' }); };
+    for (const m of ['bzip2', 'gzip', 'lz4', 'xz', 'zstd']) {
+      const p = conf(`USE_KDUMP=1\nKDUMP_COMPRESSION=${m}\n`);
+      assert.deepEqual(p.postCompression, { method: m, source: { file: path.join(tmp, 'kdump-tools'), line: 2 } });
+    }
+    const bad = conf('KDUMP_COMPRESSION=rar\n');
+    assert.equal(bad.postCompression, undefined);
+    assert.match(warningsAt(bad, 1), /KDUMP_COMPRESSION 'rar' is not supported .*compression disabled/);
+    assert.equal(conf('KDUMP_COMPRESSION=\n').postCompression, undefined);
+    assert.deepEqual(conf('KDUMP_COMPRESSION=\n').warnings, []);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

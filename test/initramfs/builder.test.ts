@@ -257,3 +257,24 @@ test('extra_bins and hooks ship with what they need to run: an ELF program its l
   assert.equal(r.status, 1);
   assert.match(r.stderr, /EIMAGE_PROGRAM: extra_bins \/usr\/bin\/no-such-tool \(\S*missing-bin\.conf:3\) does not exist/);
 });
+
+test("KDUMP_COMPRESSION's program ships and runs in the image (gzip and zstd run inside lastword); one the root lacks stops the build naming the line", { skip }, () => {
+  const conf = 'USE_KDUMP=1\nKDUMP_COREDIR=/var/crash\nKDUMP_COMPRESSION=lz4\n';
+  const root = unpack(build('lz4', conf, ['--executable', small, '--compress', 'none']).image, ['cat']);
+  const lz4 = spawnSync('sh', ['-c', `echo last words | chroot '${root}' /usr/bin/lz4 -c | lz4 -dc`], { encoding: 'utf8' });
+  assert.equal(lz4.status, 0, lz4.stderr);
+  assert.equal(lz4.stdout, 'last words\n');
+  const gz = unpack(build('gzip', 'KDUMP_COREDIR=/var/crash\nKDUMP_COMPRESSION=gzip\n', ['--executable', small, '--compress', 'none']).image, ['cat']);
+  const gzip = path.join(gz, 'usr', 'bin', 'gzip');
+  // at most busybox's applet: Debian's gzip program is not shipped
+  assert.ok(!fs.existsSync(gzip) || fs.readlinkSync(gzip) === 'busybox', 'gzip shipped though lastword compresses gzip itself');
+  // a root without lz4: the build stops before writing anything
+  const bare = fs.mkdtempSync(path.join(tmp, 'bare-root-'));
+  fs.mkdirSync(path.join(bare, 'etc', 'default'), { recursive: true });
+  fs.writeFileSync(path.join(bare, 'etc', 'default', 'kdump-tools'), 'KDUMP_COREDIR=/var/crash\n\nKDUMP_COMPRESSION=lz4\n');
+  const out = path.join(tmp, 'bare.img');
+  const r = lastword(['initramfs', '--kernel', kver!, '--root', bare, '--executable', small, '-o', out]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /EIMAGE_PROGRAM: KDUMP_COMPRESSION=lz4 \(\/etc\/default\/kdump-tools:3\): lz4 is in none of/);
+  assert.equal(fs.existsSync(out), false);
+});

@@ -287,3 +287,85 @@ test('failure_action dump_to_rootfs saves to the root filesystem after the targe
   assert.match(out.reason, /EDEVICE_TIMEOUT/);
   assert.match(fs.readFileSync(path.join(root, fedoraDir, 'kexec-dmesg.log'), 'utf8'), /dump_to_rootfs: saving to the root filesystem[\s\S]*saved to the root filesystem instead/);
 });
+
+test("Debian FTP + SSH + NFS: a dump to each in kdump-config's order; a target that fails does not stop the next and is named; the last decides the action", async (t) => {
+  const root = tempRoot(t);
+  const src = { file: 'kdump-tools' };
+  const debian = (): Plan => {
+    const p = defaultPlan('debian');
+    p.failureAction = 'halt';
+    p.target = { kind: 'ftp', host: '10.0.0.1', port: 21, user: 'anonymous', password: 'busybox@', dir: '/incoming', source: { ...src, line: 3 } };
+    p.alsoTargets = [
+      { kind: 'ssh', user: 'kd', host: '10.0.0.2', port: 22, key: '/k', knownHosts: '/kh', transport: 'flattened', source: { ...src, line: 2 } },
+      { kind: 'nfs', server: '10.0.0.3', export: '/export', mountOptions: [], source: { ...src, line: 1 } },
+    ];
+    return p;
+  };
+  const run = async (failing?: string) => {
+    const sys = fakeSystem();
+    const base = stages(root, sys);
+    const out = await capture({
+      sys, plan: debian(), vmcore: '/proc/vmcore', time, prepareSystem: true,
+      stages: {
+        ...base,
+        async openTarget(pl) {
+          sys.calls.push(`openTarget ${pl.target.kind}`);
+          assert.deepEqual(pl.alsoTargets, [], 'each target is opened with a plan of its own');
+          if (pl.target.kind === failing) throw new LastwordError('ETARGET_CONNECT', `${failing} server: ECONNREFUSED`);
+          const dir = path.join(root, failing ?? 'all', pl.target.kind);
+          fs.mkdirSync(dir, { recursive: true });
+          return new FsTarget({ root: dir, description: `${pl.target.kind} test dir`, network: true });
+        },
+      },
+    });
+    return { out, sys };
+  };
+
+  const all = await run();
+  assert.equal(all.out.ok, true, all.out.reason);
+  assert.deepEqual(all.sys.calls.filter((c) => !c.startsWith('dmesg')), ['loadModules', 'bringUpNetwork', 'openTarget ftp', 'writeDump', 'openTarget ssh', 'writeDump', 'openTarget nfs', 'writeDump']);
+  const at = (...p: string[]) => fs.readdirSync(path.join(root, 'all', ...p)).sort();
+  assert.deepEqual(at('ftp', 'incoming'), ['10.0.0.5-dmesg.202406232107', '10.0.0.5-dump.202406232107', '10.0.0.5-lastword.202406232107.log']);
+  assert.deepEqual(at('ssh', 'var', 'crash', '10.0.0.5-202406232107'), ['dmesg.202406232107', 'dump.202406232107', 'lastword.202406232107.log']);
+  assert.deepEqual(at('nfs', '10.0.0.5-202406232107'), ['dmesg.202406232107', 'dump.202406232107', 'lastword.202406232107.log']);
+  assert.equal(all.out.dump, '/10.0.0.5-202406232107/dump.202406232107');
+  // each target's run log has its own summary; the last has all three
+  assert.match(fs.readFileSync(path.join(root, 'all', 'ftp', 'incoming', '10.0.0.5-lastword.202406232107.log'), 'utf8'), /dump saved\n.*target: +ftp test dir[\s\S]*next: +the dump to ssh kd@10\.0\.0\.2/);
+  const last = fs.readFileSync(path.join(root, 'all', 'nfs', '10.0.0.5-202406232107', 'lastword.202406232107.log'), 'utf8');
+  assert.equal(last.match(/dump saved/g)?.length, 3);
+
+  // kdump-config's exit status is the last target's: KDUMP_FAIL_CMD only when that one failed
+  const ftpDown = await run('ftp');
+  assert.equal(ftpDown.out.ok, true);
+  assert.equal(ftpDown.out.action, 'reboot');
+  assert.match(ftpDown.out.reason, /^dump saved; no dump on: ftp 10\.0\.0\.1:\/incoming: ETARGET_CONNECT: ftp server: ECONNREFUSED/);
+  assert.deepEqual(ftpDown.sys.calls.filter((c) => c.startsWith('openTarget')), ['openTarget ftp', 'openTarget ssh', 'openTarget nfs']);
+  assert.ok(fs.existsSync(path.join(root, 'ftp', 'ssh', 'var', 'crash', '10.0.0.5-202406232107', 'dump.202406232107')));
+  assert.ok(fs.existsSync(path.join(root, 'ftp', 'nfs', '10.0.0.5-202406232107', 'dump.202406232107')));
+  assert.match(ftpDown.sys.lines.join('\n'), /dump FAILED\n.*target: +ftp 10\.0\.0\.1:\/incoming[\s\S]*dump saved\n.*target: +ssh test dir[\s\S]*dump saved\n.*target: +nfs test dir[\s\S]*reason: +no dump on: ftp 10\.0\.0\.1[\s\S]*final action: reboot/);
+
+  const nfsDown = await run('nfs');
+  assert.equal(nfsDown.out.ok, false);
+  assert.equal(nfsDown.out.action, 'halt');
+  assert.match(nfsDown.out.reason, /ETARGET_CONNECT: nfs server/);
+  assert.ok(fs.existsSync(path.join(root, 'nfs', 'ftp', 'incoming', '10.0.0.5-dump.202406232107')));
+});
+
+test('KDUMP_COMPRESSION: the flattened dump is compressed as a whole and its names get the extension (gzip: in-process)', async (t) => {
+  const root = tempRoot(t);
+  const sys = fakeSystem();
+  const p = defaultPlan('debian');
+  p.postCompression = { method: 'gzip', source: { file: 'kdump-tools', line: 5 } };
+  const out = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys), time, prepareSystem: false });
+  assert.equal(out.ok, true, out.reason);
+  assert.equal(out.dump, '/var/crash/202406232107/dump.202406232107.gz');
+  assert.deepEqual(sys.calls.filter((c) => c.startsWith('writeDump')), ['writeDump stream']);
+  const { gunzipSync } = await import('node:zlib');
+  const back = gunzipSync(fs.readFileSync(path.join(root, 'var/crash/202406232107/dump.202406232107.gz')));
+  assert.ok(back.equals(Buffer.alloc(8 * 4096, 0x5a)));
+  assert.match(sys.lines.join('\n'), /format:      kdump \(flattened\), then gzip \(KDUMP_COMPRESSION\)/);
+  // a writer cut short: the compressed part under dump-incomplete.gz
+  const cut = await capture({ sys, plan: p, vmcore: '/proc/vmcore', stages: stages(root, sys, { failAfter: 3 * 4096 }), time: new Date(2024, 5, 23, 21, 8), prepareSystem: false });
+  assert.equal(cut.ok, false);
+  assert.equal(cut.dump, '/var/crash/202406232108/dump-incomplete.gz');
+});

@@ -40,6 +40,18 @@ test('Debian layout: network targets prefix the directory with HOSTTAG ip or hos
   assert.equal(host.dir, '/var/crash/db1-202406232107');
 });
 
+test('Debian KDUMP_COMPRESSION: the dump names (and only they) end in the compressor\'s extension, FTP ones too', () => {
+  const n = dumpNames({ naming: { layout: 'debian', hostTag: 'ip' }, path: '/var/crash', time, network: false, flattened: true, extension: '.xz' });
+  assert.equal(n.dump, 'dump.202406232107.xz');
+  assert.equal(n.dumpIncomplete, 'dump-incomplete.xz');
+  assert.equal(n.dmesg, 'dmesg.202406232107');
+  const ftp = dumpNames({ naming: { layout: 'debian', hostTag: 'ip' }, path: '/incoming', time, network: true, hostIp: '10.0.0.1', flattened: true, ftp: true, extension: '.zst' });
+  assert.equal(ftp.dir, '/incoming');
+  assert.equal(ftp.dump, '10.0.0.1-dump.202406232107.zst');
+  assert.equal(ftp.dumpIncomplete, '10.0.0.1-dump-incomplete.202406232107.zst');
+  assert.equal(ftp.dmesg, '10.0.0.1-dmesg.202406232107');
+});
+
 test('no name can leave the target directory', () => {
   const refuses = (f: () => unknown) => assert.throws(f, (e: unknown) => e instanceof LastwordError && e.code === 'ETARGET_NAME');
   refuses(() => targetDir('/var/crash/../../etc'));
