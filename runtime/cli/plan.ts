@@ -3,7 +3,7 @@
 import minimist from 'minimist';
 import { usageError } from '../errors.ts';
 import { loadPlan } from '../config/load.ts';
-import type { Plan, Target } from '../config/plan.ts';
+import type { ConnectRetry, Plan, Target } from '../config/plan.ts';
 import { describeDevice } from '../config/target-spec.ts';
 import { readShippedBlacklists, resolveBlacklist } from '../modules/blacklist.ts';
 import { DEFAULT_MOUNT_POINT, nfsMountArgs } from '../targets/open.ts';
@@ -16,14 +16,16 @@ Prints the capture plan: target, path, filter options, actions, modules, network
   --root DIR        look for /etc/kdump.conf, /etc/default/kdump-tools... under DIR
   --json            print the plan as JSON`;
 
+const tries = (r: ConnectRetry | undefined): string => (r ? `, ${r.attempts} attempt${r.attempts === 1 ? '' : 's'} ${r.delayMs / 1000} s apart` : '');
+
 function target(t: Target): string {
   switch (t.kind) {
     case 'root': return 'root filesystem';
     case 'stdout': return 'standard output (flattened)';
     case 'local-fs': return `${t.fstype} ${describeDevice(t.device)}${t.mountOptions.length ? ` -o ${t.mountOptions.join(',')}` : ''}`;
     case 'raw': return `raw ${describeDevice(t.device)} (flattened)`;
-    case 'nfs': return `nfs ${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.export}${t.mountOptions.length ? ` -o ${t.mountOptions.join(',')}` : ''}`;
-    case 'ssh': return `ssh ${t.user}@${t.host}:${t.port} key ${t.key} known_hosts ${t.knownHosts} (${t.transport})`;
+    case 'nfs': return `nfs ${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.export}${t.mountOptions.length ? ` -o ${t.mountOptions.join(',')}` : ''}${tries(t.retry)}`;
+    case 'ssh': return `ssh ${t.user}@${t.host}:${t.port} key ${t.key} known_hosts ${t.knownHosts} (${t.transport})${tries(t.retry)}`;
     case 'ftp': return `ftp ${t.user}@${t.host}:${t.port} into ${t.dir} (flattened${t.user === 'anonymous' ? ', anonymous' : ', password set'})`;
   }
 }

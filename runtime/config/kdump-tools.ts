@@ -2,7 +2,7 @@
 // kdump-config / kdumpctl source. We read their assignments with runtime/config/shell.ts.
 import { LastwordError } from '../errors.ts';
 import { parseMakedumpfileArgs } from './collector.ts';
-import { DEFAULT_SSH_KEY, POST_COMPRESSIONS, type FailureAction, type FtpTarget, type Plan, type SourceRef, type Target } from './plan.ts';
+import { DEFAULT_SSH_KEY, POST_COMPRESSIONS, type ConnectRetry, type FailureAction, type FtpTarget, type Plan, type SourceRef, type Target } from './plan.ts';
 import { parseShellAssignments, splitShellWords } from './shell.ts';
 import { parseNfsSpec, parseSshSpec } from './target-spec.ts';
 
@@ -25,7 +25,7 @@ const DEBIAN_KNOWN = new Set([
   'USE_KDUMP', 'KDUMP_KERNEL', 'KDUMP_INITRD', 'KDUMP_COREDIR', 'KDUMP_FAIL_CMD', 'KDUMP_DUMP_DMESG', 'KDUMP_NUM_DUMPS',
   'KDUMP_COMPRESSION', 'MAKEDUMP_ARGS', 'KDUMP_KEXEC_ARGS', 'KDUMP_CMDLINE', 'KDUMP_CMDLINE_APPEND', 'HOSTTAG', 'NFS',
   'NFS_TIMEO', 'NFS_RETRANS', 'SSH', 'SSH_KEY', 'DEBUG_KERNEL', 'FTP', 'FTP_USER', 'FTP_PASSWORD', 'FTP_PORT', 'KDUMP_SYSCTL',
-  'ARCH',
+  'ARCH', 'NFS_MOUNT_RETRY', 'SSH_KDUMP_RETRY',
 ]);
 
 /** Applies /etc/default/kdump-tools onto `plan` (layout becomes 'debian'). */
@@ -104,12 +104,26 @@ export function applyKdumpTools(plan: Plan, text: string, file: string): void {
   const ssh = get('SSH');
   const nfs = get('NFS');
   const ftp = get('FTP');
+  // kdump-config: NFS_MOUNT_RETRY=${NFS_MOUNT_RETRY:=4}, SSH_KDUMP_RETRY=${SSH_KDUMP_RETRY:=16},
+  // tries that many times, `sleep 3` between; the variables are not in its documented config
+  // but it sources the file, so a value set there counts.
+  const retry = (name: string, dflt: number, anchor: SourceRef): ConnectRetry => {
+    const v = get(name);
+    if (!v) return { attempts: dflt, delayMs: 3000, source: anchor };
+    let n = count(v.value, name, v.src);
+    if (n < 1) {
+      // kdump-config's loop would not run at all and carry on as if the target were there.
+      plan.warnings.push({ ...v.src, message: `${name}=${v.value}: kdump-config would skip the connection check; lastword tries once` });
+      n = 1;
+    }
+    return { attempts: n, delayMs: 3000, source: v.src };
+  };
   const targets: Target[] = [];
   if (ftp) targets.push(parseFtpTarget(ftp.value, ftp.src, get('FTP_USER'), get('FTP_PASSWORD'), get('FTP_PORT')));
   if (ssh) {
     const key = get('SSH_KEY')?.value ?? DEFAULT_SSH_KEY;
     // kdump-tools pipes a flattened stream into `ssh dd`; keep that file layout on the server.
-    targets.push({ ...parseSshSpec(ssh.value, ssh.src, key), transport: 'flattened' });
+    targets.push({ ...parseSshSpec(ssh.value, ssh.src, key), transport: 'flattened', retry: retry('SSH_KDUMP_RETRY', 16, ssh.src) });
   }
   if (nfs) {
     const timeo = get('NFS_TIMEO');
@@ -117,7 +131,7 @@ export function applyKdumpTools(plan: Plan, text: string, file: string): void {
     const t = count(timeo?.value ?? '600', 'NFS_TIMEO', timeo?.src ?? nfs.src);
     const r = count(retrans?.value ?? '3', 'NFS_RETRANS', retrans?.src ?? nfs.src);
     // kdump-config: mount -t nfs -o nolock -o tcp -o soft -o timeo=... -o retrans=...
-    targets.push(parseNfsSpec(nfs.value, nfs.src, ['nolock', 'tcp', 'soft', `timeo=${t}`, `retrans=${r}`]));
+    targets.push({ ...parseNfsSpec(nfs.value, nfs.src, ['nolock', 'tcp', 'soft', `timeo=${t}`, `retrans=${r}`]), retry: retry('NFS_MOUNT_RETRY', 4, nfs.src) });
   }
   if (targets.length > 0) {
     plan.target = targets[0]!;

@@ -73,6 +73,15 @@ export interface NfsTarget {
   /** Tenths of a second (nfs(5) timeo). */
   timeo?: number;
   retrans?: number;
+  /** Debian NFS_MOUNT_RETRY: mount attempts, 3 s apart as in kdump-config; default 4, 5 s apart. */
+  retry?: ConnectRetry;
+  source: SourceRef;
+}
+
+/** How often a network target is tried before the capture gives up on it (Debian's *_RETRY). */
+export interface ConnectRetry {
+  attempts: number;
+  delayMs: number;
   source: SourceRef;
 }
 
@@ -88,6 +97,8 @@ export interface SshTarget {
   knownHosts: string;
   /** 'sftp': a finished kdump-compressed file written at offsets; 'flattened': `dd` of a flattened stream (vmcore.flat). */
   transport: 'sftp' | 'flattened';
+  /** Debian SSH_KDUMP_RETRY (default 16, 3 s apart, as kdump-config's remote mkdir); else 4, 5 s apart. */
+  retry?: ConnectRetry;
   source: SourceRef;
 }
 

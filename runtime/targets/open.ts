@@ -129,8 +129,11 @@ async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> 
   const mnt = o.mountPoint ?? DEFAULT_MOUNT_POINT;
   fs.mkdirSync(mnt, { recursive: true });
   const args = nfsMountArgs(t, mnt);
-  const attempts = Math.max(1, o.nfsAttempts ?? 4);
-  const deadline = o.sys.now() + (o.nfsTimeoutMs ?? NFS_MOUNT_TIMEOUT_MS);
+  const attempts = Math.max(1, o.nfsAttempts ?? t.retry?.attempts ?? 4);
+  const delay = o.retryDelayMs ?? t.retry?.delayMs ?? 5000;
+  // Debian's NFS_MOUNT_RETRY is the admin's count: the overall limit grows to let each attempt run.
+  const overall = o.nfsTimeoutMs ?? (t.retry ? Math.max(NFS_MOUNT_TIMEOUT_MS, attempts * ((o.nfsAttemptTimeoutMs ?? NFS_ATTEMPT_TIMEOUT_MS) + delay)) : NFS_MOUNT_TIMEOUT_MS);
+  const deadline = o.sys.now() + overall;
   let last = '';
   let tried = 0;
   while (tried < attempts) {
@@ -150,7 +153,6 @@ async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> 
       ? `no answer within ${Math.round(limitMs / 1000)} s`
       : (r.stderr || r.stdout).trim().split('\n').at(-1) || `exit status ${r.exitCode}`;
     o.log(`lastword: mount.nfs ${args.join(' ')} failed (attempt ${tried} of ${attempts}): ${last}`);
-    const delay = o.retryDelayMs ?? 5000;
     if (tried >= attempts || o.sys.now() + delay >= deadline) break;
     await o.sys.sleep(delay);
   }
@@ -209,8 +211,9 @@ export async function openTarget(plan: Plan, o: OpenTargetOptions): Promise<Dump
     case 'raw':
       return openRaw(t, o);
     case 'ssh':
-      // Debian retries its remote mkdir 16 times; a server still booting gets a few tries here too.
-      return openSshTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: 4, retryDelayMs: 5000, ...o.ssh });
+      // Debian retries its remote mkdir SSH_KDUMP_RETRY (16) times, 3 s apart; elsewhere a server
+      // still booting gets a few tries too.
+      return openSshTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: t.retry?.attempts ?? 4, retryDelayMs: t.retry?.delayMs ?? 5000, ...o.ssh });
     case 'ftp': {
       const { openFtpTarget } = await import('./ftp.ts');
       // kdump-config gives ftpput one try; a server still booting gets a few here, as for ssh.

@@ -240,6 +240,29 @@ test("kdump-tools KDUMP_COMPRESSION: bzip2, gzip, lz4, xz, zstd; anything else d
   }
 });
 
+test("kdump-tools SSH_KDUMP_RETRY and NFS_MOUNT_RETRY: kdump-config's 16 and 4 tries, 3 s apart, unless the file sets them", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-retry-conf-'));
+  try {
+    const f = path.join(tmp, 'kdump-tools');
+    const conf = (text: string) => { fs.writeFileSync(f, text); return loadPlan({ config: f, cmdline: '' }); };
+    const retries = (p: Plan) => planTargets(p).map((t) => (t.kind === 'ssh' || t.kind === 'nfs' ? [t.kind, t.retry?.attempts, t.retry?.delayMs, t.retry?.source.line] : [t.kind]));
+    assert.deepEqual(retries(conf('SSH="kdump@10.0.0.2"\nNFS="10.0.0.3:/export"\n')), [['ssh', 16, 3000, 1], ['nfs', 4, 3000, 2]]);
+    const set = conf('SSH="kdump@10.0.0.2"\nNFS="10.0.0.3:/export"\nSSH_KDUMP_RETRY=3\nNFS_MOUNT_RETRY="10"\n');
+    assert.deepEqual(retries(set), [['ssh', 3, 3000, 3], ['nfs', 10, 3000, 4]]);
+    assert.deepEqual(set.warnings, []);
+    const zero = conf('NFS="10.0.0.3:/export"\nNFS_MOUNT_RETRY=0\n');
+    assert.deepEqual(retries(zero), [['nfs', 1, 3000, 2]]);
+    assert.match(warningsAt(zero, 2), /NFS_MOUNT_RETRY=0: kdump-config would skip the connection check; lastword tries once/);
+    throwsConfig(() => conf('SSH="kdump@10.0.0.2"\n\nSSH_KDUMP_RETRY=lots\n'), 'ECONFIG', /kdump-tools:3: SSH_KDUMP_RETRY="lots" is not a number/);
+    // Fedora's targets keep lastword's own 4 tries, 5 s apart (targets/open.ts)
+    const fedora = path.join(tmp, 'kdump.conf');
+    fs.writeFileSync(fedora, 'ssh kdump@10.0.0.2\n');
+    assert.equal((loadPlan({ config: fedora, cmdline: '' }).target as { retry?: unknown }).retry, undefined);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
 test('shell syntax that would need a shell is refused naming the line, never run', () => {
   throwsConfig(() => plan('debian-unterminated.kdump-tools'), 'ECONFIG_SYNTAX', /debian-unterminated\.kdump-tools:2: unterminated double quote/);
   throwsConfig(() => plan('debian-command-substitution.kdump-tools'), 'ECONFIG_SYNTAX', /debian-command-substitution\.kdump-tools:2: command substitution/);

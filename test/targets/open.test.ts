@@ -1,7 +1,9 @@
 // Opening targets through a recording fake System: mount options, the mount.nfs command line and
 // Debian's retries. The real mounts are tested in local-fs.test.ts and nfs.test.ts.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -123,6 +125,51 @@ test('NFS: a server that never answers ends within the overall mount limit, what
   // 60 s, 5 s pause, 60 s, 5 s pause, the 20 s left of NFS_MOUNT_TIMEOUT_MS
   assert.deepEqual(limits, [60_000, 60_000, 20_000]);
   assert.equal(clock, NFS_MOUNT_TIMEOUT_MS);
+});
+
+test("NFS_MOUNT_RETRY: the target's count and kdump-config's 3 s pause; the overall limit lets every attempt run", async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-nfsmnt-'));
+  t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
+  const plan = defaultPlan('debian');
+  const source = { file: 'kdump-tools', line: 9 };
+  plan.target = { kind: 'nfs', server: '10.0.0.9', export: '/srv', mountOptions: [], retry: { attempts: 6, delayMs: 3000, source }, source };
+  let clock = 0;
+  const limits: number[] = [];
+  const sleeps: number[] = [];
+  const sys = {
+    async exec(_file: string, _args: readonly string[], o: { timeoutMs: number }): Promise<ExecResult> {
+      limits.push(o.timeoutMs);
+      clock += o.timeoutMs;
+      return { exitCode: -1, signal: 'SIGTERM', stdout: '', stderr: '', timedOut: true };
+    },
+    sleep: async (ms: number) => { sleeps.push(ms); clock += ms; }, now: () => clock, log: () => {},
+  } as unknown as System;
+  await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '' }),
+    /cannot mount nfs 10\.0\.0\.9:\/srv \(server 10\.0\.0\.9\) after 6 attempts: no answer within 60 s/);
+  assert.deepEqual(limits, Array(6).fill(60_000));
+  assert.deepEqual(sleeps, Array(5).fill(3000));
+  assert.ok(clock > NFS_MOUNT_TIMEOUT_MS);
+});
+
+test('SSH_KDUMP_RETRY: an ssh server that refuses connections is tried that many times, each attempt on the console', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-sshretry-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const key = path.join(dir, 'id');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+  fs.writeFileSync(path.join(dir, 'known_hosts'), '');
+  // a port nothing listens on: bound, then closed
+  const port = await new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => { const p = (srv.address() as net.AddressInfo).port; srv.close(() => resolve(p)); });
+  });
+  const plan = defaultPlan('debian');
+  const source = { file: 'kdump-tools', line: 4 };
+  plan.target = { kind: 'ssh', user: 'root', host: '127.0.0.1', port, key, knownHosts: path.join(dir, 'known_hosts'), transport: 'flattened', retry: { attempts: 3, delayMs: 3000, source }, source };
+  const sleeps: number[] = [];
+  const lines: string[] = [];
+  const sys = { sleep: async (ms: number) => { sleeps.push(ms); }, now: () => 0, log: () => {} } as unknown as System;
+  await assert.rejects(openTarget(plan, { sys, log: (l) => lines.push(l), findDevice: async () => '' }), (err: unknown) => err instanceof LastwordError && err.code === 'ETARGET_CONNECT');
+  assert.deepEqual(sleeps, [3000, 3000]);
+  assert.deepEqual(lines.map((l) => /attempt (\d) of 3/.exec(l)?.[1]), ['1', '2']);
 });
 
 test('a local filesystem that cannot be mounted names the device, the fstype and the config line', async (t) => {
