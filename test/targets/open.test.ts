@@ -105,26 +105,33 @@ test('NFS: each mount.nfs run has a time limit, and a server that never answers 
   assert.match(lines[0]!, /mount\.nfs 10\.0\.0\.9:\/srv \S+ -o nolock,retry=0 failed \(attempt 1 of 2\): no answer within 30 s/);
 });
 
+/** A System whose mount.nfs never hears back: each run lasts its whole time limit on a fake clock. */
+function silentNfsServer() {
+  let now = 0;
+  const limits: number[] = [];
+  const sleeps: number[] = [];
+  const sys = {
+    async exec(_file: string, _args: readonly string[], o: { timeoutMs: number }): Promise<ExecResult> {
+      limits.push(o.timeoutMs);
+      now += o.timeoutMs;
+      return { exitCode: -1, signal: 'SIGTERM', stdout: '', stderr: '', timedOut: true };
+    },
+    sleep: async (ms: number) => { sleeps.push(ms); now += ms; }, now: () => now, log: () => {},
+  } as unknown as System;
+  return { sys, limits, sleeps, clock: () => now };
+}
+
 test('NFS: a server that never answers ends within the overall mount limit, whatever the attempts left', async (t) => {
   const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-nfsmnt-'));
   t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
   const plan = defaultPlan('fedora');
   plan.target = { kind: 'nfs', server: '10.0.0.9', export: '/srv', mountOptions: [], source: { file: '/etc/kdump.conf', line: 1 } };
-  let clock = 0;
-  const limits: number[] = [];
-  const sys = {
-    async exec(_file: string, _args: readonly string[], o: { timeoutMs: number }): Promise<ExecResult> {
-      limits.push(o.timeoutMs);
-      clock += o.timeoutMs;
-      return { exitCode: -1, signal: 'SIGTERM', stdout: '', stderr: '', timedOut: true };
-    },
-    sleep: async (ms: number) => { clock += ms; }, now: () => clock, log: () => {},
-  } as unknown as System;
+  const { sys, limits, clock } = silentNfsServer();
   await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '' }),
     /cannot mount nfs 10\.0\.0\.9:\/srv \(server 10\.0\.0\.9\) after 3 attempts: no answer within 20 s/);
   // 60 s, 5 s pause, 60 s, 5 s pause, the 20 s left of NFS_MOUNT_TIMEOUT_MS
   assert.deepEqual(limits, [60_000, 60_000, 20_000]);
-  assert.equal(clock, NFS_MOUNT_TIMEOUT_MS);
+  assert.equal(clock(), NFS_MOUNT_TIMEOUT_MS);
 });
 
 test("NFS_MOUNT_RETRY: the target's count and kdump-config's 3 s pause; the overall limit lets every attempt run", async (t) => {
@@ -133,22 +140,12 @@ test("NFS_MOUNT_RETRY: the target's count and kdump-config's 3 s pause; the over
   const plan = defaultPlan('debian');
   const source = { file: 'kdump-tools', line: 9 };
   plan.target = { kind: 'nfs', server: '10.0.0.9', export: '/srv', mountOptions: [], retry: { attempts: 6, delayMs: 3000, source }, source };
-  let clock = 0;
-  const limits: number[] = [];
-  const sleeps: number[] = [];
-  const sys = {
-    async exec(_file: string, _args: readonly string[], o: { timeoutMs: number }): Promise<ExecResult> {
-      limits.push(o.timeoutMs);
-      clock += o.timeoutMs;
-      return { exitCode: -1, signal: 'SIGTERM', stdout: '', stderr: '', timedOut: true };
-    },
-    sleep: async (ms: number) => { sleeps.push(ms); clock += ms; }, now: () => clock, log: () => {},
-  } as unknown as System;
+  const { sys, limits, sleeps, clock } = silentNfsServer();
   await assert.rejects(openTarget(plan, { sys, mountPoint: mnt, log: () => {}, findDevice: async () => '' }),
     /cannot mount nfs 10\.0\.0\.9:\/srv \(server 10\.0\.0\.9\) after 6 attempts: no answer within 60 s/);
   assert.deepEqual(limits, Array(6).fill(60_000));
   assert.deepEqual(sleeps, Array(5).fill(3000));
-  assert.ok(clock > NFS_MOUNT_TIMEOUT_MS);
+  assert.ok(clock() > NFS_MOUNT_TIMEOUT_MS);
 });
 
 test('SSH_KDUMP_RETRY: an ssh server that refuses connections is tried that many times, each attempt on the console', async (t) => {
