@@ -130,7 +130,9 @@ export function applyKdumpConf(plan: Plan, text: string, file: string): void {
     const src: SourceRef = { file, line: l.line };
     const d = l.directive;
     if (FS_TARGET_TYPES.has(d)) {
-      setTarget({ kind: 'local-fs', fstype: d, device: parseDeviceSpec(need(l, src), src), mountOptions: [], source: src }, src);
+      const device = parseDeviceSpec(need(l, src), src);
+      if (d === 'virtiofs' && (device.by !== 'path' || device.path.startsWith('/'))) fail(src, `virtiofs takes the tag of a virtio-fs device (virtiofs myfs), not '${need(l, src)}'`);
+      setTarget({ kind: 'local-fs', fstype: d, device, mountOptions: [], source: src }, src);
       continue;
     }
     switch (d) {

@@ -25,6 +25,8 @@ export interface OpenTargetOptions {
   /** Time limit of all mount.nfs attempts together (NFS_MOUNT_TIMEOUT_MS by default). */
   nfsTimeoutMs?: number;
   retryDelayMs?: number;
+  /** How long a virtiofs mount is retried while its tag is not there yet (VIRTIOFS_WAIT_MS). */
+  virtiofsWaitMs?: number;
   ssh?: SshOptions;
   /**
    * The root target under PID 1, where the root filesystem is not mounted: its root=, rootfstype=
@@ -111,18 +113,31 @@ function unmounter(o: OpenTargetOptions, mnt: string): () => Promise<void> {
   };
 }
 
+/** How long a virtio-fs tag may take to appear after the driver loaded. */
+export const VIRTIOFS_WAIT_MS = 30_000;
+
 async function openLocalFs(t: LocalFsTarget, o: OpenTargetOptions): Promise<DumpTarget> {
-  const dev = await o.findDevice(t.device);
+  // virtiofs (kdump.conf `virtiofs <tag>`): the "device" is the tag of a virtio-fs device, no block device.
+  const virtiofs = t.fstype === 'virtiofs';
+  const dev = virtiofs ? describeDevice(t.device) : await o.findDevice(t.device);
   const mnt = o.mountPoint ?? DEFAULT_MOUNT_POINT;
   fs.mkdirSync(mnt, { recursive: true });
   const { flags, data, dropped } = mountOptions(t.mountOptions);
   if (dropped.length) o.log(`lastword: mounting ${describeDevice(t.device)} read-write although its options say ${dropped.join(',')}: the dump must be written`);
-  try {
-    o.sys.mount(dev, mnt, t.fstype, flags, data);
-  } catch (err) {
-    throw new LastwordError('ETARGET_MOUNT', `cannot mount ${describeDevice(t.device)} (${dev}) as ${t.fstype} on ${mnt}: ${describeError(err)}`, { cause: err, where: { file: `${t.source.file}`, line: t.source.line } });
+  const waitMs = virtiofs ? o.virtiofsWaitMs ?? VIRTIOFS_WAIT_MS : 0;
+  const deadline = virtiofs ? o.sys.now() + waitMs : 0;
+  for (;;) {
+    try {
+      o.sys.mount(dev, mnt, t.fstype, flags, data);
+      break;
+    } catch (err) {
+      // The kernel knows a tag only once virtio_fs probed its device: EINVAL until then.
+      if (virtiofs && o.sys.now() < deadline) { await o.sys.sleep(500); continue; }
+      const what = virtiofs ? `virtiofs tag ${dev} (waited ${Math.round(waitMs / 1000)} s for the device)` : `${describeDevice(t.device)} (${dev}) as ${t.fstype}`;
+      throw new LastwordError('ETARGET_MOUNT', `cannot mount ${what} on ${mnt}: ${describeError(err)}`, { cause: err, where: { file: `${t.source.file}`, line: t.source.line } });
+    }
   }
-  return new FsTarget({ root: mnt, description: `${t.fstype} ${describeDevice(t.device)} (${dev})`, release: unmounter(o, mnt) });
+  return new FsTarget({ root: mnt, description: virtiofs ? `virtiofs ${dev}` : `${t.fstype} ${describeDevice(t.device)} (${dev})`, release: unmounter(o, mnt) });
 }
 
 async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> {

@@ -157,6 +157,22 @@ test('dracut_args --mount defines the target as kdumpctl reads it', () => {
   }
 });
 
+test('virtiofs takes the tag of a virtio-fs device; a device spec or a path there is refused naming the line', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-plan-'));
+  try {
+    const conf = path.join(dir, 'kdump.conf');
+    fs.writeFileSync(conf, 'virtiofs dumpfs\npath /crash\n');
+    const p = loadPlan({ config: conf, cmdline: '' });
+    assert.deepEqual(p.target.kind === 'local-fs' && [p.target.fstype, p.target.device], ['virtiofs', { by: 'path', path: 'dumpfs' }]);
+    for (const bad of ['LABEL=dumps', '/dev/vdb1']) {
+      fs.writeFileSync(conf, `path /crash\nvirtiofs ${bad}\n`);
+      throwsConfig(() => loadPlan({ config: conf, cmdline: '' }), 'ECONFIG', new RegExp(`kdump\\.conf:2: virtiofs takes the tag of a virtio-fs device \\(virtiofs myfs\\), not '${bad}'`));
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a second target directive is refused naming both lines', () => {
   throwsConfig(() => plan('fedora-two-targets.conf'), 'ECONFIG', /fedora-two-targets\.conf:3: only one dump target.*line 2/);
 });

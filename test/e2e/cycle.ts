@@ -61,6 +61,8 @@ export interface CycleOptions {
   appendExtra?: string;
   /** q35: PCIe guest, each disk behind its own root port (see GuestOptions.machine) */
   machine?: 'q35';
+  /** more QEMU arguments (a vhost-user-fs device...) */
+  qemuArgs?: string[];
 }
 
 export interface PreparedCycle {
@@ -219,6 +221,7 @@ export function bootCycle(o: CycleOptions, p: PreparedCycle): Guest {
     // the system disk last, so the targets are vda, vdb... as the configs name them
     disks: [...(o.disks ?? []).map((d) => p.disks[d.name]!), p.disks.system!],
     machine: o.machine,
+    qemuArgs: o.qemuArgs,
     tap: o.net?.tap,
     netns: o.net?.netns,
     noReboot: o.noReboot,

@@ -179,6 +179,36 @@ test('a local filesystem that cannot be mounted names the device, the fstype and
     /cannot mount LABEL=dump \(\/dev\/vdb1\) as xfs/);
 });
 
+test('virtiofs: the tag is mounted as it is, no block device is looked for; a tag that never appears is named after the wait', async (t) => {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-mnt-'));
+  t.after(() => fs.rmSync(mnt, { recursive: true, force: true }));
+  const plan = defaultPlan('fedora');
+  plan.target = { kind: 'local-fs', fstype: 'virtiofs', device: { by: 'path', path: 'dumpfs' }, mountOptions: [], source: { file: '/etc/kdump.conf', line: 1 } };
+  const virtiofsSystem = (missingFor: number) => {
+    let clock = 0;
+    const mounts: string[] = [];
+    const sys = {
+      mount: (src: string, target: string, fstype: string) => {
+        mounts.push(`${src} ${target} ${fstype}`);
+        if (clock < missingFor) throw Object.assign(new Error('mount: Invalid argument'), { code: 'EINVAL' });
+      },
+      sleep: async (ms: number) => { clock += ms; }, now: () => clock, log: () => {}, sync: () => {}, umount2: () => {},
+    } as unknown as System;
+    return { sys, mounts };
+  };
+  const noDevice = async (): Promise<string> => { throw new Error('a block device was looked for'); };
+  // the driver probes the device a few seconds after it loaded
+  const late = virtiofsSystem(3000);
+  const target = await openTarget(plan, { sys: late.sys, mountPoint: mnt, log: () => {}, findDevice: noDevice });
+  assert.equal(late.mounts.length, 7);
+  assert.equal(late.mounts[0], `dumpfs ${mnt} virtiofs`);
+  assert.equal(target.description, 'virtiofs dumpfs');
+  await target.close();
+  const never = virtiofsSystem(Infinity);
+  await assert.rejects(openTarget(plan, { sys: never.sys, mountPoint: mnt, log: () => {}, findDevice: noDevice }),
+    /cannot mount virtiofs tag dumpfs \(waited 30 s for the device\) on \S+: EINVAL: mount: Invalid argument/);
+});
+
 test('under PID 1 a root target without root= is refused instead of writing into the initramfs', async () => {
   const plan = defaultPlan('fedora');
   const sys = { log: () => {} } as unknown as System;
