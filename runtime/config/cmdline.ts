@@ -5,9 +5,9 @@
 import { LastwordError } from '../errors.ts';
 import { parseMakedumpfileArgs } from './collector.ts';
 import { parseIfname, parseIpArgument } from './ip.ts';
-import { FAILURE_ACTIONS, FINAL_ACTIONS, type Codec, type Layout, type Plan, type SourceRef } from './plan.ts';
+import { FAILURE_ACTIONS, FINAL_ACTIONS, planTargets, type Codec, type Layout, type Plan, type SourceRef } from './plan.ts';
 import { splitShellWords } from './shell.ts';
-import { FS_TARGET_TYPES, parseDeviceSpec, parseNfsSpec, parseSshSpec } from './target-spec.ts';
+import { FS_TARGET_TYPES, localFsTarget, parseDeviceSpec, parseFtpSpec, parseNfsSpec, parseSshSpec } from './target-spec.ts';
 
 /** Splits a kernel command line like the kernel's next_arg(): blanks separate, "..." quotes. */
 export function splitCmdline(text: string): { name: string; value?: string }[] {
@@ -45,10 +45,12 @@ function seconds(v: string | undefined, src: SourceRef, param: string): number {
 
 /**
  * `lastword.target=` values: `root`, `stdout`, `raw:<dev>`, `<fstype>:<dev>`, `nfs:<server:/export>`,
- * `ssh:<user@host[:port]>`. <dev> is a path, UUID=, LABEL=, PARTUUID= or PARTLABEL=.
+ * `ssh:<user@host[:port]>`, `ftp:<host[:/dir]>`, `virtiofs:<tag>`. <dev> is a path, UUID=, LABEL=,
+ * PARTUUID= or PARTLABEL=.
  */
 function applyTarget(plan: Plan, v: string, src: SourceRef): void {
   // One target on the command line replaces all the configs name (Debian's FTP + SSH + NFS too).
+  const was = planTargets(plan);
   plan.alsoTargets = [];
   if (v === 'root') { plan.target = { kind: 'root', source: src }; return; }
   if (v === 'stdout') { plan.target = { kind: 'stdout', source: src }; return; }
@@ -58,11 +60,15 @@ function applyTarget(plan: Plan, v: string, src: SourceRef): void {
   if (kind === 'raw') plan.target = { kind: 'raw', device: parseDeviceSpec(rest, src), source: src };
   else if (kind === 'nfs') plan.target = parseNfsSpec(rest, src);
   else if (kind === 'ssh') {
-    const key = plan.target.kind === 'ssh' ? plan.target.key : undefined;
+    const key = was.find((t) => t.kind === 'ssh')?.key;
     plan.target = parseSshSpec(rest, src, key);
+  } else if (kind === 'ftp') {
+    // the login and port of the configs' FTP target, if they have one
+    const ftp = was.find((t) => t.kind === 'ftp');
+    plan.target = parseFtpSpec(rest, src, ftp ?? {});
   } else if (FS_TARGET_TYPES.has(kind)) {
-    plan.target = { kind: 'local-fs', fstype: kind, device: parseDeviceSpec(rest, src), mountOptions: [], source: src };
-  } else bad(src, 'lastword.target', `'${v}' is not root, stdout, raw:<dev>, <fstype>:<dev>, nfs:<server:/path> or ssh:<user@host>`);
+    plan.target = localFsTarget(kind, rest, src);
+  } else bad(src, 'lastword.target', `'${v}' is not root, stdout, raw:<dev>, <fstype>:<dev>, nfs:<server:/path>, ssh:<user@host> or ftp:<host[:/dir]>`);
 }
 
 const CODECS: readonly Codec[] = ['none', 'zlib', 'lzo', 'snappy', 'zstd'];

@@ -11,7 +11,7 @@ import {
   type FailureAction, type FencePlan, type FinalAction, type Hook, type Plan, type SourceRef, type Target,
 } from './plan.ts';
 import { splitShellWords } from './shell.ts';
-import { FS_TARGET_TYPES, parseDeviceSpec, parseNfsSpec, parseSshSpec } from './target-spec.ts';
+import { FS_TARGET_TYPES, localFsTarget, parseDeviceSpec, parseNfsSpec, parseSshSpec } from './target-spec.ts';
 
 export interface ConfLine {
   directive: string;
@@ -106,7 +106,7 @@ function dracutMountTarget(value: string, src: SourceRef): Target {
   const options = opts ? opts.split(',').filter((o) => o !== 'defaults') : [];
   if (fstype === 'nfs' || fstype === 'nfs4') return parseNfsSpec(dev, src, options);
   if (!FS_TARGET_TYPES.has(fstype)) fail(src, `dracut_args --mount: filesystem type '${fstype}' is not supported as a dump target`);
-  return { kind: 'local-fs', fstype, device: parseDeviceSpec(dev, src), mountOptions: options, source: src };
+  return localFsTarget(fstype, dev, src, options);
 }
 
 /** Applies /etc/kdump.conf `text` (named `file` in messages) onto `plan`. */
@@ -130,9 +130,7 @@ export function applyKdumpConf(plan: Plan, text: string, file: string): void {
     const src: SourceRef = { file, line: l.line };
     const d = l.directive;
     if (FS_TARGET_TYPES.has(d)) {
-      const device = parseDeviceSpec(need(l, src), src);
-      if (d === 'virtiofs' && (device.by !== 'path' || device.path.startsWith('/'))) fail(src, `virtiofs takes the tag of a virtio-fs device (virtiofs myfs), not '${need(l, src)}'`);
-      setTarget({ kind: 'local-fs', fstype: d, device, mountOptions: [], source: src }, src);
+      setTarget(localFsTarget(d, need(l, src), src), src);
       continue;
     }
     switch (d) {

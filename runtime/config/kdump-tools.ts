@@ -4,7 +4,7 @@ import { LastwordError } from '../errors.ts';
 import { parseMakedumpfileArgs } from './collector.ts';
 import { DEFAULT_SSH_KEY, POST_COMPRESSIONS, type ConnectRetry, type FailureAction, type FtpTarget, type Plan, type SourceRef, type Target } from './plan.ts';
 import { parseShellAssignments, splitShellWords } from './shell.ts';
-import { parseNfsSpec, parseSshSpec } from './target-spec.ts';
+import { parseFtpSpec, parseNfsSpec, parseSshSpec } from './target-spec.ts';
 
 function fail(src: SourceRef, why: string): never {
   throw new LastwordError('ECONFIG', `${src.file}:${src.line}: ${why}`, { where: { ...src } });
@@ -168,16 +168,12 @@ export function applySysconfigKdump(plan: Plan, text: string, file: string): voi
   }
 }
 
-/** kdump-config's FTP="host[:dir]": FTP_REMOTE_HOST="${FTP%%:*}", FTP_COREDIR="${FTP#*:}" or "/". */
+/** FTP= with FTP_USER, FTP_PASSWORD and FTP_PORT. */
 function parseFtpTarget(value: string, src: SourceRef, user?: { value: string }, password?: { value: string }, port?: { value: string; src: SourceRef }): FtpTarget {
-  const colon = value.indexOf(':');
-  const host = colon < 0 ? value : value.slice(0, colon);
-  const dir = colon < 0 ? '/' : value.slice(colon + 1) || '/';
-  if (!host) fail(src, `FTP="${value}" has no host (expected FTP="host:/directory")`);
-  let p = 21;
+  let p: number | undefined;
   if (port?.value) {
     p = count(port.value, 'FTP_PORT', port.src);
     if (p < 1 || p > 65535) fail(port.src, `FTP_PORT="${port.value}" is not a port number`);
   }
-  return { kind: 'ftp', host, port: p, user: user?.value || 'anonymous', password: password?.value || 'busybox@', dir, source: src };
+  return parseFtpSpec(value, src, { user: user?.value, password: password?.value, port: p });
 }

@@ -2,7 +2,7 @@
 // `server:/export`, `[2001:db8::1]:/export`, `user@host`, `user@2001:db8::1`. Shared by
 // kdump.conf, kdump-tools and `lastword.target=` on the command line.
 import { LastwordError } from '../errors.ts';
-import { DEFAULT_KNOWN_HOSTS, DEFAULT_SSH_KEY, type DeviceSpec, type NfsTarget, type SourceRef, type SshTarget } from './plan.ts';
+import { DEFAULT_KNOWN_HOSTS, DEFAULT_SSH_KEY, type DeviceSpec, type FtpTarget, type LocalFsTarget, type NfsTarget, type SourceRef, type SshTarget } from './plan.ts';
 
 function bad(source: SourceRef, why: string): never {
   const at = source.line !== undefined ? `${source.file}:${source.line}` : source.file;
@@ -35,6 +35,25 @@ export function describeDevice(d: DeviceSpec): string {
     case 'partuuid': return `PARTUUID=${d.partuuid}`;
     case 'partlabel': return `PARTLABEL=${d.partlabel}`;
   }
+}
+
+/** `<fstype> <dev>`: a device spec, or for virtiofs the tag of a virtio-fs device. */
+export function localFsTarget(fstype: string, value: string, source: SourceRef, mountOptions: string[] = []): LocalFsTarget {
+  const device = parseDeviceSpec(value, source);
+  if (fstype === 'virtiofs' && (device.by !== 'path' || device.path.startsWith('/'))) bad(source, `virtiofs takes the tag of a virtio-fs device (virtiofs myfs), not '${value}'`);
+  return { kind: 'local-fs', fstype, device, mountOptions, source };
+}
+
+/**
+ * kdump-config's FTP="host[:dir]": FTP_REMOTE_HOST="${FTP%%:*}", FTP_COREDIR="${FTP#*:}" or "/";
+ * login and port as FTP_USER, FTP_PASSWORD and FTP_PORT give them (busybox ftpput's defaults).
+ */
+export function parseFtpSpec(value: string, source: SourceRef, login: { user?: string; password?: string; port?: number } = {}): FtpTarget {
+  const colon = value.indexOf(':');
+  const host = colon < 0 ? value : value.slice(0, colon);
+  const dir = colon < 0 ? '/' : value.slice(colon + 1) || '/';
+  if (!host) bad(source, `'${value}' has no host (expected host:/directory)`);
+  return { kind: 'ftp', host, port: login.port ?? 21, user: login.user || 'anonymous', password: login.password || 'busybox@', dir, source };
 }
 
 /** `server:/export` or `[v6addr]:/export`. */

@@ -166,7 +166,7 @@ test('virtiofs takes the tag of a virtio-fs device; a device spec or a path ther
     assert.deepEqual(p.target.kind === 'local-fs' && [p.target.fstype, p.target.device], ['virtiofs', { by: 'path', path: 'dumpfs' }]);
     for (const bad of ['LABEL=dumps', '/dev/vdb1']) {
       fs.writeFileSync(conf, `path /crash\nvirtiofs ${bad}\n`);
-      throwsConfig(() => loadPlan({ config: conf, cmdline: '' }), 'ECONFIG', new RegExp(`kdump\\.conf:2: virtiofs takes the tag of a virtio-fs device \\(virtiofs myfs\\), not '${bad}'`));
+      throwsConfig(() => loadPlan({ config: conf, cmdline: '' }), 'ECONFIG_TARGET', new RegExp(`kdump\\.conf:2: virtiofs takes the tag of a virtio-fs device \\(virtiofs myfs\\), not '${bad}'`));
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -231,8 +231,17 @@ test("kdump-tools FTP= as kdump-config splits it: host, FTP_COREDIR or /, ftpput
     // One target on the command line replaces them all.
     const f = loadPlan({ config: path.join(tmp, 'kdump-tools'), cmdline: 'lastword.target=root' });
     assert.deepEqual(planTargets(f).map((t) => t.kind), ['root']);
+    // lastword.target=ftp: keeps the login and port FTP_USER, FTP_PASSWORD and FTP_PORT gave
+    conf('kdump-tools', 'SSH=kd@sshhost\nFTP=dumps.example:/x\nFTP_USER=kd\nFTP_PASSWORD=pw\nFTP_PORT=2121\n');
+    const g = loadPlan({ config: path.join(tmp, 'kdump-tools'), cmdline: 'lastword.target=ftp:10.0.0.9:/incoming' });
+    assert.deepEqual(planTargets(g).map((t) => t.kind === 'ftp' && [t.host, t.dir, t.port, t.user, t.password, t.source.file]), [['10.0.0.9', '/incoming', 2121, 'kd', 'pw', '<cmdline>']]);
+    const h = loadPlan({ config: path.join(tmp, 'kdump-tools'), cmdline: 'lastword.target=ftp:10.0.0.9 lastword.target=ftp:10.0.0.8' });
+    assert.deepEqual(h.target.kind === 'ftp' && [h.target.host, h.target.dir, h.target.user], ['10.0.0.8', '/', 'kd']);
+    const v = loadPlan({ config: path.join(tmp, 'kdump-tools'), cmdline: 'lastword.target=virtiofs:dumpfs' });
+    assert.deepEqual(v.target.kind === 'local-fs' && [v.target.fstype, v.target.device], ['virtiofs', { by: 'path', path: 'dumpfs' }]);
+    throwsConfig(() => loadPlan({ config: path.join(tmp, 'kdump-tools'), cmdline: 'lastword.target=virtiofs:LABEL=x' }), 'ECONFIG_TARGET', /<cmdline>: virtiofs takes the tag/);
     throwsConfig(() => conf('kdump-tools', 'FTP=h:/x\nFTP_PORT=99999\n'), 'ECONFIG', /kdump-tools:2: FTP_PORT="99999" is not a port number/);
-    throwsConfig(() => conf('kdump-tools', 'FTP=":/x"\n'), 'ECONFIG', /kdump-tools:1: FTP=":\/x" has no host/);
+    throwsConfig(() => conf('kdump-tools', 'FTP=":/x"\n'), 'ECONFIG_TARGET', /kdump-tools:1: ':\/x' has no host/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
