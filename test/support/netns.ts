@@ -5,6 +5,7 @@ import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'nod
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecOptions, ExecResult, System } from '../../runtime/system/types.ts';
+import { VSFTPD, vsftpdConfig } from '../targets/ftpd.ts';
 
 export class Netns {
   readonly name: string;
@@ -98,11 +99,7 @@ export async function startSshd(ns: Netns, dir: string, address: string): Promis
   fs.writeFileSync(path.join(dir, 'sshd_config'), config);
   fs.mkdirSync('/run/sshd', { recursive: true }); // privilege separation directory sshd insists on
   ns.spawn('/usr/sbin/sshd', ['-D', '-e', '-f', path.join(dir, 'sshd_config')], logFile);
-  for (let i = 0; i < 100; i++) {
-    const r = spawnSync('ip', ['netns', 'exec', ns.name, 'ss', '-ltnH', `src ${address}:22`], { encoding: 'utf8' });
-    if (r.stdout.includes(':22')) break;
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  await listeningIn(ns, address, 22);
   const pub = (f: string): string => fs.readFileSync(f + '.pub', 'utf8').trim().split(' ').slice(0, 2).join(' ');
   return {
     address, port: 22, logFile,
@@ -110,6 +107,30 @@ export async function startSshd(ns: Netns, dir: string, address: string): Promis
     otherKnownHostsLine: `${address} ${pub(otherHostKey)}`,
     clientKey, clientKeyPub: clientKey + '.pub',
   };
+}
+
+export interface FtpServer {
+  address: string;
+  /** what the server shows as / to an anonymous login; uploads go to <root>/incoming */
+  root: string;
+}
+
+/** vsftpd in `ns` on `address`:21, anonymous uploads (busybox ftpput's login) into /incoming. */
+export async function startFtpd(ns: Netns, dir: string, address: string): Promise<FtpServer> {
+  fs.mkdirSync(dir, { recursive: true });
+  const { conf, root } = vsftpdConfig(dir, address, 21);
+  ns.spawn(VSFTPD, [conf], path.join(dir, 'vsftpd.stderr'));
+  await listeningIn(ns, address, 21);
+  return { address, root };
+}
+
+/** Waits until something in `ns` listens on `address`:`port`. */
+async function listeningIn(ns: Netns, address: string, port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = spawnSync('ip', ['netns', 'exec', ns.name, 'ss', '-ltnH', `src ${address}:${port}`], { encoding: 'utf8' });
+    if (r.stdout.includes(`:${port}`)) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
 }
 
 export interface NfsServer {

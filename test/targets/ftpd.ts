@@ -18,26 +18,36 @@ export interface LoopbackFtpd {
   stop(): void;
 }
 
+/**
+ * vsftpd's config and directories in `dir` for anonymous uploads into <dir>/root/incoming on
+ * `address`:`port`; returns the config file and what the server shows as /.
+ */
+export function vsftpdConfig(dir: string, address: string, port: number): { conf: string; root: string } {
+  // vsftpd refuses an anonymous root the ftp user can write to; uploads go below it.
+  const root = path.join(dir, 'root');
+  fs.mkdirSync(path.join(root, 'incoming'), { recursive: true, mode: 0o755 });
+  fs.chmodSync(dir, 0o755);
+  fs.chmodSync(root, 0o755);
+  spawnSync('chown', ['ftp', path.join(root, 'incoming')]);
+  fs.mkdirSync(path.join(dir, 'empty'), { recursive: true, mode: 0o755 });
+  const conf = path.join(dir, 'vsftpd.conf');
+  fs.writeFileSync(conf, [
+    'listen=YES', 'listen_ipv6=NO', `listen_address=${address}`, `listen_port=${port}`, 'background=NO',
+    'anonymous_enable=YES', 'local_enable=NO', 'no_anon_password=YES', `anon_root=${root}`, 'write_enable=YES',
+    'anon_upload_enable=YES', 'anon_mkdir_write_enable=YES', 'anon_other_write_enable=YES', 'anon_umask=077',
+    `secure_chroot_dir=${path.join(dir, 'empty')}`, 'ftp_username=ftp', 'seccomp_sandbox=NO', 'isolate_network=NO',
+    'xferlog_enable=NO', `vsftpd_log_file=${path.join(dir, 'vsftpd.log')}`, 'log_ftp_protocol=YES', 'pasv_enable=YES', '',
+  ].join('\n'));
+  return { conf, root };
+}
+
 export async function startLoopbackFtpd(): Promise<LoopbackFtpd> {
   const ws = serverWorkspace('lw-ftpd-');
   const { dir, stop } = ws;
   try {
-    // vsftpd refuses an anonymous root the ftp user can write to; uploads go below it.
-    const root = path.join(dir, 'root');
-    fs.mkdirSync(path.join(root, 'incoming'), { recursive: true, mode: 0o755 });
-    fs.chmodSync(dir, 0o755);
-    fs.chmodSync(root, 0o755);
-    spawnSync('chown', ['ftp', path.join(root, 'incoming')]);
-    fs.mkdirSync(path.join(dir, 'empty'), { mode: 0o755 });
     const port = await freePort();
-    fs.writeFileSync(path.join(dir, 'vsftpd.conf'), [
-      'listen=YES', 'listen_ipv6=NO', 'listen_address=127.0.0.1', `listen_port=${port}`, 'background=NO',
-      'anonymous_enable=YES', 'local_enable=NO', 'no_anon_password=YES', `anon_root=${root}`, 'write_enable=YES',
-      'anon_upload_enable=YES', 'anon_mkdir_write_enable=YES', 'anon_other_write_enable=YES', 'anon_umask=077',
-      `secure_chroot_dir=${path.join(dir, 'empty')}`, 'ftp_username=ftp', 'seccomp_sandbox=NO', 'isolate_network=NO',
-      'xferlog_enable=NO', `vsftpd_log_file=${path.join(dir, 'vsftpd.log')}`, 'log_ftp_protocol=YES', 'pasv_enable=YES', '',
-    ].join('\n'));
-    const child = spawn(VSFTPD, [path.join(dir, 'vsftpd.conf')], { stdio: 'ignore', detached: true });
+    const { conf, root } = vsftpdConfig(dir, '127.0.0.1', port);
+    const child = spawn(VSFTPD, [conf], { stdio: 'ignore', detached: true });
     ws.started(child);
     await waitListening(port);
     const listener = child.pid!;
