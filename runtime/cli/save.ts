@@ -56,7 +56,7 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
     async writeDump({ vmcore: file, collector, sink, progress, warn }) {
       const vmcore = openVmcore(file);
       try {
-        const filter = await choosePageFilter(vmcore, collector.dumpLevel, warn);
+        const filter = await choosePageFilter(vmcore, collector.dumpLevel, warn, { cyclicBuffer: collector.cyclicBuffer });
         const output = new DumpOutput(sink);
         const s = collector.format === 'elf'
           ? await writeElfDump({ vmcore, filter, output })

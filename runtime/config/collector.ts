@@ -15,7 +15,7 @@ const LONG_WITH_ARG = new Set([
   'exclude-xen-dom', 'vtop',
 ]);
 // Long options that do not change the dump content or that we ignore with a note.
-const LONG_IGNORED = new Set(['non-cyclic', 'non-mmap', 'mem-usage', 'check-params', 'debug', 'cyclic-buffer', 'work-dir', 'splitblock-size', 'num-threads']);
+const LONG_IGNORED = new Set(['non-cyclic', 'non-mmap', 'mem-usage', 'check-params', 'debug', 'work-dir', 'splitblock-size', 'num-threads']);
 
 export interface CollectorResult {
   collector: CoreCollector;
@@ -46,6 +46,7 @@ export function parseMakedumpfileArgs(args: string[], source: SourceRef, program
   let force = false;
   let messageLevel: number | undefined;
   let numThreads: number | undefined;
+  let cyclicBuffer = false;
   let sawLevel = false;
   const setCodec = (c: Codec) => {
     if (codec !== 'none' && codec !== c) warn(`more than one compression option; using ${c}`);
@@ -72,6 +73,13 @@ export function parseMakedumpfileArgs(args: string[], source: SourceRef, program
           const n = Number(value);
           if (!Number.isInteger(n) || n < 0) bad(source, `--num-threads '${value}' is not a count`);
           numThreads = n;
+          break;
+        }
+        case 'cyclic-buffer': {
+          // makedumpfile then stays on its cyclic path, which never saves a PT_LOAD's partial last page.
+          const n = Number(value);
+          if (!Number.isInteger(n) || n < 0) bad(source, `--cyclic-buffer '${value}' is not a size in KiB`);
+          if (n > 0) cyclicBuffer = true;
           break;
         }
         case 'dump-dmesg':
@@ -126,7 +134,8 @@ export function parseMakedumpfileArgs(args: string[], source: SourceRef, program
   }
   return {
     collector: {
-      program, args, dumpLevel, codec, format: elf ? 'elf' : 'kdump', flattened, force, messageLevel, numThreads, source,
+      program, args, dumpLevel, codec, format: elf ? 'elf' : 'kdump', flattened, force, messageLevel, numThreads,
+      ...(cyclicBuffer ? { cyclicBuffer } : {}), source,
     },
     warnings,
   };

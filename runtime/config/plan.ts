@@ -160,6 +160,8 @@ export interface CoreCollector {
   messageLevel?: number;
   /** --num-threads N; undefined = decide from the CPU count. */
   numThreads?: number;
+  /** --cyclic-buffer N (N > 0): makedumpfile stays cyclic, so the page filter does too (runtime/cli/filter.ts). */
+  cyclicBuffer?: boolean;
   /** makedumpfile -f: overwrite an existing file. */
   force: boolean;
   source: SourceRef;

@@ -34,6 +34,11 @@ test('makedumpfile options: codecs, level, ELF, flattened, joined short options'
   assert.throws(() => parseMakedumpfileArgs(['-Q'], src), /unknown makedumpfile option -Q/);
   assert.equal(parseCoreCollector('/usr/sbin/makedumpfile -p -d 16', src).collector.codec, 'snappy');
   assert.throws(() => parseCoreCollector('gzip -9', src), (e: unknown) => e instanceof LastwordError && /core_collector 'gzip' is not supported/.test(e.message));
+  // --cyclic-buffer decides makedumpfile's path (and so the page set); 0 is its default, none given
+  const cy = parseMakedumpfileArgs(['-l', '-d', '31', '--cyclic-buffer', '4096'], src);
+  assert.deepEqual([cy.collector.cyclicBuffer, cy.warnings], [true, []]);
+  assert.equal(parseMakedumpfileArgs(['-d', '31', '--cyclic-buffer=0'], src).collector.cyclicBuffer, undefined);
+  assert.throws(() => parseMakedumpfileArgs(['--cyclic-buffer', 'big'], src), /test\.conf:7: --cyclic-buffer 'big' is not a size in KiB/);
 });
 
 test('ip=: dhcp forms, static long form, IPv6 brackets, MTU and MAC, DNS', () => {

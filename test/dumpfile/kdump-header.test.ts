@@ -105,6 +105,32 @@ describe('kdump-compressed header fields equal makedumpfile\'s', () => {
   }
 });
 
+test('the capture honours --cyclic-buffer in core_collector: the partial page goes as with makedumpfile --cyclic-buffer, the file is the same', (t) => {
+  const vmcore = guestStateVmcore('6.1').file;
+  const dir = tempDir(t, 'lastword-save-cyclic-');
+  const save = (name: string, collector: string): string => {
+    const root = path.join(dir, name);
+    fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'etc', 'kdump.conf'), `path /var/crash\ncore_collector ${collector}\n`);
+    const r = spawnSync(process.execPath, [path.join(repo, 'runtime', 'main.ts'), 'save', '--root', root, '--cmdline', '', vmcore], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const crashDir = path.join(root, 'var', 'crash');
+    const [stamp] = fs.readdirSync(crashDir);
+    return path.join(crashDir, stamp!, 'vmcore');
+  };
+  const hasPartialPage = (file: string): boolean => {
+    const dump = openKdumpFile(file);
+    try { return dump.isDumpable(0x9f); } finally { dump.close(); }
+  };
+  const cyclic = save('cyclic', `makedumpfile -l -d 31 ${CYCLIC.join(' ')}`);
+  const ref = path.join(dir, 'ref');
+  execFileSync(newMakedumpfile(), [...CYCLIC, '-l', '-d', '31', vmcore, ref], { stdio: ['ignore', 'ignore', 'pipe'] });
+  assert.equal(hasPartialPage(cyclic), false, 'the partial page 0x9f was saved on the cyclic path');
+  assert.ok(fs.readFileSync(cyclic).equals(fs.readFileSync(ref)), 'not the file makedumpfile --cyclic-buffer writes');
+  // without it, makedumpfile's one-cycle path as in the test above: the partial page is kept
+  assert.equal(hasPartialPage(save('one-cycle', 'makedumpfile -l -d 31')), true, 'the partial page 0x9f was left out without --cyclic-buffer');
+});
+
 test("makedumpfile's choice of one cycle: both bitmaps exactly in min(4 MiB, 60% of MemFree)", () => {
   const GiB = 2 ** 30;
   assert.equal(makedumpfileOneCycle(0x3ffdd, GiB), false, 'max_mapnr * 2 / 8 has a remainder');
