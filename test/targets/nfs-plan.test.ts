@@ -31,7 +31,7 @@ test('kdump-tools NFS= with NFS_TIMEO and NFS_RETRANS mounts like kdump-config, 
   assert.deepEqual(mountOf(conf), want);
   const r = spawnSync(process.execPath, [path.join(repo, 'runtime/main.ts'), 'plan', '--config', conf, '--cmdline', ''], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /^target: +nfs 10\.0\.2\.1:\/srv\/crash -o nolock,tcp,soft,timeo=50,retrans=1 +\[\S+kdump-tools:3\]$/m);
+  assert.match(r.stdout, /^target: +nfs 10\.0\.2\.1:\/srv\/crash -o nolock,tcp,soft,timeo=50,retrans=1, 4 attempts 3 s apart +\[\S+kdump-tools:3\]$/m);
   assert.ok(r.stdout.split('\n').includes(`  mount:        mount.nfs ${want.join(' ')}`), r.stdout);
 });
 
