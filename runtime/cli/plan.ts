@@ -49,6 +49,7 @@ export function formatPlan(p: Plan, shippedBlacklist = readShippedBlacklists()):
     ...(p.postCompression ? [`  then:         ${p.postCompression.method} of the whole file (KDUMP_COMPRESSION)  [${at(p.postCompression.source)}]`] : []),
     `dmesg:          ${p.dmesg ? 'saved' : 'not saved'}`,
     `keep dumps:     ${p.numDumps === 0 ? 'all' : p.numDumps}`,
+    `stall timeout:  ${p.stallTimeoutMs === 0 ? 'none' : `${p.stallTimeoutMs / 1000} s without a byte taken fails the target`}`,
     `final action:   ${p.finalAction}`,
     `failure action: ${p.failureAction}${p.failureCommand ? ` after running: ${p.failureCommand}` : ''}`,
   ];

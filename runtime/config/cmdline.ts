@@ -136,6 +136,7 @@ export function applyCmdline(plan: Plan, text: string, file: string): void {
         plan.numDumps = Number(value);
         break;
       case 'disk_timeout': plan.modules.diskTimeoutMs = seconds(value, src, p); break;
+      case 'stall_timeout': plan.stallTimeoutMs = seconds(value, src, p); break;
       case 'hook_timeout': {
         const ms = seconds(value, src, p);
         for (const h of [...plan.hooks.pre, ...plan.hooks.post, ...plan.hooks.emergency]) h.timeoutMs = ms;

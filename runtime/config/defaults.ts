@@ -3,7 +3,7 @@
 import { parseMakedumpfileArgs } from './collector.ts';
 import { splitShellWords } from './shell.ts';
 import {
-  DEBIAN_DEFAULT_MAKEDUMP_ARGS, DEFAULT_DISK_TIMEOUT_MS, DEFAULT_NET_TIMEOUT_MS, DEFAULT_PATH, FEDORA_DEFAULT_COLLECTOR,
+  DEBIAN_DEFAULT_MAKEDUMP_ARGS, DEFAULT_DISK_TIMEOUT_MS, DEFAULT_NET_TIMEOUT_MS, DEFAULT_PATH, DEFAULT_STALL_TIMEOUT_MS, FEDORA_DEFAULT_COLLECTOR,
   type Layout, type Plan,
 } from './plan.ts';
 
@@ -29,6 +29,7 @@ export function defaultPlan(layout: Layout): Plan {
     collector,
     dmesg: true,
     numDumps: 0,
+    stallTimeoutMs: DEFAULT_STALL_TIMEOUT_MS,
     hooks: { pre: [], post: [], emergency: [] },
     finalAction: 'reboot',
     failureAction: 'reboot',

@@ -342,6 +342,8 @@ export interface Plan {
   dmesg: boolean;
   /** Debian KDUMP_NUM_DUMPS: keep this many dumps (local targets); 0 = keep all. */
   numDumps: number;
+  /** A dump target that accepts no byte for this long fails the dump (lastword.stall_timeout=; 0 = never). */
+  stallTimeoutMs: number;
   hooks: Hooks;
   finalAction: FinalAction;
   failureAction: FailureAction;
@@ -361,6 +363,8 @@ export const DEFAULT_PATH = '/var/crash';
 export const DEFAULT_SSH_KEY = '/root/.ssh/kdump_id_rsa';
 export const DEFAULT_KNOWN_HOSTS = '/root/.ssh/known_hosts';
 export const DEFAULT_HOOK_TIMEOUT_MS = 300_000;
+/** How long a dump target may take to accept one write before the capture gives up on it. */
+export const DEFAULT_STALL_TIMEOUT_MS = 300_000;
 export const DEFAULT_DISK_TIMEOUT_MS = 180_000;
 export const DEFAULT_NET_TIMEOUT_MS = 120_000;
 /** kdump-utils kdump.conf default core_collector. */

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import { describeError, LastwordError } from '../errors.ts';
 import { isNetworkTarget, needsNetwork, planFor, planTargets, type CoreCollector, type FinalAction, type Hook, type Plan, type PostCompression } from '../config/plan.ts';
 import { compressingSink, POST_COMPRESSION_EXTENSION, postCompressor, type PostCompressor } from '../dumpfile/post-compression.ts';
+import { STALLED_CLEANUP_MS, stallGuard } from '../targets/sink.ts';
 import type { PageClassCounts } from '../filter/types.ts';
 import { formatSummary, RunLog } from '../progress/progress.ts';
 import type { System } from '../system/types.ts';
@@ -143,6 +144,20 @@ function counting(s: DumpSink, into: { bytes: number }): DumpSink {
     : { kind: 'stream', write: async (b) => { await s.write(b); into.bytes += b.length; }, close: () => s.close(), abort: () => s.abort() };
 }
 
+/** The target stopped taking bytes: nothing more is written to it, and its close is not waited for long. */
+const stalled = (a: DumpAttempt): boolean => a.error instanceof LastwordError && a.error.code === 'ETARGET_STALLED';
+
+/** Writes the run log next to the dump (unless the target stalled) and closes the target. */
+async function finishTarget(target: DumpTarget, attempt: DumpAttempt, log: RunLog, runLog: () => string): Promise<void> {
+  if (target.hasFiles && attempt.names && !stalled(attempt)) {
+    await target.writeFile(attempt.names.dir, attempt.names.log, runLog())
+      .catch((err: unknown) => log.line(`lastword: warning: the run log was not saved: ${describeError(err)}`));
+  }
+  const close = target.close().catch(() => undefined);
+  if (!stalled(attempt)) return close;
+  await Promise.race([close, new Promise<void>((r) => setTimeout(r, STALLED_CLEANUP_MS).unref())]);
+}
+
 /** Saves dmesg and the dump into an opened target. Never throws: the attempt records what happened. */
 async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, hostIp: string | undefined): Promise<DumpAttempt> {
   const { plan } = o;
@@ -199,7 +214,8 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
       }
     }
     log.line(`lastword: saving ${o.vmcore} to ${target.description}: ${at(names.dumpIncomplete)}`);
-    const counted = counting(await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional'), attempt);
+    const opened = await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional');
+    const counted = counting(stallGuard(opened, plan.stallTimeoutMs, target.description), attempt);
     const sink = post && counted.kind === 'stream' ? compressingSink(counted, post) : counted;
     attempt.dumpFile = at(names.dumpIncomplete);
     attempt.incomplete = true;
@@ -318,10 +334,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   if (!ok && !preFailed && plan.failureAction === 'dump_to_rootfs' && main.target.kind !== 'root') {
     // kdump.sh's dump_to_rootfs: one more try on the root filesystem, the first target's log kept there.
     log.line(`lastword: failure_action dump_to_rootfs: saving to the root filesystem (${reason})`);
-    if (target && attempt.names && target.hasFiles) {
-      await target.writeFile(attempt.names.dir, attempt.names.log, runLog()).catch(() => undefined);
-    }
-    await target?.close().catch(() => undefined);
+    if (target) await finishTarget(target, attempt, log, runLog);
     target = undefined;
     const rootPlan = planFor(main, { kind: 'root', source: main.target.source });
     try {
@@ -354,13 +367,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     await target.writeFile(attempt.names.dir, VMCORE_CREATION_STATUS, `success kdump_test_id=${plan.naming.testId}\n`)
       .catch((err: unknown) => log.line(`lastword: warning: ${VMCORE_CREATION_STATUS} was not updated: ${describeError(err)}`));
   }
-  if (target) {
-    if (target.hasFiles && attempt.names) {
-      await target.writeFile(attempt.names.dir, attempt.names.log, runLog())
-        .catch((err: unknown) => log.line(`lastword: warning: the run log was not saved: ${describeError(err)}`));
-    }
-    await target.close().catch(() => undefined);
-  }
+  if (target) await finishTarget(target, attempt, log, runLog);
   await fence?.stop().catch(() => undefined);
   return { ok, action, reason: reason || (missed ? `dump saved; ${missed}` : 'dump saved'), dump: attempt.dumpFile, incomplete: attempt.incomplete };
 }
@@ -381,13 +388,7 @@ async function saveToEarlierTarget(o: CaptureOptions, log: RunLog, sub: Plan, ho
   }
   const failed = attempt.error !== undefined ? `${describeTarget(sub)}: ${describeError(attempt.error)}` : undefined;
   for (const line of summaryOf(sub, target, attempt, { ok: !failed, elapsedMs: log.elapsedMs(), reason: failed, next: `the dump to ${next}` })) log.line(line);
-  if (target) {
-    if (target.hasFiles && attempt.names) {
-      await target.writeFile(attempt.names.dir, attempt.names.log, runLog())
-        .catch((err: unknown) => log.line(`lastword: warning: the run log was not saved: ${describeError(err)}`));
-    }
-    await target.close().catch(() => undefined);
-  }
+  if (target) await finishTarget(target, attempt, log, runLog);
   return failed;
 }
 

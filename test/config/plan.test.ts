@@ -313,6 +313,10 @@ test('lastword.* on the kernel command line overrides the config files', () => {
   const s = plan('fedora-kdump.conf', 'lastword.target=ssh:root@10.0.0.1:2022 lastword.known_hosts=/etc/kh lastword.ssh_transport=flattened');
   assert.deepEqual(s.target.kind === 'ssh' && [s.target.host, s.target.port, s.target.knownHosts, s.target.transport], ['10.0.0.1', 2022, '/etc/kh', 'flattened']);
   assert.equal(plan('fedora-kdump.conf', 'lastword.target=stdout').target.kind, 'stdout');
+  assert.equal(plan('fedora-kdump.conf', '').stallTimeoutMs, 300_000);
+  assert.equal(plan('fedora-kdump.conf', 'lastword.stall_timeout=0').stallTimeoutMs, 0);
+  assert.equal(plan('fedora-kdump.conf', 'lastword.stall_timeout=45').stallTimeoutMs, 45_000);
+  throwsConfig(() => plan('fedora-kdump.conf', 'lastword.stall_timeout=soon'), 'ECONFIG_CMDLINE', /lastword\.stall_timeout: 'soon' is not a number of seconds/);
 });
 
 test('every blacklist on the command line is collected with its source', () => {

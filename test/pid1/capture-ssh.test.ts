@@ -1,6 +1,7 @@
 // The whole capture to a real OpenSSH sshd on 127.0.0.1: the real filter and writer send the lab
 // vmcore; a connection cut mid-transfer leaves vmcore-incomplete on the server and the failure
-// action; an unknown host key leaves nothing on the server and the failure action.
+// action; an unknown host key leaves nothing on the server and the failure action; a server that
+// stops taking bytes fails the dump after the stall limit.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -84,4 +85,33 @@ test('an unknown host key sends nothing, says host and fingerprint on the consol
   assert.match(out.reason, /ETARGET_HOSTKEY/);
   assert.ok(lines.some((l) => l.includes(sshd.hostFingerprint) && l.includes('127.0.0.1')), lines.join('\n'));
   assert.equal(fs.existsSync(dir), false, 'something was written to a server whose host key is unknown');
+});
+
+test('a server that stops taking bytes mid-transfer (its session stopped) fails the dump after lastword.stall_timeout, keeps it incomplete and runs the failure action', { skip, timeout: 300_000 }, async () => {
+  const dir = path.join(sshd.dir, 'stalled');
+  const lines: string[] = [];
+  const sys = realSystem({ log: (l) => lines.push(l) });
+  let stopped: number[] = [];
+  const plan = sshPlan(dir);
+  plan.stallTimeoutMs = 3000;
+  try {
+    const t0 = Date.now();
+    const out = await capture({
+      sys, plan, vmcore: labVmcore(), prepareSystem: false, emit: (l) => lines.push(l),
+      stages: stagesCuttingAt(sys, 4 << 20, () => { stopped = sshd.sessionPids(); for (const pid of stopped) process.kill(pid, 'SIGSTOP'); }),
+    });
+    assert.ok(stopped.length > 0, 'the dump was too small to stall');
+    assert.equal(out.ok, false);
+    assert.equal(out.action, 'shell');
+    assert.equal(out.incomplete, true);
+    assert.match(out.reason, /ETARGET_STALLED: ssh .*accepted nothing for 3 s/);
+    assert.match(lines.join('\n'), /dump INCOMPLETE[\s\S]*failure action: shell/);
+    // the stall limit, plus at most the cleanup wait for the dead server: not the TCP timeout
+    assert.ok(Date.now() - t0 < 120_000, `the capture took ${Date.now() - t0} ms`);
+  } finally {
+    for (const pid of stopped) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  }
+  const [stamp] = fs.readdirSync(dir);
+  const files = fs.readdirSync(path.join(dir, stamp!));
+  assert.ok(files.includes('vmcore-incomplete') && !files.includes('vmcore'), `files on the server: ${files.join(', ')}`);
 });
