@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import { describeError, LastwordError } from '../errors.ts';
 import { isNetworkTarget, needsNetwork, planFor, planTargets, type CoreCollector, type FinalAction, type Hook, type Plan, type PostCompression } from '../config/plan.ts';
 import { compressingSink, POST_COMPRESSION_EXTENSION, postCompressor, type PostCompressor } from '../dumpfile/post-compression.ts';
-import { STALLED_CLEANUP_MS, stallGuard } from '../targets/sink.ts';
+import { stallGuardTarget } from '../targets/stall.ts';
 import type { PageClassCounts } from '../filter/types.ts';
 import { formatSummary, RunLog } from '../progress/progress.ts';
 import type { System } from '../system/types.ts';
@@ -144,18 +144,18 @@ function counting(s: DumpSink, into: { bytes: number }): DumpSink {
     : { kind: 'stream', write: async (b) => { await s.write(b); into.bytes += b.length; }, close: () => s.close(), abort: () => s.abort() };
 }
 
-/** The target stopped taking bytes: nothing more is written to it, and its close is not waited for long. */
-const stalled = (a: DumpAttempt): boolean => a.error instanceof LastwordError && a.error.code === 'ETARGET_STALLED';
+/** Opens the plan's target; every request to it then has the stall time limit. */
+async function openGuarded(o: CaptureOptions, plan: Plan, log: RunLog): Promise<DumpTarget> {
+  return stallGuardTarget(await o.stages.openTarget(plan, (l) => log.line(l)), plan.stallTimeoutMs);
+}
 
-/** Writes the run log next to the dump (unless the target stalled) and closes the target. */
+/** Writes the run log next to the dump and closes the target (time-limited: see stallGuardTarget). */
 async function finishTarget(target: DumpTarget, attempt: DumpAttempt, log: RunLog, runLog: () => string): Promise<void> {
-  if (target.hasFiles && attempt.names && !stalled(attempt)) {
+  if (target.hasFiles && attempt.names) {
     await target.writeFile(attempt.names.dir, attempt.names.log, runLog())
       .catch((err: unknown) => log.line(`lastword: warning: the run log was not saved: ${describeError(err)}`));
   }
-  const close = target.close().catch(() => undefined);
-  if (!stalled(attempt)) return close;
-  await Promise.race([close, new Promise<void>((r) => setTimeout(r, STALLED_CLEANUP_MS).unref())]);
+  await target.close().catch(() => undefined);
 }
 
 /** Saves dmesg and the dump into an opened target. Never throws: the attempt records what happened. */
@@ -214,8 +214,7 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
       }
     }
     log.line(`lastword: saving ${o.vmcore} to ${target.description}: ${at(names.dumpIncomplete)}`);
-    const opened = await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional');
-    const counted = counting(stallGuard(opened, plan.stallTimeoutMs, target.description), attempt);
+    const counted = counting(await target.openDump(names.dir, names.dumpIncomplete, flattened ? 'stream' : 'positional'), attempt);
     const sink = post && counted.kind === 'stream' ? compressingSink(counted, post) : counted;
     attempt.dumpFile = at(names.dumpIncomplete);
     attempt.incomplete = true;
@@ -298,7 +297,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
   // kdump_post, only the emergency hooks and the failure action (kdump.sh --error-handler).
   const openTarget = async () => {
     try {
-      target = await o.stages.openTarget(main, (l) => log.line(l));
+      target = await openGuarded(o, main, log);
     } catch (err) {
       fail(describeError(err));
     }
@@ -338,7 +337,7 @@ export async function capture(o: CaptureOptions): Promise<Outcome> {
     target = undefined;
     const rootPlan = planFor(main, { kind: 'root', source: main.target.source });
     try {
-      target = await o.stages.openTarget(rootPlan, (l) => log.line(l));
+      target = await openGuarded(o, rootPlan, log);
       attempt = await saveInto(target, { ...o, plan: rootPlan }, log, hostIp);
       if (attempt.error !== undefined) log.line(`lastword: dump_to_rootfs failed too: ${describeError(attempt.error)}`);
       else rootfsSaved = true;
@@ -381,7 +380,7 @@ async function saveToEarlierTarget(o: CaptureOptions, log: RunLog, sub: Plan, ho
   let target: DumpTarget | undefined;
   let attempt: DumpAttempt = { bytes: 0, incomplete: false };
   try {
-    target = await o.stages.openTarget(sub, (l) => log.line(l));
+    target = await openGuarded(o, sub, log);
     attempt = await saveInto(target, { ...o, plan: sub }, log, hostIp);
   } catch (err) {
     attempt.error = err;

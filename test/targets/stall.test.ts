@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LastwordError } from '../../runtime/errors.ts';
-import { stallGuard, type PositionalSink, type StreamSink, type Timers } from '../../runtime/targets/sink.ts';
+import type { PositionalSink, StreamSink } from '../../runtime/targets/sink.ts';
+import { stallGuard, stallGuardTarget, type Timers } from '../../runtime/targets/stall.ts';
 
 const fast: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms / 1000), clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout) };
 const never = () => new Promise<void>(() => {});
@@ -46,4 +47,37 @@ test('a close that never ends (a stuck flush) fails with ETARGET_STALLED too', a
   const sink = stallGuard(inner, 300_000, 'ssh root@h', fast) as StreamSink;
   await sink.write(Buffer.alloc(1));
   await assert.rejects(sink.close(), isStall);
+});
+
+test('the target itself: a request it never answers (mkdir on a silent server) stalls it; later requests fail at once, close does not hang', async () => {
+  const calls: string[] = [];
+  const hang = (what: string) => () => { calls.push(what); return never(); };
+  const target = stallGuardTarget({
+    description: 'ssh root@h', hasFiles: true, streamOnly: false, network: true,
+    mkdirs: hang('mkdirs'), openDump: hang('openDump') as never, writeFile: hang('writeFile'), rename: hang('rename'),
+    list: hang('list') as never, removeDump: hang('removeDump'), close: hang('close'),
+  }, 300_000, fast);
+  await assert.rejects(target.mkdirs('/var/crash/x'), isStall);
+  await assert.rejects(target.writeFile('/var/crash/x', 'log', 'text'), isStall);
+  await assert.rejects(target.openDump('/var/crash/x', 'vmcore-incomplete', 'positional'), isStall);
+  const c0 = Date.now();
+  await target.close();
+  assert.ok(Date.now() - c0 < 250, 'close waited as long as a request');
+  // nothing but the stalled request and the close reached the target
+  assert.deepEqual(calls, ['mkdirs', 'close']);
+});
+
+test('a sink opened from a guarded target shares its limit: a stalled dump write stalls the target, so the run log is not sent after it', async () => {
+  const sentFiles: string[] = [];
+  const target = stallGuardTarget({
+    description: 'ssh root@h', hasFiles: true, streamOnly: false, network: true,
+    mkdirs: async () => undefined, rename: async () => undefined, list: async () => [], removeDump: async () => undefined, close: async () => undefined,
+    writeFile: async (_d, name) => { sentFiles.push(name); },
+    openDump: async () => ({ kind: 'positional', pwrite: never, close: async () => undefined, abort: async () => undefined }),
+  }, 300_000, fast);
+  await target.writeFile('/d', 'dmesg', 'x');
+  const sink = await target.openDump('/d', 'vmcore-incomplete', 'positional') as PositionalSink;
+  await assert.rejects(sink.pwrite(Buffer.alloc(8), 0), isStall);
+  await assert.rejects(target.writeFile('/d', 'kexec-dmesg.log', 'x'), isStall);
+  assert.deepEqual(sentFiles, ['dmesg']);
 });
