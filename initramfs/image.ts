@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { needsNetwork, planTargets, type FencePlan, type Plan, type SourceRef } from '../runtime/config/plan.ts';
+import { needsNetwork, planTargets, sourceAt, type FencePlan, type Plan, type SourceRef } from '../runtime/config/plan.ts';
 import { postCompressionInProcess } from '../runtime/dumpfile/post-compression.ts';
 import { HOST_NETWORK_FILE } from '../runtime/config/load.ts';
 import { LastwordError } from '../runtime/errors.ts';
@@ -104,7 +104,7 @@ function addLibrary(m: Manifest, lib: string, root = '/'): void {
  * interpreter, a script's #! interpreter (through `env NAME` too) when the image lacks it.
  */
 function addConfigProgram(m: Manifest, at: string, root: string, what: string, src: SourceRef): void {
-  const where = `${src.file}${src.line ? ':' + src.line : ''}`;
+  const where = sourceAt(src);
   const file = path.join(root, at);
   let st: fs.Stats;
   try { st = fs.statSync(file); } catch {
@@ -268,7 +268,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
   const post = i.plan.postCompression;
   if (post && !postCompressionInProcess(post.method)) {
     const program = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].map((d) => `${d}/${post.method}`).find((p) => fs.existsSync(fromRoot(p)));
-    if (!program) throw new LastwordError('EIMAGE_PROGRAM', `KDUMP_COMPRESSION=${post.method} (${post.source.file}${post.source.line ? ':' + post.source.line : ''}): ${post.method} is in none of /usr/bin, /bin, /usr/sbin, /sbin; install it or unset KDUMP_COMPRESSION`, { where: { file: post.source.file, line: post.source.line } });
+    if (!program) throw new LastwordError('EIMAGE_PROGRAM', `KDUMP_COMPRESSION=${post.method} (${sourceAt(post.source)}): ${post.method} is in none of /usr/bin, /bin, /usr/sbin, /sbin; install it or unset KDUMP_COMPRESSION`, { where: { file: post.source.file, line: post.source.line } });
     if (!m.has(usrMerged(program))) addConfigProgram(m, program, i.root, 'KDUMP_COMPRESSION', post.source);
   }
   const targets = planTargets(i.plan);
@@ -278,7 +278,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
   if (i.plan.fence) checkFenceNodes(i.plan.fence);
   for (const t of targets) {
     if (t.kind !== 'ssh') continue;
-    if (!fs.existsSync(fromRoot(t.key))) throw new LastwordError('EIMAGE_SSH_KEY', `ssh key ${t.key} (${t.source.file}${t.source.line ? ':' + t.source.line : ''}) does not exist; run kdumpctl propagate or set sshkey`, { where: { file: t.source.file, line: t.source.line } });
+    if (!fs.existsSync(fromRoot(t.key))) throw new LastwordError('EIMAGE_SSH_KEY', `ssh key ${t.key} (${sourceAt(t.source)}) does not exist; run kdumpctl propagate or set sshkey`, { where: { file: t.source.file, line: t.source.line } });
     addHostFile(m, t.key, fromRoot(t.key), 0o600);
     if (fs.existsSync(fromRoot(t.key + '.pub'))) addHostFile(m, t.key + '.pub', fromRoot(t.key + '.pub'), 0o644);
     const kh = i.knownHosts ?? fromRoot(t.knownHosts);

@@ -3,7 +3,7 @@
 import minimist from 'minimist';
 import { usageError } from '../errors.ts';
 import { loadPlan } from '../config/load.ts';
-import type { ConnectRetry, Plan, Target } from '../config/plan.ts';
+import { sourceAt, type ConnectRetry, type Plan, type Target } from '../config/plan.ts';
 import { describeDevice } from '../config/target-spec.ts';
 import { readShippedBlacklists, resolveBlacklist } from '../modules/blacklist.ts';
 import { DEFAULT_MOUNT_POINT, nfsMountArgs } from '../targets/open.ts';
@@ -32,7 +32,7 @@ function target(t: Target): string {
 
 export function formatPlan(p: Plan, shippedBlacklist = readShippedBlacklists()): string {
   const c = p.collector;
-  const at = (s: { file: string; line?: number }) => (s.line !== undefined ? `${s.file}:${s.line}` : s.file);
+  const at = sourceAt;
   const lines = [
     `sources:        ${p.sources.join(', ') || '(none)'}`,
     `layout:         ${p.layout}${p.enabled ? '' : ' (USE_KDUMP=0: capture disabled)'}`,

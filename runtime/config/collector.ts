@@ -4,7 +4,7 @@
 // sense here (-x, -i, --split...) are reported as warnings, never fatal, so an existing config
 // always still gives a dump.
 import { LastwordError } from '../errors.ts';
-import type { Codec, CoreCollector, PlanWarning, SourceRef } from './plan.ts';
+import { sourceAt, type Codec, type CoreCollector, type PlanWarning, type SourceRef } from './plan.ts';
 import { splitShellWords } from './shell.ts';
 
 // makedumpfile's getopt_long string (makedumpfile.c main): options that take an argument.
@@ -23,7 +23,7 @@ export interface CollectorResult {
 }
 
 function bad(source: SourceRef, what: string): never {
-  const at = source.line !== undefined ? `${source.file}:${source.line}` : source.file;
+  const at = sourceAt(source);
   throw new LastwordError('ECONFIG_COLLECTOR', `${at}: ${what}`, { where: { ...source } });
 }
 

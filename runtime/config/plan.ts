@@ -10,6 +10,11 @@ export interface SourceRef {
   line?: number;
 }
 
+/** `file:line`, or the file alone: how messages name where a setting came from. */
+export function sourceAt(s: SourceRef): string {
+  return s.line !== undefined ? `${s.file}:${s.line}` : s.file;
+}
+
 /** A config problem that did not stop the plan (unknown directive, ignored legacy option...). */
 export interface PlanWarning extends SourceRef {
   message: string;

@@ -2,10 +2,10 @@
 // `server:/export`, `[2001:db8::1]:/export`, `user@host`, `user@2001:db8::1`. Shared by
 // kdump.conf, kdump-tools and `lastword.target=` on the command line.
 import { LastwordError } from '../errors.ts';
-import { DEFAULT_KNOWN_HOSTS, DEFAULT_SSH_KEY, type DeviceSpec, type FtpTarget, type LocalFsTarget, type NfsTarget, type SourceRef, type SshTarget } from './plan.ts';
+import { DEFAULT_KNOWN_HOSTS, DEFAULT_SSH_KEY, sourceAt, type DeviceSpec, type FtpTarget, type LocalFsTarget, type NfsTarget, type SourceRef, type SshTarget } from './plan.ts';
 
 function bad(source: SourceRef, why: string): never {
-  const at = source.line !== undefined ? `${source.file}:${source.line}` : source.file;
+  const at = sourceAt(source);
   throw new LastwordError('ECONFIG_TARGET', `${at}: ${why}`, { where: { ...source } });
 }
 

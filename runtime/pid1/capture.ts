@@ -7,7 +7,7 @@
 // both under PID 1 (--capture) and from any shell.
 import * as os from 'node:os';
 import { describeError, LastwordError } from '../errors.ts';
-import { isNetworkTarget, needsNetwork, planFor, planTargets, type CoreCollector, type FinalAction, type Hook, type Plan, type PostCompression } from '../config/plan.ts';
+import { isNetworkTarget, needsNetwork, planFor, planTargets, sourceAt, type CoreCollector, type FinalAction, type Hook, type Plan, type PostCompression } from '../config/plan.ts';
 import { compressingSink, POST_COMPRESSION_EXTENSION, postCompressor, type PostCompressor } from '../dumpfile/post-compression.ts';
 import { stallGuardTarget } from '../targets/stall.ts';
 import type { PageClassCounts } from '../filter/types.ts';
@@ -168,7 +168,7 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
   let post: PostCompressor | undefined;
   if (plan.postCompression) {
     const c = postCompressor(plan.postCompression.method);
-    if ('missing' in c) log.line(`lastword: warning: ${plan.postCompression.source.file}${plan.postCompression.source.line !== undefined ? `:${plan.postCompression.source.line}` : ''}: ${c.missing}`);
+    if ('missing' in c) log.line(`lastword: warning: ${sourceAt(plan.postCompression.source)}: ${c.missing}`);
     else post = c;
   }
   const flattened = target.streamOnly || post !== undefined || (plan.collector.flattened && plan.layout === 'debian' && plan.target.kind !== 'ssh');
@@ -243,7 +243,7 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
 export async function capture(o: CaptureOptions): Promise<Outcome> {
   const { sys, plan } = o;
   const log = new RunLog({ emit: o.emit ?? ((l) => sys.log(l)), now: () => sys.now() });
-  for (const w of plan.warnings) log.line(`lastword: warning: ${w.file}${w.line !== undefined ? `:${w.line}` : ''}: ${w.message}`);
+  for (const w of plan.warnings) log.line(`lastword: warning: ${sourceAt(w)}: ${w.message}`);
   // Debian: kdump-config savecore writes a dump to each of FTP, SSH and NFS/local in turn; the
   // last one goes the way of the single target of every other set-up.
   const order = planTargets(plan);
