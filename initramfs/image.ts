@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { needsNetwork, planTargets, sourceAt, type FencePlan, type Plan, type SourceRef } from '../runtime/config/plan.ts';
-import { postCompressionInProcess } from '../runtime/dumpfile/post-compression.ts';
+import { findProgram, postCompressionInProcess } from '../runtime/dumpfile/post-compression.ts';
 import { HOST_NETWORK_FILE } from '../runtime/config/load.ts';
 import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
@@ -267,7 +267,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
   // the root filesystem, the capture runs it from the image.
   const post = i.plan.postCompression;
   if (post && !postCompressionInProcess(post.method)) {
-    const program = ['/usr/bin', '/bin', '/usr/sbin', '/sbin'].map((d) => `${d}/${post.method}`).find((p) => fs.existsSync(fromRoot(p)));
+    const program = findProgram(post.method, '/usr/bin:/bin:/usr/sbin:/sbin', i.root);
     if (!program) throw new LastwordError('EIMAGE_PROGRAM', `KDUMP_COMPRESSION=${post.method} (${sourceAt(post.source)}): ${post.method} is in none of /usr/bin, /bin, /usr/sbin, /sbin; install it or unset KDUMP_COMPRESSION`, { where: { file: post.source.file, line: post.source.line } });
     if (!m.has(usrMerged(program))) addConfigProgram(m, program, i.root, 'KDUMP_COMPRESSION', post.source);
   }

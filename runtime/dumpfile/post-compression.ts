@@ -33,13 +33,17 @@ export function postCompressionInProcess(method: PostCompression): boolean {
 }
 const DEFAULT_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** `command -v name` over `searchPath`: the first executable regular file. */
-export function findProgram(name: string, searchPath = process.env.PATH || DEFAULT_PATH): string | undefined {
+/**
+ * `command -v name` over `searchPath`: the first executable regular file, looked up under `root`
+ * (the image builder's --root) and named as it is there.
+ */
+export function findProgram(name: string, searchPath = process.env.PATH || DEFAULT_PATH, root = '/'): string | undefined {
   for (const dir of searchPath.split(':')) {
     if (!dir.startsWith('/')) continue;
     const p = path.join(dir, name);
+    const onDisk = path.join(root, p);
     try {
-      if (fs.statSync(p).isFile()) { fs.accessSync(p, fs.constants.X_OK); return p; }
+      if (fs.statSync(onDisk).isFile()) { fs.accessSync(onDisk, fs.constants.X_OK); return p; }
     } catch { /* not here */ }
   }
   return undefined;
