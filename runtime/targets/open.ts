@@ -40,6 +40,9 @@ export interface OpenTargetOptions {
 
 export const DEFAULT_MOUNT_POINT = '/run/lastword/target';
 
+/** Connection tries of a network target without Debian's *_RETRY: a server still booting gets a few. */
+export const CONNECT_RETRY = { attempts: 4, delayMs: 5000 } as const;
+
 /** mount(8) option words that are mount(2) flags; the rest goes to the filesystem as data. */
 const FLAG_OPTIONS: Record<string, number> = {
   nosuid: MS.NOSUID, nodev: MS.NODEV, noexec: MS.NOEXEC, sync: 16, noatime: 1024, nodiratime: 2048, relatime: 1 << 21,
@@ -144,8 +147,9 @@ async function openNfs(t: NfsTarget, o: OpenTargetOptions): Promise<DumpTarget> 
   const mnt = o.mountPoint ?? DEFAULT_MOUNT_POINT;
   fs.mkdirSync(mnt, { recursive: true });
   const args = nfsMountArgs(t, mnt);
-  const attempts = Math.max(1, o.nfsAttempts ?? t.retry?.attempts ?? 4);
-  const delay = o.retryDelayMs ?? t.retry?.delayMs ?? 5000;
+  const retry = t.retry ?? CONNECT_RETRY;
+  const attempts = Math.max(1, o.nfsAttempts ?? retry.attempts);
+  const delay = o.retryDelayMs ?? retry.delayMs;
   // Debian's NFS_MOUNT_RETRY is the admin's count: the overall limit grows to let each attempt run.
   const overall = o.nfsTimeoutMs ?? (t.retry ? Math.max(NFS_MOUNT_TIMEOUT_MS, attempts * ((o.nfsAttemptTimeoutMs ?? NFS_ATTEMPT_TIMEOUT_MS) + delay)) : NFS_MOUNT_TIMEOUT_MS);
   const deadline = o.sys.now() + overall;
@@ -225,14 +229,16 @@ export async function openTarget(plan: Plan, o: OpenTargetOptions): Promise<Dump
       return openNfs(t, o);
     case 'raw':
       return openRaw(t, o);
-    case 'ssh':
+    case 'ssh': {
       // Debian retries its remote mkdir SSH_KDUMP_RETRY (16) times, 3 s apart; elsewhere a server
       // still booting gets a few tries too.
-      return openSshTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: t.retry?.attempts ?? 4, retryDelayMs: t.retry?.delayMs ?? 5000, ...o.ssh });
+      const retry = t.retry ?? CONNECT_RETRY;
+      return openSshTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: retry.attempts, retryDelayMs: retry.delayMs, ...o.ssh });
+    }
     case 'ftp': {
       const { openFtpTarget } = await import('./ftp.ts');
       // kdump-config gives ftpput one try; a server still booting gets a few here, as for ssh.
-      return openFtpTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: 4, retryDelayMs: 5000 });
+      return openFtpTarget(t, { log: o.log, sleep: (ms) => o.sys.sleep(ms), attempts: CONNECT_RETRY.attempts, retryDelayMs: CONNECT_RETRY.delayMs });
     }
     case 'stdout': {
       const out = (o.stdout ?? process.stdout) as NodeJS.WritableStream & import('node:stream').Writable;
