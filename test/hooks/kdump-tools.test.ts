@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
+import { signature } from '../support/kdump-header.ts';
 import { kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { lastwordCommand } from './support.ts';
 
@@ -16,7 +17,6 @@ let tmp = '';
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-kdump-tools-test-')); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
-const signature = (f: string) => fs.readFileSync(f).subarray(0, 8).toString('latin1');
 
 test('when makedumpfile fails, the same command line runs with lastword filter and the dump is written', { skip }, () => {
   const vmcore = labVmcore();

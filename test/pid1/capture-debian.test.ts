@@ -11,6 +11,7 @@ import { planTargets, type Plan } from '../../runtime/config/plan.ts';
 import { realStages } from '../../runtime/cli/save.ts';
 import { capture } from '../../runtime/pid1/capture.ts';
 import { realSystem } from '../../runtime/system/real.ts';
+import { signature } from '../support/kdump-header.ts';
 import { labVmcore } from '../support/lab.ts';
 import { crashOpens, missingReference, reassemble } from '../targets/dumps.ts';
 import { startLoopbackFtpd, VSFTPD, type LoopbackFtpd } from '../targets/ftpd.ts';
@@ -69,13 +70,7 @@ test('FTP= and SSH=: a flattened dump on each server, in that order, both open i
 
   const ftpKdump = reassemble(path.join(ftpd.root, 'incoming', ftpDump!), path.join(sshd.dir, 'ftp.kdump'));
   const sshKdump = reassemble(path.join(coredir, sshDir!, sshDump!), path.join(sshd.dir, 'ssh.kdump'));
-  for (const f of [ftpKdump, sshKdump]) {
-    const head = Buffer.alloc(8);
-    const fd = fs.openSync(f, 'r');
-    fs.readSync(fd, head, 0, 8, 0);
-    fs.closeSync(fd);
-    assert.equal(head.toString('latin1'), 'KDUMP   ', f);
-  }
+  for (const f of [ftpKdump, sshKdump]) assert.equal(signature(f), 'KDUMP   ', f);
   // the same pages went to both: same size once reassembled
   assert.equal(fs.statSync(ftpKdump).size, fs.statSync(sshKdump).size);
   const c = crashOpens(ftpKdump);

@@ -16,3 +16,15 @@ export function flaggedIncomplete(file: string): boolean {
     fs.closeSync(fd);
   }
 }
+
+/** The first 8 bytes of a dump as text: "KDUMP   " for kdump-compressed, "makedumpfile" starts a flattened one. */
+export function signature(file: string): string {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(8);
+    const n = fs.readSync(fd, head, 0, 8, 0);
+    return head.subarray(0, n).toString('latin1');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
