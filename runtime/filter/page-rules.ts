@@ -77,6 +77,13 @@ export function pageRules(info: Vmcoreinfo, file?: string): PageRules {
   const sizePage = need(info.size, 'SIZE', 'page');
   const offMapcount = info.offset.get('page._mapcount');
   const offPrivate = info.offset.get('page.private');
+  // Linux 7.1 renamed struct page's compound_head to compound_info (kernel d50569612c29), and its
+  // VMCOREINFO key with it; bit 0 still marks a tail page. makedumpfile <= 1.7.9 knows only the old
+  // key, so on 7.1+ it cannot tell tail pages and drops every one whose mapping word looks anonymous
+  // (page 1 of a large folio holds _entire_mapcount = -1 there): -d 8 loses slab and kernel-stack
+  // pages crash needs. Fixed upstream after 1.7.9 (f50c015) the same way.
+  const compoundKey = info.offset.has('page.compound_head') ? 'page.compound_head' : 'page.compound_info';
+  const offCompoundHead = info.offset.get(compoundKey);
   const kernelVersion = kernelVersionCode(info.osrelease);
   const headMask = BigInt.asUintN(64, info.number.get('PG_head_mask') ?? BigInt(NOT_FOUND));
 
@@ -109,7 +116,7 @@ export function pageRules(info: Vmcoreinfo, file?: string): PageRules {
   inPage('page.mapping', info.offset.get('page.mapping'), 8);
   inPage('page._mapcount', offMapcount, 4);
   inPage('page.private', offPrivate, 8);
-  inPage('page.compound_head', info.offset.get('page.compound_head'), 4);
+  inPage(compoundKey, offCompoundHead, 4);
   inPage('compound order', orderOffset || undefined, 2);
   inPage('compound dtor', dtorOffset || undefined, 8);
 
@@ -119,7 +126,7 @@ export function pageRules(info: Vmcoreinfo, file?: string): PageRules {
     offMapping: need(info.offset, 'OFFSET', 'page.mapping'),
     offMapcount,
     offPrivate,
-    offCompoundHead: info.offset.get('page.compound_head'),
+    offCompoundHead,
     orderOffset,
     dtorOffset,
     kernelVersion,

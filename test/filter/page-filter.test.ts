@@ -13,7 +13,7 @@ import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore } from '../support/lab.ts';
 import { differingPfns, fullBitmap } from './bitmaps.ts';
 import { makedumpfileHead } from './reference.ts';
-import { NR_PAGES, PG, compound, writeMemMapVmcore } from './synthetic-memmap.ts';
+import { NR_PAGES, PG, compound, structPageAddr, writeMemMapVmcore } from './synthetic-memmap.ts';
 import type { PageSpec } from './synthetic-memmap.ts';
 
 const LEVELS = [0, 1, 2, 4, 8, 16, 31, 17, 26];
@@ -145,6 +145,29 @@ describe('page filter rules and cycles on a synthetic mem_map', () => {
     } finally {
       v.close();
     }
+  });
+
+  test('7.1+ names the tail marker page.compound_info: a tail whose mapping word looks anonymous stays with its head', () => {
+    // Page 1 of a large folio holds _entire_mapcount (-1) where page.mapping is on 7.1+, so its
+    // mapping word has bit 0 set; only compound_info's bit 0 says it is a tail, not a user page.
+    const tails = new Map<number, PageSpec>();
+    tails.set(22, { mapping: 0xffff888000100001n });                              // anon
+    tails.set(48, { flags: 1n << BigInt(PG.head) });                             // kernel compound page, order 1
+    tails.set(49, { compoundHead: structPageAddr(48) | 1n, compoundOrder: 1, mapping: 0xffffffffn });
+    const excludedAt8 = (keys: { drop?: string[]; extra?: string[] }) => {
+      const f = path.join(dir, `tails-${keys.extra?.length ?? 0}.vmcore`);
+      writeMemMapVmcore(f, tails, keys);
+      const v = openVmcore(f);
+      try {
+        const bits = fullBitmap(createPageFilter(v, 8, { strict: true }));
+        return Array.from({ length: NR_PAGES }, (_, p) => p).filter((p) => !((bits[p >> 3] >> (p & 7)) & 1));
+      } finally {
+        v.close();
+      }
+    };
+    assert.deepEqual(excludedAt8({ drop: ['OFFSET(page.compound_head)'], extra: ['OFFSET(page.compound_info)=8'] }), [22]);
+    // With neither key a tail cannot be told from a user page (makedumpfile <= 1.7.9 on 7.1+).
+    assert.deepEqual(excludedAt8({ drop: ['OFFSET(page.compound_head)'] }), [22, 49]);
   });
 
   test('a missing VMCOREINFO key falls back to level 0 and names the key', () => {
