@@ -1,4 +1,4 @@
-// dmesg from real kdump vmcores of Debian 6.1 and 6.12 guests, byte-compared with
+// dmesg from real kdump vmcores of Debian 6.1, 6.12 and 7.x guests, byte-compared with
 // `makedumpfile --dump-dmesg`: 1.7.8 (caller column, as every makedumpfile since 1.7.5) and
 // bookworm's 1.7.2 (no caller column). Legacy log_buf and bad input on synthetic cores.
 import * as fs from 'node:fs';
@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { extractDmesg, printkRecords } from '../../runtime/dmesg/index.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
-import { labVmcore } from '../support/lab.ts';
+import { KERNEL_SERIES, labVmcore } from '../support/lab.ts';
 import { BOOKWORM_MAKEDUMPFILE, makedumpfileDmesg, newMakedumpfile } from '../filter/reference.ts';
 import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
 import { writeLegacyVmcore } from './legacy-log-buf.ts';
 import { assertDmesgEquals, firstDifference } from './support.ts';
 
-for (const series of ['6.1', '6.12']) {
+for (const series of KERNEL_SERIES) {
   describe(`dmesg of a real ${series} kdump vmcore`, () => {
     let dir: string;
     let file: string;

@@ -63,6 +63,8 @@ export interface CycleOptions {
   machine?: 'q35';
   /** more QEMU arguments (a vhost-user-fs device...) */
   qemuArgs?: string[];
+  /** the guest's kernel (primary and capture), default Debian 12's 6.1 */
+  kver?: string;
 }
 
 export interface PreparedCycle {
@@ -138,7 +140,7 @@ poweroff -f
 
 /** Builds the capture initramfs (unless given), the primary initramfs and the disks. */
 export function prepareCycle(o: CycleOptions): PreparedCycle {
-  const kver = kver61();
+  const kver = o.kver ?? kver61();
   const dir = path.join(o.baseDir ?? path.join(cacheDir, 'e2e'), o.name);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -242,9 +244,9 @@ export function captureConsole(console: string): string {
 }
 
 /** crash(8) on a dump: `bt` and `log`, in batch mode. */
-export function crashReport(crashBin: string, vmlinux: string, dump: string): { ok: boolean; output: string } {
-  const r = spawnSync(crashBin, ['-s', vmlinux, dump], {
-    input: 'sys\nbt\nlog\nquit\n', encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000,
+export function crashReport(crashBin: string, vmlinux: string, dump: string, opts: { args?: string[]; commands?: string[] } = {}): { ok: boolean; output: string } {
+  const r = spawnSync(crashBin, [...(opts.args ?? []), '-s', vmlinux, dump], {
+    input: [...(opts.commands ?? ['sys', 'bt', 'log']), 'quit', ''].join('\n'), encoding: 'utf8', maxBuffer: 256 << 20, timeout: 300_000,
   });
   const output = (r.stdout ?? '') + (r.stderr ?? '');
   return { ok: r.status === 0 && /RELEASE:/.test(output) && /PID:/.test(output), output };

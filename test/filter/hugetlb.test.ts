@@ -1,4 +1,4 @@
-// Hugetlb pages on real guests booted with hugepages=8: 6.1 marks them by compound_dtor, 6.12 by
+// Hugetlb pages on real guests booted with hugepages=8: 6.1 marks them by compound_dtor, 6.12 and 7.x by
 // the hugetlb page type; either way level 8 excludes the 16 MiB pool exactly like makedumpfile.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,12 +10,13 @@ import { createPageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { fullBitmap } from './bitmaps.ts';
+import { KERNEL_SERIES } from '../support/lab.ts';
 import { hugetlbVmcore } from './hugetlb-vmcore.ts';
 import { makedumpfileHead } from './reference.ts';
 
 const HUGEPAGES = 8;
 
-for (const series of ['6.1', '6.12']) {
+for (const series of KERNEL_SERIES) {
   describe(`hugetlb pool of a real ${series} guest`, () => {
     let dir: string;
     let file: string;

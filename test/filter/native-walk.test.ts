@@ -1,11 +1,11 @@
 // The native mem_map walk (runtime/filter/native/page-walk.cc) against the TypeScript loop it
-// replaces, on real guests of both kernel generations (plain and with a hugetlb pool): the same
+// replaces, on real guests of three kernel generations (plain and with a hugetlb pool): the same
 // 2nd bitmap and the same class counts for every dump level bit and some mixtures.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
-import { labVmcore } from '../support/lab.ts';
+import { labVmcore, UNSTABLE_SERIES } from '../support/lab.ts';
 import { hugetlbVmcore } from './hugetlb-vmcore.ts';
 
 const LEVELS = [2, 4, 8, 16, 31, 2 | 16, 8 | 16, 4 | 8];
@@ -13,6 +13,7 @@ const LEVELS = [2, 4, 8, 16, 31, 2 | 16, 8 | 16, 4 | 8];
 for (const [name, file] of [
   ['6.1 guest', () => labVmcore({ series: '6.1' })],
   ['6.12 guest', () => labVmcore({ series: '6.12' })],
+  [`${UNSTABLE_SERIES}.x guest (tail pages marked by compound_info)`, () => labVmcore({ series: UNSTABLE_SERIES })],
   ['6.1 guest with a hugetlb pool', () => hugetlbVmcore('6.1')],
   ['6.12 guest with a hugetlb pool', () => hugetlbVmcore('6.12')],
 ] as const) {

@@ -3,7 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cacheDir } from '../support/lab.ts';
+import { cacheDir, ensureFile } from '../support/lab.ts';
 
 /** Bookworm's makedumpfile (1.7.2). */
 export const BOOKWORM_MAKEDUMPFILE = 'makedumpfile';
@@ -15,7 +15,7 @@ export function newMakedumpfile(): string {
   return built;
 }
 
-/** The reference for a kernel series' page sets: 1.7.2 reads 6.1 right, 6.12 needs >= 1.7.7. */
+/** The reference for a kernel series' page sets: 1.7.2 reads 6.1 right, 6.12 and later need >= 1.7.7. */
 export function referenceMakedumpfile(series: string): string {
   return series === '6.1' ? BOOKWORM_MAKEDUMPFILE : newMakedumpfile();
 }
@@ -30,6 +30,45 @@ export function referenceMakedumpfile(series: string): string {
  */
 export const CYCLIC = ['--cyclic-buffer', '4096'];
 
+const COMPOUND_INFO = 'OFFSET(page.compound_info)=';
+const COMPOUND_HEAD = 'OFFSET(page.compound_head)=';
+
+/**
+ * The vmcore makedumpfile reads as the page-set reference. Linux 7.1 renamed VMCOREINFO's tail-page
+ * marker OFFSET(page.compound_head) to OFFSET(page.compound_info); makedumpfile <= 1.7.9 knows only
+ * the old name and then drops page 1 of every large folio at -d 8 (slab and stack pages crash
+ * needs). Upstream's fix (f50c015, after 1.7.9, in no Debian package yet) reads the new key into the
+ * old variable; a copy of the vmcore whose note says compound_head (same length: 13 bytes of the
+ * note change) gives 1.7.8 that same input. Other vmcores are returned as they are.
+ */
+export function referenceVmcore(vmcore: string): string {
+  // The first PT_NOTE bytes that hold the key (the kernel's own copy of the text is in a PT_LOAD).
+  const notes = execFileSync('readelf', ['-lW', vmcore], { encoding: 'utf8' }).split('\n')
+    .filter((l) => /^\s+NOTE\s/.test(l))
+    .map((l) => { const f = l.trim().split(/\s+/); return { offset: Number(f[1]), size: Number(f[4]) }; });
+  let at = -1;
+  const fd = fs.openSync(vmcore, 'r');
+  try {
+    for (const n of notes) {
+      const buf = Buffer.alloc(n.size);
+      fs.readSync(fd, buf, 0, n.size, n.offset);
+      const i = buf.indexOf(COMPOUND_INFO, 0, 'latin1');
+      if (i >= 0) { at = n.offset + i; break; }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (at < 0) return vmcore;
+  const copy = `${vmcore}.compound-head`;
+  return ensureFile(copy, () => {
+    const tmp = `${copy}.tmp`;
+    fs.copyFileSync(vmcore, tmp);
+    const out = fs.openSync(tmp, 'r+');
+    try { fs.writeSync(out, Buffer.from(COMPOUND_HEAD, 'latin1'), 0, COMPOUND_HEAD.length, at); } finally { fs.closeSync(out); }
+    fs.renameSync(tmp, copy);
+  });
+}
+
 /**
  * Runs `makedumpfile -F -d level vmcore` and reassembles only the first `keep` bytes of the
  * kdump-compressed file (headers, notes, both bitmaps, page descriptors) into `out`: a file our
@@ -38,7 +77,7 @@ export const CYCLIC = ['--cyclic-buffer', '4096'];
 export function makedumpfileHead(series: string, vmcore: string, level: number, out: string, keep = 32 << 20): Promise<string> {
   fs.rmSync(out, { force: true });
   const fd = fs.openSync(out, 'w', 0o600);
-  const child = spawn(referenceMakedumpfile(series), [...CYCLIC, '-F', '-d', String(level), vmcore], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(referenceMakedumpfile(series), [...CYCLIC, '-F', '-d', String(level), referenceVmcore(vmcore)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   let pending: Buffer = Buffer.alloc(0);

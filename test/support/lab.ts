@@ -37,6 +37,15 @@ export function ensureFile(file: string, produce: () => void): string {
   return file;
 }
 
+/**
+ * Debian unstable's kernel series, the third generation the tests run on beside bookworm's 6.1 and
+ * trixie's 6.12 (.ci/setup installs its newest kernel and vmlinux; when unstable moves on, change
+ * this and that step together).
+ */
+export const UNSTABLE_SERIES = '7';
+/** The kernel generations the page filter, dmesg and vmcore reader are checked on. */
+export const KERNEL_SERIES = ['6.1', '6.12', UNSTABLE_SERIES] as const;
+
 /** Newest installed Debian kernel of a series, e.g. '6.1' -> '6.1.0-56-amd64', '6.12' -> '6.12.48+deb13-amd64'. */
 export function kernelVersion(series: string): string | undefined {
   const dir = '/lib/modules';
@@ -77,6 +86,13 @@ export function labVmcore(opts: LabVmcoreOptions = {}): string {
     const script = kind === 'kdump' ? 'vmcore-kdump.sh' : 'vmcore-snapshot.sh';
     execFileSync(path.join(labDir, script), [out], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 15 * 60_000 });
   });
+}
+
+/** Debian unstable's crash (9.x), which reads 7.x kernels; .ci/setup unpacks it with its libraries. */
+export function unstableCrash(): string {
+  const file = path.join(cacheDir, 'lab', 'tools', 'crash-unstable', 'crash');
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing: run .ci/setup (crash from Debian unstable step)`);
+  return file;
 }
 
 /** The crash binary that lists tasks on current 6.1 kernels (built by .ci/setup), else Debian's. */

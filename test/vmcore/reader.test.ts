@@ -1,5 +1,5 @@
-// The ELF vmcore reader and x86_64 translation against real kdump vmcores of Debian 6.1 and 6.12
-// guests, checked with binutils' readelf and the kernel image's own version string; bad input
+// The ELF vmcore reader and x86_64 translation against real kdump vmcores of Debian 6.1, 6.12 and
+// 7.x guests, checked with binutils' readelf and the kernel image's own version string; bad input
 // against small copies and synthetic cores.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { LastwordError } from '../../runtime/errors.ts';
 import { openVmcore, readUtsname, X86_64Memory, crashTime, physBase, nrCpus, START_KERNEL_MAP } from '../../runtime/vmcore/index.ts';
 import type { Vmcore } from '../../runtime/vmcore/index.ts';
-import { kernelVersion, labVmcore } from '../support/lab.ts';
+import { KERNEL_SERIES, kernelVersion, labVmcore } from '../support/lab.ts';
 import { writeSyntheticVmcore } from './synthetic.ts';
 
 interface ReadelfLoad { offset: number; vaddr: bigint; paddr: number; filesz: number }
@@ -33,7 +33,7 @@ function expectError(fn: () => unknown, code: string, pattern: RegExp): void {
   });
 }
 
-for (const series of ['6.1', '6.12']) {
+for (const series of KERNEL_SERIES) {
   describe(`vmcore reader on a real ${series} kdump vmcore`, () => {
     const kver = kernelVersion(series);
     let file: string;

@@ -1,0 +1,47 @@
+// E2E on Debian unstable's newest kernel (7.x): the guest and its capture kernel boot that kernel
+// (modules packaged as .ko.xz, VMCOREINFO naming the tail-page marker compound_info since 7.1), lastword
+// as PID 1 saves a -d 31 dump to an ext4 disk, and unstable's crash lists the dead kernel's tasks
+// from it. makedumpfile 1.7.8/1.7.9 drop page 1 of every large folio on these kernels, and crash
+// then stops at "gathering task table data"; this is the check that lastword does not.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { debugVmlinux, kernelVersion, UNSTABLE_SERIES, unstableCrash } from '../support/lab.ts';
+import { extractExt4Tree } from '../support/qemu.ts';
+import { CAPTURE_APPEND, classifyDumpFiles, crashReport, finalAction, INIT_DIED, missingPrerequisite, runCycle } from './cycle.ts';
+
+const kver = kernelVersion(UNSTABLE_SERIES);
+const skip = missingPrerequisite() ?? (kver ? undefined : `no Debian unstable ${UNSTABLE_SERIES}.x kernel in /boot (bash .ci/setup)`);
+
+test(`a ${UNSTABLE_SERIES}.x guest: lastword as PID 1 saves a -d 31 dump whose tasks crash lists`, { skip, timeout: 900_000 }, async (t) => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-unstable-'));
+  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const run = await runCycle({
+    name: 'unstable-kernel', baseDir: base, kver,
+    kdumpConf: 'ext4 LABEL=LWE2EDISK\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action reboot\n',
+    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
+    disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWE2EDISK' }],
+  });
+  const tail = run.guest.tail(60);
+  assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
+  assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
+  assert.match(run.capture, /dump saved/, tail);
+
+  const files = extractExt4Tree(run.prepared.disks.dump!, path.join(base, 'tree')).filter((f) => !f.includes('lost+found'));
+  const dump = classifyDumpFiles(files);
+  assert.ok(dump.vmcore, `no finished vmcore on the disk:\n${tail}`);
+  assert.match(fs.readFileSync(dump.dmesg!, 'utf8'), /LASTWORD-E2E-MARKER primary workload/);
+
+  // 9.x still lacks 7.x's struct module layout (module_num_gpl_syms), hence --no_modules.
+  const report = crashReport(unstableCrash(), debugVmlinux(kver!), dump.vmcore, { args: ['--no_modules'], commands: ['sys', 'bt', 'ps', 'log'] });
+  const where = `crash on the ${kver} dump:\n${report.output.slice(-3000)}`;
+  assert.ok(report.ok, where);
+  assert.match(report.output, new RegExp(`RELEASE: ${kver!.replace(/[.+]/g, '\\$&')}`), where);
+  assert.match(report.output, /sysrq_handle_crash|sysrq/, where);
+  const tasks = report.output.split('\n').filter((l) => /^[> ]\s+\d+\s+\d+\s+\d+\s+[0-9a-f]{16}\s+[A-Z]{2}\s/.test(l));
+  assert.ok(tasks.length > 20, `crash ps lists ${tasks.length} tasks\n${where}`);
+  assert.match(report.output, /LASTWORD-E2E-MARKER primary workload/, where);
+});
