@@ -4,10 +4,12 @@
 // `makedumpfile -F ... /proc/vmcore` into the dump file, so for a flattened stream on stdout
 // PROGRAM's output is relayed record by record: when it dies half-way, only whole records have
 // gone out and lastword continues the same stream (its records overwrite every offset it writes)
-// instead of starting a second one behind a broken first.
-import { spawn } from 'node:child_process';
+// instead of starting a second one behind a broken first. A makedumpfile known to misread the
+// crashed kernel without failing (see knownMisreading) is not run at all.
+import { spawn, spawnSync } from 'node:child_process';
 import { encodeEndMarker, relayRecords, type RelayResult } from '../dumpfile/flattened.ts';
 import { writeStderr } from '../system/stderr.ts';
+import { openVmcore } from '../vmcore/index.ts';
 import { runFilter, stdoutSink, type FilterOptions } from './filter.ts';
 
 interface Exit { code: number | null; signal: NodeJS.Signals | null; error?: Error }
@@ -17,6 +19,11 @@ export async function tryProgramFirst(opts: FilterOptions, argv: string[]): Prom
   const say = (m: string) => writeStderr(`lastword filter: ${m}\n`);
   if (opts.reassemble) {
     // Standard input can be read once: reassembling is the same job whoever does it.
+    return runFilter(opts);
+  }
+  const misreading = knownMisreading(program, opts);
+  if (misreading) {
+    say(`${misreading}; lastword filter runs instead`);
     return runFilter(opts);
   }
   const toStdout = opts.flatten && opts.args.length === 1 && !opts.dumpDmesg;
@@ -38,6 +45,35 @@ export async function tryProgramFirst(opts: FilterOptions, argv: string[]): Prom
   }
   say(`${program} ${describeExit(exit)}${relay ? streamState(relay) : ''}; lastword filter takes over`);
   return toStdout ? runFilter(opts, relay!.headerSent) : runFilter({ ...opts, overwrite: true });
+}
+
+/**
+ * Why PROGRAM would write a dump that looks fine but is not, or undefined. Linux 7.1 renamed the
+ * tail-page marker's VMCOREINFO key to OFFSET(page.compound_info) (kernel d50569612c29);
+ * makedumpfile up to 1.7.9 looks only for OFFSET(page.compound_head), cannot tell tail pages and,
+ * at dump levels with bit 8, drops page 1 of every large folio (its mapping word holds
+ * _entire_mapcount = -1): slab pages and task structs, so crash stops at the task table. It exits
+ * 0 all the same. The fix (upstream f50c015) came after 1.7.9, in the 1.8.0 line; 1.7.9++ builds may
+ * lack it, so only >= 1.8.0 is trusted (lastword writes the page set a fixed one writes).
+ */
+export function knownMisreading(program: string, opts: FilterOptions): string | undefined {
+  if (!(opts.dumpLevel & 8) || opts.dumpDmesg || opts.reassemble || opts.args.length === 0) return undefined;
+  let offsets: Map<string, number>;
+  try {
+    const vmcore = openVmcore(opts.args[0]!);
+    offsets = vmcore.vmcoreinfo.offset;
+    vmcore.close();
+  } catch {
+    return undefined;          // unreadable here: PROGRAM gets its chance, lastword the fallback
+  }
+  if (offsets.has('page.compound_head') || !offsets.has('page.compound_info')) return undefined;
+  const r = spawnSync(program, ['-v'], { encoding: 'utf8', timeout: 10_000 });
+  const m = /version (\d+)\.(\d+)\.(\d+)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`);
+  if (!m) return undefined;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major > 1 || (major === 1 && minor >= 8)) return undefined;
+  return `${program} ${m[1]}.${m[2]}.${m[3]} does not know Linux 7.1's OFFSET(page.compound_info) and would drop `
+    + `tail pages (slab, task structs) at dump level ${opts.dumpLevel}`;
 }
 
 /** argv without `--try PROGRAM` / `--try=PROGRAM`: what PROGRAM gets. */

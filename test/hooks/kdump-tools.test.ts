@@ -1,6 +1,6 @@
 // hooks/kdump-tools/makedumpfile, the makedumpfile kdump-config runs, with lastword as its
 // fallback: the real makedumpfile when it works, `lastword filter` with the same arguments when it
-// fails or is missing.
+// fails or is missing, or instead of a makedumpfile known to misread the kernel.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { signature } from '../support/kdump-header.ts';
-import { kernelVersion, labVmcore, repo } from '../support/lab.ts';
+import { kernelVersion, labVmcore, repo, UNSTABLE_SERIES } from '../support/lab.ts';
+import { newMakedumpfile } from '../filter/reference.ts';
 import { lastwordCommand } from './support.ts';
 
 const shim = path.join(repo, 'hooks', 'kdump-tools', 'makedumpfile');
@@ -74,6 +75,35 @@ test('when makedumpfile dies half-way through a flattened stream, lastword conti
   const o = spawnSync(lw, ['filter', '-c', '-d', '31', vmcore, own], { encoding: 'utf8' });
   assert.equal(o.status, 0, o.stderr);
   assert.ok(fs.readFileSync(reassembled).equals(fs.readFileSync(own)), 'the continued stream does not reassemble into lastword\'s dump');
+});
+
+const unstableSkip = !kernelVersion(UNSTABLE_SERIES) ? `no Debian unstable ${UNSTABLE_SERIES}.x kernel (bash .ci/setup)` : false;
+
+test('a 7.1+ vmcore at a level with bit 8: makedumpfile <= 1.7.9 is not run (it would drop tail pages and exit 0), 1.8.0 is', { skip: unstableSkip }, () => {
+  const real = newMakedumpfile();   // 1.7.8, what Debian unstable ships
+  const vmcore = labVmcore({ series: UNSTABLE_SERIES });
+  const lw = lastwordCommand(tmp);
+  // kdump-config's way: -F on stdout. The stream is lastword's own, byte for byte.
+  const r = spawnSync(shim, ['-F', '-l', '-d', '31', vmcore], { env: { ...process.env, LASTWORD_MAKEDUMPFILE: real, LASTWORD: lw }, maxBuffer: 1 << 30 });
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.match(r.stderr.toString(), /makedumpfile 1\.7\.8 does not know Linux 7\.1's OFFSET\(page\.compound_info\) and would drop tail pages \(slab, task structs\) at dump level 31; lastword filter runs instead/);
+  const own = spawnSync(lw, ['filter', '-F', '-l', '-d', '31', '--message-level', '0', vmcore], { maxBuffer: 1 << 30 });
+  assert.equal(own.status, 0, own.stderr.toString());
+  assert.ok(r.stdout.length > 4096 && r.stdout.equals(own.stdout), 'the stream is not lastword\'s own');
+  // At -d 1 nothing is at stake: makedumpfile runs and its file stands.
+  const d1 = path.join(tmp, 'd1-shim'), d1Real = path.join(tmp, 'd1-real');
+  const r1 = spawnSync(shim, ['-l', '-d', '1', vmcore, d1], { encoding: 'utf8', env: { ...process.env, LASTWORD_MAKEDUMPFILE: real, LASTWORD: lw } });
+  assert.equal(r1.status, 0, r1.stderr);
+  assert.doesNotMatch(r1.stderr, /instead|takes over/);
+  assert.equal(spawnSync(real, ['-l', '-d', '1', vmcore, d1Real]).status, 0);
+  assert.ok(fs.readFileSync(d1).equals(fs.readFileSync(d1Real)), 'makedumpfile -d 1 was not the one that wrote the file');
+  // A makedumpfile that says 1.8.0 (the line with upstream's fix) is trusted with -d 31.
+  const fixed = path.join(tmp, 'makedumpfile-1.8.0');
+  fs.writeFileSync(fixed, `#!/bin/sh\n[ "$1" = -v ] && { echo 'makedumpfile: version 1.8.0 (released on 1 Jan 2027)'; exit 0; }\necho ran-1.8.0 >&2\nexec '${real}' "$@"\n`, { mode: 0o755 });
+  const r2 = spawnSync(shim, ['-l', '-d', '31', vmcore, path.join(tmp, 'd31-fixed')], { encoding: 'utf8', env: { ...process.env, LASTWORD_MAKEDUMPFILE: fixed, LASTWORD: lw } });
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.match(r2.stderr, /ran-1\.8\.0/);
+  assert.doesNotMatch(r2.stderr, /instead/);
 });
 
 test('savecore-fallback, as KDUMP_FAIL_CMD: lastword savecore writes Debian\'s layout, then reboot -f', { skip }, () => {
