@@ -2,11 +2,12 @@
 // initramfs with `lastword initramfs`, then a primary initramfs holding lastword, kexec, the capture
 // kernel and that image; the guest boots with crashkernel=, runs `lastword load`, panics through
 // /proc/sysrq-trigger, and lastword, as PID 1 of the capture kernel, does the rest.
+import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cacheDir, kernelVersion, repo } from '../support/lab.ts';
-import { buildInitramfs, Guest, makeDisk } from '../support/qemu.ts';
+import { buildInitramfs, extractExt4Tree, Guest, makeDisk } from '../support/qemu.ts';
 export { flaggedIncomplete as kdumpFlaggedIncomplete } from '../support/kdump-header.ts';
 
 export const lastwordExe = path.join(repo, 'dist', 'lastword');
@@ -319,6 +320,29 @@ export function classifyDumpFiles(files: string[]): DumpFiles {
     out.dir = path.dirname(f);
   }
   return out;
+}
+
+/**
+ * The disk case: kdump.conf `ext4 LABEL=LWE2EDISK`, `-l -d 31`, `final_action poweroff`, on the guest
+ * kernel `kver` (default 6.1). Checks that the capture kernel booted, PID 1 never died and the final
+ * action was taken; returns the run, the files on the disk (extracted under `base`/tree) and the dump.
+ */
+export async function diskCapture(base: string, name: string, kver?: string): Promise<{ run: CycleRun; files: string[]; dump: DumpFiles & { vmcore: string }; tail: string }> {
+  const run = await runCycle({
+    name, baseDir: base, kver,
+    kdumpConf: 'ext4 LABEL=LWE2EDISK\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action reboot\n',
+    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
+    disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWE2EDISK' }],
+  });
+  const tail = run.guest.tail(60);
+  assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
+  assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
+  assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
+  const files = extractExt4Tree(run.prepared.disks.dump!, path.join(base, 'tree')).filter((f) => !f.includes('lost+found'));
+  const dump = classifyDumpFiles(files);
+  const vmcore = dump.vmcore;
+  assert.ok(vmcore, `no finished vmcore on the disk (files: ${files.map((f) => path.relative(base, f)).join(', ')}):\n${tail}`);
+  return { run, files, dump: { ...dump, vmcore }, tail };
 }
 
 /** Every regular file under `dir`. */

@@ -6,28 +6,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
-import { extractExt4Tree } from '../support/qemu.ts';
-import { CAPTURE_APPEND, classifyDumpFiles, crashReport, finalAction, INIT_DIED, missingPrerequisite, runCycle } from './cycle.ts';
+import { crashReport, diskCapture, missingPrerequisite } from './cycle.ts';
 
 const skip = missingPrerequisite();
 
 test('saves a dump crash opens to an ext4 disk found by LABEL=, with its dmesg, then powers off', { skip, timeout: 900_000 }, async (t) => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-disk-'));
   t.after(() => fs.rmSync(base, { recursive: true, force: true }));
-  const run = await runCycle({
-    name: 'disk', baseDir: base,
-    kdumpConf: 'ext4 LABEL=LWE2EDISK\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action reboot\n',
-    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
-    disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWE2EDISK' }],
-  });
-  const tail = run.guest.tail(60);
-  assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
-  assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
-  assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
-
-  const files = extractExt4Tree(run.prepared.disks.dump!, path.join(base, 'tree')).filter((f) => !f.includes('lost+found'));
-  const dump = classifyDumpFiles(files);
-  assert.ok(dump.vmcore, `no finished vmcore on the disk (files: ${files.map((f) => path.relative(base, f)).join(', ')}):\n${tail}`);
+  const { run, dump } = await diskCapture(base, 'disk');
   assert.equal(dump.incomplete, undefined, 'a vmcore-incomplete was left next to the finished dump');
   // Fedora's layout: <path>/<host ip>-<YYYY-MM-DD-HH:MM:SS>/vmcore
   assert.match(path.relative(path.join(base, 'tree'), dump.vmcore), /^var\/crash\/[^/]+-\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d\/vmcore$/);

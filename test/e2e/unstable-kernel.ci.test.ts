@@ -9,8 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { debugVmlinux, kernelVersion, UNSTABLE_SERIES, unstableCrash } from '../support/lab.ts';
-import { extractExt4Tree } from '../support/qemu.ts';
-import { CAPTURE_APPEND, classifyDumpFiles, crashReport, finalAction, INIT_DIED, missingPrerequisite, runCycle } from './cycle.ts';
+import { crashReport, diskCapture, missingPrerequisite } from './cycle.ts';
 
 const kver = kernelVersion(UNSTABLE_SERIES);
 const skip = missingPrerequisite() ?? (kver ? undefined : `no Debian unstable ${UNSTABLE_SERIES}.x kernel in /boot (bash .ci/setup)`);
@@ -18,21 +17,9 @@ const skip = missingPrerequisite() ?? (kver ? undefined : `no Debian unstable ${
 test(`a ${UNSTABLE_SERIES}.x guest: lastword as PID 1 saves a -d 31 dump whose tasks crash lists`, { skip, timeout: 900_000 }, async (t) => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-unstable-'));
   t.after(() => fs.rmSync(base, { recursive: true, force: true }));
-  const run = await runCycle({
-    name: 'unstable-kernel', baseDir: base, kver,
-    kdumpConf: 'ext4 LABEL=LWE2EDISK\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action reboot\n',
-    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
-    disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWE2EDISK' }],
-  });
-  const tail = run.guest.tail(60);
-  assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);
-  assert.doesNotMatch(run.capture, INIT_DIED, `PID 1 died in the capture kernel:\n${tail}`);
-  assert.equal(finalAction(run.capture), 'poweroff', `final_action poweroff was not taken:\n${tail}`);
+  const { run, dump, tail } = await diskCapture(base, 'unstable-kernel', kver);
   assert.match(run.capture, /dump saved/, tail);
-
-  const files = extractExt4Tree(run.prepared.disks.dump!, path.join(base, 'tree')).filter((f) => !f.includes('lost+found'));
-  const dump = classifyDumpFiles(files);
-  assert.ok(dump.vmcore, `no finished vmcore on the disk:\n${tail}`);
+  assert.match(run.capture, new RegExp(`Linux version ${kver!.replace(/[.+]/g, '\\$&')} `), 'the capture kernel is not the unstable one');
   assert.match(fs.readFileSync(dump.dmesg!, 'utf8'), /LASTWORD-E2E-MARKER primary workload/);
 
   // 9.x still lacks 7.x's struct module layout (module_num_gpl_syms), hence --no_modules.
