@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LastwordError } from '../errors.ts';
-import type { BlacklistEntry, Plan } from '../config/plan.ts';
+import { sourceAt, type BlacklistEntry, type Plan } from '../config/plan.ts';
 
 /** modprobe treats '-' and '_' in module names alike. */
 export function normalizeModule(name: string): string {
@@ -81,7 +81,7 @@ export function resolveBlacklist(plan: Plan, shipped: readonly BlacklistEntry[] 
 export function modprobeBlacklistConf(entries: readonly BlacklistEntry[]): string {
   const lines = ['# Written by lastword: every blacklist of the kdump configuration and the kernel command line.'];
   for (const e of entries) {
-    const where = e.source.line !== undefined ? `${e.source.file}:${e.source.line}` : e.source.file;
+    const where = sourceAt(e.source);
     lines.push(`# ${e.reason} (${where})`, `blacklist ${e.module}`, `install ${e.module} /bin/false`);
   }
   return lines.join('\n') + '\n';

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { lookupModule, normalizeModuleName, parseModuleIndex, type ModuleIndex } from '../../initramfs/modules.ts';
-import type { BlacklistEntry } from '../config/plan.ts';
+import { sourceAt, type BlacklistEntry } from '../config/plan.ts';
 
 export type { ModuleIndex } from '../../initramfs/modules.ts';
 
@@ -89,7 +89,7 @@ export function resolveRequest(index: ModuleIndex, blocked: ReadonlyMap<string, 
 /** "module ext4 needs jbd2, which is blacklisted (reason; where)". */
 export function describeBlocked(b: BlockedModule): string {
   const e = b.blacklisted;
-  const where = e.source.line !== undefined ? `${e.source.file}:${e.source.line}` : e.source.file;
+  const where = sourceAt(e.source);
   const bad = b.chain[b.chain.length - 1]!;
   const via = b.chain.length > 2 ? ` (through ${b.chain.slice(1, -1).join(' -> ')})` : '';
   const what = b.chain.length === 1 ? `module ${b.module} is blacklisted` : `module ${b.module} needs ${bad}${via}, which is blacklisted`;

@@ -10,7 +10,7 @@ import ssh2 from 'ssh2';
 import ssh2Crypto from 'ssh2/lib/protocol/crypto.js';
 import type { ClientChannel, ConnectConfig, SFTPWrapper } from 'ssh2';
 import { describeError, LastwordError } from '../errors.ts';
-import type { SshTarget } from '../config/plan.ts';
+import { sourceAt, type SshTarget } from '../config/plan.ts';
 import { hostKeyAlgorithms, knownKeysFor, verifyHostKey, type HostKeyVerdict } from './known-hosts.ts';
 import { joinInside, targetDir } from './naming.ts';
 import type { DumpSink, PositionalSink } from './sink.ts';
@@ -62,7 +62,7 @@ export function shellQuote(s: string): string {
 
 function hostKeyError(t: SshTarget, v: Extract<HostKeyVerdict, { ok: false }>): LastwordError {
   const who = `${t.host}${t.port === 22 ? '' : `:${t.port}`}`;
-  const at = v.line !== undefined ? `${t.knownHosts}:${v.line}` : t.knownHosts;
+  const at = sourceAt({ file: t.knownHosts, line: v.line });
   const msg = v.reason === 'unknown'
     ? `ssh ${t.user}@${who}: host key ${v.type} ${v.fingerprint} is not in ${t.knownHosts}; refusing to send the dump (add the server's key to known_hosts, e.g. kdumpctl propagate)`
     : v.reason === 'changed'
