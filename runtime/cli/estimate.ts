@@ -69,7 +69,9 @@ export async function run(argv: string[]): Promise<number> {
   const root = path.resolve(o.root ?? '/');
   const at = (p: string) => path.join(root, p);
   const plan = loadPlan({ config: o.config, root, cmdline: '' });
-  const files = kexecFiles(plan, os.release());
+  let procCmdline = '';
+  try { procCmdline = fs.readFileSync(at('/proc/cmdline'), 'utf8').trim(); } catch { /* no /proc under --root */ }
+  const files = kexecFiles(plan, os.release(), { root, procCmdline });
   const kernel = o.kernel ?? at(files.kernel);
   const initrd = o.initrd ?? at(files.initrd);
   if (!fs.existsSync(kernel)) throw new LastwordError('EESTIMATE_FILE', `${kernel} does not exist; give --kernel`);

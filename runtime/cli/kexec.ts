@@ -1,6 +1,8 @@
 // The capture kernel's command line and the kexec command that loads it, as kdumpctl and
 // kdump-config build them. Pure: /proc/cmdline, the boot CPU's APIC id and the files found come in
 // as arguments; load.ts, unload.ts and status.ts do the I/O.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Plan } from '../config/plan.ts';
 
 /**
@@ -79,15 +81,67 @@ export interface KexecFiles {
 
 /**
  * Kernel and initrd to load. Debian: KDUMP_KERNEL / KDUMP_INITRD (default /var/lib/kdump/vmlinuz
- * and initrd.img); Fedora: /boot/vmlinuz-<kver> and the image mkdumprd (or `lastword initramfs`)
- * writes, /boot/initramfs-<kver>kdump.img.
+ * and initrd.img). Fedora: where kdumpctl finds them (kdump-lib.sh prepare_kdump_kernel and
+ * prepare_kdump_bootinfo), see findKdumpKernel and kdumpInitrd. Paths are as the system sees them;
+ * `root` is where that system is mounted here (tests, chroots).
  */
-export function kexecFiles(plan: Plan, runningKernel: string): KexecFiles {
+export function kexecFiles(plan: Plan, runningKernel: string, env: { root?: string; procCmdline?: string } = {}): KexecFiles {
   const kver = plan.kexec.kernelVersion || runningKernel;
-  return {
-    kernel: plan.kexec.kernel ?? `/boot/vmlinuz-${kver}`,
-    initrd: plan.kexec.initrd ?? `/boot/initramfs-${kver}kdump.img`,
-  };
+  const root = env.root ?? '/';
+  const kernel = plan.kexec.kernel ?? findKdumpKernel(plan, kver, root, env.procCmdline ?? '')
+    ?? `${(plan.kexec.bootDirs ?? BOOT_DIRS)[0]}/${plan.kexec.image ?? 'vmlinuz'}-${kver}${plan.kexec.imageExt ?? ''}`;
+  return { kernel, initrd: plan.kexec.initrd ?? kdumpInitrd(kernel, kver, root) };
+}
+
+const BOOT_DIRS = ['/boot', '/boot/efi', '/efi', '/'];
+/** systemd-stub's EFI variable naming the UKI it booted (kdumpctl reads it the same way). */
+const STUB_IMAGE_IDENTIFIER = '/sys/firmware/efi/efivars/StubImageIdentifier-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
+
+/**
+ * kdumpctl's search: in each of KDUMP_BOOTDIR's directories (default /boot /boot/efi /efi /, after
+ * /boot/ostree/* on OSTree systems) the first of: the BOOT_IMAGE of /proc/cmdline (without GRUB's
+ * `(hd0,gpt1)` prefix) when it ends in the version, `$KDUMP_IMG-<kver>$KDUMP_IMG_EXT`, the BLS
+ * `<machine-id>/<kver>/$KDUMP_IMG`, and the UKI (systemd-stub's StubImageIdentifier, else
+ * `EFI/Linux/<machine-id>-<kver>.efi`). Undefined when none is a file.
+ */
+export function findKdumpKernel(plan: Plan, kver: string, root: string, procCmdline: string): string | undefined {
+  const at = (p: string) => path.join(root, p);
+  const read = (p: string) => { try { return fs.readFileSync(at(p), 'latin1'); } catch { return undefined; } };
+  const machineId = (read('/etc/machine-id') ?? '').trim();
+  const image = plan.kexec.image ?? 'vmlinuz';
+  const stub = read(STUB_IMAGE_IDENTIFIER);
+  // tr -cd '[:print:]/' | sed 's/\\/\//g': the UTF-16 path with its attribute bytes dropped
+  const uki = stub !== undefined ? stub.replace(/[^\x20-\x7e]/g, '').replace(/\\/g, '/') : `EFI/Linux/${machineId}-${kver}.efi`;
+  const images = [`${image}-${kver}${plan.kexec.imageExt ?? ''}`, `${machineId}/${kver}/${image}`, uki];
+  const bootImage = /(?:^|\s)BOOT_IMAGE=(\S+)/.exec(procCmdline)?.[1]?.replace(/^\([^)]*\)/, '');
+  if (bootImage !== undefined && bootImage.endsWith(kver)) images.unshift(bootImage);
+  let dirs = plan.kexec.bootDirs ?? BOOT_DIRS;
+  if (fs.existsSync(at('/run/ostree-booted'))) {
+    let ostree: string[] = [];
+    try { ostree = fs.readdirSync(at('/boot/ostree')).sort().map((d) => `/boot/ostree/${d}`); } catch { /* none */ }
+    dirs = [...ostree, ...dirs];
+  }
+  for (const dir of dirs) {
+    for (const img of images) {
+      const p = `${dir}/${img}`.replace(/\/+/g, '/');
+      try { if (fs.statSync(at(p)).isFile()) return p; } catch { /* next */ }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * kdumpctl's KDUMP_INITRD: next to the system's own initrd in the kernel's directory
+ * (`initramfs-<kver>.img` -> `initramfs-<kver>kdump.img`, `initrd` -> `initrdkdump`), or
+ * /var/lib/kdump/initramfs-<kver>kdump.img when there is none (UKIs) or the directory is read-only.
+ */
+export function kdumpInitrd(kernel: string, kver: string, root: string): string {
+  const dir = path.posix.dirname(kernel);
+  const own = [`initramfs-${kver}.img`, 'initrd'].find((f) => { try { return fs.statSync(path.join(root, dir, f)).isFile(); } catch { return false; } });
+  let writable = false;
+  try { fs.accessSync(path.join(root, dir), fs.constants.W_OK); writable = true; } catch { /* read-only */ }
+  if (own === undefined || !writable) return `/var/lib/kdump/initramfs-${kver}kdump.img`;
+  return (own.endsWith('.img') ? `${dir}/${own.slice(0, -'.img'.length)}kdump.img` : `${dir}/${own}kdump`).replace(/\/+/g, '/');
 }
 
 /** `kexec -p [KEXEC_ARGS] --command-line=... --initrd=... <kernel>` as an argument vector. */

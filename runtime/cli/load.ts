@@ -15,8 +15,8 @@ const HELP = `usage: lastword load [--config FILE] [--kernel FILE] [--initrd FIL
 
 Loads the capture kernel (kexec -p) with the command line built from the kdump configs.
   --config FILE   this kdump.conf or kdump-tools file instead of the standard places
-  --kernel FILE   capture kernel (default: KDUMP_KERNEL, or /boot/vmlinuz-<running version>)
-  --initrd FILE   capture initramfs (default: KDUMP_INITRD, or /boot/initramfs-<version>kdump.img)
+  --kernel FILE   capture kernel (default: KDUMP_KERNEL, or where kdumpctl finds it: /boot/vmlinuz-<version>...)
+  --initrd FILE   capture initramfs (default: KDUMP_INITRD, or kdumpctl's: /boot/initramfs-<version>kdump.img...)
   --root DIR      read configs, /proc and /sys under DIR (tests, chroots)
   --dry-run       print the kexec command instead of running it`;
 
@@ -35,7 +35,7 @@ export async function run(argv: string[]): Promise<number> {
   let cpuinfo = '';
   try { cpuinfo = fs.readFileSync(at('/proc/cpuinfo'), 'utf8'); } catch { /* not x86 or no /proc: no disable_cpu_apicid */ }
   const cmdline = captureCmdline(plan, { procCmdline, bootCpuApicId: bootCpuApicId(cpuinfo) });
-  const files = kexecFiles(plan, os.release());
+  const files = kexecFiles(plan, os.release(), { root, procCmdline });
   if (o.kernel) files.kernel = o.kernel;
   if (o.initrd) files.initrd = o.initrd;
   const args = kexecLoadArgs(plan, files, cmdline);

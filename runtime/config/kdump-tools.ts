@@ -161,11 +161,10 @@ export function applySysconfigKdump(plan: Plan, text: string, file: string): voi
   if (vars.has('KDUMP_COMMANDLINE_REMOVE')) plan.kexec.commandlineRemove = words(vars.get('KDUMP_COMMANDLINE_REMOVE'));
   if (vars.has('KDUMP_COMMANDLINE_APPEND')) plan.kexec.commandlineAppend = words(vars.get('KDUMP_COMMANDLINE_APPEND'));
   if (vars.has('KEXEC_ARGS')) plan.kexec.kexecArgs = splitShellWords(vars.get('KEXEC_ARGS')!, file);
-  const ver = plan.kexec.kernelVersion;
-  if (ver) {
-    const img = `${vars.get('KDUMP_BOOTDIR') || '/boot'}/${vars.get('KDUMP_IMG') || 'vmlinuz'}-${ver}${vars.get('KDUMP_IMG_EXT') ?? ''}`;
-    plan.kexec.kernel = img;
-  }
+  // Where the kernel is looked for (kdumpctl's prepare_kdump_kernel, cli/kexec.ts findKdumpKernel).
+  if (vars.get('KDUMP_BOOTDIR')) plan.kexec.bootDirs = words(vars.get('KDUMP_BOOTDIR'));
+  if (vars.get('KDUMP_IMG')) plan.kexec.image = vars.get('KDUMP_IMG');
+  if (vars.has('KDUMP_IMG_EXT')) plan.kexec.imageExt = vars.get('KDUMP_IMG_EXT');
 }
 
 /** FTP= with FTP_USER, FTP_PASSWORD and FTP_PORT. */

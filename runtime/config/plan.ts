@@ -264,6 +264,11 @@ export interface KexecPlan {
   kernel?: string;
   initrd?: string;
   kernelVersion?: string;
+  /** Fedora KDUMP_BOOTDIR: the directories searched for the kernel (words), default /boot /boot/efi /efi /. */
+  bootDirs?: string[];
+  /** Fedora KDUMP_IMG (default vmlinuz) and KDUMP_IMG_EXT. */
+  image?: string;
+  imageExt?: string;
   /** Base command line (KDUMP_COMMANDLINE / KDUMP_CMDLINE); undefined = /proc/cmdline. */
   commandline?: string;
   /** KDUMP_COMMANDLINE_APPEND / KDUMP_CMDLINE_APPEND, split into words. */

@@ -192,6 +192,9 @@ export function prepareCycle(o: CycleOptions): PreparedCycle {
     symlinks: {
       '/usr/bin/lastword': '/system/lastword',
       '/boot': '/system/boot',
+      // /boot is on the read-only system disk, so kdumpctl (and lastword load) look for the kdump
+      // image under /var/lib/kdump
+      [`/var/lib/kdump/initramfs-${kver}kdump.img`]: `/boot/initramfs-${kver}kdump.img`,
       // Debian's kdump-tools names for the same files
       [`/var/lib/kdump/initrd.img-${kver}`]: `/boot/initramfs-${kver}kdump.img`,
       [`/var/lib/kdump/vmlinuz-${kver}`]: `/boot/vmlinuz-${kver}`,
