@@ -1,6 +1,7 @@
 // The capture kernel's command line and the kexec command that loads it, as kdumpctl and
-// kdump-config build them. Pure: /proc/cmdline, the boot CPU's APIC id and the files found come in
-// as arguments; load.ts, unload.ts and status.ts do the I/O.
+// kdump-config build them. /proc/cmdline and the boot CPU's APIC id come in as arguments; the
+// only I/O here is findKdumpKernel/kdumpInitrd looking for files under the given root, as
+// kdumpctl does; load.ts, unload.ts and status.ts do the rest.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Plan } from '../config/plan.ts';
