@@ -12,12 +12,13 @@ import { openKdumpFile } from '../../runtime/dumpfile/kdump-reader.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import type { Vmcore } from '../../runtime/vmcore/index.ts';
+import { KERNEL_SERIES } from '../support/lab.ts';
 import { guestStateVmcore } from '../vmcore/guest-state-vmcore.ts';
 import type { GuestStateFacts } from '../vmcore/guest-state-vmcore.ts';
 import { differingPfns, fullBitmap } from './bitmaps.ts';
 import { makedumpfileHead } from './reference.ts';
 
-for (const series of ['6.1', '6.12']) {
+for (const series of KERNEL_SERIES) {
   describe(`hwpoison and offline pages of a real ${series} guest`, () => {
     let dir: string;
     let file: string;
