@@ -9,6 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { encodeEndMarker, relayRecords, type RelayResult } from '../dumpfile/flattened.ts';
 import { writeStderr } from '../system/stderr.ts';
+import { tailMarkerKey } from '../filter/page-rules.ts';
 import { openVmcore } from '../vmcore/index.ts';
 import { runFilter, stdoutSink, type FilterOptions } from './filter.ts';
 
@@ -66,7 +67,8 @@ export function knownMisreading(program: string, opts: FilterOptions): string | 
   } catch {
     return undefined;          // unreadable here: PROGRAM gets its chance, lastword the fallback
   }
-  if (offsets.has('page.compound_head') || !offsets.has('page.compound_info')) return undefined;
+  const key = tailMarkerKey({ offset: offsets });
+  if (key !== 'page.compound_info' || !offsets.has(key)) return undefined;
   const r = spawnSync(program, ['-v'], { encoding: 'utf8', timeout: 10_000 });
   const m = /version (\d+)\.(\d+)\.(\d+)/.exec(`${r.stdout ?? ''}${r.stderr ?? ''}`);
   if (!m) return undefined;

@@ -63,6 +63,17 @@ export function kernelVersionCode(osrelease: string | undefined): number {
 export const KERNEL_4_4 = kernelVersionCode('4.4.0');
 export const KERNEL_4_16 = kernelVersionCode('4.16.0');
 
+/**
+ * The VMCOREINFO offset whose bit 0 marks a tail page. Linux 7.1 renamed struct page's compound_head
+ * to compound_info (kernel d50569612c29), and its key with it. makedumpfile <= 1.7.9 knows only the
+ * old key, so on 7.1+ it cannot tell tail pages and drops every one whose mapping word looks
+ * anonymous (page 1 of a large folio holds _entire_mapcount = -1 there): -d 8 loses slab and
+ * kernel-stack pages crash needs. Fixed upstream after 1.7.9 (f50c015) the same way.
+ */
+export function tailMarkerKey(info: Pick<Vmcoreinfo, 'offset'>): 'page.compound_head' | 'page.compound_info' {
+  return info.offset.has('page.compound_head') ? 'page.compound_head' : 'page.compound_info';
+}
+
 export function pageRules(info: Vmcoreinfo, file?: string): PageRules {
   const need = (map: Map<string, number>, kind: string, name: string): number => {
     const v = map.get(name);
@@ -77,12 +88,7 @@ export function pageRules(info: Vmcoreinfo, file?: string): PageRules {
   const sizePage = need(info.size, 'SIZE', 'page');
   const offMapcount = info.offset.get('page._mapcount');
   const offPrivate = info.offset.get('page.private');
-  // Linux 7.1 renamed struct page's compound_head to compound_info (kernel d50569612c29), and its
-  // VMCOREINFO key with it; bit 0 still marks a tail page. makedumpfile <= 1.7.9 knows only the old
-  // key, so on 7.1+ it cannot tell tail pages and drops every one whose mapping word looks anonymous
-  // (page 1 of a large folio holds _entire_mapcount = -1 there): -d 8 loses slab and kernel-stack
-  // pages crash needs. Fixed upstream after 1.7.9 (f50c015) the same way.
-  const compoundKey = info.offset.has('page.compound_head') ? 'page.compound_head' : 'page.compound_info';
+  const compoundKey = tailMarkerKey(info);
   const offCompoundHead = info.offset.get(compoundKey);
   const kernelVersion = kernelVersionCode(info.osrelease);
   const headMask = BigInt.asUintN(64, info.number.get('PG_head_mask') ?? BigInt(NOT_FOUND));
