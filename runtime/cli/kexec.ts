@@ -90,11 +90,13 @@ export function kexecFiles(plan: Plan, runningKernel: string, env: { root?: stri
   const kver = plan.kexec.kernelVersion || runningKernel;
   const root = env.root ?? '/';
   const kernel = plan.kexec.kernel ?? findKdumpKernel(plan, kver, root, env.procCmdline ?? '')
-    ?? `${(plan.kexec.bootDirs ?? BOOT_DIRS)[0]}/${plan.kexec.image ?? 'vmlinuz'}-${kver}${plan.kexec.imageExt ?? ''}`;
+    ?? `${(plan.kexec.bootDirs ?? BOOT_DIRS)[0]}/${kernelImageName(plan, kver)}`;
   return { kernel, initrd: plan.kexec.initrd ?? kdumpInitrd(kernel, kver, root) };
 }
 
 const BOOT_DIRS = ['/boot', '/boot/efi', '/efi', '/'];
+/** `$KDUMP_IMG-<kver>$KDUMP_IMG_EXT`, the kernel's usual name in a boot directory. */
+const kernelImageName = (plan: Plan, kver: string) => `${plan.kexec.image ?? 'vmlinuz'}-${kver}${plan.kexec.imageExt ?? ''}`;
 /** systemd-stub's EFI variable naming the UKI it booted (kdumpctl reads it the same way). */
 const STUB_IMAGE_IDENTIFIER = '/sys/firmware/efi/efivars/StubImageIdentifier-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
 
@@ -113,7 +115,7 @@ export function findKdumpKernel(plan: Plan, kver: string, root: string, procCmdl
   const stub = read(STUB_IMAGE_IDENTIFIER);
   // tr -cd '[:print:]/' | sed 's/\\/\//g': the UTF-16 path with its attribute bytes dropped
   const uki = stub !== undefined ? stub.replace(/[^\x20-\x7e]/g, '').replace(/\\/g, '/') : `EFI/Linux/${machineId}-${kver}.efi`;
-  const images = [`${image}-${kver}${plan.kexec.imageExt ?? ''}`, `${machineId}/${kver}/${image}`, uki];
+  const images = [kernelImageName(plan, kver), `${machineId}/${kver}/${image}`, uki];
   const bootImage = /(?:^|\s)BOOT_IMAGE=(\S+)/.exec(procCmdline)?.[1]?.replace(/^\([^)]*\)/, '');
   if (bootImage !== undefined && bootImage.endsWith(kver)) images.unshift(bootImage);
   let dirs = plan.kexec.bootDirs ?? BOOT_DIRS;
