@@ -18,7 +18,6 @@ let tmp = '';
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-kdump-tools-test-')); });
 after(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
-
 test('when makedumpfile fails, the same command line runs with lastword filter and the dump is written', { skip }, () => {
   const vmcore = labVmcore();
   // a makedumpfile that fails after leaving part of its output, as a crash half-way would
