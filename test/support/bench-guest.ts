@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cacheDir, ensureFile, kernelVersion, labDir } from './lab.ts';
+import { cacheDir, ensureFile, kernelVersion, labDir, runGuestScript } from './lab.ts';
 
 export interface BenchWorkload {
   /** MiB of anonymous memory held by a process until the crash. */
@@ -135,7 +135,7 @@ export function benchVmcore(memMib: number, series = '6.1'): string {
     const env = { ...process.env, KVER: kver, MEM: String(memMib), FILL: '8', CRASHKERNEL: '256M', TIMEOUT: '1200' };
     run(path.join(labDir, 'make-initrd.sh'), [out], { env });
     addWorkload(out, w);
-    run(path.join(labDir, 'vmcore-kdump.sh'), [out], { env, timeout: 25 * 60_000 });
+    runGuestScript('vmcore-kdump.sh', out, env, 25 * 60_000);
     const log = fs.readFileSync(path.join(out, 'console-kdump-256M.log'), 'utf8');
     const line = log.split('\n').find((l) => l.startsWith('BENCH: workload'));
     if (!line) throw new Error(`bench: the guest did not report its workload (${out}/console-kdump-256M.log)`);

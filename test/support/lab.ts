@@ -83,9 +83,27 @@ export function labVmcore(opts: LabVmcoreOptions = {}): string {
     fs.mkdirSync(out, { recursive: true });
     const env = { ...process.env, KVER: kver, MEM: String(mem), FILL: String(fill), CRASHKERNEL: ck };
     execFileSync(path.join(labDir, 'make-initrd.sh'), [out], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-    const script = kind === 'kdump' ? 'vmcore-kdump.sh' : 'vmcore-snapshot.sh';
-    execFileSync(path.join(labDir, script), [out], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 15 * 60_000 });
+    runGuestScript(kind === 'kdump' ? 'vmcore-kdump.sh' : 'vmcore-snapshot.sh', out, env);
   });
+}
+
+/**
+ * Runs a lab script that boots a guest (vmcore-kdump.sh, vmcore-snapshot.sh) for a fixture. A guest
+ * under TCG on a loaded machine is now and then lost before it writes its vmcore, so a failed run is
+ * tried once more; a second failure throws with the script's last lines (the guest console's tail),
+ * which otherwise only reach the test runner's stderr, not the failure report.
+ */
+export function runGuestScript(script: string, out: string, env: NodeJS.ProcessEnv, timeoutMs = 15 * 60_000): void {
+  let last = '';
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const r = spawnSync(path.join(labDir, script), [out], { env, stdio: ['ignore', 'ignore', 'pipe'], timeout: timeoutMs, encoding: 'utf8' });
+    process.stderr.write(r.stderr ?? '');
+    if (r.status === 0) return;
+    const why = r.error ? r.error.message : r.signal ? `signal ${r.signal}` : `exit ${r.status}`;
+    last = `${script} ${out}: ${why}\n${(r.stderr ?? '').trimEnd().split('\n').slice(-30).join('\n')}`;
+    if (attempt === 1) process.stderr.write(`lab: ${script} failed (${why}), running it once more\n`);
+  }
+  throw new Error(`lab fixture: ${last}`);
 }
 
 /** Debian unstable's crash (9.x), which reads 7.x kernels; .ci/setup unpacks it with its libraries. */

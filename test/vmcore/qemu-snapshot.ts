@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cacheDir, ensureFile, kernelVersion, labDir } from '../support/lab.ts';
+import { cacheDir, ensureFile, kernelVersion, labDir, runGuestScript } from '../support/lab.ts';
 
 export function qemuSnapshotVmcore(series = '6.1'): string {
   const kver = kernelVersion(series);
@@ -16,7 +16,7 @@ export function qemuSnapshotVmcore(series = '6.1'): string {
     fs.mkdirSync(out, { recursive: true });
     const env = { ...process.env, KVER: kver, MEM: '1024', FILL: '64', FIXUP: '0', FORMATS: 'elf' };
     execFileSync(path.join(labDir, 'make-initrd.sh'), [out], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-    execFileSync(path.join(labDir, 'vmcore-snapshot.sh'), [out], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 10 * 60_000 });
+    runGuestScript('vmcore-snapshot.sh', out, env, 10 * 60_000);
     fs.renameSync(path.join(out, 'snapshot.elf'), file);
   });
 }

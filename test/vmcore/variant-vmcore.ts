@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cacheDir, ensureFile, kernelVersion, labDir } from '../support/lab.ts';
+import { cacheDir, ensureFile, kernelVersion, labDir, runGuestScript } from '../support/lab.ts';
 
 export function variantVmcore(series: string, tag: string, appendExtra: string): string {
   const kver = kernelVersion(series);
@@ -13,6 +13,6 @@ export function variantVmcore(series: string, tag: string, appendExtra: string):
     fs.mkdirSync(out, { recursive: true });
     const env = { ...process.env, KVER: kver, MEM: '1024', FILL: '64', CRASHKERNEL: '256M', APPEND_EXTRA: appendExtra };
     execFileSync(path.join(labDir, 'make-initrd.sh'), [out], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-    execFileSync(path.join(labDir, 'vmcore-kdump.sh'), [out], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 15 * 60_000 });
+    runGuestScript('vmcore-kdump.sh', out, env);
   });
 }
