@@ -10,6 +10,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { bzImageRelease, tcgAccel } from './lab.ts';
 
 /** The guest NIC's MAC unless GuestOptions.mac says otherwise (QEMU's own default). */
 export const DEFAULT_GUEST_MAC = '52:54:00:12:34:56';
@@ -212,7 +213,7 @@ export class Guest {
 
   constructor(opts: GuestOptions) {
     const args = [
-      '-accel', 'tcg', '-m', String(opts.memMiB ?? 1024), '-smp', String(opts.smp ?? 2),
+      '-accel', tcgAccel(bzImageRelease(opts.kernel) ?? ''), '-m', String(opts.memMiB ?? 1024), '-smp', String(opts.smp ?? 2),
       '-display', 'none', '-vga', 'none', '-monitor', 'none', '-serial', 'stdio',
       '-kernel', opts.kernel, '-initrd', opts.initrd, '-append', opts.append,
     ];
