@@ -14,6 +14,7 @@ import { defaultWorkers } from '../codecs/pool.ts';
 import { writeElfDump } from '../dumpfile/elf-writer.ts';
 import { reassemble } from '../dumpfile/flattened.ts';
 import { writeKdumpCompressed, type DumpHeaderInfo, type DumpSummary } from '../dumpfile/kdump-writer.ts';
+import { unreadableMessage } from '../dumpfile/kdump-layout.ts';
 import { openDumpFile } from '../dumpfile/local-sink.ts';
 import { FilePositionalSink, WritableStreamSink } from '../targets/target.ts';
 import { DumpOutput } from '../dumpfile/output.ts';
@@ -143,6 +144,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     }
     const how = opts.elf ? 'ELF' : `${opts.codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;
     log(4, `lastword filter: ${summary.dumpablePages} of ${summary.ramPages} pages saved (dump level ${filter.dumpLevel}${summary.zeroPages ? `, ${summary.zeroPages} zero` : ''}), ${summary.bytes} bytes (${how})`);
+    if (summary.unreadable) log(1, `lastword filter: warning: ${unreadableMessage(vmcoreFile, summary.unreadable)}`);
     if (dumpFile !== undefined) log(4, `The dumpfile is saved to ${dumpFile}.`);
     return 0;
   } finally {

@@ -95,7 +95,7 @@ export function formatInfo(i: DumpInfo): string {
   const lines = [
     `file:           ${i.file}`,
     `format:         ${i.format} (header version ${i.headerVersion})${i.incomplete ? ' INCOMPLETE' : ''}`,
-    `status:         ${i.incomplete ? 'incomplete: the dump was cut short, missing pages read as unavailable' : 'complete'}`,
+    `status:         ${i.incomplete ? 'incomplete: pages not written (a dump cut short, or pages the vmcore could not give) read as unavailable' : 'complete'}`,
     `compression:    ${i.codec}`,
     `dump level:     ${i.dumpLevel}`,
     `release:        ${i.osrelease ?? i.utsRelease}`,

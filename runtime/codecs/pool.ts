@@ -7,6 +7,7 @@
 // isolate of its own (~10 MiB of RSS), and passing buffers between isolates is how buffers get
 // detached or freed while still in use.
 import * as os from 'node:os';
+import * as util from 'node:util';
 import { LastwordError } from '../errors.ts';
 import { CODEC_FLAG, codecsAddon } from './codec.ts';
 import type { CodecName, CodecsAddon, CompressPoolHandle, CompressedBatch } from './codec.ts';
@@ -67,11 +68,35 @@ export class PageBatch {
     }
   }
 
+  /** The vmcore file offset page `i` of the batch was read from (-1: a hole, or no spans). */
+  fileOffsetOf(i: number): number {
+    let at = i * this.pageSize;
+    for (let k = 0; k < this.nspans; k++) {
+      const off = this.spans[2 * k]!, len = this.spans[2 * k + 1]!;
+      if (at < len) return off < 0 ? -1 : off + at;
+      at -= len;
+    }
+    return -1;
+  }
+
   reset(): void {
     this.nspans = 0;
     this.count = 0;
     this.used = 0;
   }
+}
+
+/**
+ * A batch size at or above this is a page whose read failed (the addon's kUnreadable): the low 16
+ * bits are the errno, 0xffff for the end of the file. Such a page is zero in no sense: its data is lost.
+ */
+export const UNREADABLE_PAGE = 0xffff0000;
+
+/** What the failed read of an UNREADABLE_PAGE size says, e.g. "EIO: i/o error". */
+export function unreadableReason(size: number): string {
+  const errno = size & 0xffff;
+  if (errno === 0xffff) return 'the vmcore file ends before it';
+  return `${util.getSystemErrorName(-errno)}: ${util.getSystemErrorMessage(-errno).toLowerCase()}`;
 }
 
 /** Compresses batches of pages, on the addon's compression threads or inline. */

@@ -223,3 +223,23 @@ export function compressionName(flags: number): string {
 
 /** Bits set in a byte, for popcounts over bitmaps. */
 export { POPCOUNT8 } from '../filter/bitmap.ts';
+
+/**
+ * Dumpable pages whose read from the vmcore failed (a bad sector, a copy of the vmcore cut short,
+ * /proc/vmcore failing on a page). The kdump-compressed writer leaves their page_descs empty and
+ * the header says INCOMPLETE, so crash reports exactly those pages as not saved; every other page
+ * is in the dump.
+ */
+export interface UnreadablePages {
+  pages: number;
+  /** The first one: where it is in the vmcore, and why its read failed. */
+  firstOffset: number;
+  firstPfn: number;
+  reason: string;
+}
+
+/** The line that says a dump lacks pages its vmcore could not give. */
+export function unreadableMessage(vmcoreFile: string, u: UnreadablePages): string {
+  return `${vmcoreFile}: ${u.pages} page${u.pages === 1 ? '' : 's'} could not be read, the first at offset 0x${u.firstOffset.toString(16)} `
+    + `(pfn 0x${u.firstPfn.toString(16)}): ${u.reason}; the dump has every other page and is flagged incomplete (crash reports those pages as not saved)`;
+}

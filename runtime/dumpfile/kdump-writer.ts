@@ -6,7 +6,7 @@
 import { LastwordError } from '../errors.ts';
 import { CODEC_FLAG } from '../codecs/codec.ts';
 import type { CodecName } from '../codecs/codec.ts';
-import { PageBatch, PageCompressor, type CompressorOptions } from '../codecs/pool.ts';
+import { PageBatch, PageCompressor, UNREADABLE_PAGE, unreadableReason, type CompressorOptions } from '../codecs/pool.ts';
 import { andPopcount, popcount } from '../filter/bitmap.ts';
 import { fillFirstBitmap } from '../filter/page-filter.ts';
 import type { PageFilter } from '../filter/types.ts';
@@ -15,7 +15,7 @@ import {
   DISK_DUMP_HEADER_VERSION, DUMP_DH_COMPRESSED_INCOMPLETE, KDUMP_SIGNATURE, KDUMP_SUB_HEADER_SIZE, PAGE_DESC_SIZE,
   encodeDiskDumpHeader, encodeSubHeader, geometry, subHeaderBlocks,
 } from './kdump-layout.ts';
-import type { DiskDumpHeader } from './kdump-layout.ts';
+import type { DiskDumpHeader, UnreadablePages } from './kdump-layout.ts';
 import { DumpOutput } from './output.ts';
 
 /** Pages per compression batch: 256 KiB of 4 KiB pages. */
@@ -53,6 +53,8 @@ export interface DumpSummary {
   dumpablePages: number;
   zeroPages: number;
   bytes: number;
+  /** Dumpable pages whose read from the vmcore failed: not in the dump, which is flagged incomplete. */
+  unreadable?: UnreadablePages;
 }
 
 export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSummary> {
@@ -131,6 +133,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     const zeroPageShared = (level & 1) !== 0;
     const compressor = new PageCompressor({ codec: o.codec, pageSize: B, detectZero: zeroPageShared, workers: o.workers } satisfies CompressorOptions);
     let zeroPages = 0;
+    let unreadable: UnreadablePages | undefined;
     let writing: Promise<void> = Promise.resolve();
     const write = (buf: Buffer, offset: number, then?: () => void) => {
       writing = writing.then(() => output.write(buf, offset)).then(then);
@@ -169,9 +172,9 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       const limit = 2 * Math.max(1, o.workers);
       // `limit` compressing or queued, one being filled, one being written.
       const batches = Array.from({ length: limit + 2 }, () => new PageBatch(B, BATCH_PAGES));
-      const queue: { batch: PageBatch; compressed: Promise<void> }[] = [];
+      const queue: { batch: PageBatch; compressed: Promise<void>; pfns: number[] }[] = [];
       const consume = async () => {
-        const { batch: r, compressed } = queue.shift()!;
+        const { batch: r, compressed, pfns } = queue.shift()!;
         await compressed;
         if (descLen + r.count * PAGE_DESC_SIZE > DESC_FLUSH_BYTES) await flushDescs();
         const descs = descBufs[cur]!.u32;
@@ -183,6 +186,10 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
           if (size === 0) {
             zeroPages++;
             putPageDesc(descs, descLen >> 2, zeroDescOffset, B, 0);
+          } else if (size >= UNREADABLE_PAGE) {
+            putPageDesc(descs, descLen >> 2, 0, 0, 0);      // offset 0, size 0: not saved
+            if (unreadable) unreadable.pages++;
+            else unreadable = { pages: 1, firstOffset: r.fileOffsetOf(i), firstPfn: pfnAt(pfns, i), reason: unreadableReason(size) };
           } else {
             putPageDesc(descs, descLen >> 2, dataOffset, size, size < B ? flagsCompressed : 0);
             dataOffset += size;
@@ -211,13 +218,16 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       // are; otherwise here, into the batch.
       const fd = vmcore.pageSpans && vmcore.fd !== undefined && vmcore.fd >= 0 ? vmcore.fd : -1;
       let batch = await nextBatch();
+      // The batch's runs as [first pfn, pages] pairs, to name a page whose read fails.
+      let pfns: number[] = [];
       const addSpan = (fileOffset: number, bytes: number) => batch.addSpan(fileOffset, bytes);
       const submit = async () => {
         // At most `limit` batches submitted: wait for the oldest before starting another.
         if (queue.length >= limit) await consume();
         const compressed = compressor.run(batch, fd);
         compressed.catch(() => { /* awaited in order by consume */ });
-        queue.push({ batch, compressed });
+        queue.push({ batch, compressed, pfns });
+        pfns = [];
         batch = await nextBatch();
       };
       for (let start = 0, c = 0; start < maxMapnr; start += cycle, c++) {
@@ -243,6 +253,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
             if (!((bm[j >> 3]! >> (j & 7)) & 1)) break;
             run++;
           }
+          pfns.push(pfn, run);
           if (fd >= 0) vmcore.pageSpans!(pfn, run, addSpan);
           else vmcore.readPages(pfn, run, batch.src.subarray(batch.count * B, (batch.count + run) * B));
           batch.count += run;
@@ -263,9 +274,9 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       await writing.catch(() => {});
       await compressor.close();
     }
-    await output.write(encodeDiskDumpHeader(header), 0);
+    await output.write(encodeDiskDumpHeader(unreadable ? { ...header, status: header.status | DUMP_DH_COMPRESSED_INCOMPLETE } : header), 0);
     await output.close();
-    return { maxMapnr, ramPages, dumpablePages: dumpable, zeroPages, bytes: output.bytesWritten };
+    return { maxMapnr, ramPages, dumpablePages: dumpable, zeroPages, bytes: output.bytesWritten, ...(unreadable ? { unreadable } : {}) };
   } catch (err) {
     await markIncomplete(output, header, headerWritten);
     throw err;
@@ -282,6 +293,15 @@ async function markIncomplete(output: DumpOutput, header: DiskDumpHeader, header
   try {
     await output.abort();
   } catch { /* same */ }
+}
+
+/** The pfn of page `i` of a batch whose runs were `runs` ([first pfn, pages] pairs). */
+function pfnAt(runs: readonly number[], i: number): number {
+  for (let k = 0; k < runs.length; k += 2) {
+    if (i < runs[k + 1]!) return runs[k]! + i;
+    i -= runs[k + 1]!;
+  }
+  return -1;
 }
 
 /**

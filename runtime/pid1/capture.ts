@@ -8,6 +8,7 @@
 import * as os from 'node:os';
 import { describeError, LastwordError } from '../errors.ts';
 import { isNetworkTarget, needsNetwork, planFor, planTargets, sourceAt, type CoreCollector, type FinalAction, type Hook, type Plan, type PostCompression } from '../config/plan.ts';
+import { unreadableMessage, type UnreadablePages } from '../dumpfile/kdump-layout.ts';
 import { compressingSink, POST_COMPRESSION_EXTENSION, postCompressor, type PostCompressor } from '../dumpfile/post-compression.ts';
 import { stallGuardTarget } from '../targets/stall.ts';
 import type { PageClassCounts } from '../filter/types.ts';
@@ -25,6 +26,8 @@ export interface DumpResult {
   counts?: PageClassCounts;
   /** The filter could not classify pages and every page was saved. */
   fallbackReason?: string;
+  /** Pages the vmcore could not give (kdump-writer.ts): the dump has the rest and is flagged incomplete. */
+  unreadable?: UnreadablePages;
 }
 
 export interface WriteDumpArgs {
@@ -91,7 +94,7 @@ function summaryOf(plan: Plan, target: DumpTarget | undefined, attempt: DumpAtte
     bytes: attempt.bytes,
     format: plan.collector.format + (attempt.flattened ? ' (flattened)' : '') + (attempt.postCompression ? `, then ${attempt.postCompression} (KDUMP_COMPRESSION)` : ''),
     codec: plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
-    ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages,
+    ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages, unreadablePages: r?.unreadable?.pages,
     excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,
     dmesgFile: attempt.dmesgFile, elapsedMs: s.elapsedMs, reason: s.reason, action: s.next,
   });
@@ -229,11 +232,15 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
       await sink.abort().catch(() => undefined);
       throw err;
     }
+    const lost = attempt.result.unreadable;
+    if (lost) log.line(`lastword: warning: ${unreadableMessage(o.vmcore, lost)}`);
     if (target.hasFiles) {
       await target.rename(names.dir, names.dumpIncomplete, names.dump);
       attempt.dumpFile = at(names.dump);
     }
-    attempt.incomplete = false;
+    // Finished, under its final name, but without the pages that could not be read: said in the
+    // summary and in the dump's header, which crash reads.
+    attempt.incomplete = lost !== undefined;
   } catch (err) {
     attempt.error = err;
   }

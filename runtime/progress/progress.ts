@@ -91,6 +91,8 @@ export interface CaptureSummary {
   ramPages?: number;
   dumpablePages?: number;
   zeroPages?: number;
+  /** Dumpable pages whose read from the vmcore failed (not in the dump). */
+  unreadablePages?: number;
   /** Pages left out per class, from the page filter. */
   excluded?: { cache: number; cachePrivate: number; user: number; free: number; hwpoison: number; offline: number };
   dmesgFile?: string;
@@ -109,7 +111,8 @@ export function formatSummary(s: CaptureSummary): string[] {
     `  format:      ${s.format}, codec ${s.codec}, dump level ${s.dumpLevel}`,
   ];
   if (s.ramPages !== undefined) {
-    lines.push(`  pages:       ${s.dumpablePages ?? 0} saved of ${s.ramPages}${s.zeroPages ? `, ${s.zeroPages} zero` : ''}`);
+    const lost = s.unreadablePages ? `, ${s.unreadablePages} unreadable (not saved)` : '';
+    lines.push(`  pages:       ${s.dumpablePages ?? 0} saved of ${s.ramPages}${s.zeroPages ? `, ${s.zeroPages} zero` : ''}${lost}`);
   }
   if (s.excluded) {
     const e = s.excluded;

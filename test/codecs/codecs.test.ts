@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CODEC_FLAG, codecsAddon, compressBatch, decompressPage } from '../../runtime/codecs/codec.ts';
 import type { CodecName } from '../../runtime/codecs/codec.ts';
-import { PageBatch, PageCompressor } from '../../runtime/codecs/pool.ts';
+import { PageBatch, PageCompressor, UNREADABLE_PAGE, unreadableReason } from '../../runtime/codecs/pool.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 
 const PAGE = 4096;
@@ -146,18 +146,47 @@ describe('page codecs', () => {
     });
   }
 
-  test('a read error on a compression thread rejects with ECOMPRESS naming the offset', async () => {
+  test('a read error that is no data error (EISDIR) rejects with ECOMPRESS naming the offset', async () => {
     const fs = await import('node:fs');
-    const fd = fs.openSync('/dev/null', 'r');
+    const fd = fs.openSync('/', 'r');
     try {
       const pool = new PageCompressor({ codec: 'lzo', pageSize: PAGE, detectZero: false, workers: 1 });
       const batch = new PageBatch(PAGE, 4);
       batch.addSpan(8192, 4 * PAGE);
       batch.count = 4;
-      await assert.rejects(pool.run(batch, fd), (err: unknown) => err instanceof LastwordError && err.code === 'ECOMPRESS' && /offset 8192/.test(err.message));
+      await assert.rejects(pool.run(batch, fd), (err: unknown) => err instanceof LastwordError && err.code === 'ECOMPRESS' && /offset 8192: Is a directory/.test(err.message));
       await pool.close();
     } finally {
       fs.closeSync(fd);
+    }
+  });
+
+  test('pages past the end of the vmcore file come back as unreadable, the others compressed; on the threads and inline', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-short-'));
+    const file = path.join(dir, 'short');
+    const pages = samplePages(3, 5);
+    fs.writeFileSync(file, pages.subarray(0, 2 * PAGE + 100));       // page 2 is cut short, page 3 is not there
+    const fd = fs.openSync(file, 'r');
+    try {
+      for (const workers of [1, 0]) {
+        const pool = new PageCompressor({ codec: 'zstd', pageSize: PAGE, detectZero: false, workers });
+        const batch = new PageBatch(PAGE, 4);
+        batch.addSpan(0, 4 * PAGE);
+        batch.count = 4;
+        await pool.run(batch, fd);
+        await pool.close();
+        assert.ok(batch.sizes[0]! > 0 && batch.sizes[0]! <= PAGE && batch.sizes[1]! > 0 && batch.sizes[1]! <= PAGE, `workers ${workers}: pages 0, 1 compressed`);
+        assert.ok(batch.sizes[2]! >= UNREADABLE_PAGE && batch.sizes[3]! >= UNREADABLE_PAGE, `workers ${workers}: pages 2, 3 unreadable`);
+        assert.equal(unreadableReason(batch.sizes[3]!), 'the vmcore file ends before it');
+        assert.equal(batch.used, batch.sizes[0]! + batch.sizes[1]!, 'nothing stored for the unreadable pages');
+        assert.equal(batch.fileOffsetOf(3), 3 * PAGE);
+      }
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

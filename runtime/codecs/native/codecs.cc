@@ -17,6 +17,7 @@
 #include <libdeflate.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
@@ -38,6 +39,7 @@ constexpr uint32_t kZlib = 0x01, kLzo = 0x02, kSnappy = 0x04, kZstd = 0x20;
 struct Scratch {
   std::vector<unsigned char> out;
   std::vector<unsigned char> src;      // a batch's pages read from the vmcore by this thread
+  std::vector<int> unreadable;         // per page of that batch: 0, or the errno its read failed with (-1: end of file)
   std::vector<unsigned char> lzoWork;
   libdeflate_compressor* deflater = nullptr;
   ZSTD_CCtx* zcctx = nullptr;
@@ -123,12 +125,34 @@ struct Batch {
   bool detectZero = false;
 };
 
+// Reads len bytes at off into dst. Returns 0, the errno of the failed read, or -1 at end of file.
+int preadAll(int fd, unsigned char* dst, size_t len, off_t off) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = pread(fd, dst + got, len - got, off + static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno;
+    if (r == 0) return -1;
+    got += r;
+  }
+  return 0;
+}
+
+// Errors of the data, not of the call: the pages they hit are lost, the others are still saved.
+// EIO: a bad sector, or /proc/vmcore failing to copy a page of the old kernel; ENOMEM: its
+// ioremap of that page failed; -1: the vmcore file ends early (a copy cut short).
+bool pageDataError(int err) { return err == EIO || err == ENXIO || err == EFAULT || err == ENOMEM || err == ENODATA || err == -1; }
+
 // Reads the spans into this thread's scratch buffer and points b.src at it: the pages are only
 // needed until they are compressed, so one buffer per thread instead of one per batch in flight
-// (a 256 KiB page buffer per queued batch was ~1 MiB of peak RSS). Returns "" or an error message.
+// (a 256 KiB page buffer per queued batch was ~1 MiB of peak RSS). A span whose read fails with a
+// data error is read again page by page: the pages that still fail read as zeros and are marked in
+// scratch.unreadable, so compressBatch reports them instead of losing the rest of the dump.
+// Returns "" or an error message (an error that is no data error ends the dump).
 std::string readSpans(Batch& b) {
   size_t need = b.pageSize * b.count;
   if (scratch.src.size() < need) scratch.src.resize(need);
+  scratch.unreadable.assign(b.count, 0);
   b.src = scratch.src.data();
   b.srcLen = scratch.src.size();
   size_t at = 0;
@@ -138,14 +162,18 @@ std::string readSpans(Batch& b) {
     if (at + len > b.srcLen) return "read spans exceed the page buffer";
     if (off < 0) {
       memset(b.src + at, 0, len);
-    } else {
-      size_t got = 0;
-      while (got < len) {
-        ssize_t r = pread(b.fd, b.src + at + got, len - got, static_cast<off_t>(off) + got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off) + got) + ": " + strerror(errno);
-        if (r == 0) return std::string("vmcore ends before offset ") + std::to_string(static_cast<long long>(off) + got);
-        got += r;
+    } else if (int err = preadAll(b.fd, b.src + at, len, static_cast<off_t>(off)); err != 0) {
+      if (!pageDataError(err)) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off)) + ": " + strerror(err);
+      // Page by page (pieces end at the batch's page boundaries, where a span may start mid-page).
+      for (size_t p = 0; p < len;) {
+        size_t piece = std::min(len - p, b.pageSize - (at + p) % b.pageSize);
+        int e = preadAll(b.fd, b.src + at + p, piece, static_cast<off_t>(off + p));
+        if (e != 0) {
+          if (!pageDataError(e)) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off + p)) + ": " + strerror(e);
+          memset(b.src + at + p, 0, piece);
+          scratch.unreadable[(at + p) / b.pageSize] = e;
+        }
+        p += piece;
       }
     }
     at += len;
@@ -154,14 +182,22 @@ std::string readSpans(Batch& b) {
   return "";
 }
 
+// sizes[i] of a page that could not be read: kUnreadable | errno (0xffff: end of file).
+constexpr uint32_t kUnreadable = 0xffff0000u;
+
 // Compresses every page into dst back to back; returns bytes used. sizes[i] = stored length of
-// page i: < pageSize compressed, == pageSize raw, 0 = all-zero page (detectZero; nothing stored).
+// page i: < pageSize compressed, == pageSize raw, 0 = all-zero page (detectZero; nothing stored),
+// kUnreadable | errno = its read failed (readSpans; nothing stored).
 size_t compressBatch(const Batch& b) {
   size_t cap = bound(b.method, b.pageSize);
   if (scratch.out.size() < cap) scratch.out.resize(cap);
   size_t used = 0;
   for (size_t i = 0; i < b.count; i++) {
     const unsigned char* page = b.src + i * b.pageSize;
+    if (b.fd >= 0 && scratch.unreadable[i] != 0) {
+      b.sizes[i] = kUnreadable | static_cast<uint32_t>(scratch.unreadable[i] & 0xffff);
+      continue;
+    }
     if (b.detectZero && allZero(page, b.pageSize)) { b.sizes[i] = 0; continue; }
     size_t len = 0;
     if (b.method) {

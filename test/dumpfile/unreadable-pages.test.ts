@@ -1,0 +1,105 @@
+// A vmcore some of whose pages cannot be read: a copy of a real 6.1 kdump vmcore on a filesystem
+// (test/support/eio-fs.py, FUSE) that fails every read of a few pages with EIO, as a disk with bad
+// sectors does, and as /proc/vmcore does when it cannot copy a page of the old kernel. lastword
+// filter saves every other page, leaves those pages' descs empty and flags the header INCOMPLETE,
+// so crash opens the dump and says which pages are missing; with the compression threads and
+// without. (makedumpfile 1.7.2 dies of SIGBUS on such a file: it mmaps the vmcore.)
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
+import { openVmcore } from '../../runtime/vmcore/index.ts';
+import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
+import { tempDir } from './support.ts';
+
+const PYTHON = '/usr/bin/python3';       // Debian's, where python3-fusepy is installed
+const skip = !fs.existsSync('/dev/fuse') ? '/dev/fuse is missing'
+  : spawnSync(PYTHON, ['-c', 'import fusepy']).status !== 0 ? 'python3-fusepy is missing (bash .ci/setup)'
+  : !kernelVersion('6.1') ? 'no 6.1 kernel (bash .ci/setup)' : undefined;
+
+function lastword(...args: string[]) {
+  return spawnSync(process.execPath, [path.join(repo, 'runtime', 'main.ts'), ...args], { encoding: 'utf8' });
+}
+
+/** Mounts eio-fs.py over `backing`, failing reads of [lo, hi); resolves with its /vmcore once it is there. */
+async function mountBadSectors(t: { after(fn: () => void): void }, backing: string, lo: number, hi: number): Promise<string> {
+  // A directory of its own, not inside a temp dir that another hook removes: removing files under
+  // a live mount fails, and the hooks after that one would not run.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-eio-mnt-'));
+  const server: ChildProcess = spawn(PYTHON, [path.join(repo, 'test', 'support', 'eio-fs.py'), backing, dir, String(lo), String(hi)], { stdio: ['ignore', 'ignore', 'inherit'] });
+  server.unref();
+  t.after(() => {
+    spawnSync('umount', [dir]);
+    server.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const file = path.join(dir, 'vmcore');
+  for (let i = 0; i < 100 && !fs.existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(fs.existsSync(file), `the FUSE filesystem did not come up on ${dir}`);
+  return file;
+}
+
+test('pages whose reads fail with EIO are left out, every other page is saved, and crash opens the dump flagged INCOMPLETE', { skip, timeout: 300_000 }, async (t) => {
+  const real = labVmcore({ series: '6.1' });
+  const dir = tempDir(t, 'lastword-eio-');
+  const clean = path.join(dir, 'clean.lzo');
+  const r0 = lastword('filter', '-l', '-d', '31', '--num-threads', '1', real, clean);
+  assert.equal(r0.status, 0, r0.stderr);
+  const ref = new KdumpReader(clean);
+  t.after(() => ref.close());
+
+  // Three dumpable pages in a row, past the first ones, that sit in one PT_LOAD: their bytes fail.
+  const v = openVmcore(real);
+  let first = -1, offset = -1;
+  let seen = 0;
+  for (let pfn = 0; pfn < ref.maxMapnr - 3 && first < 0; pfn++) {
+    if (!(ref.isDumpable(pfn) && ref.isDumpable(pfn + 1) && ref.isDumpable(pfn + 2)) || ++seen < 5000) continue;
+    const pa = pfn * v.pageSize;
+    const load = v.loads.find((l) => l.paddr <= pa && pa + 3 * v.pageSize <= l.paddr + l.fileSize);
+    if (load) { first = pfn; offset = load.offset + (pa - load.paddr); }
+  }
+  v.close();
+  assert.ok(first >= 0, 'no run of three dumpable pages in the clean dump');
+  const lost = [first, first + 1, first + 2];
+  const bad = await mountBadSectors(t, real, offset, offset + 3 * ref.pageSize);
+  assert.equal(spawnSync('dd', [`if=${bad}`, 'of=/dev/null', 'bs=4096', `skip=${offset / 4096}`, 'count=1']).status, 1, 'the bad range reads');
+
+  for (const threads of ['1', '0']) {
+    const out = path.join(dir, `eio-${threads}.lzo`);
+    const r = lastword('filter', '-l', '-d', '31', '--num-threads', threads, bad, out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`3 pages could not be read, the first at offset 0x${offset.toString(16)} \\(pfn 0x${first.toString(16)}\\): EIO`));
+    const dump = new KdumpReader(out);
+    try {
+      assert.equal(dump.incomplete, true, 'header not flagged INCOMPLETE');
+      assert.equal(dump.dumpablePages, ref.dumpablePages, 'the bitmaps still name every dumpable page');
+      const a = Buffer.alloc(ref.pageSize), b = Buffer.alloc(ref.pageSize);
+      let missing = 0, same = 0;
+      for (let pfn = 0; pfn < ref.maxMapnr; pfn++) {
+        if (!ref.isDumpable(pfn)) continue;
+        const got = dump.readPage(pfn, a);
+        if (!got) { missing++; assert.ok(lost.includes(pfn), `pfn 0x${pfn.toString(16)} is missing`); continue; }
+        ref.readPage(pfn, b);
+        assert.ok(a.equals(b), `pfn 0x${pfn.toString(16)} differs from the clean dump`);
+        same++;
+      }
+      assert.equal(missing, 3, `--num-threads ${threads}: pages left out`);
+      assert.equal(same, ref.dumpablePages - 3);
+    } finally {
+      dump.close();
+    }
+  }
+
+  // crash: the session starts (INCOMPLETE noted), tasks are there, and the lost page is named as such.
+  const script = `sys\nps\nrd -p 0x${(first * 4096).toString(16)}\nrd -p 0x${((first + 3) * 4096).toString(16)}\nq\n`;
+  const c = spawnSync(crashBinary(), ['-s', debugVmlinux(kernelVersion('6.1')!), path.join(dir, 'eio-1.lzo')], { input: script, encoding: 'utf8', timeout: 180_000 });
+  const said = `${c.stdout}\n${c.stderr}`;
+  assert.match(said, /DUMPFILE: .*\[INCOMPLETE\]/, said);
+  assert.match(said, /PANIC: "Kernel panic - not syncing: sysrq triggered crash"/, said);
+  assert.match(said, /\binit\b/, said);
+  assert.match(said, new RegExp(`page incomplete: physical address: ${(first * 4096).toString(16)}`, 'i'), said);
+  assert.match(said, new RegExp(`^\\s*${((first + 3) * 4096).toString(16)}:  [0-9a-f]{16}`, 'm'), said);
+});
