@@ -112,7 +112,7 @@ export function formatSummary(s: CaptureSummary): string[] {
   ];
   if (s.ramPages !== undefined) {
     const lost = s.unreadablePages ? `, ${s.unreadablePages} unreadable (not saved)` : '';
-    lines.push(`  pages:       ${s.dumpablePages ?? 0} saved of ${s.ramPages}${s.zeroPages ? `, ${s.zeroPages} zero` : ''}${lost}`);
+    lines.push(`  pages:       ${(s.dumpablePages ?? 0) - (s.unreadablePages ?? 0)} saved of ${s.ramPages}${s.zeroPages ? `, ${s.zeroPages} zero` : ''}${lost}`);
   }
   if (s.excluded) {
     const e = s.excluded;

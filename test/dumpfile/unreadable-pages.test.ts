@@ -103,3 +103,28 @@ test('pages whose reads fail with EIO are left out, every other page is saved, a
   assert.match(said, new RegExp(`page incomplete: physical address: ${(first * 4096).toString(16)}`, 'i'), said);
   assert.match(said, new RegExp(`^\\s*${((first + 3) * 4096).toString(16)}:  [0-9a-f]{16}`, 'm'), said);
 });
+
+test('lastword save (the capture path) keeps such a dump under its final name and says incomplete, with the unreadable count', { skip, timeout: 300_000 }, async (t) => {
+  const real = labVmcore({ series: '6.1' });
+  // The two pages at 0x19000000 of the file: inside the lab vmcore's big PT_LOAD, dumpable at level 0.
+  const bad = await mountBadSectors(t, real, 0x19000000, 0x19000000 + 8192);
+  const dir = tempDir(t, 'lastword-eio-save-');
+  fs.mkdirSync(path.join(dir, 'root', 'var', 'crash'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'kdump.conf'), 'path /var/crash\ncore_collector makedumpfile -l -d 0\n');
+  const r = lastword('save', '--config', path.join(dir, 'kdump.conf'), '--root', path.join(dir, 'root'), bad);
+  const said = `${r.stdout}${r.stderr}`;
+  assert.equal(r.status, 0, said);
+  assert.match(said, /warning: .*: 2 pages could not be read, the first at offset 0x19000000 \(pfn 0x[0-9a-f]+\): EIO/);
+  assert.match(said, /lastword: dump saved/);
+  assert.match(said, /file: +\/var\/crash\/[^/]+\/vmcore  \(incomplete: /);
+  const pages = /pages: +(\d+) saved of (\d+), 2 unreadable \(not saved\)/.exec(said);
+  assert.ok(pages, said);
+  assert.equal(Number(pages[1]), Number(pages[2]) - 2, 'level 0 saves every RAM page but the two');
+  const [crashDir] = fs.readdirSync(path.join(dir, 'root', 'var', 'crash'));
+  const dump = new KdumpReader(path.join(dir, 'root', 'var', 'crash', crashDir!, 'vmcore'));
+  try {
+    assert.equal(dump.incomplete, true);
+  } finally {
+    dump.close();
+  }
+});
