@@ -269,6 +269,11 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       if (done !== dumpable) {
         throw new LastwordError('EDUMP_WRITE', `wrote ${done} pages but the bitmap has ${dumpable}: the page filter changed between passes`);
       }
+      // Not one page read (the whole file gone bad, or every read failing with ENOMEM): no dump to speak of.
+      if (unreadable && unreadable.pages === dumpable) {
+        throw new LastwordError('EVMCORE_READ', `${vmcore.file}: none of the ${dumpable} dumpable pages could be read, the first at offset 0x${unreadable.firstOffset.toString(16)}: ${unreadable.reason}`,
+          { where: { file: vmcore.file, offset: unreadable.firstOffset } });
+      }
     } finally {
       // A failed run still has batches on the compression threads: close() lets them end.
       await writing.catch(() => {});

@@ -14,6 +14,7 @@ import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { tempDir } from './support.ts';
+import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
 
 const PYTHON = '/usr/bin/python3';       // Debian's, where python3-fusepy is installed
 const skip = !fs.existsSync('/dev/fuse') ? '/dev/fuse is missing'
@@ -127,4 +128,17 @@ test('lastword save (the capture path) keeps such a dump under its final name an
   } finally {
     dump.close();
   }
+});
+
+test('when not one page can be read, the dump fails with EVMCORE_READ naming the offset instead of calling an empty dump saved', { skip, timeout: 120_000 }, async (t) => {
+  const dir = tempDir(t, 'lastword-eio-all-');
+  const file = path.join(dir, 'synthetic.vmcore');
+  writeSyntheticVmcore(file, 'OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1700000000\n', [{ paddr: 0x100000, vaddr: 0xffff888000100000n, data: Buffer.alloc(64 * 4096, 0x5a) }]);
+  const v = openVmcore(file);
+  const dataAt = v.loads[0]!.offset;
+  v.close();
+  const bad = await mountBadSectors(t, file, dataAt, dataAt + 64 * 4096);
+  const r = lastword('filter', '-l', '-d', '0', bad, path.join(dir, 'dump'));
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`EVMCORE_READ: .*none of the 64 dumpable pages could be read, the first at offset 0x${dataAt.toString(16)}: EIO`));
 });
