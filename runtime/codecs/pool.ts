@@ -67,13 +67,13 @@ export class PageBatch {
     }
   }
 
-  /** The vmcore file offset page `i` of the batch was read from (-1: a hole, or no spans). */
+  /** The vmcore file offset of page `i`'s first byte that is read from the file (-1: the page is all hole). */
   fileOffsetOf(i: number): number {
-    let at = i * this.pageSize;
-    for (let k = 0; k < this.nspans; k++) {
+    const start = i * this.pageSize, end = start + this.pageSize;
+    for (let k = 0, at = 0; k < this.nspans && at < end; k++) {
       const off = this.spans[2 * k]!, len = this.spans[2 * k + 1]!;
-      if (at < len) return off < 0 ? -1 : off + at;
-      at -= len;
+      if (off >= 0 && at + len > start) return off + Math.max(0, start - at);
+      at += len;
     }
     return -1;
   }

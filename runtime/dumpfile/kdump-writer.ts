@@ -172,9 +172,9 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       const limit = 2 * Math.max(1, o.workers);
       // `limit` compressing or queued, one being filled, one being written.
       const batches = Array.from({ length: limit + 2 }, () => new PageBatch(B, BATCH_PAGES));
-      const queue: { batch: PageBatch; compressed: Promise<void>; pfns: number[] }[] = [];
+      const queue: { batch: PageBatch; compressed: Promise<void> }[] = [];
       const consume = async () => {
-        const { batch: r, compressed, pfns } = queue.shift()!;
+        const { batch: r, compressed } = queue.shift()!;
         await compressed;
         if (descLen + r.count * PAGE_DESC_SIZE > DESC_FLUSH_BYTES) await flushDescs();
         const descs = descBufs[cur]!.u32;
@@ -189,7 +189,10 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
           } else if (size >= UNREADABLE_PAGE) {
             putPageDesc(descs, descLen >> 2, 0, 0, 0);      // offset 0, size 0: not saved
             if (unreadable) unreadable.pages++;
-            else unreadable = { pages: 1, firstOffset: r.fileOffsetOf(i), firstPfn: pfnAt(pfns, i), reason: unreadableReason(size) };
+            else {
+              const firstOffset = r.fileOffsetOf(i);
+              unreadable = { pages: 1, firstOffset, firstPfn: pfnAtOffset(vmcore, firstOffset), reason: unreadableReason(size) };
+            }
           } else {
             putPageDesc(descs, descLen >> 2, dataOffset, size, size < B ? flagsCompressed : 0);
             dataOffset += size;
@@ -218,16 +221,13 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       // are; otherwise here, into the batch.
       const fd = vmcore.pageSpans && vmcore.fd !== undefined && vmcore.fd >= 0 ? vmcore.fd : -1;
       let batch = await nextBatch();
-      // The batch's runs as [first pfn, pages] pairs, to name a page whose read fails.
-      let pfns: number[] = [];
       const addSpan = (fileOffset: number, bytes: number) => batch.addSpan(fileOffset, bytes);
       const submit = async () => {
         // At most `limit` batches submitted: wait for the oldest before starting another.
         if (queue.length >= limit) await consume();
         const compressed = compressor.run(batch, fd);
         compressed.catch(() => { /* awaited in order by consume */ });
-        queue.push({ batch, compressed, pfns });
-        pfns = [];
+        queue.push({ batch, compressed });
         batch = await nextBatch();
       };
       for (let start = 0, c = 0; start < maxMapnr; start += cycle, c++) {
@@ -253,7 +253,6 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
             if (!((bm[j >> 3]! >> (j & 7)) & 1)) break;
             run++;
           }
-          pfns.push(pfn, run);
           if (fd >= 0) vmcore.pageSpans!(pfn, run, addSpan);
           else vmcore.readPages(pfn, run, batch.src.subarray(batch.count * B, (batch.count + run) * B));
           batch.count += run;
@@ -300,13 +299,10 @@ async function markIncomplete(output: DumpOutput, header: DiskDumpHeader, header
   } catch { /* same */ }
 }
 
-/** The pfn of page `i` of a batch whose runs were `runs` ([first pfn, pages] pairs). */
-function pfnAt(runs: readonly number[], i: number): number {
-  for (let k = 0; k < runs.length; k += 2) {
-    if (i < runs[k + 1]!) return runs[k]! + i;
-    i -= runs[k + 1]!;
-  }
-  return -1;
+/** The pfn whose data is at `offset` of the vmcore file (in the PT_LOAD pageSpans read it from), or -1. */
+function pfnAtOffset(vmcore: Vmcore, offset: number): number {
+  const l = vmcore.loads.find((x) => offset >= x.offset && offset < x.offset + x.fileSize);
+  return l ? Math.floor((l.paddr + (offset - l.offset)) / vmcore.pageSize) : -1;
 }
 
 /**
