@@ -226,7 +226,7 @@ export { POPCOUNT8 } from '../filter/bitmap.ts';
 
 /**
  * Dumpable pages whose read from the vmcore failed (a bad sector, a copy of the vmcore cut short,
- * /proc/vmcore failing on a page). The kdump-compressed writer leaves their page_descs empty and
+ * /proc/vmcore failing to copy a page). The kdump-compressed writer leaves their page_descs empty and
  * the header says INCOMPLETE, so crash reports exactly those pages as not saved; every other page
  * is in the dump.
  */

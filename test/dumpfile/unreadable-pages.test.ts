@@ -1,6 +1,6 @@
 // A vmcore some of whose pages cannot be read: a copy of a real 6.1 kdump vmcore on a filesystem
 // (test/support/eio-fs.py, FUSE) that fails every read of a few pages with EIO, as a disk with bad
-// sectors does, and as /proc/vmcore does when it cannot copy a page of the old kernel. lastword
+// sectors does (/proc/vmcore's own failures, ENOMEM/EFAULT, take the same path in the addon). lastword
 // filter saves every other page, leaves those pages' descs empty and flags the header INCOMPLETE,
 // so crash opens the dump and says which pages are missing; with the compression threads and
 // without. (makedumpfile 1.7.2 dies of SIGBUS on such a file: it mmaps the vmcore.)

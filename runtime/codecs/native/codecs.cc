@@ -139,8 +139,9 @@ int preadAll(int fd, unsigned char* dst, size_t len, off_t off) {
 }
 
 // Errors of the data, not of the call: the pages they hit are lost, the others are still saved.
-// EIO: a bad sector, or /proc/vmcore failing to copy a page of the old kernel; ENOMEM: its
-// ioremap of that page failed; -1: the vmcore file ends early (a copy cut short).
+// EIO: a bad sector under a copied vmcore; ENOMEM, EFAULT: what the kernels' copy_oldmem_page()
+// returns to a read of /proc/vmcore when it cannot map or copy a page of the old kernel; -1: the
+// vmcore file ends early (a copy cut short).
 bool pageDataError(int err) { return err == EIO || err == ENXIO || err == EFAULT || err == ENOMEM || err == ENODATA || err == -1; }
 
 // Reads the spans into this thread's scratch buffer and points b.src at it: the pages are only
