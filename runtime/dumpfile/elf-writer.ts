@@ -6,14 +6,18 @@ import * as fs from 'node:fs';
 import { LastwordError } from '../errors.ts';
 import { EHDR_SIZE, EM_X86_64, ET_CORE, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, SHDR_SIZE, parseElfHeader, parseProgramHeaders } from '../vmcore/elf.ts';
 import { fillFirstBitmap } from '../filter/page-filter.ts';
-import { START_KERNEL_MAP } from '../vmcore/reader.ts';
+import { START_KERNEL_MAP, pageReadFailure } from '../vmcore/reader.ts';
 import type { PageFilter } from '../filter/types.ts';
 import type { LoadSegment, Vmcore } from '../vmcore/types.ts';
+import type { UnreadablePages } from './kdump-layout.ts';
 import type { DumpSummary } from './kdump-writer.ts';
 import type { DumpOutput } from './output.ts';
 
 // makedumpfile.h
 export const PFN_EXCLUDED = 256;
+/** e_flags bit of an ELF dump that is not whole (makedumpfile.c check_and_modify_elf_headers; crash warns on it). */
+export const DUMP_ELF_INCOMPLETE = 0x1;
+const E_FLAGS = 48;
 const PF_RWX = 7;
 /** Bytes per read and write of page data: two such buffers; 4 MiB ones cost 6 MiB more peak RSS for no speed. */
 const CHUNK = 1 << 20;
@@ -61,10 +65,7 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
       if (!ram) continue;
       ramPages++;
       if (!((bm2[i >> 3]! >> (i & 7)) & 1)) continue;
-      if (dropZero) {
-        vmcore.readPages(pfn, 1, page);
-        if (page.equals(zeroPage)) { zero++; continue; }
-      }
+      if (dropZero && readsAsZero(vmcore, pfn, page, zeroPage)) { zero++; continue; }
       dumpable++;
       // Short excluded gaps are merged right away: memory stays bounded by pages / PFN_EXCLUDED.
       const crossesEdge = edge < edges.length && edges[edge]! <= pfn;
@@ -102,6 +103,17 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
     segments.push(...inLoad);
   }
   return { segments, ramPages, dumpable, zero };
+}
+
+/** Whether page `pfn` is all zeros; a page whose read fails is not (pass 2 finds it unreadable). */
+function readsAsZero(vmcore: Vmcore, pfn: number, page: Buffer, zeroPage: Buffer): boolean {
+  try {
+    vmcore.readPages(pfn, 1, page);
+  } catch (err) {
+    if (pageReadFailure(err) === undefined) throw err;
+    return false;
+  }
+  return page.equals(zeroPage);
 }
 
 /** The vmcore's PT_LOADs that map the kernel image (p_vaddr at or above __START_KERNEL_map). */
@@ -167,6 +179,7 @@ export function encodeElfHeaders(vmcore: Vmcore, segments: ElfSegment[], noteOff
 
 export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
   const { vmcore, filter, output } = o;
+  let headers: Buffer | undefined;
   try {
     const plan = planElfSegments(vmcore, filter);
     const headersSize = encodeElfHeaders(vmcore, plan.segments, 0, 0).length;
@@ -175,12 +188,14 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
     // + size_note); it was page-aligned here once, 3,756 bytes more on a 4 KiB-page vmcore for nothing
     // a reader needs.
     const dataOffset = noteOffset + vmcore.notes.length;
-    await output.write(encodeElfHeaders(vmcore, plan.segments, noteOffset, dataOffset), 0);
+    headers = encodeElfHeaders(vmcore, plan.segments, noteOffset, dataOffset);
+    await output.write(headers, 0);
     await output.write(vmcore.notes, noteOffset);
     // Two reused buffers: one is read into while the other is being written (the write runs on
     // libuv's threadpool), so reading and writing overlap and memory stays two chunks.
     const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
     const writes: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
+    const reader = new ChunkReader(vmcore);
     let k = 0;
     let off = dataOffset;
     try {
@@ -188,7 +203,7 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
         for (let done = 0; done < s.size; done += CHUNK) {
           const n = Math.min(CHUNK, s.size - done);
           await writes[k];
-          const chunk = vmcore.readPhys(s.paddr + done, n, bufs[k]!.subarray(0, n));
+          const chunk = reader.read(s.paddr + done, bufs[k]!.subarray(0, n));
           const at = off + done;
           // One write at a time, in order (a stream sink gets records, which must not interleave).
           writes[k] = writes[k ^ 1]!.then(() => output.write(chunk, at));
@@ -201,11 +216,72 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
       await Promise.allSettled(writes);
     }
     await Promise.all(writes);
+    const unreadable = reader.unreadable;
+    if (unreadable) {
+      // Not one page read: no dump to speak of (as in the kdump-compressed writer).
+      if (unreadable.pages >= plan.dumpable) {
+        throw new LastwordError('EVMCORE_READ', `${vmcore.file}: none of the ${plan.dumpable} dumpable pages could be read, the first at offset 0x${unreadable.firstOffset.toString(16)}: ${unreadable.reason}`,
+          { where: { file: vmcore.file, offset: unreadable.firstOffset } });
+      }
+      await output.write(flaggedIncomplete(headers), 0);
+    }
     await output.close();
-    return { maxMapnr: vmcore.maxMapnr, ramPages: plan.ramPages, dumpablePages: plan.dumpable, zeroPages: plan.zero, bytes: output.bytesWritten };
+    return { maxMapnr: vmcore.maxMapnr, ramPages: plan.ramPages, dumpablePages: plan.dumpable, zeroPages: plan.zero, bytes: output.bytesWritten, ...(unreadable ? { unreadable } : {}) };
   } catch (err) {
-    try { await output.abort(); } catch { /* the original error matters */ }
+    await output.abortIncomplete(headers && flaggedIncomplete(headers));
     if (err instanceof LastwordError) throw err;
     throw new LastwordError('EDUMP_WRITE', `cannot write the ELF dump: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The ELF header of `headers` with DUMP_ELF_INCOMPLETE set in e_flags. */
+function flaggedIncomplete(headers: Buffer): Buffer {
+  const ehdr = Buffer.from(headers.subarray(0, EHDR_SIZE));
+  ehdr.writeUInt32LE(ehdr.readUInt32LE(E_FLAGS) | DUMP_ELF_INCOMPLETE, E_FLAGS);
+  return ehdr;
+}
+
+/**
+ * Reads page data for the ELF writer. A chunk whose read fails with a data error (a bad sector,
+ * /proc/vmcore unable to copy a page) is read again page by page: pages that still fail are zeros
+ * in the chunk and counted, every other page is kept. Other errors end the dump.
+ */
+class ChunkReader {
+  unreadable: UnreadablePages | undefined;
+  private readonly vmcore: Vmcore;
+
+  constructor(vmcore: Vmcore) {
+    this.vmcore = vmcore;
+  }
+
+  read(paddr: number, into: Buffer): Buffer {
+    try {
+      return this.vmcore.readPhys(paddr, into.length, into);
+    } catch (err) {
+      if (pageReadFailure(err) === undefined) throw err;
+    }
+    const B = this.vmcore.pageSize;
+    for (let at = 0; at < into.length;) {
+      // Page by page, on page boundaries (a segment may start or end inside a page).
+      const n = Math.min(into.length - at, B - ((paddr + at) % B));
+      const page = into.subarray(at, at + n);
+      try {
+        this.vmcore.readPhys(paddr + at, n, page);
+      } catch (err) {
+        const reason = pageReadFailure(err);
+        if (reason === undefined) throw err;
+        page.fill(0);
+        this.lost(paddr + at, reason);
+      }
+      at += n;
+    }
+    return into;
+  }
+
+  private lost(paddr: number, reason: string): void {
+    if (this.unreadable) { this.unreadable.pages++; return; }
+    const l = this.vmcore.loads.find((x) => paddr >= x.paddr && paddr < x.paddr + x.fileSize);
+    const firstOffset = l ? l.offset + (paddr - l.paddr) : -1;
+    this.unreadable = { pages: 1, firstOffset, firstPfn: Math.floor(paddr / this.vmcore.pageSize), reason, zeroFilled: true };
   }
 }

@@ -236,10 +236,13 @@ export interface UnreadablePages {
   firstOffset: number;
   firstPfn: number;
   reason: string;
+  /** ELF output: the pages are in the file as zeros (ELF cannot mark a page missing); e_flags says incomplete. */
+  zeroFilled?: boolean;
 }
 
 /** The line that says a dump lacks pages its vmcore could not give. */
 export function unreadableMessage(vmcoreFile: string, u: UnreadablePages): string {
   return `${vmcoreFile}: ${u.pages} page${u.pages === 1 ? '' : 's'} could not be read, the first at offset 0x${u.firstOffset.toString(16)} `
-    + `(pfn 0x${u.firstPfn.toString(16)}): ${u.reason}; the dump has every other page and is flagged incomplete (crash reports those pages as not saved)`;
+    + `(pfn 0x${u.firstPfn.toString(16)}): ${u.reason}; the dump has every other page and is flagged incomplete `
+    + (u.zeroFilled ? '(ELF has no mark for a missing page: zeros stand in their place)' : '(crash reports those pages as not saved)');
 }

@@ -282,21 +282,9 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     await output.close();
     return { maxMapnr, ramPages, dumpablePages: dumpable, zeroPages, bytes: output.bytesWritten, ...(unreadable ? { unreadable } : {}) };
   } catch (err) {
-    await markIncomplete(output, header, headerWritten);
+    await output.abortIncomplete(headerWritten ? encodeDiskDumpHeader({ ...header, status: header.status | DUMP_DH_COMPRESSED_INCOMPLETE }) : undefined);
     throw err;
   }
-}
-
-/** After a failure: flag the header INCOMPLETE where the sink allows it, then abort the sink. */
-async function markIncomplete(output: DumpOutput, header: DiskDumpHeader, headerWritten: boolean): Promise<void> {
-  try {
-    if (headerWritten && output.sink.kind === 'positional') {
-      await output.sink.pwrite(encodeDiskDumpHeader({ ...header, status: header.status | DUMP_DH_COMPRESSED_INCOMPLETE }), 0);
-    }
-  } catch { /* the original error is what the caller must see */ }
-  try {
-    await output.abort();
-  } catch { /* same */ }
 }
 
 /** The pfn whose data is at `offset` of the vmcore file (in the PT_LOAD pageSpans read it from), or -1. */

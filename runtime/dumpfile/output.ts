@@ -54,6 +54,20 @@ export class DumpOutput {
   async abort(): Promise<void> {
     await this.sink.abort();
   }
+
+  /**
+   * After a failure: where the sink allows it (a file), puts `flagged` — the dump's header marked
+   * incomplete, as makedumpfile's check_and_modify_headers does — at offset 0, then aborts the sink.
+   * Never throws: the failure that got here is what the caller must see.
+   */
+  async abortIncomplete(flagged: Buffer | undefined): Promise<void> {
+    try {
+      if (flagged && this.sink.kind === 'positional') await this.sink.pwrite(flagged, 0);
+    } catch { /* see above */ }
+    try {
+      await this.sink.abort();
+    } catch { /* same */ }
+  }
 }
 
 /** Sinks should reject with LastwordErrors; plain errno errors are mapped here so the writer's caller sees one family. */

@@ -10,6 +10,19 @@ import type { ProgramHeader } from './elf.ts';
 import { loadDataEndPfn, type LoadSegment, type Vmcore, type Vmcoreinfo } from './types.ts';
 import { parseVmcoreinfo } from './vmcoreinfo.ts';
 
+/**
+ * Why a read of vmcore pages failed when the failure is the data's own (a bad sector, /proc/vmcore
+ * unable to copy a page: the rest of the vmcore may still read), else undefined. The same errors as
+ * the codecs addon's pageDataError (codecs.cc), and the end of the file.
+ */
+export function pageReadFailure(err: unknown): string | undefined {
+  if (err instanceof LastwordError) return err.code === 'EVMCORE_TRUNCATED' ? 'the vmcore file ends before it' : undefined;
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (typeof e?.code === 'string' && PAGE_DATA_ERRORS.has(e.code)) return `${e.code} (errno ${Math.abs(e.errno ?? 0)})`;
+  return undefined;
+}
+const PAGE_DATA_ERRORS = new Set(['EIO', 'ENXIO', 'EFAULT', 'ENOMEM', 'ENODATA']);
+
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): kernel image mappings start here. */
 export const START_KERNEL_MAP = 0xffffffff80000000n;
 

@@ -1,11 +1,12 @@
 // `lastword filter -E` against makedumpfile -E on the same real 6.1 kdump vmcore: at dump level 0
 // the very same file (program headers, notes right after them, page data), and at 31 no more bytes
-// than makedumpfile's. That crash and drgn open the ELF output is test/dumpfile/readers.test.ts's job.
+// than makedumpfile's; a dump cut short by a full target is flagged in e_flags. That crash and drgn open the ELF output is test/dumpfile/readers.test.ts's job.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { DUMP_ELF_INCOMPLETE } from '../../runtime/dumpfile/elf-writer.ts';
 import { labVmcore, repo } from '../support/lab.ts';
 import { makedumpfile, tempDir } from './support.ts';
 
@@ -51,4 +52,30 @@ test('-E -d 31: no more bytes than makedumpfile -E', { timeout: 300_000 }, (t) =
   const { ours, ref } = bothElf(t, 31);
   const a = fs.statSync(ours).size, b = fs.statSync(ref).size;
   assert.ok(a <= b, `lastword wrote ${a} bytes, makedumpfile ${b}`);
+});
+
+test('a full target leaves the ELF dump cut short with e_flags DUMP_ELF_INCOMPLETE, as makedumpfile marks it, the rest a prefix of the whole dump', { timeout: 300_000 }, (t) => {
+  const vmcore = labVmcore();
+  const dir = tempDir(t);
+  const whole = path.join(dir, 'whole');
+  lastwordFilter(['-E', '-d', '31', '--message-level', '0', vmcore, whole]);
+  // A mount of its own, unmounted before its directory goes (the hooks of `dir` would fail on it).
+  const mdir = tempDir(undefined);
+  const mnt = path.join(mdir, 'small');
+  fs.mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=12m', 'lastword-test', mnt]);
+  t.after(() => { spawnSync('umount', [mnt]); fs.rmSync(mdir, { recursive: true, force: true }); });
+  const cut = path.join(mnt, 'dump');
+  const r = spawnSync(process.execPath, [path.join(repo, 'runtime', 'main.ts'), 'filter', '-E', '-d', '31', '--message-level', '0', vmcore, cut], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /ETARGET_FULL/);
+  const got = fs.readFileSync(cut);
+  assert.ok(got.length > 8 << 20, `only ${got.length} bytes written`);
+  assert.equal(got.readUInt32LE(48) & DUMP_ELF_INCOMPLETE, DUMP_ELF_INCOMPLETE, 'e_flags');
+  got.writeUInt32LE(got.readUInt32LE(48) & ~DUMP_ELF_INCOMPLETE, 48);
+  const want = Buffer.alloc(got.length);
+  const fd = fs.openSync(whole, 'r');
+  fs.readSync(fd, want, 0, want.length, 0);
+  fs.closeSync(fd);
+  assert.ok(got.equals(want), 'the cut dump is not a prefix of the whole one');
 });

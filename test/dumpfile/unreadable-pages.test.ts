@@ -3,13 +3,14 @@
 // sectors does (/proc/vmcore's own failures, ENOMEM/EFAULT, take the same path in the addon). lastword
 // filter saves every other page, leaves those pages' descs empty and flags the header INCOMPLETE,
 // so crash opens the dump and says which pages are missing; with the compression threads and
-// without. (makedumpfile 1.7.2 dies of SIGBUS on such a file: it mmaps the vmcore.)
+// without. ELF output (-E) has zeros in their place and e_flags DUMP_ELF_INCOMPLETE. (makedumpfile 1.7.2 dies of SIGBUS on such a file: it mmaps the vmcore.)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { kernelTextLoads } from '../../runtime/dumpfile/elf-writer.ts';
 import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
@@ -103,6 +104,60 @@ test('pages whose reads fail with EIO are left out, every other page is saved, a
   assert.match(said, /\binit\b/, said);
   assert.match(said, new RegExp(`page incomplete: physical address: ${(first * 4096).toString(16)}`, 'i'), said);
   assert.match(said, new RegExp(`^\\s*${((first + 3) * 4096).toString(16)}:  [0-9a-f]{16}`, 'm'), said);
+});
+
+test('ELF output (-E): the pages that fail are zeros, every other byte as in the clean dump, e_flags says incomplete and crash warns', { skip, timeout: 300_000 }, async (t) => {
+  const real = labVmcore({ series: '6.1' });
+  const dir = tempDir(t, 'lastword-eio-elf-');
+  const clean = path.join(dir, 'clean.elf');
+  const r0 = lastword('filter', '-E', '-d', '31', real, clean);
+  assert.equal(r0.status, 0, r0.stderr);
+  // Two pages of the clean ELF's data that are not zeros, in the middle of its largest segment and
+  // not in the kernel-text PT_LOAD (which repeats RAM): their bytes in the vmcore fail.
+  const ref = openVmcore(clean);
+  t.after(() => ref.close());
+  const B = ref.pageSize;
+  const load = [...ref.loads].sort((x, y) => y.fileSize - x.fileSize)[0]!;
+  const text = kernelTextLoads(clean);
+  let pa = -1;
+  const two = Buffer.alloc(2 * B);
+  for (let p = load.paddr + Math.floor(load.fileSize / B / 2) * B; p + 2 * B <= load.paddr + load.fileSize && pa < 0; p += B) {
+    if (text.some((l) => p + 2 * B > l.paddr && p < l.paddr + l.memSize)) continue;
+    ref.readPhys(p, 2 * B, two);
+    if (!two.subarray(0, B).equals(Buffer.alloc(B)) && !two.subarray(B).equals(Buffer.alloc(B))) pa = p;
+  }
+  assert.ok(pa >= 0, 'no two non-zero pages in the clean ELF');
+  const v = openVmcore(real);
+  const vl = v.loads.find((l) => l.paddr <= pa && pa + 2 * B <= l.paddr + l.fileSize)!;
+  const offset = vl.offset + (pa - vl.paddr);
+  v.close();
+  const bad = await mountBadSectors(t, real, offset, offset + 2 * B);
+
+  const out = path.join(dir, 'eio.elf');
+  const r = lastword('filter', '-E', '-d', '31', bad, out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`2 pages could not be read, the first at offset 0x${offset.toString(16)} \\(pfn 0x${(pa / B).toString(16)}\\): EIO.*zeros stand in their place`));
+  // Same size; the bytes differ only in e_flags (DUMP_ELF_INCOMPLETE) and where the two pages are.
+  const a = fs.readFileSync(out), c = fs.readFileSync(clean);
+  assert.equal(a.length, c.length);
+  assert.equal(a.readUInt32LE(48), 1, 'e_flags');
+  assert.equal(c.readUInt32LE(48), 0);
+  const dump = openVmcore(out);
+  t.after(() => dump.close());
+  const lostAt = dump.loads.find((l) => l.paddr <= pa && pa < l.paddr + l.fileSize)!;
+  const fileAt = lostAt.offset + (pa - lostAt.paddr);
+  assert.ok(a.subarray(fileAt, fileAt + 2 * B).equals(Buffer.alloc(2 * B)), 'the lost pages are not zeros');
+  a.writeUInt32LE(0, 48);
+  c.fill(0, fileAt, fileAt + 2 * B);
+  assert.ok(a.equals(c), 'bytes other than e_flags and the two pages differ from the clean dump');
+
+  const script = `sys\nps\nrd -p 0x${pa.toString(16)}\nq\n`;
+  const cr = spawnSync(crashBinary(), ['-s', debugVmlinux(kernelVersion('6.1')!), out], { input: script, encoding: 'utf8', timeout: 180_000 });
+  const said = `${cr.stdout}\n${cr.stderr}`;
+  assert.match(said, /This dumpfile is incomplete/, said);
+  assert.match(said, /PANIC: "Kernel panic - not syncing: sysrq triggered crash"/, said);
+  assert.match(said, /\binit\b/, said);
+  assert.match(said, new RegExp(`^\\s*${pa.toString(16)}:  0{16}\\s`, 'm'), said);
 });
 
 test('lastword save (the capture path) keeps such a dump under its final name and says incomplete, with the unreadable count', { skip, timeout: 300_000 }, async (t) => {
