@@ -1,19 +1,27 @@
 // `lastword info DUMP`: what a kdump-compressed dump holds (ours or makedumpfile's): the header,
-// a VMCOREINFO summary, page counts per class, the codec and whether the dump is complete.
+// a VMCOREINFO summary, page counts per class, the codec and whether the dump is complete. Also an
+// ELF dump (makedumpfile -E, ours) or a vmcore (/proc/vmcore, a copy): its PT_LOADs, VMCOREINFO and
+// whether it is flagged (e_flags DUMP_ELF_INCOMPLETE) or cut short.
+import * as fs from 'node:fs';
 import minimist from 'minimist';
 import { usageError } from '../errors.ts';
 import { openKdumpFile, type KdumpReader } from '../dumpfile/kdump-reader.ts';
 import { PAGE_DESC_SIZE, compressionName } from '../dumpfile/kdump-layout.ts';
+import { DUMP_ELF_INCOMPLETE } from '../dumpfile/elf-writer.ts';
+import { openVmcore, readUtsname, type Utsname } from '../vmcore/index.ts';
+import { loadDataEndPfn } from '../vmcore/types.ts';
 
 export const USAGE = 'usage: lastword info [--json] DUMPFILE';
 
 export interface DumpInfo {
   file: string;
-  format: string;
-  headerVersion: number;
+  format: 'kdump-compressed' | 'ELF';
+  /** kdump-compressed only. */
+  headerVersion?: number;
   codec: string;
   incomplete: boolean;
-  dumpLevel: number;
+  /** kdump-compressed only: an ELF dump does not record it. */
+  dumpLevel?: number;
   osrelease?: string;
   utsRelease: string;
   nodename: string;
@@ -29,7 +37,7 @@ export interface DumpInfo {
     zero: number;       // dumpable pages stored as the shared zero page
     compressed: number;
     raw: number;
-    missing: number;    // page_descs never written (incomplete dumps)
+    missing: number;    // page_descs never written, or ELF data past the end of the file (incomplete dumps)
   };
   bytes: { data: number };
 }
@@ -90,16 +98,69 @@ export function describeDump(dump: KdumpReader): DumpInfo {
   };
 }
 
+/**
+ * An ELF dump or vmcore: RAM = the pages of its PT_LOADs' p_memsz, dumpable = those of p_filesz
+ * (the rest were excluded), missing = dumpable pages whose bytes (some of them) lie past the end of
+ * the file.
+ */
+export function describeElf(file: string): DumpInfo {
+  const v = openVmcore(file, { allowTruncated: true });
+  try {
+    const B = v.pageSize;
+    const st = fs.fstatSync(v.fd!);
+    const size = st.isFile() && st.size > 0 ? st.size : Infinity;    // /proc/vmcore has its size; a device may say 0
+    const eh = Buffer.alloc(64);
+    fs.readSync(v.fd!, eh, 0, eh.length, 0);
+    let ram = 0, dumpable = 0, missing = 0, data = 0;
+    for (const l of v.loads) {
+      // Pages as makedumpfile's 1st bitmap counts them (a partial last page of p_memsz is not one).
+      const first = Math.floor(l.paddr / B);
+      ram += Math.max(0, Math.floor((l.paddr + l.memSize) / B) - first);
+      const withData = Math.max(0, loadDataEndPfn(l, B, false) - first);
+      dumpable += withData;
+      const present = Math.max(0, Math.min(l.fileSize, size - l.offset));
+      data += present;
+      if (present < l.fileSize) missing += withData - Math.min(withData, Math.max(0, Math.floor((l.paddr + present) / B) - first));
+    }
+    let uts: Utsname | undefined;
+    try {
+      uts = readUtsname(v);
+    } catch { /* memory not in the dump: VMCOREINFO's release still names the kernel */ }
+    const flagged = (eh.readUInt32LE(48) & DUMP_ELF_INCOMPLETE) !== 0;
+    return {
+      file,
+      format: 'ELF',
+      codec: 'none',
+      incomplete: flagged || missing > 0,
+      osrelease: v.vmcoreinfo.osrelease,
+      utsRelease: uts?.release ?? v.vmcoreinfo.osrelease ?? '',
+      nodename: uts?.nodename ?? '',
+      machine: uts?.machine ?? 'x86_64',
+      crashTime: v.vmcoreinfo.crashTime,
+      pageSize: B,
+      nrCpus: v.nrCpus,
+      maxMapnr: v.maxMapnr,
+      pages: { ram, dumpable, excluded: ram - dumpable, zero: 0, compressed: 0, raw: dumpable - missing, missing },
+      bytes: { data },
+    };
+  } finally {
+    v.close();
+  }
+}
+
 export function formatInfo(i: DumpInfo): string {
   const mib = (pages: number) => `${(pages * i.pageSize / 1048576).toFixed(1)} MiB`;
+  const elf = i.format === 'ELF';
   const lines = [
     `file:           ${i.file}`,
-    `format:         ${i.format} (header version ${i.headerVersion})${i.incomplete ? ' INCOMPLETE' : ''}`,
-    `status:         ${i.incomplete ? 'incomplete: pages not written (a dump cut short, or pages the vmcore could not give) read as unavailable' : 'complete'}`,
+    `format:         ${i.format}${elf ? '' : ` (header version ${i.headerVersion})`}${i.incomplete ? ' INCOMPLETE' : ''}`,
+    `status:         ${!i.incomplete ? 'complete'
+      : elf ? `incomplete: ${i.pages.missing ? 'cut short, pages past the end of the file are missing' : 'flagged in e_flags (pages the vmcore could not give are zeros)'}`
+      : 'incomplete: pages not written (a dump cut short, or pages the vmcore could not give) read as unavailable'}`,
     `compression:    ${i.codec}`,
-    `dump level:     ${i.dumpLevel}`,
+    `dump level:     ${i.dumpLevel ?? 'not recorded (ELF)'}`,
     `release:        ${i.osrelease ?? i.utsRelease}`,
-    `node:           ${i.nodename}  machine: ${i.machine}  cpus: ${i.nrCpus}`,
+    `node:           ${i.nodename || 'unknown'}  machine: ${i.machine}  cpus: ${i.nrCpus}`,
     `crash time:     ${i.crashTime !== undefined ? new Date(i.crashTime * 1000).toISOString() : 'unknown'}`,
     `page size:      ${i.pageSize}`,
     `max_mapnr:      ${i.maxMapnr}`,
@@ -122,12 +183,28 @@ export async function run(argv: string[]): Promise<number> {
   if (unknown !== undefined) throw usageError(`unknown option ${unknown}\n${USAGE}`);
   if (o.help) { process.stdout.write(USAGE + '\n'); return 0; }
   if (o._.length !== 1) throw usageError(USAGE);
-  const dump = openKdumpFile(String(o._[0]));
+  const file = String(o._[0]);
+  const info = isElf(file) ? describeElf(file) : withKdumpFile(file, describeDump);
+  process.stdout.write(o.json ? JSON.stringify(info, null, 2) + '\n' : formatInfo(info));
+  return 0;
+}
+
+function withKdumpFile<T>(file: string, use: (dump: KdumpReader) => T): T {
+  const dump = openKdumpFile(file);
   try {
-    const info = describeDump(dump);
-    process.stdout.write(o.json ? JSON.stringify(info, null, 2) + '\n' : formatInfo(info));
-    return 0;
+    return use(dump);
   } finally {
     dump.close();
+  }
+}
+
+/** Starts with the ELF magic (anything else goes to the kdump-compressed reader, which names what it found). */
+function isElf(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    return fs.readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === '\x7fELF';
+  } finally {
+    fs.closeSync(fd);
   }
 }

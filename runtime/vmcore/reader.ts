@@ -26,10 +26,14 @@ const PAGE_DATA_ERRORS = new Set(['EIO', 'ENXIO', 'EFAULT', 'ENOMEM', 'ENODATA']
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): kernel image mappings start here. */
 export const START_KERNEL_MAP = 0xffffffff80000000n;
 
-export function openVmcore(file: string): Vmcore {
+/**
+ * `allowTruncated`: accept PT_LOADs that reach past the end of the file (an ELF dump cut short, for
+ * `lastword info`); reads there fail with EVMCORE_TRUNCATED. Dumping refuses such a vmcore up front.
+ */
+export function openVmcore(file: string, { allowTruncated = false }: { allowTruncated?: boolean } = {}): Vmcore {
   const fd = fs.openSync(file, 'r');
   try {
-    return new ElfVmcore(file, fd);
+    return new ElfVmcore(file, fd, allowTruncated);
   } catch (err) {
     fs.closeSync(fd);
     throw err;
@@ -50,7 +54,7 @@ class ElfVmcore implements Vmcore {
   // Sorted by paddr for binary search; the last hit is remembered since reads are mostly sequential.
   private lastLoad = 0;
 
-  constructor(file: string, fd: number) {
+  constructor(file: string, fd: number, allowTruncated: boolean) {
     this.file = file;
     this.fd = fd;
     const st = fs.fstatSync(fd);
@@ -104,7 +108,7 @@ class ElfVmcore implements Vmcore {
     const all = phdrs.filter((p) => p.type === PT_LOAD);
     if (all.length === 0) throw new LastwordError('EVMCORE_HEADER', `${file}: no PT_LOAD segments`, { where: { file } });
     for (const [i, p] of all.entries()) {
-      if (p.offset + p.fileSize > fileSize) {
+      if (p.offset + p.fileSize > fileSize && !allowTruncated) {
         throw truncated(file, `PT_LOAD ${i} (paddr 0x${p.paddr.toString(16)}, ${p.fileSize} bytes) ends at offset 0x${(p.offset + p.fileSize).toString(16)}`, fileSize);
       }
     }

@@ -1,6 +1,8 @@
 // `lastword info` on makedumpfile's dump and ours of a real 6.1 kdump vmcore: release, crash time,
-// codec, level, and page counts that agree with makedumpfile's own report and the vmcore.
+// codec, level, and page counts that agree with makedumpfile's own report and the vmcore; ELF
+// dumps and the vmcore itself from their PT_LOADs.
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,6 +65,53 @@ describe('lastword info', () => {
     assert.match(text.stdout, /status:\s+complete/);
     assert.match(text.stdout, new RegExp(`release:\\s+${a.osrelease}`));
     assert.match(text.stdout, new RegExp(`dumpable\\s+${a.pages.dumpable} `));
+  });
+
+  test('describes an ELF vmcore and ELF dumps (makedumpfile -E, ours): page counts from the PT_LOADs, the kernel as a kdump-compressed dump of it names it, and a cut or flagged one as INCOMPLETE', (t) => {
+    const vmcoreFile = labVmcore();
+    const dir = tempDir(t);
+    const lzo = path.join(dir, 'dump.lzo'), ours = path.join(dir, 'ours.elf'), ref = path.join(dir, 'ref.elf');
+    for (const [args, out] of [[['-l'], lzo], [['-E'], ours]] as const) {
+      assert.equal(spawnSync(process.execPath, [main, 'filter', ...args, '-d', '31', '--message-level', '0', vmcoreFile, out]).status, 0);
+    }
+    execFileSync('makedumpfile', ['-E', '-d', '31', vmcoreFile, ref], { stdio: 'ignore' });
+    const k = JSON.parse(info(lzo).stdout);
+    const v = JSON.parse(info(vmcoreFile).stdout);
+    const vmcore = openVmcore(vmcoreFile);
+    t.after(() => vmcore.close());
+    let withData = 0;
+    for (let pfn = 0; pfn < vmcore.maxMapnr; pfn++) if (vmcore.pfnHasData(pfn)) withData++;
+    // The vmcore: every page with data is there, nothing excluded.
+    assert.equal(v.format, 'ELF');
+    assert.equal(v.incomplete, false);
+    assert.equal(v.pages.ram, withData);
+    assert.equal(v.pages.dumpable, withData);
+    assert.equal(v.pages.missing, 0);
+    for (const file of [ours, ref]) {
+      const e = JSON.parse(info(file).stdout);
+      assert.equal(e.format, 'ELF', file);
+      assert.equal(e.incomplete, false, file);
+      assert.equal(e.dumpLevel, undefined);
+      for (const key of ['osrelease', 'utsRelease', 'nodename', 'machine', 'crashTime', 'pageSize', 'nrCpus']) assert.equal(e[key], k[key], `${file}: ${key}`);
+      assert.equal(e.pages.ram, v.pages.ram, file);
+      // -d 31 left pages out. An ELF dump leaves zero pages out too (the lzo one points them at its one zero
+      // page) but keeps short excluded runs (< 256 pages) in its segments.
+      assert.ok(e.pages.dumpable < v.pages.ram && e.pages.dumpable >= k.pages.dumpable - k.pages.zero, `${file}: ${e.pages.dumpable} dumpable, lzo ${k.pages.dumpable} - ${k.pages.zero} zero`);
+      assert.equal(e.pages.missing, 0);
+    }
+    // Cut short: the pages past the end are missing; flagged in e_flags: incomplete, nothing missing.
+    const whole = fs.readFileSync(ours);
+    const cut = path.join(dir, 'cut.elf'), flagged = path.join(dir, 'flagged.elf');
+    fs.writeFileSync(cut, whole.subarray(0, whole.length - 10 * 4096));
+    const c = JSON.parse(info(cut).stdout);
+    assert.equal(c.incomplete, true);
+    assert.equal(c.pages.missing, 10);
+    assert.equal(c.pages.raw, c.pages.dumpable - 10);
+    whole.writeUInt32LE(1, 48);
+    fs.writeFileSync(flagged, whole);
+    const f = info(flagged, false);
+    assert.match(f.stdout, /format:\s+ELF INCOMPLETE/);
+    assert.match(f.stdout, /status:\s+incomplete: flagged in e_flags/);
   });
 
   test('names a file that is not a dump, and an unknown option exits 2', (t) => {
