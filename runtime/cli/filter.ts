@@ -32,10 +32,14 @@ export const USAGE = `usage: lastword filter [-c|-l|-p|-z] [-d LEVEL] [-E] [-f] 
   -d LEVEL  dump level 0-31 (1 zero, 2 cache, 4 cache+private, 8 user, 16 free pages)
   -c zlib, -l lzo, -p snappy, -z zstd; none: uncompressed kdump-compressed
   -E ELF output   -F flattened output   -f overwrite DUMPFILE
-  --cyclic-buffer KB  accepted as makedumpfile's: its cyclic path (no partial last pages)`;
+  --cyclic-buffer KB  accepted as makedumpfile's: its cyclic path (no partial last pages)
+  --non-mmap  read /proc/vmcore with read() instead of mapping it
+  makedumpfile's --non-cyclic, --work-dir DIR, --splitblock-size N, -b ORDER, -D are accepted and change nothing`;
 
-const BOOLEANS = ['c', 'l', 'p', 'z', 'E', 'F', 'R', 'f', 'dump-dmesg', 'help'];
-const STRINGS = ['d', 'message-level', 'num-threads', 'try', 'cyclic-buffer'];
+// makedumpfile options that change nothing here are accepted, so its argument lists (kdump-tools'
+// MAKEDUMP_ARGS through hooks/kdump-tools/makedumpfile) work unchanged.
+const BOOLEANS = ['c', 'l', 'p', 'z', 'E', 'F', 'R', 'f', 'dump-dmesg', 'help', 'non-mmap', 'non-cyclic', 'D'];
+const STRINGS = ['d', 'message-level', 'num-threads', 'try', 'cyclic-buffer', 'work-dir', 'splitblock-size', 'b'];
 
 export interface FilterOptions {
   dumpLevel: number;
@@ -51,6 +55,8 @@ export interface FilterOptions {
   tryProgram: string | undefined;
   /** --cyclic-buffer given: makedumpfile then stays on its cyclic path. */
   cyclicBuffer: boolean;
+  /** --non-mmap: read the vmcore with read() even when it is /proc/vmcore. */
+  nonMmap: boolean;
   args: string[];
 }
 
@@ -85,6 +91,7 @@ export function parseFilterArgs(argv: string[]): FilterOptions | 'help' {
     workers: int('num-threads', o['num-threads'], 0, 256, defaultWorkers()),
     tryProgram: o.try === undefined ? undefined : String(Array.isArray(o.try) ? o.try.at(-1) : o.try),
     cyclicBuffer: o['cyclic-buffer'] !== undefined && int('cyclic-buffer', o['cyclic-buffer'], 1, 2 ** 31, 0) > 0,
+    nonMmap: o['non-mmap'],
     args: o._.map(String),
   };
 }
@@ -127,8 +134,9 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
   if (opts.args.length > 2 || vmcoreFile === undefined || (dumpFile === undefined && !opts.flatten)) {
     throw usageError(`expected VMCORE and DUMPFILE (or -F to write to stdout)\n${USAGE}`);
   }
-  const vmcore = openVmcore(vmcoreFile);
+  const vmcore = openVmcore(vmcoreFile, opts.nonMmap ? { mmap: false } : {});
   try {
+    if (vmcore.mappedReads) log(4, `lastword filter: reading ${vmcoreFile} through mappings of it`);
     const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m), { cyclicBuffer: opts.cyclicBuffer });
     const output = dumpFile === undefined
       ? new DumpOutput(stdoutSink(), { streamStarted: continueStream })

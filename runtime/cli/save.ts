@@ -54,7 +54,7 @@ export function rootFsFromCmdline(cmdline: string): OpenTargetOptions['rootFs'] 
 export function realStages(sys: System, o: { root?: string; mountPoint?: string; rootFs?: OpenTargetOptions['rootFs'] }): CaptureStages {
   return {
     async writeDump({ vmcore: file, collector, sink, progress, warn }) {
-      const vmcore = openVmcore(file);
+      const vmcore = openVmcore(file, collector.nonMmap ? { mmap: false } : {});
       try {
         const filter = await choosePageFilter(vmcore, collector.dumpLevel, warn, { cyclicBuffer: collector.cyclicBuffer });
         const output = new DumpOutput(sink);
@@ -65,7 +65,7 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
             workers: collector.numThreads ?? defaultWorkers(),
             progress: (done, total) => progress(done, total, vmcore.pageSize),
           });
-        return { ...s, counts: filter.counts, fallbackReason: filter.fallbackReason };
+        return { ...s, counts: filter.counts, fallbackReason: filter.fallbackReason, vmcoreMapped: vmcore.mappedReads };
       } finally {
         vmcore.close();
       }

@@ -37,6 +37,10 @@ export interface CodecsAddon {
   CompressPool: new (threads: number, onDone: (id: number, used: number, error: string | null) => void) => CompressPoolHandle;
   /** Decompresses one page into `dst`; returns the length produced. Throws on corrupt data. */
   decompressPage(method: number, src: Buffer, dst: Buffer): number;
+  /** Spans of vmcore `fd` are read through mappings from now on, on every thread (-1: none). */
+  mapReads(fd: number): void;
+  /** Windows mapped so far by every thread (for tests). */
+  mappedWindows(): number;
 }
 
 /** The addon's compression threads (codecs.cc CompressPool). */

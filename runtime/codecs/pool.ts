@@ -18,6 +18,8 @@ export interface CompressorOptions {
   detectZero: boolean;
   /** Compression threads; 0 = compress in the calling thread. */
   workers: number;
+  /** The vmcore fd whose spans are read through mappings (/proc/vmcore: Vmcore.mappedReads). */
+  mappedFd?: number;
 }
 
 const NO_PAGES = Buffer.alloc(0);
@@ -119,6 +121,7 @@ export class PageCompressor {
       throw new LastwordError('ENATIVE_LOAD', 'the codecs addon is older than this lastword (no CompressPool): run npm run build:native');
     }
     this.method = CODEC_FLAG[opts.codec];
+    if (opts.mappedFd !== undefined && opts.mappedFd >= 0) this.addon.mapReads(opts.mappedFd);
   }
 
   private threads(): CompressPoolHandle {
@@ -173,6 +176,7 @@ export class PageCompressor {
   async close(): Promise<void> {
     this.pool?.close();
     this.pool = undefined;
+    if (this.opts.mappedFd !== undefined && this.opts.mappedFd >= 0) this.addon.mapReads(-1);
   }
 }
 

@@ -15,7 +15,7 @@ const LONG_WITH_ARG = new Set([
   'exclude-xen-dom', 'vtop',
 ]);
 // Long options that do not change the dump content or that we ignore with a note.
-const LONG_IGNORED = new Set(['non-cyclic', 'non-mmap', 'mem-usage', 'check-params', 'debug', 'work-dir', 'splitblock-size', 'num-threads']);
+const LONG_IGNORED = new Set(['non-cyclic', 'mem-usage', 'check-params', 'debug', 'work-dir', 'splitblock-size', 'num-threads']);
 
 export interface CollectorResult {
   collector: CoreCollector;
@@ -47,6 +47,7 @@ export function parseMakedumpfileArgs(args: string[], source: SourceRef, program
   let messageLevel: number | undefined;
   let numThreads: number | undefined;
   let cyclicBuffer = false;
+  let nonMmap = false;
   let sawLevel = false;
   const setCodec = (c: Codec) => {
     if (codec !== 'none' && codec !== c) warn(`more than one compression option; using ${c}`);
@@ -82,6 +83,9 @@ export function parseMakedumpfileArgs(args: string[], source: SourceRef, program
           if (n > 0) cyclicBuffer = true;
           break;
         }
+        case 'non-mmap':
+          nonMmap = true;
+          break;
         case 'dump-dmesg':
           bad(source, '--dump-dmesg in a core collector would save only the kernel log, not the dump');
         case 'split':
@@ -135,7 +139,7 @@ export function parseMakedumpfileArgs(args: string[], source: SourceRef, program
   return {
     collector: {
       program, args, dumpLevel, codec, format: elf ? 'elf' : 'kdump', flattened, force, messageLevel, numThreads,
-      ...(cyclicBuffer ? { cyclicBuffer } : {}), source,
+      ...(cyclicBuffer ? { cyclicBuffer } : {}), ...(nonMmap ? { nonMmap } : {}), source,
     },
     warnings,
   };

@@ -169,6 +169,8 @@ export interface CoreCollector {
   cyclicBuffer?: boolean;
   /** makedumpfile -f: overwrite an existing file. */
   force: boolean;
+  /** --non-mmap: read /proc/vmcore with read() instead of mapping it (a kernel whose mmap of it misbehaves). */
+  nonMmap?: boolean;
   source: SourceRef;
 }
 

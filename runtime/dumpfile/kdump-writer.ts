@@ -131,7 +131,12 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     // buffer written when full. All writes go through one chain, so they reach the file in order:
     // data always before the descs that point at it.
     const zeroPageShared = (level & 1) !== 0;
-    const compressor = new PageCompressor({ codec: o.codec, pageSize: B, detectZero: zeroPageShared, workers: o.workers } satisfies CompressorOptions);
+    // Pages are read by the compression thread from the vmcore file when the vmcore says where they
+    // are (through mappings of it when it is /proc/vmcore); otherwise here, into the batch.
+    const fd = vmcore.pageSpans && vmcore.fd !== undefined && vmcore.fd >= 0 ? vmcore.fd : -1;
+    const compressor = new PageCompressor({
+      codec: o.codec, pageSize: B, detectZero: zeroPageShared, workers: o.workers, ...(fd >= 0 && vmcore.mappedReads ? { mappedFd: fd } : {}),
+    } satisfies CompressorOptions);
     let zeroPages = 0;
     let unreadable: UnreadablePages | undefined;
     let writing: Promise<void> = Promise.resolve();
@@ -217,9 +222,6 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         next.reset();
         return next;
       };
-      // Pages are read by the compression thread from the vmcore file when the vmcore says where they
-      // are; otherwise here, into the batch.
-      const fd = vmcore.pageSpans && vmcore.fd !== undefined && vmcore.fd >= 0 ? vmcore.fd : -1;
       let batch = await nextBatch();
       const addSpan = (fileOffset: number, bytes: number) => batch.addSpan(fileOffset, bytes);
       const submit = async () => {

@@ -28,6 +28,8 @@ export interface DumpResult {
   fallbackReason?: string;
   /** Pages the vmcore could not give (kdump-writer.ts): the dump has the rest and is flagged incomplete. */
   unreadable?: UnreadablePages;
+  /** The vmcore was read through mappings of it (/proc/vmcore). */
+  vmcoreMapped?: boolean;
 }
 
 export interface WriteDumpArgs {
@@ -96,7 +98,7 @@ function summaryOf(plan: Plan, target: DumpTarget | undefined, attempt: DumpAtte
     codec: plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
     ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages, unreadablePages: r?.unreadable?.pages,
     excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,
-    dmesgFile: attempt.dmesgFile, elapsedMs: s.elapsedMs, reason: s.reason, action: s.next,
+    dmesgFile: attempt.dmesgFile, vmcoreMapped: r?.vmcoreMapped, elapsedMs: s.elapsedMs, reason: s.reason, action: s.next,
   });
 }
 

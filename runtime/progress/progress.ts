@@ -96,6 +96,8 @@ export interface CaptureSummary {
   /** Pages left out per class, from the page filter. */
   excluded?: { cache: number; cachePrivate: number; user: number; free: number; hwpoison: number; offline: number };
   dmesgFile?: string;
+  /** The vmcore was read through mappings of it (/proc/vmcore), not read(). */
+  vmcoreMapped?: boolean;
   elapsedMs: number;
   reason?: string;
   action: string;
@@ -119,7 +121,7 @@ export function formatSummary(s: CaptureSummary): string[] {
     lines.push(`  excluded:    cache ${e.cache}, private cache ${e.cachePrivate}, user ${e.user}, free ${e.free}, hwpoison ${e.hwpoison}, offline ${e.offline}`);
   }
   if (s.dmesgFile) lines.push(`  dmesg:       ${s.dmesgFile}`);
-  lines.push(`  time:        ${formatDuration(s.elapsedMs)}`);
+  lines.push(`  time:        ${formatDuration(s.elapsedMs)}${s.vmcoreMapped ? ' (vmcore read through mmap)' : ''}`);
   if (s.reason) lines.push(`  reason:      ${s.reason}`);
   lines.push(`  next:        ${s.action}`);
   return lines;

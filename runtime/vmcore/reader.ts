@@ -9,6 +9,7 @@ import {
 import type { ProgramHeader } from './elf.ts';
 import { loadDataEndPfn, type LoadSegment, type Vmcore, type Vmcoreinfo } from './types.ts';
 import { parseVmcoreinfo } from './vmcoreinfo.ts';
+import { onProcfs, readMapped, unmapVmcore } from '../system/vmcore-mmap.ts';
 
 /**
  * Why a read of vmcore pages failed when the failure is the data's own (a bad sector, /proc/vmcore
@@ -26,14 +27,20 @@ const PAGE_DATA_ERRORS = new Set(['EIO', 'ENXIO', 'EFAULT', 'ENOMEM', 'ENODATA']
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): kernel image mappings start here. */
 export const START_KERNEL_MAP = 0xffffffff80000000n;
 
-/**
- * `allowTruncated`: accept PT_LOADs that reach past the end of the file (an ELF dump cut short, for
- * `lastword info`); reads there fail with EVMCORE_TRUNCATED. Dumping refuses such a vmcore up front.
- */
-export function openVmcore(file: string, { allowTruncated = false }: { allowTruncated?: boolean } = {}): Vmcore {
+export interface OpenVmcoreOptions {
+  /**
+   * Accept PT_LOADs that reach past the end of the file (an ELF dump cut short, for `lastword
+   * info`); reads there fail with EVMCORE_TRUNCATED. Dumping refuses such a vmcore up front.
+   */
+  allowTruncated?: boolean;
+  /** Read through mappings (vmcore-mmap.ts); default: when the file is on procfs (/proc/vmcore). */
+  mmap?: boolean;
+}
+
+export function openVmcore(file: string, opts: OpenVmcoreOptions = {}): Vmcore {
   const fd = fs.openSync(file, 'r');
   try {
-    return new ElfVmcore(file, fd, allowTruncated);
+    return new ElfVmcore(file, fd, opts.allowTruncated ?? false, opts.mmap ?? onProcfs(file));
   } catch (err) {
     fs.closeSync(fd);
     throw err;
@@ -54,9 +61,13 @@ class ElfVmcore implements Vmcore {
   // Sorted by paddr for binary search; the last hit is remembered since reads are mostly sequential.
   private lastLoad = 0;
 
-  constructor(file: string, fd: number, allowTruncated: boolean) {
+  /** Reads go through mappings of the file (cleared when a mapping fails: then pread). */
+  mappedReads: boolean;
+
+  constructor(file: string, fd: number, allowTruncated: boolean, mapped: boolean) {
     this.file = file;
     this.fd = fd;
+    this.mappedReads = mapped;
     const st = fs.fstatSync(fd);
     // /proc/vmcore and regular files report their size; devices may say 0 (then trust headers).
     const fileSize = st.isFile() && st.size > 0 ? st.size : Infinity;
@@ -158,6 +169,7 @@ class ElfVmcore implements Vmcore {
   }
 
   close(): void {
+    if (this.mappedReads) unmapVmcore();
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }
@@ -210,6 +222,12 @@ class ElfVmcore implements Vmcore {
   }
 
   private pread(buf: Buffer, position: number, exact: boolean): Buffer {
+    if (this.mappedReads) {
+      const r = readMapped(this.fd, buf, position);
+      if (r === 0) return buf;
+      if (r > 0) this.mappedReads = false;      // mmap refused: read from here on
+      // r === -1 (past the end of the file): pread says how much there is.
+    }
     let got = 0;
     while (got < buf.length) {
       const n = fs.readSync(this.fd, buf, got, buf.length - got, position + got);

@@ -39,6 +39,10 @@ test('makedumpfile options: codecs, level, ELF, flattened, joined short options'
   assert.deepEqual([cy.collector.cyclicBuffer, cy.warnings], [true, []]);
   assert.equal(parseMakedumpfileArgs(['-d', '31', '--cyclic-buffer=0'], src).collector.cyclicBuffer, undefined);
   assert.throws(() => parseMakedumpfileArgs(['--cyclic-buffer', 'big'], src), /test\.conf:7: --cyclic-buffer 'big' is not a size in KiB/);
+  // --non-mmap: /proc/vmcore is read with read(), as makedumpfile then reads it; --non-cyclic changes nothing here
+  const nm = parseMakedumpfileArgs(['-l', '--non-mmap', '--non-cyclic', '-d', '31'], src);
+  assert.deepEqual([nm.collector.nonMmap, nm.warnings], [true, []]);
+  assert.equal(parseMakedumpfileArgs(['-l', '-d', '31'], src).collector.nonMmap, undefined);
 });
 
 test('ip=: dhcp forms, static long form, IPv6 brackets, MTU and MAC, DNS', () => {

@@ -169,6 +169,15 @@ describe('lastword filter command line', () => {
     assert.match(r.stderr, /unknown option --cyclic-buffer-of-doom/);
   });
 
+  test('makedumpfile options that change nothing here are accepted (kdump-tools passes MAKEDUMP_ARGS through), --non-mmap included', (t) => {
+    const vmcoreFile = labVmcore();
+    const dir = tempDir(t);
+    const plain = path.join(dir, 'plain'), extra = path.join(dir, 'extra');
+    ok(['filter', '-l', '-d', '31', '--message-level', '0', vmcoreFile, plain]);
+    ok(['filter', '--non-mmap', '--non-cyclic', '--work-dir', dir, '--splitblock-size', '1024', '-b', '8', '-D', '-l', '-d', '31', '--message-level', '0', vmcoreFile, extra]);
+    assert.ok(fs.readFileSync(extra).equals(fs.readFileSync(plain)));
+  });
+
   test('two compressions or a bad level are usage errors', () => {
     assert.equal(lastword(['filter', '-c', '-l', 'a', 'b']).status, 2);
     const r = lastword(['filter', '-d', '32', 'a', 'b']);

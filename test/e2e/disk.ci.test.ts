@@ -1,5 +1,6 @@
 // E2E, local disk target: a guest that really panics, lastword as PID 1 of the capture kernel saves
-// the dump onto an ext4 virtio disk found by LABEL= (kdump.conf `ext4 LABEL=...`), crash opens it.
+// the dump onto an ext4 virtio disk found by LABEL= (kdump.conf `ext4 LABEL=...`), reading
+// /proc/vmcore through mmap, and crash opens it.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,6 +25,8 @@ test('saves a dump crash opens to an ext4 disk found by LABEL=, with its dmesg, 
   assert.match(runLog, /^=== capture kernel log \(\/dev\/kmsg\) ===\n\[ +0\.000000\] Linux version /);
   assert.match(runLog, /\] Command line: .*reset_devices/);
   assert.match(runLog, /=== lastword ===\n[\s\S]*dump saved/);
+  // /proc/vmcore is read through mappings of it (as makedumpfile reads it), not page-by-page read() copies.
+  assert.match(runLog, /time: .*\(vmcore read through mmap\)/);
 
   const report = crashReport(crashBinary(), debugVmlinux(run.prepared.kver), dump.vmcore);
   assert.ok(report.ok, `crash could not open the dump:\n${report.output.slice(-3000)}`);

@@ -19,6 +19,7 @@ test(`a ${UNSTABLE_SERIES}.x guest: lastword as PID 1 saves a -d 31 dump whose t
   t.after(() => fs.rmSync(base, { recursive: true, force: true }));
   const { run, dump, tail } = await diskCapture(base, 'unstable-kernel', kver);
   assert.match(run.capture, /dump saved/, tail);
+  assert.match(run.capture, /time: .*\(vmcore read through mmap\)/, tail);
   assert.match(run.capture, new RegExp(`Linux version ${kver!.replace(/[.+]/g, '\\$&')} `), 'the capture kernel is not the unstable one');
   assert.match(fs.readFileSync(dump.dmesg!, 'utf8'), /LASTWORD-E2E-MARKER primary workload/);
 

@@ -17,7 +17,9 @@
 #include <libdeflate.h>
 #include <zlib.h>
 #include <zstd.h>
+#include "vmcore-window.h"
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
@@ -138,6 +140,26 @@ int preadAll(int fd, unsigned char* dst, size_t len, off_t off) {
   return 0;
 }
 
+// The vmcore fd whose reads go through mappings (/proc/vmcore; vmcore-window.h), -1 for none; set
+// by mapReads before batches are submitted. Each thread maps its own windows.
+std::atomic<int> gMappedFd{-1};
+std::atomic<unsigned> gMapGeneration{0};
+std::atomic<unsigned long> gWindows{0};
+thread_local lastword::VmcoreWindow window;
+
+// preadAll, through this thread's window when fd is the mapped vmcore. A failed mmap turns mapping
+// off for good (the reads are then preads, as before).
+int readVmcore(int fd, unsigned char* dst, size_t len, off_t off) {
+  if (fd >= 0 && fd == gMappedFd.load(std::memory_order_relaxed)) {
+    unsigned long before = window.windows();
+    int err = window.read(fd, gMapGeneration.load(std::memory_order_relaxed), dst, len, off);
+    gWindows.fetch_add(window.windows() - before, std::memory_order_relaxed);
+    if (err <= 0) return err;
+    gMappedFd.store(-1);
+  }
+  return preadAll(fd, dst, len, off);
+}
+
 // Errors of the data, not of the call: the pages they hit are lost, the others are still saved.
 // EIO: a bad sector under a copied vmcore; ENOMEM, EFAULT: what the kernels' copy_oldmem_page()
 // returns to a read of /proc/vmcore when it cannot map or copy a page of the old kernel; -1: the
@@ -163,7 +185,7 @@ std::string readSpans(Batch& b) {
     if (at + len > b.srcLen) return "read spans exceed the page buffer";
     if (off < 0) {
       memset(b.src + at, 0, len);
-    } else if (int err = preadAll(b.fd, b.src + at, len, static_cast<off_t>(off)); err != 0) {
+    } else if (int err = readVmcore(b.fd, b.src + at, len, static_cast<off_t>(off)); err != 0) {
       if (!pageDataError(err)) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off)) + ": " + strerror(err);
       // Page by page (pieces end at the batch's page boundaries, where a span may start mid-page).
       for (size_t p = 0; p < len;) {
@@ -432,12 +454,29 @@ Napi::Value DecompressPage(const Napi::CallbackInfo& info) {
   throw Napi::RangeError::New(env, "unknown compression method");
 }
 
+// mapReads(fd): batches read from vmcore fd through mappings from now on (-1: none). Drops this
+// thread's window (compressPagesSpans inline); the compression threads drop theirs on the next
+// read, as the generation changed.
+Napi::Value MapReads(const Napi::CallbackInfo& info) {
+  gMapGeneration.fetch_add(1);
+  gMappedFd.store(info[0].As<Napi::Number>().Int32Value());
+  window.reset();
+  return info.Env().Undefined();
+}
+
+// Windows mapped by every thread so far.
+Napi::Value MappedWindows(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(gWindows.load()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (lzo_init() != LZO_E_OK) throw Napi::Error::New(env, "lzo_init failed");
   exports.Set("compressPages", Napi::Function::New(env, CompressPages));
   exports.Set("compressPagesSpans", Napi::Function::New(env, CompressPagesSpans));
   exports.Set("CompressPool", CompressPool::Define(env));
   exports.Set("decompressPage", Napi::Function::New(env, DecompressPage));
+  exports.Set("mapReads", Napi::Function::New(env, MapReads));
+  exports.Set("mappedWindows", Napi::Function::New(env, MappedWindows));
   return exports;
 }
 

@@ -1,9 +1,12 @@
 // The syscalls lastword needs as PID 1 of the capture initramfs and that Node does not offer:
 // mount(2), umount2(2), reboot(2), sync(2), sethostname(2), setsid(2) + TIOCSCTTY, finit_module(2),
-// dup2(2) for taking the console, and reaping orphans without stealing libuv's children.
+// dup2(2) for taking the console, and reaping orphans without stealing libuv's children; reads of
+// /proc/vmcore through mappings of it (vmcore-window.h) for the main thread.
 // Every failure throws an Error whose code is the errno name (EPERM), with errno and syscall set,
 // the shape of Node's own system errors.
 #include <napi.h>
+
+#include "vmcore-window.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -161,6 +164,31 @@ Napi::Value Getpid(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), getpid());
 }
 
+// The main thread's window onto the vmcore (JavaScript runs on one thread).
+lastword::VmcoreWindow mainWindow;
+unsigned mainGeneration = 0;
+
+// readMapped(fd, buf, offset): fills buf from offset of fd through a mapping. Returns 0, -1 when the
+// range reaches past the end of the file, or the errno of a failed mmap (the caller then reads).
+Napi::Value ReadMapped(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto buf = info[1].As<Napi::Buffer<unsigned char>>();
+  double off = info[2].As<Napi::Number>().DoubleValue();
+  int r = mainWindow.read(fd, mainGeneration, buf.Data(), buf.Length(), static_cast<off_t>(off));
+  return Napi::Number::New(info.Env(), r);
+}
+
+// unmapVmcore(): the vmcore is closed; returns the windows mapped since the last call.
+Napi::Value UnmapVmcore(const Napi::CallbackInfo& info) {
+  unsigned long n = mainWindow.windows();
+  mainWindow.reset();
+  mainGeneration++;
+  static unsigned long reported = 0;
+  unsigned long since = n - reported;
+  reported = n;
+  return Napi::Number::New(info.Env(), static_cast<double>(since));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
@@ -173,6 +201,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("dup2", Napi::Function::New(env, Dup2));
   exports.Set("reapOrphans", Napi::Function::New(env, ReapOrphans));
   exports.Set("getpid", Napi::Function::New(env, Getpid));
+  exports.Set("readMapped", Napi::Function::New(env, ReadMapped));
+  exports.Set("unmapVmcore", Napi::Function::New(env, UnmapVmcore));
   Napi::Object rb = Napi::Object::New(env);
   rb.Set("RB_AUTOBOOT", Napi::Number::New(env, RB_AUTOBOOT));
   rb.Set("RB_POWER_OFF", Napi::Number::New(env, RB_POWER_OFF));

@@ -1,0 +1,93 @@
+// Reading /proc/vmcore through a mapping of it instead of read(): the kernel copies a read of
+// /proc/vmcore out of the crashed kernel's memory one page at a time (copy_oldmem_page maps and
+// unmaps each page), while mmap() of it maps a whole window of old memory at once
+// (remap_oldmem_pfn_range), so the bytes are then plain memory. makedumpfile reads it the same way
+// (4 MiB windows, update_mmap_range). Measured in a 6.1 capture kernel under QEMU TCG: 560 MB/s with
+// pread of 1 MiB, 2.4-2.6 GB/s through 4 MiB windows. Used by both addons: the system addon for the
+// main thread's reads (mem_map, ELF output), the codecs addon on each compression thread.
+#pragma once
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace lastword {
+
+class VmcoreWindow {
+ public:
+  static constexpr size_t kWindow = 4u << 20;
+
+  VmcoreWindow() = default;
+  VmcoreWindow(const VmcoreWindow&) = delete;
+  VmcoreWindow& operator=(const VmcoreWindow&) = delete;
+  ~VmcoreWindow() { unmap(); }
+
+  // Copies len bytes at off of fd into dst. Returns 0; -1 when [off, off + len) reaches past the end
+  // of the file (as a short pread would); or the errno of a failed fstat/mmap (the caller then preads).
+  // `generation` changes when the fd may name another file (a vmcore closed and another opened).
+  int read(int fd, unsigned generation, unsigned char* dst, size_t len, off_t off) {
+    if (fd != fd_ || generation != generation_) {
+      reset();
+      struct stat st;
+      if (fstat(fd, &st) != 0) return errno;
+      fd_ = fd;
+      generation_ = generation;
+      size_ = st.st_size;
+    }
+    if (off < 0 || static_cast<off_t>(off + len) > size_) return -1;
+    while (len > 0) {
+      if (!p_ || off < base_ || off >= base_ + static_cast<off_t>(len_)) {
+        if (int err = map(off)) return err;
+      }
+      size_t n = std::min(len, static_cast<size_t>(base_ + static_cast<off_t>(len_) - off));
+      memcpy(dst, p_ + (off - base_), n);
+      dst += n;
+      off += n;
+      len -= n;
+    }
+    return 0;
+  }
+
+  // Windows mapped so far (tests check that reads really went through mappings).
+  unsigned long windows() const { return windows_; }
+
+  // Unmaps and forgets the file.
+  void reset() {
+    unmap();
+    fd_ = -1;
+  }
+
+ private:
+  int map(off_t off) {
+    unmap();
+    off_t base = off & ~static_cast<off_t>(kWindow - 1);
+    // Never past the end of the file: mmap of /proc/vmcore refuses a range beyond its size (page-aligned).
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t len = std::min(kWindow, (static_cast<size_t>(size_ - base) + page - 1) & ~(page - 1));
+    void* p = mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd_, base);
+    if (p == MAP_FAILED) return errno;
+    p_ = static_cast<unsigned char*>(p);
+    base_ = base;
+    len_ = len;
+    windows_++;
+    return 0;
+  }
+
+  void unmap() {
+    if (p_) munmap(p_, len_);
+    p_ = nullptr;
+    len_ = 0;
+  }
+
+  int fd_ = -1;
+  unsigned generation_ = 0;
+  off_t size_ = 0;
+  off_t base_ = 0;
+  size_t len_ = 0;
+  unsigned char* p_ = nullptr;
+  unsigned long windows_ = 0;
+};
+
+}  // namespace lastword
