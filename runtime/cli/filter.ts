@@ -134,6 +134,14 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
   if (opts.args.length > 2 || vmcoreFile === undefined || (dumpFile === undefined && !opts.flatten)) {
     throw usageError(`expected VMCORE and DUMPFILE (or -F to write to stdout)\n${USAGE}`);
   }
+  // makedumpfile's report (message level bit 16): how long each step took, start-up included.
+  let stepStart = 0;
+  const step = (name: string) => {
+    const now = performance.now();
+    log(16, `STEP [${name.padEnd(27)}] : ${((now - stepStart) / 1000).toFixed(6)} seconds`);
+    stepStart = now;
+  };
+  step('Start-up (to the vmcore)');
   const vmcore = openVmcore(vmcoreFile, opts.nonMmap ? { mmap: false } : {});
   try {
     if (vmcore.mappedReads) log(4, `lastword filter: reading ${vmcoreFile} through mappings of it`);
@@ -146,9 +154,9 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));
     let summary: DumpSummary;
     if (opts.elf) {
-      summary = await writeElfDump({ vmcore, filter, output });
+      summary = await writeElfDump({ vmcore, filter, output, step });
     } else {
-      summary = await writeKdumpCompressed({ vmcore, filter, output, codec: opts.codec, headerInfo, workers: opts.workers });
+      summary = await writeKdumpCompressed({ vmcore, filter, output, codec: opts.codec, headerInfo, workers: opts.workers, step });
     }
     const how = opts.elf ? 'ELF' : `${opts.codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;
     log(4, `lastword filter: ${summary.dumpablePages} of ${summary.ramPages} pages saved (dump level ${filter.dumpLevel}${summary.zeroPages ? `, ${summary.zeroPages} zero` : ''}), ${summary.bytes} bytes (${how})`);

@@ -35,6 +35,8 @@ export interface ElfWriteOptions {
   vmcore: Vmcore;
   filter: PageFilter;
   output: DumpOutput;
+  /** Called when a step ends, as KdumpWriteOptions.step. */
+  step?: (name: string) => void;
 }
 
 /** Pass 1: the PT_LOADs of the output and page counts. Reads page data only for zero detection. */
@@ -182,6 +184,7 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
   let headers: Buffer | undefined;
   try {
     const plan = planElfSegments(vmcore, filter);
+    o.step?.('Excluding unnecessary pages');
     const headersSize = encodeElfHeaders(vmcore, plan.segments, 0, 0).length;
     const noteOffset = headersSize;
     // Page data follows the notes directly, as makedumpfile writes it (write_elf_header: offset_note_dumpfile
@@ -226,6 +229,7 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
       await output.write(flaggedIncomplete(headers), 0);
     }
     await output.close();
+    o.step?.('Copying data');
     return { maxMapnr: vmcore.maxMapnr, ramPages: plan.ramPages, dumpablePages: plan.dumpable, zeroPages: plan.zero, bytes: output.bytesWritten, ...(unreadable ? { unreadable } : {}) };
   } catch (err) {
     await output.abortIncomplete(headers && flaggedIncomplete(headers));

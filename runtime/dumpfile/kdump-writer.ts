@@ -45,6 +45,8 @@ export interface KdumpWriteOptions {
   workers: number;
   /** Called after each written batch with pages done and total. */
   progress?: (done: number, total: number) => void;
+  /** Called when a step ends (makedumpfile's STEP names: 'Excluding unnecessary pages', 'Copying data'). */
+  step?: (name: string) => void;
 }
 
 export interface DumpSummary {
@@ -124,6 +126,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       await output.write(Buffer.alloc(tail), geo.offsetBitmap2 + Math.ceil(maxMapnr / 8));
     }
 
+    o.step?.('Excluding unnecessary pages');
     // Pass 2: descs and data. Batches of BATCH_PAGES dumpable pages are read and compressed on the
     // compression threads (two batches queued per thread, so none waits for this one) while this
     // thread finds the next batch's pages. Results are taken in order: each batch's compressed
@@ -282,6 +285,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     }
     await output.write(encodeDiskDumpHeader(unreadable ? { ...header, status: header.status | DUMP_DH_COMPRESSED_INCOMPLETE } : header), 0);
     await output.close();
+    o.step?.('Copying data');
     return { maxMapnr, ramPages, dumpablePages: dumpable, zeroPages, bytes: output.bytesWritten, ...(unreadable ? { unreadable } : {}) };
   } catch (err) {
     await output.abortIncomplete(headerWritten ? encodeDiskDumpHeader({ ...header, status: header.status | DUMP_DH_COMPRESSED_INCOMPLETE }) : undefined);

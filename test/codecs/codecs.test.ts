@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CODEC_FLAG, codecsAddon, compressBatch, decompressPage } from '../../runtime/codecs/codec.ts';
 import type { CodecName } from '../../runtime/codecs/codec.ts';
-import { PageBatch, PageCompressor, UNREADABLE_PAGE, unreadableReason } from '../../runtime/codecs/pool.ts';
+import { PageBatch, PageCompressor, UNREADABLE_PAGE, defaultWorkers, unreadableReason } from '../../runtime/codecs/pool.ts';
 import { LastwordError } from '../../runtime/errors.ts';
 
 const PAGE = 4096;
@@ -34,6 +34,12 @@ function pagesOf(batch: { sizes: Uint32Array; data: Buffer }): Buffer[] {
   for (const s of batch.sizes) { out.push(batch.data.subarray(at, at + s)); at += s; }
   return out;
 }
+
+test('compression threads by default: one per CPU, none on one CPU (nr_cpus=1 capture kernels compress in the main thread)', () => {
+  assert.equal(defaultWorkers(1), 0);
+  assert.equal(defaultWorkers(2), 2);
+  assert.equal(defaultWorkers(8), 8);
+});
 
 describe('page codecs', () => {
   const addon = codecsAddon();

@@ -178,6 +178,16 @@ describe('lastword filter command line', () => {
     assert.ok(fs.readFileSync(extra).equals(fs.readFileSync(plain)));
   });
 
+  test('--message-level 16 reports how long each step took, as makedumpfile\'s STEP lines', (t) => {
+    const vmcoreFile = labVmcore();
+    const dir = tempDir(t);
+    for (const format of ['-l', '-E']) {
+      const stderr = ok(['filter', format, '-d', '31', '--message-level', '16', vmcoreFile, path.join(dir, `out${format}`)]);
+      const steps = [...stderr.matchAll(/^STEP \[(.+?) *\] : (\d+\.\d{6}) seconds$/gm)].map((m) => m[1]);
+      assert.deepEqual(steps, ['Start-up (to the vmcore)', 'Excluding unnecessary pages', 'Copying data'], stderr);
+    }
+  });
+
   test('two compressions or a bad level are usage errors', () => {
     assert.equal(lastword(['filter', '-c', '-l', 'a', 'b']).status, 2);
     const r = lastword(['filter', '-d', '32', 'a', 'b']);
