@@ -3,12 +3,12 @@
 // than makedumpfile's; a dump cut short by a full target is flagged in e_flags. That crash and drgn open the ELF output is test/dumpfile/readers.test.ts's job.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DUMP_ELF_INCOMPLETE } from '../../runtime/dumpfile/elf-writer.ts';
 import { labVmcore, repo } from '../support/lab.ts';
-import { makedumpfile, tempDir } from './support.ts';
+import { makedumpfile, smallTmpfs, tempDir } from './support.ts';
 
 function lastwordFilter(args: string[]): void {
   const r = spawnSync(process.execPath, [path.join(repo, 'runtime', 'main.ts'), 'filter', ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
@@ -59,13 +59,7 @@ test('a full target leaves the ELF dump cut short with e_flags DUMP_ELF_INCOMPLE
   const dir = tempDir(t);
   const whole = path.join(dir, 'whole');
   lastwordFilter(['-E', '-d', '31', '--message-level', '0', vmcore, whole]);
-  // A mount of its own, unmounted before its directory goes (the hooks of `dir` would fail on it).
-  const mdir = tempDir(undefined);
-  const mnt = path.join(mdir, 'small');
-  fs.mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=12m', 'lastword-test', mnt]);
-  t.after(() => { spawnSync('umount', [mnt]); fs.rmSync(mdir, { recursive: true, force: true }); });
-  const cut = path.join(mnt, 'dump');
+  const cut = path.join(smallTmpfs(t), 'dump');
   const r = spawnSync(process.execPath, [path.join(repo, 'runtime', 'main.ts'), 'filter', '-E', '-d', '31', '--message-level', '0', vmcore, cut], { encoding: 'utf8' });
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /ETARGET_FULL/);

@@ -13,7 +13,7 @@ import { DUMP_DH_COMPRESSED_INCOMPLETE } from '../../runtime/dumpfile/kdump-layo
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore, repo } from '../support/lab.ts';
 import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
-import { assertPagesMatchVmcore, assertSamePfnSet, makedumpfile, tempDir } from './support.ts';
+import { assertPagesMatchVmcore, assertSamePfnSet, makedumpfile, smallTmpfs, tempDir } from './support.ts';
 
 const node = process.execPath;
 const main = path.join(repo, 'runtime', 'main.ts');
@@ -108,13 +108,7 @@ describe('kdump-compressed writer against makedumpfile (6.1 vmcore)', () => {
 
   test('a full target leaves an INCOMPLETE dump whose written pages are right, and exits non-zero naming ETARGET_FULL', (t) => {
     const vmcoreFile = labVmcore();
-    const dir = tempDir(undefined);
-    const mnt = path.join(dir, 'small');
-    fs.mkdirSync(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=12m', 'lastword-test', mnt]);
-    // Unmount before the temp dir goes, whatever happens in between.
-    t.after(() => { spawnSync('umount', [mnt]); fs.rmSync(dir, { recursive: true, force: true }); });
-    const out = path.join(mnt, 'dump');
+    const out = path.join(smallTmpfs(t), 'dump');
     const r = lastword(['filter', '-l', '-d', '1', '--message-level', '0', vmcoreFile, out]);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /ETARGET_FULL/);

@@ -1,6 +1,6 @@
 // Shared helpers of the dump file tests: makedumpfile as the reference writer, temp dirs that are
 // removed even on failure, and comparisons of saved pfn sets and page contents.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,6 +13,19 @@ export function tempDir(t: { after(fn: () => void): void } | undefined, prefix =
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   t?.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * A 12 MiB tmpfs for a dump target that fills up, in a directory of its own: unmounted before that
+ * directory goes (a temp dir's own hook would fail on a live mount).
+ */
+export function smallTmpfs(t: { after(fn: () => void): void }): string {
+  const dir = tempDir(undefined);
+  const mnt = path.join(dir, 'small');
+  fs.mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=12m', 'lastword-test', mnt]);
+  t.after(() => { spawnSync('umount', [mnt]); fs.rmSync(dir, { recursive: true, force: true }); });
+  return mnt;
 }
 
 /** Runs Debian's makedumpfile (the reference) with `args` on `vmcore` into `out`. */
