@@ -137,7 +137,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
   // makedumpfile's report (message level bit 16): how long each step took, start-up included.
   let stepStart = 0;
   const step = (name: string) => {
-    const now = performance.now();
+    const now = process.uptime() * 1000;     // since the process started; performance.now() would load perf_hooks
     log(16, `STEP [${name.padEnd(27)}] : ${((now - stepStart) / 1000).toFixed(6)} seconds`);
     stepStart = now;
   };
