@@ -7,7 +7,7 @@
 // saves the dump as usual. One CPU (nr_cpus=1), as kdump's command line has it: lastword then
 // compresses in its main thread (--num-threads 1 adds a compression thread). makedumpfile is
 // Debian 12's 1.7.2 (its binary and libraries shipped through extra_bins). Not part of npm test.
-// Options: --runs N (default 3), --level N (31), --codec -l|-c|-z.
+// Options: --runs N (default 3), --level N (31), --codec -l|-c|-z, --mem MiB (1024), --crashkernel (384M).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -17,6 +17,8 @@ const arg = (name: string, dflt: string) => { const i = process.argv.indexOf(nam
 const runs = Number(arg('--runs', '3'));
 const level = arg('--level', '31');
 const codec = arg('--codec', '-l');
+const memMiB = Number(arg('--mem', '1024'));
+const crashkernel = arg('--crashkernel', '384M');
 const missing = missingPrerequisite();
 if (missing) { console.error(`bench:capture: ${missing}`); process.exit(1); }
 
@@ -57,7 +59,8 @@ const opts: CycleOptions = {
   kdumpConf: ['ext4 LABEL=LWBENCH', 'path /var/crash', `core_collector makedumpfile ${codec} -d ${level}`,
     'extra_bins /usr/bin/makedumpfile', 'kdump_pre /usr/local/sbin/lastword-bench', 'final_action poweroff', 'failure_action poweroff', ''].join('\n'),
   sysconfig: 'KDUMP_COMMANDLINE_APPEND="irqpoll nr_cpus=1 reset_devices panic=1"\n',
-  crashkernel: '384M',
+  crashkernel,
+  memMiB,
   guestFiles,
   disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWBENCH' }],
 };
@@ -69,7 +72,7 @@ const rows = [...capture.matchAll(/^BENCH\|([^|]+)\|(\d+)\|(\d+)\|(\d+)\|(.*)$/g
 if (rows.length === 0) { console.error(`bench:capture: no BENCH lines; console: ${path.join(prepared.dir, 'console.log')}`); process.exit(1); }
 for (const m of capture.matchAll(/^STEPS\|([^|]+)\|1\|(.*)$/gm)) console.log(`${m[1]}: ${m[2]}`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log(`| in the capture kernel, ${codec} -d ${level}, ${runs} runs | wall (median) | runs | bytes |`);
+console.log(`| in the capture kernel, ${memMiB} MiB guest, ${codec} -d ${level}, ${runs} runs | wall (median) | runs | bytes |`);
 console.log('|---|---|---|---|');
 for (const [name] of cases) {
   const r = rows.filter((x) => x.name === name);
