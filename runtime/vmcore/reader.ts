@@ -39,9 +39,12 @@ export interface OpenVmcoreOptions {
 
 export function openVmcore(file: string, opts: OpenVmcoreOptions = {}): Vmcore {
   const fd = fs.openSync(file, 'r');
+  const mapped = opts.mmap ?? onProcfs(file);
   try {
-    return new ElfVmcore(file, fd, opts.allowTruncated ?? false, opts.mmap ?? onProcfs(file));
+    return new ElfVmcore(file, fd, opts.allowTruncated ?? false, mapped);
   } catch (err) {
+    // The window must not outlive the fd: the next file opened may get the same fd number.
+    if (mapped) unmapVmcore();
     fs.closeSync(fd);
     throw err;
   }
@@ -63,11 +66,13 @@ class ElfVmcore implements Vmcore {
 
   /** Reads go through mappings of the file (cleared when a mapping fails: then pread). */
   mappedReads: boolean;
+  private readonly openedMapped: boolean;
 
   constructor(file: string, fd: number, allowTruncated: boolean, mapped: boolean) {
     this.file = file;
     this.fd = fd;
     this.mappedReads = mapped;
+    this.openedMapped = mapped;
     const st = fs.fstatSync(fd);
     // /proc/vmcore and regular files report their size; devices may say 0 (then trust headers).
     const fileSize = st.isFile() && st.size > 0 ? st.size : Infinity;
@@ -169,7 +174,7 @@ class ElfVmcore implements Vmcore {
   }
 
   close(): void {
-    if (this.mappedReads) unmapVmcore();
+    if (this.openedMapped) unmapVmcore();      // before the fd goes: its number may name another file next
     if (this.fd >= 0) fs.closeSync(this.fd);
     this.fd = -1;
   }

@@ -16,6 +16,7 @@ import { onProcfs, readMapped, unmapVmcore } from '../../runtime/system/vmcore-m
 import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore, repo } from '../support/lab.ts';
+import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
 import { tempDir } from '../dumpfile/support.ts';
 
 function lastwordFilter(...args: string[]): void {
@@ -52,6 +53,22 @@ test('mapped reads return the bytes read() returns, across window boundaries and
   // Past the end: -1, as a short read; nothing is mapped beyond the file.
   assert.equal(readMapped(fd, Buffer.alloc(20), size - 10), -1);
   assert.ok(unmapVmcore() > 3, 'the reads did not go through several windows');
+});
+
+test('a vmcore that fails to open leaves no window behind for the next file on the same fd number', (t) => {
+  const dir = tempDir(t);
+  const info = 'OSRELEASE=6.1.0-test\nPAGESIZE=4096\n';
+  const bad = path.join(dir, 'bad'), good = path.join(dir, 'good');
+  writeSyntheticVmcore(bad, info, []);          // no PT_LOAD: refused after its headers were read through a window
+  const data = Buffer.alloc(16 * 4096);
+  for (let i = 0; i < 16; i++) data.write(`good page ${i}`, i * 4096);
+  writeSyntheticVmcore(good, info, [{ paddr: 0x100000, vaddr: 0xffff888000100000n, data }]);
+  assert.throws(() => openVmcore(bad, { mmap: true }), /no PT_LOAD segments/);
+  const v = openVmcore(good, { mmap: true });   // the fd number the bad one had
+  t.after(() => v.close());
+  const page = Buffer.alloc(4096);
+  v.readPages(0x100 + 5, 1, page);
+  assert.equal(page.toString('latin1', 0, 11), 'good page 5');
 });
 
 test('dumps written through mappings (main thread and compression threads) equal lastword filter\'s read() dumps byte for byte', { timeout: 300_000 }, async (t) => {
