@@ -9,7 +9,7 @@ import { fillFirstBitmap } from '../filter/page-filter.ts';
 import { START_KERNEL_MAP, pageReadFailure } from '../vmcore/reader.ts';
 import type { PageFilter } from '../filter/types.ts';
 import type { LoadSegment, Vmcore } from '../vmcore/types.ts';
-import type { UnreadablePages } from './kdump-layout.ts';
+import { noPageReadError, type UnreadablePages } from './kdump-layout.ts';
 import type { DumpSummary } from './kdump-writer.ts';
 import type { DumpOutput } from './output.ts';
 
@@ -222,10 +222,7 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
     const unreadable = reader.unreadable;
     if (unreadable) {
       // Not one page read: no dump to speak of (as in the kdump-compressed writer).
-      if (unreadable.pages >= plan.dumpable) {
-        throw new LastwordError('EVMCORE_READ', `${vmcore.file}: none of the ${plan.dumpable} dumpable pages could be read, the first at offset 0x${unreadable.firstOffset.toString(16)}: ${unreadable.reason}`,
-          { where: { file: vmcore.file, offset: unreadable.firstOffset } });
-      }
+      if (unreadable.pages >= plan.dumpable) throw noPageReadError(vmcore.file, plan.dumpable, unreadable);
       await output.write(flaggedIncomplete(headers), 0);
     }
     await output.close();

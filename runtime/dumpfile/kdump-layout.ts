@@ -246,3 +246,9 @@ export function unreadableMessage(vmcoreFile: string, u: UnreadablePages): strin
     + `(pfn 0x${u.firstPfn.toString(16)}): ${u.reason}; the dump has every other page and is flagged incomplete `
     + (u.zeroFilled ? '(ELF has no mark for a missing page: zeros stand in their place)' : '(crash reports those pages as not saved)');
 }
+
+/** A dump of which not one dumpable page could be read: no dump to speak of, so both writers fail with this. */
+export function noPageReadError(vmcoreFile: string, dumpable: number, u: UnreadablePages): LastwordError {
+  return new LastwordError('EVMCORE_READ', `${vmcoreFile}: none of the ${dumpable} dumpable pages could be read, the first at offset 0x${u.firstOffset.toString(16)}: ${u.reason}`,
+    { where: { file: vmcoreFile, offset: u.firstOffset } });
+}

@@ -13,7 +13,7 @@ import type { PageFilter } from '../filter/types.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import {
   DISK_DUMP_HEADER_VERSION, DUMP_DH_COMPRESSED_INCOMPLETE, KDUMP_SIGNATURE, KDUMP_SUB_HEADER_SIZE, PAGE_DESC_SIZE,
-  encodeDiskDumpHeader, encodeSubHeader, geometry, subHeaderBlocks,
+  encodeDiskDumpHeader, encodeSubHeader, geometry, noPageReadError, subHeaderBlocks,
 } from './kdump-layout.ts';
 import type { DiskDumpHeader, UnreadablePages } from './kdump-layout.ts';
 import { DumpOutput } from './output.ts';
@@ -80,6 +80,8 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     totalRamBlocks: 0, deviceBlocks: 0, writtenBlocks: 0, currentCpu: 0,
     nrCpus: vmcore.nrCpus,
   };
+  /** The header of a dump that lacks pages (cut short, or pages the vmcore could not give), as makedumpfile marks it. */
+  const incompleteHeader = () => encodeDiskDumpHeader({ ...header, status: header.status | DUMP_DH_COMPRESSED_INCOMPLETE });
   let headerWritten = false;
   try {
     // Marked incomplete until the last page is written, so a dump cut short by a crash of the
@@ -274,21 +276,18 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         throw new LastwordError('EDUMP_WRITE', `wrote ${done} pages but the bitmap has ${dumpable}: the page filter changed between passes`);
       }
       // Not one page read (the whole file gone bad, or every read failing with ENOMEM): no dump to speak of.
-      if (unreadable && unreadable.pages === dumpable) {
-        throw new LastwordError('EVMCORE_READ', `${vmcore.file}: none of the ${dumpable} dumpable pages could be read, the first at offset 0x${unreadable.firstOffset.toString(16)}: ${unreadable.reason}`,
-          { where: { file: vmcore.file, offset: unreadable.firstOffset } });
-      }
+      if (unreadable && unreadable.pages === dumpable) throw noPageReadError(vmcore.file, dumpable, unreadable);
     } finally {
       // A failed run still has batches on the compression threads: close() lets them end.
       await writing.catch(() => {});
       await compressor.close();
     }
-    await output.write(encodeDiskDumpHeader(unreadable ? { ...header, status: header.status | DUMP_DH_COMPRESSED_INCOMPLETE } : header), 0);
+    await output.write(unreadable ? incompleteHeader() : encodeDiskDumpHeader(header), 0);
     await output.close();
     o.step?.('Copying data');
     return { maxMapnr, ramPages, dumpablePages: dumpable, zeroPages, bytes: output.bytesWritten, ...(unreadable ? { unreadable } : {}) };
   } catch (err) {
-    await output.abortIncomplete(headerWritten ? encodeDiskDumpHeader({ ...header, status: header.status | DUMP_DH_COMPRESSED_INCOMPLETE }) : undefined);
+    await output.abortIncomplete(headerWritten ? incompleteHeader() : undefined);
     throw err;
   }
 }
