@@ -4,7 +4,7 @@
 // whether it is flagged (e_flags DUMP_ELF_INCOMPLETE) or cut short.
 import * as fs from 'node:fs';
 import minimist from 'minimist';
-import { usageError } from '../errors.ts';
+import { describeError, LastwordError, usageError } from '../errors.ts';
 import { openKdumpFile, type KdumpReader } from '../dumpfile/kdump-reader.ts';
 import { PAGE_DESC_SIZE, compressionName } from '../dumpfile/kdump-layout.ts';
 import { DUMP_ELF_INCOMPLETE } from '../dumpfile/elf-writer.ts';
@@ -200,11 +200,15 @@ function withKdumpFile<T>(file: string, use: (dump: KdumpReader) => T): T {
 
 /** Starts with the ELF magic (anything else goes to the kdump-compressed reader, which names what it found). */
 function isElf(file: string): boolean {
-  const fd = fs.openSync(file, 'r');
+  let fd: number | undefined;
   try {
+    fd = fs.openSync(file, 'r');
     const b = Buffer.alloc(4);
     return fs.readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === '\x7fELF';
+  } catch (err) {
+    // Node's EISDIR ("illegal operation on a directory, read") does not name the file
+    throw new LastwordError('EDUMP_OPEN', `${file}: cannot read it: ${(err as NodeJS.ErrnoException).code ?? describeError(err)}`, { where: { file }, cause: err });
   } finally {
-    fs.closeSync(fd);
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }

@@ -114,10 +114,15 @@ describe('lastword info', () => {
     assert.match(f.stdout, /status:\s+incomplete: flagged in e_flags/);
   });
 
-  test('names a file that is not a dump, and an unknown option exits 2', (t) => {
+  test('names a file that is not a dump, a directory and a missing file, and an unknown option exits 2', (t) => {
     const r = info(path.join(repo, 'package.json'));
     assert.equal(r.status, 1);
     assert.match(r.stderr, /EDUMP_HEADER: .*package\.json: not a kdump-compressed file/);
+    const dir = info(path.join(repo, 'test'));
+    assert.equal(dir.status, 1);
+    assert.match(dir.stderr, /^lastword info: EDUMP_OPEN: \S+\/test: cannot read it: EISDIR\n$/);
+    const missing = info(path.join(repo, 'no-such-dump'));
+    assert.match(missing.stderr, /EDUMP_OPEN: \S+\/no-such-dump: cannot read it: ENOENT/);
     const u = spawnSync(process.execPath, [main, 'info', '--frobnicate', 'x'], { encoding: 'utf8' });
     assert.equal(u.status, 2);
     assert.match(u.stderr, /unknown option --frobnicate/);
