@@ -40,7 +40,7 @@ export interface ElfWriteOptions {
 }
 
 /** Pass 1: the PT_LOADs of the output and page counts. Reads page data only for zero detection. */
-export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments: ElfSegment[]; ramPages: number; dumpable: number; zero: number } {
+export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments: ElfSegment[]; ramPages: number; dumpable: number; zero: number; textLoads: LoadSegment[] } {
   const B = vmcore.pageSize;
   const dropZero = (filter.dumpLevel & 1) !== 0;
   const cycle = filter.cyclePfns;
@@ -52,7 +52,8 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
   // makedumpfile builds the segments of each PT_LOAD from that load's pages alone, so a run never
   // reaches across the first or last pfn of a PT_LOAD: excluded pages at a load's end stay outside
   // its p_filesz even when pages of the next load follow within PFN_EXCLUDED.
-  const loads = [...kernelTextLoads(vmcore.file), ...vmcore.loads];
+  const textLoads = kernelTextLoads(vmcore.file);
+  const loads = [...textLoads, ...vmcore.loads];
   const edges = [...new Set(loads.flatMap((l) => [Math.floor(l.paddr / B), Math.ceil((l.paddr + l.memSize) / B)]))].sort((a, b) => a - b);
   let edge = 0;       // edges[edge] is the first edge above the current run's last pfn
   let runStart = -1, runEnd = -1;
@@ -104,7 +105,7 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
     for (const [i, seg] of inLoad.entries()) seg.memSize = (inLoad[i + 1]?.paddr ?? lMemEnd) - seg.paddr;
     segments.push(...inLoad);
   }
-  return { segments, ramPages, dumpable, zero };
+  return { segments, ramPages, dumpable, zero, textLoads };
 }
 
 /** Whether page `pfn` is all zeros; a page whose read fails is not (pass 2 finds it unreadable). */
@@ -198,7 +199,7 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
     // libuv's threadpool), so reading and writing overlap and memory stays two chunks.
     const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
     const writes: Promise<void>[] = [Promise.resolve(), Promise.resolve()];
-    const reader = new ChunkReader(vmcore);
+    const reader = new ChunkReader(vmcore, plan.textLoads);
     let k = 0;
     let off = dataOffset;
     try {
@@ -245,14 +246,21 @@ function flaggedIncomplete(headers: Buffer): Buffer {
 /**
  * Reads page data for the ELF writer. A chunk whose read fails with a data error (a bad sector,
  * /proc/vmcore unable to copy a page) is read again page by page: pages that still fail are zeros
- * in the chunk and counted, every other page is kept. Other errors end the dump.
+ * in the chunk and counted once each, like the filter's dumpable pages (a page is read twice when
+ * a chunk ends inside it, and the kernel-text PT_LOAD repeats pages of RAM), every other page is
+ * kept. Other errors end the dump.
  */
 class ChunkReader {
   unreadable: UnreadablePages | undefined;
   private readonly vmcore: Vmcore;
+  private readonly textLoads: readonly LoadSegment[];
+  /** lost pfns inside the kernel text (at most its pages), which the RAM loads read again */
+  private readonly lostText = new Set<number>();
+  private lastLostPfn = -1;
 
-  constructor(vmcore: Vmcore) {
+  constructor(vmcore: Vmcore, textLoads: readonly LoadSegment[]) {
     this.vmcore = vmcore;
+    this.textLoads = textLoads;
   }
 
   read(paddr: number, into: Buffer): Buffer {
@@ -280,9 +288,16 @@ class ChunkReader {
   }
 
   private lost(paddr: number, reason: string): void {
+    const pfn = Math.floor(paddr / this.vmcore.pageSize);
+    if (pfn === this.lastLostPfn) return;
+    this.lastLostPfn = pfn;
+    if (this.textLoads.some((t) => paddr >= t.paddr && paddr < t.paddr + t.fileSize)) {
+      if (this.lostText.has(pfn)) return;
+      this.lostText.add(pfn);
+    }
     if (this.unreadable) { this.unreadable.pages++; return; }
     const l = this.vmcore.loads.find((x) => paddr >= x.paddr && paddr < x.paddr + x.fileSize);
     const firstOffset = l ? l.offset + (paddr - l.paddr) : -1;
-    this.unreadable = { pages: 1, firstOffset, firstPfn: Math.floor(paddr / this.vmcore.pageSize), reason, zeroFilled: true };
+    this.unreadable = { pages: 1, firstOffset, firstPfn: pfn, reason, zeroFilled: true };
   }
 }

@@ -193,6 +193,51 @@ test('ELF output (-E): the pages that fail are zeros, every other byte as in the
   assert.match(said, new RegExp(`^\\s*${pa.toString(16)}:  0{16}\\s`, 'm'), said);
 });
 
+test('ELF output (-E): an unreadable page of the kernel image, which the ELF carries twice (kernel-text PT_LOAD and RAM), is zeros in both and counted once', { skip, timeout: 300_000 }, async (t) => {
+  const real = labVmcore({ series: '6.1' });
+  const dir = tempDir(t, 'lastword-eio-text-');
+  const clean = path.join(dir, 'clean.elf');
+  const r0 = lastword('filter', '-E', '-d', '31', real, clean);
+  assert.equal(r0.status, 0, r0.stderr);
+  const filterReads = pfnsTheFilterReads(real, 31);
+  const ref = openVmcore(clean);
+  t.after(() => ref.close());
+  const B = ref.pageSize;
+  const [text] = kernelTextLoads(clean);
+  assert.ok(text, 'no kernel-text PT_LOAD in the ELF dump');
+  const page = Buffer.alloc(B);
+  let pa = -1;
+  for (let p = text.paddr + Math.floor(text.fileSize / B / 2) * B; p + B <= text.paddr + text.fileSize && pa < 0; p += B) {
+    if (filterReads.has(p / B)) continue;
+    ref.readPhys(p, B, page);
+    if (!page.equals(Buffer.alloc(B))) pa = p;
+  }
+  assert.ok(pa >= 0, 'no non-zero page in the second half of the kernel image');
+  const v = openVmcore(real);
+  const vl = v.loads.find((l) => l.paddr <= pa && pa + B <= l.paddr + l.fileSize && l.vaddr < 0xffffffff80000000n)!;
+  const offset = vl.offset + (pa - vl.paddr);
+  v.close();
+  const bad = await mountBadSectors(t, real, offset, offset + B);
+
+  const out = path.join(dir, 'eio.elf');
+  const r = lastword('filter', '-E', '-d', '31', bad, out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`1 page could not be read, the first at offset 0x${offset.toString(16)} \\(pfn 0x${(pa / B).toString(16)}\\): EIO`));
+  const a = fs.readFileSync(out), c = fs.readFileSync(clean);
+  assert.equal(a.readUInt32LE(48), 1, 'e_flags');
+  const dump = openVmcore(out);
+  t.after(() => dump.close());
+  const copies = [...kernelTextLoads(out), ...dump.loads].filter((l) => l.paddr <= pa && pa < l.paddr + l.fileSize);
+  assert.equal(copies.length, 2, 'the page is not in both the kernel-text and a RAM PT_LOAD');
+  for (const l of copies) {
+    const at = l.offset + (pa - l.paddr);
+    assert.ok(a.subarray(at, at + B).equals(Buffer.alloc(B)), `the lost page at file offset ${at} is not zeros`);
+    c.fill(0, at, at + B);
+  }
+  a.writeUInt32LE(0, 48);
+  assert.ok(a.equals(c), 'bytes other than e_flags and the two copies of the page differ from the clean dump');
+});
+
 test('lastword save (the capture path) keeps such a dump under its final name and says incomplete, with the unreadable count', { skip, timeout: 300_000 }, async (t) => {
   const real = labVmcore({ series: '6.1' });
   // The two pages at 0x19000000 of the file: inside the lab vmcore's big PT_LOAD, dumpable at level 0.
