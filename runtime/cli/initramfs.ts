@@ -28,8 +28,8 @@ Builds a capture initramfs whose /init is lastword, from the kdump configs.
                         mounted at boot (its pages stay evictable); plain: /init is lastword
                         (pins the whole executable)
   --compress C          gzip | zstd (default) | none
-  --image-compression C squashfs: zstd (default; 40 MB for the executable, seconds to build) |
-                        xz (x86 BCJ, 1 MiB blocks: 29 MB, minutes to build, but slow refaults
+  --image-compression C squashfs: zstd (default; 28 MB for the executable, seconds to build) |
+                        xz (x86 BCJ, 1 MiB blocks: 21 MB, minutes to build, but slow refaults
                         of evicted pages under memory pressure); cached by the executable's hash
   --image-level N       squashfs zstd level (default 9; 15-19 pin ~3 MB less, build much slower),
                         erofs lz4hc level (at most 12)
