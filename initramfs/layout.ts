@@ -102,8 +102,9 @@ exec ${mountAt}/lastword "$@"
 
 /**
  * How the read-only image is compressed. zstd -9 with 256 KiB blocks (default) makes the ~110 MB
- * executable a 40 MB squashfs in seconds. xz with the x86 BCJ filter and 1 MiB blocks makes it
- * 29 MB (11 MB less at the unpack peak, where the image is held twice), but every refault of an
+ * executable a 28 MB squashfs in seconds (40 MB before its ICU data was trimmed). xz with the x86 BCJ
+ * filter and 1 MiB blocks makes it 21 MB (7 MB less at the unpack peak, where the image is held
+ * twice), but every refault of an
  * evicted page of the executable then decompresses a 1 MiB xz block: in the footprint cycle at
  * crashkernel=208M, where zstd works, lastword stalled while saving. Images are cached by the
  * executable's hash (imageCacheDir), so a slow build is paid once.
