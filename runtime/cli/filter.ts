@@ -150,7 +150,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
       ? new DumpOutput(stdoutSink(), { streamStarted: continueStream })
       : new DumpOutput(opts.flatten
         ? fileStreamSink(openDumpFile(dumpFile, opts.overwrite), dumpFile)
-        : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile, { fsync: false }));
+        : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile, { fsync: false, sync: !opts.elf && opts.workers === 0 }));
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));
     let summary: DumpSummary;
     if (opts.elf) {

@@ -50,25 +50,39 @@ export class FilePositionalSink implements PositionalSink {
   /** close and abort may both be called after a failure; a closed fd number may already be someone else's. */
   private closed = false;
   private readonly fsync: boolean;
+  private readonly sync: boolean;
 
   /**
    * `fsync: false` closes without waiting for the device, as makedumpfile does: for `lastword
    * filter` as a core_collector, whose caller (kdump.sh, kdump-config) runs sync after it.
+   * `sync: true` writes from the calling thread, as makedumpfile does: when the pages are
+   * compressed on that thread too (one CPU), a write on libuv's threadpool overlaps nothing and
+   * costs a hand-off each way. Not for the capture: its stall guard needs the event loop to run
+   * while a write hangs on a dead NFS server or disk.
    */
-  constructor(fd: number, file: string, { fsync = true }: { fsync?: boolean } = {}) {
+  constructor(fd: number, file: string, { fsync = true, sync = false }: { fsync?: boolean; sync?: boolean } = {}) {
     this.fd = fd;
     this.file = file;
     this.fsync = fsync;
+    this.sync = sync;
   }
 
   async pwrite(buf: Buffer, offset: number): Promise<void> {
     let done = 0;
     while (done < buf.length) {
-      const { bytesWritten } = await new Promise<{ bytesWritten: number }>((resolve, reject) => {
+      const { bytesWritten } = this.sync ? this.writeHere(buf, done, offset + done) : await new Promise<{ bytesWritten: number }>((resolve, reject) => {
         fs.write(this.fd, buf, done, buf.length - done, offset + done, (err, n) => (err ? reject(targetError(err, this.file)) : resolve({ bytesWritten: n })));
       });
       if (bytesWritten === 0) throw new LastwordError('ETARGET_FULL', `${this.file}: the target accepted no more bytes at offset ${offset + done}`);
       done += bytesWritten;
+    }
+  }
+
+  private writeHere(buf: Buffer, from: number, at: number): { bytesWritten: number } {
+    try {
+      return { bytesWritten: fs.writeSync(this.fd, buf, from, buf.length - from, at) };
+    } catch (err) {
+      throw targetError(err, this.file);
     }
   }
 

@@ -43,7 +43,8 @@ describe('kdump-compressed writer against makedumpfile (6.1 vmcore)', () => {
       const vmcore = labVmcore();
       const dir = tempDir(t);
       const ours = path.join(dir, 'ours'), ref = path.join(dir, 'ref');
-      ok(['filter', '-l', '-d', String(level), '--message-level', '0', vmcore, ours]);
+      // level 31 as on one CPU: compressed and written from the main thread
+      ok(['filter', '-l', '-d', String(level), ...(level === 31 ? ['--num-threads', '0'] : []), '--message-level', '0', vmcore, ours]);
       makedumpfile(['-l', '-d', String(level)], vmcore, ref);
       const a = openKdumpFile(ours), b = openKdumpFile(ref);
       t.after(() => { a.close(); b.close(); });
@@ -106,10 +107,11 @@ describe('kdump-compressed writer against makedumpfile (6.1 vmcore)', () => {
     assert.ok(fs.readFileSync(ref).equals(want), 'makedumpfile -R differs from the direct dump');
   });
 
-  test('a full target leaves an INCOMPLETE dump whose written pages are right, and exits non-zero naming ETARGET_FULL', (t) => {
+  // --num-threads 0 (the default on one CPU) compresses and writes from the main thread (writeSync)
+  for (const threads of ['0', '2']) test(`a full target leaves an INCOMPLETE dump whose written pages are right, and exits non-zero naming ETARGET_FULL (--num-threads ${threads})`, (t) => {
     const vmcoreFile = labVmcore();
     const out = path.join(smallTmpfs(t), 'dump');
-    const r = lastword(['filter', '-l', '-d', '1', '--message-level', '0', vmcoreFile, out]);
+    const r = lastword(['filter', '-l', '-d', '1', '--num-threads', threads, '--message-level', '0', vmcoreFile, out]);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, /ETARGET_FULL/);
     const dump = openKdumpFile(out);
