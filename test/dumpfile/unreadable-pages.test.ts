@@ -134,19 +134,24 @@ test('pages whose reads fail with EIO are left out, every other page is saved, a
   assert.match(said, new RegExp(`^\\s*${((first + 3) * 4096).toString(16)}:  [0-9a-f]{16}`, 'm'), said);
 });
 
-test('ELF output (-E): the pages that fail are zeros, every other byte as in the clean dump, e_flags says incomplete and crash warns', { skip, timeout: 300_000 }, async (t) => {
+/** The 6.1 lab vmcore's clean -E -d 31 dump (opened), and the pfns the filter reads of the vmcore. */
+function cleanElfDump(t: { after(fn: () => void): void }, prefix: string) {
   const real = labVmcore({ series: '6.1' });
-  const dir = tempDir(t, 'lastword-eio-elf-');
+  const dir = tempDir(t, prefix);
   const clean = path.join(dir, 'clean.elf');
   const r0 = lastword('filter', '-E', '-d', '31', real, clean);
   assert.equal(r0.status, 0, r0.stderr);
-  // Two pages of the clean ELF's data that are not zeros, not in the kernel-text PT_LOAD (which
-  // repeats RAM) and not read by the filter (the largest segment may be all mem_map): their bytes in
-  // the vmcore fail. Segments from the largest down, each from its middle on.
   const filterReads = pfnsTheFilterReads(real, 31);
   const ref = openVmcore(clean);
   t.after(() => ref.close());
-  const B = ref.pageSize;
+  return { real, dir, clean, filterReads, ref, B: ref.pageSize };
+}
+
+test('ELF output (-E): the pages that fail are zeros, every other byte as in the clean dump, e_flags says incomplete and crash warns', { skip, timeout: 300_000 }, async (t) => {
+  const { real, dir, clean, filterReads, ref, B } = cleanElfDump(t, 'lastword-eio-elf-');
+  // Two pages of the clean ELF's data that are not zeros, not in the kernel-text PT_LOAD (which
+  // repeats RAM) and not read by the filter (the largest segment may be all mem_map): their bytes in
+  // the vmcore fail. Segments from the largest down, each from its middle on.
   const text = kernelTextLoads(clean);
   let pa = -1;
   const two = Buffer.alloc(2 * B);
@@ -194,15 +199,7 @@ test('ELF output (-E): the pages that fail are zeros, every other byte as in the
 });
 
 test('ELF output (-E): an unreadable page of the kernel image, which the ELF carries twice (kernel-text PT_LOAD and RAM), is zeros in both and counted once', { skip, timeout: 300_000 }, async (t) => {
-  const real = labVmcore({ series: '6.1' });
-  const dir = tempDir(t, 'lastword-eio-text-');
-  const clean = path.join(dir, 'clean.elf');
-  const r0 = lastword('filter', '-E', '-d', '31', real, clean);
-  assert.equal(r0.status, 0, r0.stderr);
-  const filterReads = pfnsTheFilterReads(real, 31);
-  const ref = openVmcore(clean);
-  t.after(() => ref.close());
-  const B = ref.pageSize;
+  const { real, dir, clean, filterReads, ref, B } = cleanElfDump(t, 'lastword-eio-text-');
   const [text] = kernelTextLoads(clean);
   assert.ok(text, 'no kernel-text PT_LOAD in the ELF dump');
   const page = Buffer.alloc(B);
