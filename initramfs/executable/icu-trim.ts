@@ -1,10 +1,10 @@
 // The pinned Node carries full ICU: a 33 MB data package (`icudt<N>_dat` in .rodata, 10.8 MB of
 // the 35 MB zstd-compressed executable). A capture never formats dates or numbers for other
 // locales, but the capture image holds every byte of the executable in the crashkernel
-// reservation (compressed while the initramfs unpacks, then as a squashfs pinned in rootfs). The
-// build keeps what Node's own `small-icu` configuration keeps (tools/icu/icu_small.json: the
-// root and `en` locales) and zeroes the rest of the package in place: zero blocks cost nothing in
-// the compressed image, and no code or offset in the binary moves.
+// reservation (compressed while the initramfs unpacks, then as a squashfs pinned in rootfs). Much
+// as Node's own `small-icu` build (English only), the build keeps the root and `en` locales and
+// zeroes the rest of the package in place: zero blocks cost nothing in the compressed image, and
+// no code or offset in the binary moves.
 //
 // The package format is ICU's common data (source/common/ucmndata.h, UDataOffsetTOC): a data
 // header, then a table of contents `count, {nameOffset, dataOffset}[count]` (offsets from the
@@ -54,11 +54,14 @@ export function icuItems(pkg: Buffer, where = 'ICU data'): IcuItem[] {
 const LOCALE_BUNDLE = /^[a-z]{2,3}(_[A-Za-z0-9]*)*$/;
 
 /**
- * What a capture keeps: everything but other locales' bundles, the break iterators
- * (Intl.Segmenter), transliterators and charset converters (UTF-8/16 and Latin-1 are built into
- * ICU's code) — as Node's small-icu. Kept, among others: normalization (String.prototype.normalize),
- * case mapping, root collation (localeCompare), time zones (Date), plural rules, the pools and
- * res_index of each tree (a dropped locale then falls back to root).
+ * What a capture keeps: everything but other locales' bundles, the word dictionaries of the break
+ * iterators, transliterators and charset converters (UTF-8/16 and Latin-1 are built into ICU's
+ * code, windows-1252 into Node's). Kept, among others: normalization
+ * (String.prototype.normalize), case mapping, root collation (localeCompare), time zones (Date),
+ * plural rules, the pools and res_index of each tree (a dropped locale then falls back to root),
+ * and the break iterators' rules: without them `new Intl.Segmenter()` crashes Node (SIGSEGV), and
+ * a crash of PID 1 panics the capture kernel. Without a dictionary, CJK and Thai words are not
+ * split; an encoding without its converter (shift_jis, gbk) is refused by TextDecoder.
  */
 export function keepForCapture(name: string): boolean {
   const parts = name.split('/').slice(1);
@@ -66,7 +69,8 @@ export function keepForCapture(name: string): boolean {
   const dot = file.lastIndexOf('.');
   const base = dot < 0 ? file : file.slice(0, dot);
   const ext = dot < 0 ? '' : file.slice(dot + 1);
-  if (parts.length > 1 && (parts[0] === 'brkitr' || parts[0] === 'translit')) return false;
+  if (parts.length > 1 && parts[0] === 'translit') return false;
+  if (ext === 'dict') return false;       // brkitr's dictionaries (CJK, Thai, Lao, Khmer, Burmese words)
   if (ext === 'cnv') return false;
   if (ext === 'res' && base !== 'res_index' && LOCALE_BUNDLE.test(base) && base !== 'en' && base !== 'root') return false;
   return true;

@@ -29,10 +29,10 @@ test('the trimmed package holds root, English and the locale-independent data, b
   assert.equal(pkg.length, full.length);
   assert.equal(kept.length + dropped, before.length);
   const names = new Set(kept.map((it) => it.name.replace(/^icudt\d+l\//, '')));
-  for (const must of ['root.res', 'en.res', 'res_index.res', 'pool.res', 'coll/root.res', 'coll/ucadata.icu', 'zoneinfo64.res', 'metaZones.res', 'zone/en.res', 'uts46.nrm', 'nfkc.nrm', 'unames.icu', 'plurals.res', 'cnvalias.icu']) {
+  for (const must of ['root.res', 'en.res', 'res_index.res', 'pool.res', 'coll/root.res', 'coll/ucadata.icu', 'zoneinfo64.res', 'metaZones.res', 'zone/en.res', 'uts46.nrm', 'nfkc.nrm', 'unames.icu', 'plurals.res', 'cnvalias.icu', 'brkitr/root.res', 'brkitr/en.res', 'brkitr/char.brk', 'brkitr/word.brk', 'brkitr/sent.brk', 'brkitr/line.brk']) {
     assert.ok(names.has(must), `${must} was dropped`);
   }
-  for (const gone of ['de.res', 'zh_Hant_TW.res', 'coll/de.res', 'zone/fr.res', 'en_GB.res', 'coll/de__PHONEBOOK.res', 'coll/es_.res', 'brkitr/root.res', 'translit/root.res', 'ibm-5348_P100-1997.cnv']) {
+  for (const gone of ['de.res', 'zh_Hant_TW.res', 'coll/de.res', 'zone/fr.res', 'en_GB.res', 'coll/de__PHONEBOOK.res', 'coll/es_.res', 'brkitr/de.res', 'brkitr/cjdict.dict', 'brkitr/thaidict.dict', 'translit/root.res', 'ibm-5348_P100-1997.cnv']) {
     assert.ok(!names.has(gone), `${gone} was kept`);
   }
   assert.ok(dropped > 4000, `only ${dropped} items dropped`);
@@ -52,7 +52,7 @@ test('the trimmed package holds root, English and the locale-independent data, b
   assert.ok(pkg.subarray(0, pkg.readUInt16LE(0)).equals(full.subarray(0, full.readUInt16LE(0))), 'the data header changed');
 });
 
-test('a Node with the trimmed ICU data answers as before for dates, time zones, normalization, collation and case; other locales fall back to English', (t) => {
+test('a Node with the trimmed ICU data answers as before for dates, time zones, normalization, collation, case and English segmentation; other locales fall back to English, and nothing crashes', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-icu-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const trimmed = path.join(dir, 'node');
@@ -72,17 +72,26 @@ test('a Node with the trimmed ICU data answers as before for dates, time zones, 
       host: new URL('http://bücher.example/').host, list: new Intl.ListFormat('en').format(['a', 'b', 'c']),
       zone: Intl.DateTimeFormat().resolvedOptions().timeZone,
     }));
-    console.log(new Intl.DateTimeFormat('de', { timeZone: 'UTC' }).format(new Date(0)));`;
+    console.log(new Intl.DateTimeFormat('de', { timeZone: 'UTC' }).format(new Date(0)));
+    // what lost its data must fail cleanly or degrade, never crash the process (PID 1)
+    const seg = (g, text, loc = 'en') => [...new Intl.Segmenter(loc, { granularity: g }).segment(text)].length;
+    const tries = [() => seg('grapheme', 'héllo👍🏽'), () => seg('word', 'hello world.'), () => seg('sentence', 'One. Two.'),
+      () => seg('word', '今日は良い天気です', 'ja'), () => new TextDecoder('shift_jis').decode(Buffer.from([0x82, 0xa0])),
+      () => new TextDecoder('windows-1252').decode(Buffer.from([0x80])), () => ['ä', 'z', 'a'].sort(new Intl.Collator('de').compare).join('')];
+    console.log(JSON.stringify(tries.map((f) => { try { return f(); } catch (e) { return e.code ?? e.name; } })));`;
   const run = (node: string) => {
     const p = spawnSync(node, ['-e', probe], { encoding: 'utf8', env: { ...process.env, TZ: 'Europe/Berlin' } });
     assert.equal(p.status, 0, `${node}: ${p.stderr}`);
     return p.stdout.trim().split('\n');
   };
-  const [fullAnswers, fullGerman] = run(pinnedNode);
-  const [trimmedAnswers, trimmedGerman] = run(trimmed);
+  const [fullAnswers, fullGerman, fullDegraded] = run(pinnedNode);
+  const [trimmedAnswers, trimmedGerman, trimmedDegraded] = run(trimmed);
   assert.equal(trimmedAnswers, fullAnswers);
   assert.equal(fullGerman, '1.1.1970');
   assert.equal(trimmedGerman, '1/1/1970', 'a dropped locale did not fall back to English');
+  assert.deepEqual(JSON.parse(fullDegraded!), [6, 4, 2, 5, 'あ', '€', 'aäz']);
+  // English segmentation as before; Japanese words unsplit (no dictionary); shift_jis refused; German collation is root's
+  assert.deepEqual(JSON.parse(trimmedDegraded!), [6, 4, 2, 1, 'ERR_ENCODING_NOT_SUPPORTED', '€', 'aäz']);
 });
 
 test('data that is not an ICU common data package is refused with its offset', () => {
