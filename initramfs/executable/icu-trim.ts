@@ -26,10 +26,15 @@ export interface IcuItem {
 const DATA_MAGIC = 0xda27; // ICU udata.h: MappedData magic bytes 0xda, 0x27
 const ITEM_ALIGN = 16;
 
+/** The data header of a common-data package starts at `at`: the magic bytes, then format `CmnD` at +12. */
+function isCommonDataHeader(b: Buffer, at: number): boolean {
+  return b[at + 2] === DATA_MAGIC >> 8 && b[at + 3] === (DATA_MAGIC & 0xff) && b.toString('latin1', at + 12, at + 16) === 'CmnD';
+}
+
 /** The items of an ICU common-data package (`pkg` holds exactly the package). */
 export function icuItems(pkg: Buffer, where = 'ICU data'): IcuItem[] {
   const headerSize = pkg.readUInt16LE(0);
-  if (pkg[2] !== DATA_MAGIC >> 8 || pkg[3] !== (DATA_MAGIC & 0xff) || pkg.toString('latin1', 12, 16) !== 'CmnD') {
+  if (!isCommonDataHeader(pkg, 0)) {
     throw new LastwordError('EICU_DATA', `${where}: not an ICU common data package (magic ${pkg.subarray(2, 4).toString('hex')}, format ${JSON.stringify(pkg.toString('latin1', 12, 16))} at offset 12)`, { where: { file: where, offset: 2 } });
   }
   const count = pkg.readUInt32LE(headerSize);
@@ -104,8 +109,8 @@ export function trimIcuPackage(pkg: Buffer, keep: (name: string) => boolean, whe
   return { pkg: out, kept: placed, dropped: items.length - kept.length };
 }
 
-/** Where the ICU package of a Node binary lies: its symbol's size from `nm`, its bytes found by their header. */
-export function locateIcuData(binary: string): { offset: number; length: number; symbol: string } {
+/** The ICU package of a Node binary, a copy of its bytes and where they are: its symbol's size from `nm`, its bytes found by their header. */
+export function readIcuPackage(binary: string): { offset: number; symbol: string; pkg: Buffer } {
   const nm = spawnSync('nm', ['--print-size', '--defined-only', binary], { encoding: 'utf8', maxBuffer: 512 << 20 });
   if (nm.status !== 0) throw new LastwordError('EICU_DATA', `${binary}: nm failed (${nm.error?.message ?? `exit ${nm.status}`}): ${nm.stderr.trim().split('\n')[0]}`, { where: { file: binary } });
   const m = /^[0-9a-f]+ ([0-9a-f]+) [rR] (icudt\d+_dat)$/m.exec(nm.stdout);
@@ -115,24 +120,23 @@ export function locateIcuData(binary: string): { offset: number; length: number;
   const offsets: number[] = [];
   for (let at = bin.indexOf('CmnD'); at >= 0; at = bin.indexOf('CmnD', at + 1)) {
     const start = at - 12;
-    if (start >= 0 && bin[start + 2] === DATA_MAGIC >> 8 && bin[start + 3] === (DATA_MAGIC & 0xff) && start + length <= bin.length) offsets.push(start);
+    if (start >= 0 && start + length <= bin.length && isCommonDataHeader(bin, start)) offsets.push(start);
   }
   if (offsets.length !== 1) throw new LastwordError('EICU_DATA', `${binary}: ${offsets.length} ICU common data headers found, expected 1`, { where: { file: binary } });
-  return { offset: offsets[0]!, length, symbol: m[2]! };
+  const offset = offsets[0]!;
+  return { offset, symbol: m[2]!, pkg: Buffer.from(bin.subarray(offset, offset + length)) };
 }
 
 /** Trims the ICU package of a Node binary in place (before it is stripped: `nm` needs its symbols). */
 export function trimNodeIcu(binary: string, keep: (name: string) => boolean = keepForCapture): { symbol: string; length: number; keptBytes: number; kept: number; dropped: number } {
-  const { offset, length, symbol } = locateIcuData(binary);
+  const { offset, symbol, pkg } = readIcuPackage(binary);
+  const trimmed = trimIcuPackage(pkg, keep, `${binary} ${symbol}`);
   const fd = fs.openSync(binary, 'r+');
   try {
-    const pkg = Buffer.alloc(length);
-    fs.readSync(fd, pkg, 0, length, offset);
-    const trimmed = trimIcuPackage(pkg, keep, `${binary} ${symbol}`);
-    fs.writeSync(fd, trimmed.pkg, 0, length, offset);
-    const last = trimmed.kept[trimmed.kept.length - 1];
-    return { symbol, length, keptBytes: last ? last.offset + last.length : 0, kept: trimmed.kept.length, dropped: trimmed.dropped };
+    fs.writeSync(fd, trimmed.pkg, 0, pkg.length, offset);
   } finally {
     fs.closeSync(fd);
   }
+  const last = trimmed.kept[trimmed.kept.length - 1];
+  return { symbol, length: pkg.length, keptBytes: last ? last.offset + last.length : 0, kept: trimmed.kept.length, dropped: trimmed.dropped };
 }

@@ -70,17 +70,17 @@ export class FilePositionalSink implements PositionalSink {
   async pwrite(buf: Buffer, offset: number): Promise<void> {
     let done = 0;
     while (done < buf.length) {
-      const { bytesWritten } = this.sync ? this.writeHere(buf, done, offset + done) : await new Promise<{ bytesWritten: number }>((resolve, reject) => {
-        fs.write(this.fd, buf, done, buf.length - done, offset + done, (err, n) => (err ? reject(targetError(err, this.file)) : resolve({ bytesWritten: n })));
+      const bytesWritten = this.sync ? this.writeHere(buf, done, offset + done) : await new Promise<number>((resolve, reject) => {
+        fs.write(this.fd, buf, done, buf.length - done, offset + done, (err, n) => (err ? reject(targetError(err, this.file)) : resolve(n)));
       });
       if (bytesWritten === 0) throw new LastwordError('ETARGET_FULL', `${this.file}: the target accepted no more bytes at offset ${offset + done}`);
       done += bytesWritten;
     }
   }
 
-  private writeHere(buf: Buffer, from: number, at: number): { bytesWritten: number } {
+  private writeHere(buf: Buffer, from: number, at: number): number {
     try {
-      return { bytesWritten: fs.writeSync(this.fd, buf, from, buf.length - from, at) };
+      return fs.writeSync(this.fd, buf, from, buf.length - from, at);
     } catch (err) {
       throw targetError(err, this.file);
     }

