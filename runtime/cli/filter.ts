@@ -19,6 +19,7 @@ import { openDumpFile } from '../dumpfile/local-sink.ts';
 import { FilePositionalSink, WritableStreamSink } from '../targets/target.ts';
 import { DumpOutput } from '../dumpfile/output.ts';
 import { ramPageFilter } from '../dumpfile/ram-filter.ts';
+import { crashFirstOrder } from '../filter/crash-first.ts';
 import type { PageFilter } from '../filter/types.ts';
 import { openVmcore, physBase, readUtsname } from '../vmcore/index.ts';
 import type { Vmcore } from '../vmcore/types.ts';
@@ -34,11 +35,14 @@ export const USAGE = `usage: lastword filter [-c|-l|-p|-z] [-d LEVEL] [-E] [-f] 
   -E ELF output   -F flattened output   -f overwrite DUMPFILE
   --cyclic-buffer KB  accepted as makedumpfile's: its cyclic path (no partial last pages)
   --non-mmap  read /proc/vmcore with read() instead of mapping it
+  --crash-first  write first the pages crash needs to open the dump (kernel data, per-CPU
+              areas, page tables, stacks, kernel text, slab), so a dump cut short still opens;
+              the same pages as without it, in another order (lastword save always does this)
   makedumpfile's --non-cyclic, --work-dir DIR, --splitblock-size N, -b ORDER, -D are accepted and change nothing`;
 
 // makedumpfile options that change nothing here are accepted, so its argument lists (kdump-tools'
 // MAKEDUMP_ARGS through hooks/kdump-tools/makedumpfile) work unchanged.
-const BOOLEANS = ['c', 'l', 'p', 'z', 'E', 'F', 'R', 'f', 'dump-dmesg', 'help', 'non-mmap', 'non-cyclic', 'D'];
+const BOOLEANS = ['c', 'l', 'p', 'z', 'E', 'F', 'R', 'f', 'dump-dmesg', 'help', 'non-mmap', 'non-cyclic', 'D', 'crash-first'];
 const STRINGS = ['d', 'message-level', 'num-threads', 'try', 'cyclic-buffer', 'work-dir', 'splitblock-size', 'b'];
 
 export interface FilterOptions {
@@ -57,6 +61,8 @@ export interface FilterOptions {
   cyclicBuffer: boolean;
   /** --non-mmap: read the vmcore with read() even when it is /proc/vmcore. */
   nonMmap: boolean;
+  /** --crash-first: kdump-compressed pages in runtime/filter/crash-first.ts's order. */
+  crashFirst: boolean;
   args: string[];
 }
 
@@ -79,6 +85,7 @@ export function parseFilterArgs(argv: string[]): FilterOptions | 'help' {
   if (codecs.length > 1) throw usageError(`choose one compression: ${codecs.map((k) => '-' + k).join(' ')}`);
   const codec: CodecName = codecs.length ? ({ c: 'zlib', l: 'lzo', p: 'snappy', z: 'zstd' } as const)[codecs[0]!] : 'none';
   if (o.E && codecs.length) throw usageError(`-E (ELF) cannot be compressed (-${codecs[0]})`);
+  if (o.E && o['crash-first']) throw usageError('--crash-first orders kdump-compressed pages; -E (ELF) keeps them in address order');
   return {
     dumpLevel: int('d', o.d, 0, 31, 0),
     codec,
@@ -92,6 +99,7 @@ export function parseFilterArgs(argv: string[]): FilterOptions | 'help' {
     tryProgram: o.try === undefined ? undefined : String(Array.isArray(o.try) ? o.try.at(-1) : o.try),
     cyclicBuffer: o['cyclic-buffer'] !== undefined && int('cyclic-buffer', o['cyclic-buffer'], 1, 2 ** 31, 0) > 0,
     nonMmap: o['non-mmap'],
+    crashFirst: o['crash-first'],
     args: o._.map(String),
   };
 }
@@ -156,7 +164,8 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     if (opts.elf) {
       summary = await writeElfDump({ vmcore, filter, output, step });
     } else {
-      summary = await writeKdumpCompressed({ vmcore, filter, output, codec: opts.codec, headerInfo, workers: opts.workers, step });
+      const order = opts.crashFirst ? crashFirstOrder(vmcore, (m) => log(1, `lastword filter: warning: ${m}`)) : undefined;
+      summary = await writeKdumpCompressed({ vmcore, filter, output, codec: opts.codec, headerInfo, workers: opts.workers, step, order });
     }
     const how = opts.elf ? 'ELF' : `${opts.codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;
     log(4, `lastword filter: ${summary.dumpablePages} of ${summary.ramPages} pages saved (dump level ${filter.dumpLevel}${summary.zeroPages ? `, ${summary.zeroPages} zero` : ''}), ${summary.bytes} bytes (${how})`);

@@ -11,6 +11,7 @@ import type { Plan } from '../config/plan.ts';
 import { defaultWorkers } from '../codecs/pool.ts';
 import { writeElfDump } from '../dumpfile/elf-writer.ts';
 import { writeKdumpCompressed } from '../dumpfile/kdump-writer.ts';
+import { crashFirstOrder } from '../filter/crash-first.ts';
 import { DumpOutput } from '../dumpfile/output.ts';
 import { waitForBlockDevice } from '../modules/blockdev.ts';
 import { prepareTarget } from '../modules/prepare.ts';
@@ -29,7 +30,8 @@ import { choosePageFilter, dumpHeaderInfo } from './filter.ts';
 const HELP = `usage: lastword save [--config FILE] [--cmdline STRING] [--root DIR] [--mount-point DIR] [--capture] [VMCORE]
 
 Saves VMCORE (default /proc/vmcore) to the target of the kdump config, in the distribution's
-names, with the kernel log and a run log next to it; a dump cut short stays *-incomplete.
+names, with the kernel log and a run log next to it; a dump cut short stays *-incomplete, and opens
+in crash: the pages crash needs to open a dump are written first.
   --config FILE     read this kdump.conf or kdump-tools file instead of the standard places
   --cmdline STRING  use this kernel command line instead of /proc/cmdline
   --root DIR        read the configs under DIR; the root-filesystem target is DIR
@@ -63,6 +65,9 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
           : await writeKdumpCompressed({
             vmcore, filter, output, codec: collector.codec, headerInfo: dumpHeaderInfo(vmcore, warn),
             workers: collector.numThreads ?? defaultWorkers(),
+            // What crash needs to open the dump first: a dump cut short (a full target, a reboot
+            // by a watchdog) still opens.
+            order: crashFirstOrder(vmcore, warn),
             progress: (done, total) => progress(done, total, vmcore.pageSize),
           });
         return { ...s, counts: filter.counts, fallbackReason: filter.fallbackReason, vmcoreMapped: vmcore.mappedReads };

@@ -7,9 +7,10 @@ import { LastwordError } from '../errors.ts';
 import { CODEC_FLAG } from '../codecs/codec.ts';
 import type { CodecName } from '../codecs/codec.ts';
 import { PageBatch, PageCompressor, UNREADABLE_PAGE, unreadableReason, type CompressorOptions } from '../codecs/pool.ts';
-import { andPopcount, popcount } from '../filter/bitmap.ts';
+import { POPCOUNT8, andPopcount, popcount } from '../filter/bitmap.ts';
 import { fillFirstBitmap } from '../filter/page-filter.ts';
 import type { PageFilter } from '../filter/types.ts';
+import type { PageOrder } from '../filter/crash-first.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import {
   DISK_DUMP_HEADER_VERSION, DUMP_DH_COMPRESSED_INCOMPLETE, KDUMP_SIGNATURE, KDUMP_SUB_HEADER_SIZE, PAGE_DESC_SIZE,
@@ -47,6 +48,12 @@ export interface KdumpWriteOptions {
   progress?: (done: number, total: number) => void;
   /** Called when a step ends (makedumpfile's STEP names: 'Excluding unnecessary pages', 'Copying data'). */
   step?: (name: string) => void;
+  /**
+   * Which pages to write before the others (runtime/filter/crash-first.ts): a dump cut short then
+   * has them. Without it pages are written in pfn order, as makedumpfile writes them. The order
+   * never changes which pages are in the dump, nor the bitmaps and the table of page_descs.
+   */
+  order?: PageOrder;
 }
 
 export interface DumpSummary {
@@ -104,6 +111,8 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     const cycle = filter.cyclePfns;
     const bm1 = Buffer.alloc(cycle / 8), bm2 = Buffer.alloc(cycle / 8);
     const kept: Buffer[] | undefined = Math.ceil(maxMapnr / 8) <= BITMAP_KEEP_BYTES ? [] : undefined;
+    /** Dumpable pages before each cycle: the page_desc index of the cycle's first dumpable page. */
+    const descsBefore: number[] = [];
     /** Both bitmaps of [start, end) into bm1 and bm2; returns the dumpable pages (bm2 is masked by bm1). */
     const fillBitmaps = (start: number, end: number): number => {
       fillFirstBitmap(vmcore, start, end, bm1);
@@ -114,7 +123,9 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     for (let start = 0; start < maxMapnr; start += cycle) {
       const end = Math.min(start + cycle, maxMapnr);
       const bytes = Math.ceil((end - start) / 8);
+      descsBefore.push(dumpable);
       dumpable += fillBitmaps(start, end);
+      o.order?.observe(start, end, bm2);
       ramPages += popcount(bm1, 8 * bytes);
       kept?.push(Buffer.from(bm2.subarray(0, bytes)));
       await output.write(bm1.subarray(0, bytes), geo.offsetBitmap1 + start / 8);
@@ -180,18 +191,30 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       let done = 0;
       let dataSinceDescs = 0;
       const limit = 2 * Math.max(1, o.workers);
-      // `limit` compressing or queued, one being filled, one being written.
+      // `limit` compressing or queued, one being filled, one being written. Each page of a batch
+      // has its page_desc index: consecutive in pfn order, except around the pages written first.
       const batches = Array.from({ length: limit + 2 }, () => new PageBatch(B, BATCH_PAGES));
+      const slotsOf = new Map(batches.map((b) => [b, new Float64Array(BATCH_PAGES)]));
       const queue: { batch: PageBatch; compressed: Promise<void> }[] = [];
       const consume = async () => {
         const { batch: r, compressed } = queue.shift()!;
         await compressed;
         if (descLen + r.count * PAGE_DESC_SIZE > DESC_FLUSH_BYTES) await flushDescs();
-        const descs = descBufs[cur]!.u32;
+        let descs = descBufs[cur]!.u32;
         let at = 0;
         const firstData = dataOffset;
         const sizes = r.sizes;
+        const slots = slotsOf.get(r)!;
+        // The batch's bytes go first: a desc written in the loop never points at data not yet written.
+        write(r.dst.subarray(0, r.used), firstData);
         for (let i = 0; i < r.count; i++) {
+          const slotOffset = geo.offsetPageDesc + slots[i]! * PAGE_DESC_SIZE;
+          if (slotOffset !== descOffset + descLen) {
+            // Not next to the descs gathered so far: write those, and gather from here.
+            await flushDescs();
+            descOffset = slotOffset;
+            descs = descBufs[cur]!.u32;
+          }
           const size = sizes[i]!;
           if (size === 0) {
             zeroPages++;
@@ -212,7 +235,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         }
         if (at !== r.used) throw new LastwordError('ECOMPRESS', `compressed batch sizes add up to ${at}, not ${r.used}`);
         // The batch is free again once its bytes are in the file.
-        write(r.dst.subarray(0, r.used), firstData, () => { batches.push(r); });
+        write(EMPTY, 0, () => { batches.push(r); });
         // The descs follow every ~1 MiB of data, so a dump cut short (a full target, a crash of the
         // capture) still has the pages written so far.
         dataSinceDescs += r.used;
@@ -237,34 +260,78 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         queue.push({ batch, compressed });
         batch = await nextBatch();
       };
+      /** Adds `run` pages from `pfn` (page_desc indexes from `slot`) to the batch; submits it when full. */
+      const addRun = async (pfn: number, run: number, slot: number) => {
+        const slots = slotsOf.get(batch)!;
+        for (let k = 0; k < run; k++) slots[batch.count + k] = slot + k;
+        if (fd >= 0) vmcore.pageSpans!(pfn, run, addSpan);
+        else vmcore.readPages(pfn, run, batch.src.subarray(batch.count * B, (batch.count + run) * B));
+        batch.count += run;
+        if (batch.count === BATCH_PAGES) await submit();
+      };
+      const cycleBitmap = (c: number): Buffer => {
+        if (kept) return kept[c]!;
+        const start = c * cycle;
+        fillBitmaps(start, Math.min(start + cycle, maxMapnr));
+        return bm2;
+      };
+      const isSet = (bm: Buffer, i: number) => ((bm[i >> 3]! >> (i & 7)) & 1) === 1;
+      // The pages asked for first: where each one's desc goes in the table (the count of dumpable
+      // pages before it; -1: not dumped), found in one pass over the cycles (their bitmaps are made
+      // again when not kept, so once), then written tier by tier, each run of consecutive dumpable
+      // pages read at once.
+      const tiers = o.order?.tiers() ?? [];
+      const first = mergeSorted(tiers);
+      const firstSlot = new Float64Array(first.length).fill(-1);
+      for (let f = 0; f < first.length && first[f]! < maxMapnr;) {
+        const c = Math.floor(first[f]! / cycle);
+        const start = c * cycle, end = Math.min(start + cycle, maxMapnr);
+        const bm = cycleBitmap(c);
+        let slot = descsBefore[c]!, counted = 0;      // slot: the desc index of pfn start + counted
+        for (; f < first.length && first[f]! < end; f++) {
+          const i = first[f]! - start;
+          if (!isSet(bm, i)) continue;
+          slot += countBits(bm, counted, i);
+          counted = i;
+          firstSlot[f] = slot;
+        }
+      }
+      for (const tier of tiers) {
+        for (let t = 0; t < tier.length;) {
+          const at = lowerBound(first, tier[t]!);
+          if (firstSlot[at]! < 0) { t++; continue; }
+          let run = 1;
+          const room = BATCH_PAGES - batch.count;
+          while (run < room && t + run < tier.length && tier[t + run] === tier[t]! + run && firstSlot[at + run] === firstSlot[at]! + run) run++;
+          await addRun(tier[t]!, run, firstSlot[at]!);
+          t += run;
+        }
+      }
+      // Then every other dumpable page, in pfn order.
+      let nextFirst = 0;      // index in `first` of the next pfn written already
       for (let start = 0, c = 0; start < maxMapnr; start += cycle, c++) {
         const end = Math.min(start + cycle, maxMapnr);
-        let bm: Buffer;
-        if (kept) {
-          bm = kept[c]!;
-        } else {
-          fillBitmaps(start, end);
-          bm = bm2;
-        }
+        const bm = cycleBitmap(c);
+        let slot = descsBefore[c]!;
         let pfn = start;
         while (pfn < end) {
           const i = pfn - start;
           if ((i & 7) === 0 && bm[i >> 3] === 0) { pfn += 8; continue; }
-          if (!((bm[i >> 3]! >> (i & 7)) & 1)) { pfn++; continue; }
+          if (!isSet(bm, i)) { pfn++; continue; }
+          while (nextFirst < first.length && first[nextFirst]! < pfn) nextFirst++;
+          if (first[nextFirst] === pfn) { slot++; pfn++; continue; }     // written first
           // A run of consecutive dumpable pages, read with one pread.
-          const room = Math.min(end - pfn, BATCH_PAGES - batch.count);
+          const room = Math.min(end - pfn, BATCH_PAGES - batch.count, nextFirst < first.length ? first[nextFirst]! - pfn : Infinity);
           let run = 1;
           while (run < room) {
             const j = i + run;
             if ((j & 7) === 0 && run + 8 <= room && bm[j >> 3] === 0xff) { run += 8; continue; }
-            if (!((bm[j >> 3]! >> (j & 7)) & 1)) break;
+            if (!isSet(bm, j)) break;
             run++;
           }
-          if (fd >= 0) vmcore.pageSpans!(pfn, run, addSpan);
-          else vmcore.readPages(pfn, run, batch.src.subarray(batch.count * B, (batch.count + run) * B));
-          batch.count += run;
+          await addRun(pfn, run, slot);
+          slot += run;
           pfn += run;
-          if (batch.count === BATCH_PAGES) await submit();
         }
         if (kept) kept[c] = EMPTY;      // pass 2 is done with this cycle's bits
       }
@@ -290,6 +357,36 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     await output.abortIncomplete(headerWritten ? incompleteHeader() : undefined);
     throw err;
   }
+}
+
+/** The index of the first element of ascending `a` that is >= `v`. */
+function lowerBound(a: Uint32Array, v: number): number {
+  let lo = 0, hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** One ascending array of the pfns of all tiers (each ascending, none in two). */
+function mergeSorted(tiers: Uint32Array[]): Uint32Array {
+  if (tiers.length === 0) return new Uint32Array(0);
+  const all = new Uint32Array(tiers.reduce((n, t) => n + t.length, 0));
+  let at = 0;
+  for (const t of tiers) { all.set(t, at); at += t.length; }
+  return all.sort();
+}
+
+/** Bits set in [from, to) of `bm`. */
+function countBits(bm: Buffer, from: number, to: number): number {
+  let n = 0;
+  let i = from;
+  for (; i < to && (i & 7) !== 0; i++) n += (bm[i >> 3]! >> (i & 7)) & 1;
+  for (; i + 8 <= to; i += 8) n += POPCOUNT8[bm[i >> 3]!]!;
+  for (; i < to; i++) n += (bm[i >> 3]! >> (i & 7)) & 1;
+  return n;
 }
 
 /** The pfn whose data is at `offset` of the vmcore file (in the PT_LOAD pageSpans read it from), or -1. */

@@ -240,3 +240,18 @@ export function classifyPage(r: PageRules, dumpLevel: number, pages: Buffer, at:
   if (r.offlineValue !== undefined && !isSlab && mapcount === r.offlineValue) return { cls: 'offline', nrPages };
   return undefined;
 }
+
+/**
+ * What a page is to crash at startup (runtime/filter/crash-first.ts): slab, PG_reserved (bit
+ * `pgReserved`; -1 = not tested), 'tail' for a compound tail (its head says what it is), or
+ * undefined for any other page.
+ */
+export function kernelPageKind(r: PageRules, pgReserved: number, pages: Buffer, at: number): 'slab' | 'reserved' | 'tail' | undefined {
+  if (r.offCompoundHead !== undefined && (pages.readUInt32LE(at + r.offCompoundHead) & 1) !== 0) return 'tail';
+  const flagsLo = pages.readUInt32LE(at + r.offFlags);
+  const flagsHi = pages.readUInt32LE(at + r.offFlags + 4);
+  const mapcount = r.offMapcount !== undefined ? pages.readUInt32LE(at + r.offMapcount) : 0;
+  if ((r.slabValue !== undefined && mapcount === r.slabValue) || (r.pgSlab >= 0 && testBit64(r.pgSlab, flagsLo, flagsHi))) return 'slab';
+  if (pgReserved >= 0 && testBit64(pgReserved, flagsLo, flagsHi)) return 'reserved';
+  return undefined;
+}

@@ -10,6 +10,7 @@ import { requireKey } from './vmcoreinfo.ts';
 // arch/x86/include/asm/pgtable_types.h
 const PRESENT = 1n;
 const PSE = 0x80n;
+const NX = 1n << 63n;
 const ENTRY_MASK = 0x000ffffffffff000n;
 const KERNEL_IMAGE_SIZE_DEFAULT = 1n << 30n;
 // The kernel half of the canonical address space; p_vaddr below it is not a kernel mapping (QEMU writes 0).
@@ -146,6 +147,47 @@ export class X86_64Memory {
       table = Number(next);
     }
     throw new Error('unreachable');
+  }
+
+  /**
+   * Walks the kernel half of the page tables (top-level entries 256..511) except the direct map:
+   * `table` gets each table page (the top one included), `leaf` each present mapping (its size,
+   * physical address, and whether it is executable: NX clear) where `leaves(v, size)` wants them;
+   * the last level's tables elsewhere are named, not read (vmalloc has thousands). Tables outside
+   * memory are skipped.
+   */
+  visitKernelTables(visit: {
+    table(pa: number): void;
+    leaf(v: bigint, size: bigint, pa: number, executable: boolean): void;
+    leaves(v: bigint, size: bigint): boolean;
+  }): void {
+    const shifts = this.levels === 5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
+    const top = shifts[0]!;
+    const directMap = this.pageOffset === undefined ? undefined : [this.pageOffset, this.directMapEnd];
+    const table = Buffer.alloc(4096);
+    const visitTable = (pa: number, level: number, base: bigint) => {
+      if (!this.vmcore.pfnHasData(Math.floor(pa / this.vmcore.pageSize))) return;
+      visit.table(pa);
+      const entries = Buffer.from(this.vmcore.readPhys(pa, 4096, table));
+      const shift = shifts[level]!;
+      for (let i = level === 0 ? 256 : 0; i < 512; i++) {
+        if ((entries[i * 8]! & 1) === 0) continue;      // not present (checked without a BigInt)
+        const e = entries.readBigUInt64LE(i * 8);
+        let v = base + (BigInt(i) << shift);
+        if (shift === top && level === 0) v = BigInt.asUintN(64, v | (this.levels === 5 ? 0xff00000000000000n : 0xffff000000000000n));
+        if (directMap && v >= directMap[0]! && v < directMap[1]!) continue;
+        const next = e & ~this.smeMask & ENTRY_MASK;
+        if (shift === 12n || ((e & PSE) !== 0n && (shift === 21n || shift === 30n))) {
+          const size = 1n << shift;
+          if (visit.leaves(v, size)) visit.leaf(v, size, Number(next & ~(size - 1n)), (e & NX) === 0n);
+        } else if (level === shifts.length - 2 && !visit.leaves(v, 1n << shift)) {
+          if (this.vmcore.pfnHasData(Math.floor(Number(next) / this.vmcore.pageSize))) visit.table(Number(next));
+        } else if (level < shifts.length - 1) {
+          visitTable(Number(next), level + 1, v);
+        }
+      }
+    };
+    visitTable(this.topPgt, 0, 0n);
   }
 
   private remember(v: bigint, shift: bigint, base: bigint): void {

@@ -16,14 +16,14 @@ export function tempDir(t: { after(fn: () => void): void } | undefined, prefix =
 }
 
 /**
- * A 12 MiB tmpfs for a dump target that fills up, in a directory of its own: unmounted before that
- * directory goes (a temp dir's own hook would fail on a live mount).
+ * A tmpfs (12 MiB, or `kib` KiB) for a dump target that fills up, in a directory of its own:
+ * unmounted before that directory goes (a temp dir's own hook would fail on a live mount).
  */
-export function smallTmpfs(t: { after(fn: () => void): void }): string {
+export function smallTmpfs(t: { after(fn: () => void): void }, kib = 12 << 10): string {
   const dir = tempDir(undefined);
   const mnt = path.join(dir, 'small');
   fs.mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=12m', 'lastword-test', mnt]);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k`, 'lastword-test', mnt]);
   t.after(() => { spawnSync('umount', [mnt]); fs.rmSync(dir, { recursive: true, force: true }); });
   return mnt;
 }

@@ -1,6 +1,8 @@
 // The page filter's whole 2nd bitmap and where two bitmaps differ: shared by the filter tests that
-// compare with makedumpfile or with another walk.
-import type { PageFilter } from '../../runtime/filter/index.ts';
+// compare with makedumpfile or with another walk; and the crash-first tiers the writer would get.
+import { CrashFirstOrder } from '../../runtime/filter/crash-first.ts';
+import { createPageFilter, type PageFilter } from '../../runtime/filter/index.ts';
+import { openVmcore } from '../../runtime/vmcore/index.ts';
 
 /** The whole 2nd bitmap, asked cycle by cycle in the given order. */
 export function fullBitmap(filter: PageFilter, order: 'forward' | 'reverse' = 'forward'): Buffer {
@@ -26,3 +28,23 @@ export function differingPfns(a: Buffer, b: Buffer, n: number): string[] {
   }
   return out;
 }
+
+/** The crash-first tiers of a vmcore as the kdump-compressed writer gets them: every cycle of a level-31 filter observed first. */
+export function crashFirstTiers(vmcoreFile: string): Uint32Array[] {
+  const vmcore = openVmcore(vmcoreFile);
+  try {
+    const filter = createPageFilter(vmcore, 31, { strict: true });
+    const order = new CrashFirstOrder(vmcore);
+    const bitmap = Buffer.alloc(filter.cyclePfns / 8);
+    for (let start = 0; start < filter.maxMapnr; start += filter.cyclePfns) {
+      const end = Math.min(start + filter.cyclePfns, filter.maxMapnr);
+      bitmap.fill(0);
+      filter.fillCycle(start, end, bitmap);
+      order.observe(start, end, bitmap);
+    }
+    return order.tiers();
+  } finally {
+    vmcore.close();
+  }
+}
+

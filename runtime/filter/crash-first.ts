@@ -1,0 +1,424 @@
+// The order in which a kdump-compressed dump's pages are written, so that a dump cut short (a
+// target that fills up, a capture killed or timed out) still opens in crash: first what crash
+// reads to open a dump and show sys, log, ps and the panic backtrace, then the rest in pfn order.
+// In pfn order, as makedumpfile writes, a cut dump does not open at all: KASLR often puts the
+// kernel image and the per-CPU areas at the top of RAM, so they come last.
+//
+// Tiers, each in pfn order, from what the crashed kernel's own memory says (no vmlinux needed):
+//   0. the kernel image's non-executable pages (.rodata, .data, .bss: the variables crash reads);
+//      PG_reserved pages outside the mem_map and the image (per-CPU areas, other memblock
+//      allocations); the page tables of the kernel half outside the direct map (crash translates
+//      vmalloc, module and vmemmap addresses through them); the stack each CPU was on; and the
+//      pages those stacks and the PG_reserved pages point to in the direct map (each CPU's current
+//      task_struct: crash finds no active task without it);
+//   1. the kernel image's text (crash reads functions' code at startup and for bt);
+//   2. slab pages, heads and tails (every task_struct for ps, kmem_caches, files, sockets).
+// Each source is bounded (the *_FIRST_MAX constants), so a large machine costs a few MiB of pfns.
+// Where a sign does not hold (PG_reserved not set on the image's own struct pages) tier 0 is
+// smaller: the order never changes which pages are dumped, only when.
+import { describeError } from '../errors.ts';
+import type { Vmcore } from '../vmcore/types.ts';
+import { START_KERNEL_MAP } from '../vmcore/reader.ts';
+import { X86_64Memory } from '../vmcore/x86_64.ts';
+import { parseNotes } from '../vmcore/elf.ts';
+import { findMemMap, type MemMapLayout } from './mem-map.ts';
+import { kernelPageKind, pageRules, type PageRules } from './page-rules.ts';
+
+// Bounds, so the order costs little memory and time on a large machine (pfns are 4 bytes each).
+/** Kernel page-table pages, PG_reserved pages, slab pages, in their tiers at most. */
+const TABLES_FIRST_MAX = 1 << 16;
+const RESERVED_FIRST_MAX = 1 << 16;
+const SLAB_FIRST_MAX = 1 << 18;
+/** Pages pointed to by the CPUs' stacks and the PG_reserved pages (per-CPU areas), at most. */
+const POINTED_FIRST_MAX = 1 << 14;
+/** PG_reserved pages read for pointers at most, and at once. */
+const RESERVED_SCAN_MAX = 1 << 13;
+/**
+ * Runs of PG_reserved pages read for pointers, and put in tier 0, at most this long: a per-CPU
+ * area's used part is shorter, the printk buffer of a large machine too; the swiotlb buffer and
+ * the boot-time hash tables (dentries, inodes) are longer, and crash does not read them at startup.
+ */
+const SCAN_RUN_MAX = 256;
+const TIER0_RUN_MAX = 1024;
+const SCAN_READ_PAGES = 64;
+/** Pages taken from each such pointer: an object may span pages (a task_struct is ~10 KiB). */
+const OBJECT_PAGES = 3;
+/** x86_64 THREAD_SIZE (16 KiB; 32 KiB with KASAN, whose lower half the stack pointer then shows). */
+const THREAD_SIZE = 16384n;
+/** struct pages read at once. */
+const BLOCK_PAGES = 512;
+// elf.h / x86_64 struct elf_prstatus: pr_reg at 112, rsp is user_regs_struct index 19.
+const NT_PRSTATUS = 1;
+const PRSTATUS_RSP = 112 + 19 * 8;
+
+/** What the kdump-compressed writer asks of a page order: see every cycle's bitmap, then give the tiers. */
+export interface PageOrder {
+  /** Pass 1 calls this with each cycle's 2nd bitmap (bit i = pfn start+i is dumped), in pfn order. */
+  observe(start: number, end: number, bitmap: Buffer): void;
+  /** After pass 1: the pfns to write first, tier by tier, each ascending; no pfn in two tiers. */
+  tiers(): Uint32Array[];
+}
+
+/**
+ * The crash-first order for `vmcore`, or undefined (pages in pfn order) when it cannot be made.
+ * It never costs the dump: a failure while the bitmaps go by only says so through `warn` and
+ * leaves the pages in pfn order.
+ */
+export function crashFirstOrder(vmcore: Vmcore, warn: (message: string) => void): PageOrder | undefined {
+  const fallBack = (err: unknown) => warn(`${vmcore.file}: pages are written in pfn order, not crash-first: ${describeError(err)}`);
+  let order: CrashFirstOrder;
+  try {
+    order = new CrashFirstOrder(vmcore);
+  } catch (err) {
+    fallBack(err);
+    return undefined;
+  }
+  let failed = false;
+  return {
+    observe(start, end, bitmap) {
+      if (failed) return;
+      try {
+        order.observe(start, end, bitmap);
+      } catch (err) {
+        failed = true;
+        fallBack(err);
+      }
+    },
+    tiers() {
+      if (failed) return [];
+      try {
+        return order.tiers();
+      } catch (err) {
+        fallBack(err);
+        return [];
+      }
+    },
+  };
+}
+
+/** pfns gathered in a growing Uint32Array, up to `max`. */
+class PfnList {
+  private a = new Uint32Array(1024);
+  length = 0;
+  readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+  push(pfn: number): boolean {
+    if (this.length >= this.max || pfn > 0xffffffff) return false;      // pfns past 16 TiB stay in pfn order
+    if (this.length === this.a.length) {
+      const b = new Uint32Array(Math.min(this.max, 2 * this.a.length));
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.length++] = pfn;
+    return true;
+  }
+  /** Ascending, each pfn once. */
+  sorted(): Uint32Array {
+    const a = this.a.subarray(0, this.length).sort();
+    let n = 0;
+    for (let i = 0; i < a.length; i++) if (i === 0 || a[i] !== a[n - 1]) a[n++] = a[i]!;
+    return a.subarray(0, n);
+  }
+}
+
+/** Sorted, merged pfn ranges [start, end), for membership tests. */
+class PfnRanges {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  constructor(ranges: [number, number][]) {
+    ranges.sort((a, b) => a[0] - b[0]);
+    for (const [s, e] of ranges) {
+      const last = this.ends.length - 1;
+      if (last >= 0 && s <= this.ends[last]!) this.ends[last] = Math.max(this.ends[last]!, e);
+      else { this.starts.push(s); this.ends.push(e); }
+    }
+  }
+  has(pfn: number): boolean {
+    let lo = 0, hi = this.starts.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (pfn < this.starts[mid]!) hi = mid - 1;
+      else if (pfn >= this.ends[mid]!) lo = mid + 1;
+      else return true;
+    }
+    return false;
+  }
+}
+
+export class CrashFirstOrder implements PageOrder {
+  private readonly vmcore: Vmcore;
+  private readonly memory: X86_64Memory;
+  private readonly rules: PageRules;
+  private readonly layout: MemMapLayout;
+  /** The pages that hold the mem_map, and the image's: PG_reserved too, but in tiers of their own or none. */
+  private readonly memMapPages: PfnRanges;
+  private readonly imagePages: PfnRanges;
+  /** PG_reserved's bit: PG_private - 1 in every kernel since 2.6 (VMCOREINFO has no NUMBER for it); -1 = not trusted. */
+  private readonly pgReserved: number;
+  private readonly tier0 = new PfnList(Infinity);      // bounded by its sources' own bounds
+  private readonly text = new PfnList(Infinity);       // bounded by the image
+  private readonly slab = new PfnList(SLAB_FIRST_MAX);
+  private readonly reserved = new PfnList(RESERVED_FIRST_MAX);
+  private readonly pointedPages = new Set<number>();
+  private readonly block: Buffer;
+  private readonly page: Buffer;
+
+  constructor(vmcore: Vmcore) {
+    this.vmcore = vmcore;
+    this.memory = new X86_64Memory(vmcore);
+    this.rules = pageRules(vmcore.vmcoreinfo, vmcore.file);
+    this.layout = findMemMap(vmcore, this.memory);
+    this.block = Buffer.alloc(BLOCK_PAGES * this.rules.sizePage);
+    this.page = Buffer.alloc(vmcore.pageSize);
+    const B = vmcore.pageSize;
+    const pfnOf = (pa: number) => Math.floor(pa / B);
+
+    // One walk of the kernel's page tables: the tables themselves, the image's pages and which are
+    // executable (NX clear), and the pages that hold the mem_map (the vmemmap's leaves).
+    const memMaps = this.layout.sections.filter((s) => s.memMap !== undefined);
+    let vmemmapStart = 1n << 64n, vmemmapEnd = 0n;
+    for (const s of memMaps) {
+      const end = s.memMap! + BigInt((s.pfnEnd - s.pfnStart) * this.rules.sizePage);
+      if (s.memMap! < vmemmapStart) vmemmapStart = s.memMap!;
+      if (end > vmemmapEnd) vmemmapEnd = end;
+    }
+    const imageEnd = START_KERNEL_MAP + BigInt.asUintN(64, vmcore.vmcoreinfo.number.get('KERNEL_IMAGE_SIZE') ?? 1n << 30n);
+    const memMapRanges: [number, number][] = [];
+    const textRanges: [number, number][] = [];
+    const imageRanges: [number, number][] = [];
+    let tables = 0;
+    const wanted = (v: bigint, size: bigint, lo: bigint, hi: bigint) => v < hi && v + size > lo;
+    this.memory.visitKernelTables({
+      table: (pa) => { if (tables++ < TABLES_FIRST_MAX) this.tier0.push(pfnOf(pa)); },
+      leaves: (v, size) => wanted(v, size, START_KERNEL_MAP, imageEnd) || wanted(v, size, vmemmapStart, vmemmapEnd),
+      leaf: (v, size, pa, executable) => {
+        const range: [number, number] = [pfnOf(pa), pfnOf(pa) + Number(size) / B];
+        if (v >= START_KERNEL_MAP && v < imageEnd) {
+          imageRanges.push(range);
+          if (executable) textRanges.push(range);
+          else for (let p = range[0]; p < range[1]; p++) this.tier0.push(p);
+        } else if (v >= vmemmapStart && v < vmemmapEnd) {
+          memMapRanges.push(range);
+        }
+      },
+    });
+    this.memMapPages = new PfnRanges(memMapRanges);
+    this.imagePages = new PfnRanges(imageRanges);
+    for (const [s, e] of textRanges) for (let p = s; p < e; p++) this.text.push(p);
+    this.pgReserved = this.reservedBitHolds(imageRanges) ? this.rules.pgPrivate - 1 : -1;
+
+    // The stack each CPU was on at the crash (the panic backtrace), and what those stacks point to:
+    // the current task_structs, and the objects the crash was handling, what one looks at first.
+    for (const note of parseNotes(vmcore.notes, vmcore.file, 0)) {
+      if (note.name !== 'CORE' || note.type !== NT_PRSTATUS || note.descSize < PRSTATUS_RSP + 8) continue;
+      const rsp = vmcore.notes.readBigUInt64LE(note.descOffset + PRSTATUS_RSP);
+      if (rsp < START_KERNEL_MAP >> 1n) continue;      // a user-space stack pointer: not the kernel's
+      const base = rsp & ~(THREAD_SIZE - 1n);
+      for (let v = base; v < base + THREAD_SIZE; v += BigInt(B)) {
+        let pfn: number;
+        try {
+          pfn = pfnOf(this.memory.vtop(v));
+        } catch {
+          continue;      // not mapped: nothing to put first
+        }
+        this.tier0.push(pfn);
+        this.addPointed(pfn);
+      }
+    }
+  }
+
+  /** Adds to tier 0 what page `pfn` points to in the direct map (the next OBJECT_PAGES pages from each pointer). */
+  private addPointed(pfn: number): void {
+    if (this.pointedPages.size >= POINTED_FIRST_MAX) return;
+    try {
+      this.vmcore.readPhys(pfn * this.vmcore.pageSize, this.vmcore.pageSize, this.page);
+    } catch {
+      return;
+    }
+    this.addPointedFrom(this.page, pfn);
+  }
+
+  /** Adds to tier 0 what `pages` (the pages from `pfn`) point to in the direct map. */
+  private addPointedFrom(pages: Buffer, pfn: number): void {
+    const B = this.vmcore.pageSize;
+    const base = this.memory.pageOffset;
+    if (base === undefined) return;
+    // Without BigInts (a page is 512 words): the high and low halves apart.
+    const baseHi = Number(base >> 32n), baseLo = Number(base & 0xffffffffn);
+    const u32 = new Uint32Array(pages.buffer, pages.byteOffset, pages.length >> 2);
+    const last = pfn + pages.length / B;
+    for (let w = 0; w < u32.length && this.pointedPages.size < POINTED_FIRST_MAX; w += 2) {
+      const hi = u32[w + 1]!;
+      if (hi < baseHi) continue;
+      const offset = (hi - baseHi) * 0x100000000 + (u32[w]! - baseLo);
+      if (offset < 0) continue;
+      const p = Math.floor(offset / B);
+      if (p >= this.vmcore.maxMapnr || (p >= pfn && p < last)) continue;
+      for (let k = 0; k < OBJECT_PAGES; k++) {
+        if (this.pointedPages.has(p + k)) continue;
+        this.pointedPages.add(p + k);
+        this.tier0.push(p + k);
+      }
+    }
+  }
+
+  /**
+   * What the PG_reserved pages point to, from the top of memory down (memblock allocates top-down,
+   * so the per-CPU areas come before low allocations such as the swiotlb buffer), RESERVED_SCAN_MAX
+   * pages at most, read in runs.
+   */
+  private addPointedFromReserved(reserved: Uint32Array): void {
+    const B = this.vmcore.pageSize;
+    const buf = Buffer.alloc(SCAN_READ_PAGES * B);
+    let scanned = 0;
+    forEachRun(reserved, (first, n) => {
+      if (n > SCAN_RUN_MAX || scanned >= RESERVED_SCAN_MAX || this.pointedPages.size >= POINTED_FIRST_MAX) return;
+      scanned += n;
+      for (let at = 0; at < n; at += SCAN_READ_PAGES) {
+        const m = Math.min(SCAN_READ_PAGES, n - at);
+        try {
+          this.vmcore.readPhys((first + at) * B, m * B, buf.subarray(0, m * B));
+        } catch {
+          continue;      // not in the vmcore: nothing to follow
+        }
+        this.addPointedFrom(buf.subarray(0, m * B), first + at);
+      }
+    }, true);
+  }
+
+  /** PG_private - 1 is PG_reserved when the kernel image's own struct pages (memblock-reserved) mostly have it. */
+  private reservedBitHolds(imageRanges: [number, number][]): boolean {
+    const bit = this.rules.pgPrivate - 1;
+    const total = imageRanges.reduce((n, [s, e]) => n + e - s, 0);
+    if (bit < 0 || total === 0) return false;
+    // 64 pages spread evenly over the image.
+    const step = Math.max(1, Math.floor(total / 64));
+    let set = 0, seen = 0, skipped = 0;
+    for (const [s, e] of imageRanges) {
+      for (let pfn = s + ((step - skipped % step) % step); pfn < e; pfn += step) {
+        const at = this.structPage(pfn);
+        if (at === undefined) continue;
+        try {
+          this.memory.readVirt(at, this.rules.sizePage, this.page.subarray(0, this.rules.sizePage));
+        } catch {
+          continue;
+        }
+        seen++;
+        if ((this.page.readBigUInt64LE(this.rules.offFlags) >> BigInt(bit)) & 1n) set++;
+      }
+      skipped += e - s;
+    }
+    // Not all: pages freed after boot (init sections, the padding around .rodata) stay mapped.
+    return seen > 0 && set >= 0.5 * seen;
+  }
+
+  private structPage(pfn: number): bigint | undefined {
+    const s = this.layout.sections[Math.floor(pfn / this.layout.pagesPerSection)];
+    return s?.memMap === undefined ? undefined : s.memMap + BigInt((pfn - s.pfnStart) * this.rules.sizePage);
+  }
+
+  observe(start: number, end: number, bitmap: Buffer): void {
+    const size = this.rules.sizePage;
+    const headAt = this.rules.offCompoundHead ?? 0;
+    // Tails follow their head: the last head's address (two u32 halves) and what it is.
+    let headLo = -1, headHi = -1;
+    let headKind: 'slab' | 'reserved' | undefined;
+    for (let b = start; b < end;) {
+      // A block of struct pages stays inside one section (one mem_map).
+      const n = Math.min(BLOCK_PAGES, end - b, this.layout.pagesPerSection - (b % this.layout.pagesPerSection));
+      const from = b;
+      b += n;
+      const at = this.structPage(from);
+      if (at === undefined || !anyBit(bitmap, from - start, n)) continue;
+      try {
+        this.memory.readVirt(at, n * size, this.block.subarray(0, n * size));
+      } catch {
+        continue;      // the filter kept these pages without their struct pages; they stay in pfn order
+      }
+      for (let k = 0; k < n; k++) {
+        const i = from - start + k;
+        if (!((bitmap[i >> 3]! >> (i & 7)) & 1)) continue;
+        const pfn = from + k;
+        let kind = kernelPageKind(this.rules, this.pgReserved, this.block, k * size);
+        if (kind === 'tail') {
+          const lo = this.block.readUInt32LE(k * size + headAt), hi = this.block.readUInt32LE(k * size + headAt + 4);
+          if (lo !== headLo || hi !== headHi) {
+            headLo = lo;
+            headHi = hi;
+            // The head is mostly in this block already (compound pages are aligned).
+            const inBlock = this.block.readBigUInt64LE(k * size + headAt) - 1n - at;
+            const head = inBlock >= 0n && inBlock < BigInt(k * size)
+              ? kernelPageKind(this.rules, this.pgReserved, this.block, Number(inBlock))
+              : this.headKind(this.block.readBigUInt64LE(k * size + headAt) - 1n);
+            headKind = head === 'tail' ? undefined : head;
+          }
+          kind = headKind;
+        }
+        if (kind === 'slab') {
+          this.slab.push(pfn);
+        } else if (kind === 'reserved' && !this.memMapPages.has(pfn) && !this.imagePages.has(pfn)) {
+          this.reserved.push(pfn);
+        }
+      }
+    }
+  }
+
+  private headKind(head: bigint): 'slab' | 'reserved' | 'tail' | undefined {
+    const page = this.page.subarray(0, this.rules.sizePage);
+    try {
+      this.memory.readVirt(head, this.rules.sizePage, page);
+    } catch {
+      return undefined;
+    }
+    return kernelPageKind(this.rules, this.pgReserved, page, 0);
+  }
+
+  /** Tier 0, then the image's text (crash reads code at startup), then slab; each without the pages of the tiers before. */
+  tiers(): Uint32Array[] {
+    // The per-CPU areas are among the PG_reserved pages: what they point to holds each CPU's current task.
+    const reserved = this.reserved.sorted();
+    this.addPointedFromReserved(reserved);
+    forEachRun(reserved, (first, n) => {
+      if (n <= TIER0_RUN_MAX) for (let p = first; p < first + n; p++) this.tier0.push(p);
+    });
+    const t0 = this.tier0.sorted();
+    const text = without(this.text.sorted(), t0);
+    const slab = without(without(this.slab.sorted(), t0), text);
+    return [t0, text, slab];
+  }
+}
+
+/** Calls `fn(first, count)` for each run of consecutive pfns of ascending `pfns`; `topDown`: the last run first. */
+function forEachRun(pfns: Uint32Array, fn: (first: number, count: number) => void, topDown = false): void {
+  const runs: [number, number][] = [];
+  for (let i = 0; i < pfns.length;) {
+    let j = i + 1;
+    while (j < pfns.length && pfns[j] === pfns[j - 1]! + 1) j++;
+    runs.push([pfns[i]!, j - i]);
+    i = j;
+  }
+  if (topDown) runs.reverse();
+  for (const [first, n] of runs) fn(first, n);
+}
+
+/** The pfns of ascending `a` that are not in ascending `b`. */
+function without(a: Uint32Array, b: Uint32Array): Uint32Array {
+  let n = 0, j = 0;
+  for (let i = 0; i < a.length; i++) {
+    while (j < b.length && b[j]! < a[i]!) j++;
+    if (b[j] !== a[i]) a[n++] = a[i]!;
+  }
+  return a.subarray(0, n);
+}
+
+/** Any bit set in [from, from + n) of `bitmap`? */
+function anyBit(bitmap: Buffer, from: number, n: number): boolean {
+  let i = from;
+  const end = from + n;
+  for (; i < end && (i & 7) !== 0; i++) if ((bitmap[i >> 3]! >> (i & 7)) & 1) return true;
+  for (; i + 8 <= end; i += 8) if (bitmap[i >> 3] !== 0) return true;
+  for (; i < end; i++) if ((bitmap[i >> 3]! >> (i & 7)) & 1) return true;
+  return false;
+}

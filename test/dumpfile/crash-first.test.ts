@@ -1,0 +1,114 @@
+// A kdump-compressed dump written crash-first (lastword save always; lastword filter --crash-first):
+// the same pages as in pfn order, tier by tier in the file, and a dump cut short by a full target
+// opens in crash. On the real 6.1 lab vmcore, whose kernel image and per-CPU areas KASLR put near
+// the top of RAM: in pfn order a dump cut at 85% of its bytes does not open.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
+import { openVmcore } from '../../runtime/vmcore/index.ts';
+import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
+import { crashFirstTiers } from '../filter/bitmaps.ts';
+import { assertPagesMatchVmcore, assertSamePfnSet, smallTmpfs, tempDir } from './support.ts';
+
+const main = path.join(repo, 'runtime', 'main.ts');
+const skip = kernelVersion('6.1') ? undefined : 'no 6.1 kernel (bash .ci/setup)';
+
+function lastword(args: string[], stdout?: string) {
+  const fd = stdout ? fs.openSync(stdout, 'w') : 'pipe';
+  try {
+    return spawnSync(process.execPath, [main, ...args], { encoding: 'utf8', stdio: ['ignore', fd, 'pipe'] });
+  } finally {
+    if (typeof fd === 'number') fs.closeSync(fd);
+  }
+}
+
+/** crash's sys, bt, log and ps on `dump`, with `opts`; the output. `dir`: where its command file can go. */
+function crashOn(dump: string, dir: string, opts: string[] = []): string {
+  const cmds = path.join(dir, 'crash-cmds');
+  fs.writeFileSync(cmds, 'sys\nbt\nlog\nps\nquit\n');
+  const r = spawnSync(crashBinary(), [...opts, '-s', '-i', cmds, debugVmlinux(kernelVersion('6.1')!), dump], { encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+  return `${r.stdout}\n--stderr--\n${r.stderr}`;
+}
+
+function assertCrashOpens(out: string, what: string): void {
+  const where = `crash on ${what}:\n${out.slice(0, 3000)}`;
+  assert.match(out, /RELEASE: 6\.1\./, where);
+  assert.match(out, /PANIC: "Kernel panic/, where);
+  assert.match(out, /#1 \[[0-9a-f]+\] __crash_kexec at/, where);      // the panic task's backtrace
+  assert.match(out, /sysrq: Trigger a crash/, where);                  // log
+  assert.match(out, /^>?\s+1\s+0\s+\d+\s+[0-9a-f]+\s+RU\s+[\d.]+\s+\d+\s+\d+\s+init$/m, where);      // ps: pid 1, running
+  assert.match(out, /^>?\s+0\s+0\s+0\s+[0-9a-f]+\s+RU\s.*\[swapper\/0\]$/m, where);
+}
+
+test('--crash-first writes the same pages as pfn order, tier 0 first, then the text, then slab, then the rest; its flattened form reassembles to the same file', { skip, timeout: 300_000 }, (t) => {
+  const vmcoreFile = labVmcore({ series: '6.1' });
+  const dir = tempDir(t);
+  const first = path.join(dir, 'first'), plain = path.join(dir, 'plain'), flat = path.join(dir, 'flat'), reassembled = path.join(dir, 'reassembled');
+  for (const [args, out] of [[['--crash-first'], first], [[], plain]] as const) {
+    const r = lastword(['filter', ...args, '-l', '-d', '31', '--message-level', '0', vmcoreFile, out]);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const r = lastword(['filter', '--crash-first', '-F', '-l', '-d', '31', '--message-level', '0', vmcoreFile], flat);
+  assert.equal(r.status, 0, r.stderr);
+  execFileSync('makedumpfile', ['-R', reassembled], { stdio: [fs.openSync(flat, 'r'), 'ignore', 'pipe'] });
+  assert.ok(fs.readFileSync(reassembled).equals(fs.readFileSync(first)), 'makedumpfile -R of the flattened form differs from the file');
+  assert.ok(!fs.readFileSync(first).equals(fs.readFileSync(plain)), 'the crash-first dump is the pfn-order dump');
+
+  const ours = new KdumpReader(first), ref = new KdumpReader(plain);
+  const vmcore = openVmcore(vmcoreFile);
+  try {
+    assertSamePfnSet(ours, ref);
+    assertPagesMatchVmcore(ours, vmcore);
+    // Where each tier's data lies in the file: each tier's pages come after all of the tier before.
+    const tiers = crashFirstTiers(vmcoreFile);
+    const inTier = new Map<number, number>();
+    tiers.forEach((tier, i) => { for (const p of tier) inTier.set(p, i); });
+    const span = tiers.map(() => ({ lo: Infinity, hi: -1 })).concat({ lo: Infinity, hi: -1 });      // + the rest
+    let zeroOffset = -1;
+    for (let pfn = 0; pfn < ours.maxMapnr; pfn++) {
+      if (!ours.isDumpable(pfn)) continue;
+      const d = ours.pageDesc(pfn)!;
+      if (d.size === ours.pageSize && d.offset === ours.offsetPageData) { zeroOffset = d.offset; continue; }      // the shared zero page
+      const s = span[inTier.get(pfn) ?? tiers.length]!;
+      s.lo = Math.min(s.lo, d.offset);
+      s.hi = Math.max(s.hi, d.offset);
+    }
+    assert.ok(zeroOffset >= 0, 'no zero page');
+    for (let i = 1; i < span.length; i++) {
+      assert.ok(span[i]!.lo > span[i - 1]!.hi, `tier ${i} starts at ${span[i]!.lo}, before tier ${i - 1} ends at ${span[i - 1]!.hi}`);
+    }
+  } finally {
+    ours.close();
+    ref.close();
+    vmcore.close();
+  }
+});
+
+test('lastword save onto a target that fills up: the incomplete dump opens in crash (at 85% of its bytes as it is, at 55% with --zero_excluded)', { skip, timeout: 600_000 }, (t) => {
+  const vmcoreFile = labVmcore({ series: '6.1' });
+  const conf = path.join(tempDir(t), 'kdump.conf');
+  fs.writeFileSync(conf, 'path /var/crash\ncore_collector makedumpfile -l -d 31\n');
+  const full = path.join(tempDir(t), 'full');
+  const whole = lastword(['filter', '--crash-first', '-l', '-d', '31', '--message-level', '0', vmcoreFile, full]);
+  assert.equal(whole.status, 0, whole.stderr);
+  const size = fs.statSync(full).size;
+
+  for (const [share, crashOpts] of [[0.85, []], [0.55, ['--zero_excluded']]] as const) {
+    // The target: a tmpfs of `share` of the whole dump's size (and 64 KiB for the kernel log).
+    const root = tempDir(t);
+    const target = smallTmpfs(t, Math.floor((share * size) / 1024) + 64);
+    fs.mkdirSync(path.join(root, 'var'));
+    fs.symlinkSync(target, path.join(root, 'var', 'crash'));
+    const r = lastword(['save', '--config', conf, '--root', root, vmcoreFile]);
+    assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /ETARGET_FULL/);
+    const [dir] = fs.readdirSync(target);
+    const cut = path.join(target, dir!, 'vmcore-incomplete');
+    const written = fs.statSync(cut).size;
+    assert.ok(written < size && written > 0.4 * size, `the cut dump has ${written} of ${size} bytes`);
+    assertCrashOpens(crashOn(cut, root, [...crashOpts]), `a dump cut at ${Math.round((100 * written) / size)}% ${crashOpts.join(' ')}`);
+  }
+});

@@ -1,0 +1,75 @@
+// The crash-first order (runtime/filter/crash-first.ts) checked against the kernel's own symbols,
+// which lastword does not have in a capture but the debug vmlinux has: the text tier is the image's
+// [_text, _etext), and tier 0 holds the variables crash reads at startup, each CPU's per-CPU
+// current task pointer and runqueue, and the task_structs those point to. On a real vmcore of each
+// kernel generation.
+import { execFileSync } from 'node:child_process';
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X86_64Memory, openVmcore } from '../../runtime/vmcore/index.ts';
+import { KERNEL_SERIES, debugVmlinux, kernelVersion, labVmcore } from '../support/lab.ts';
+import { crashFirstTiers } from './bitmaps.ts';
+
+/** Addresses of `names` in the debug vmlinux (nm; per-CPU symbols are offsets in 6.1 and 6.12, addresses in 7.x). */
+function symbols(vmlinux: string, names: string[]): Map<string, bigint> {
+  const out = execFileSync('nm', [vmlinux], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const found = new Map<string, bigint>();
+  for (const line of out.split('\n')) {
+    const [addr, , name] = line.split(' ');
+    if (name && names.includes(name) && !found.has(name)) found.set(name, BigInt(`0x${addr}`));
+  }
+  return found;
+}
+
+for (const series of KERNEL_SERIES) {
+  const kver = kernelVersion(series);
+  describe(`crash-first order of a ${series} vmcore`, { skip: kver ? undefined : `no ${series} kernel (bash .ci/setup)` }, () => {
+    test('tiers are ascending and disjoint; the text tier is the image\'s [_text, _etext); tier 0 has the kernel variables, each CPU\'s current task and runqueue, and those tasks', { timeout: 600_000 }, () => {
+      const vmcoreFile = labVmcore({ series });
+      const tiers = crashFirstTiers(vmcoreFile);
+      assert.equal(tiers.length, 3);
+      const seen = new Set<number>();
+      for (const [i, t] of tiers.entries()) {
+        for (let k = 0; k < t.length; k++) {
+          if (k > 0) assert.ok(t[k]! > t[k - 1]!, `tier ${i} is not ascending at ${k}`);
+          assert.ok(!seen.has(t[k]!), `pfn 0x${t[k]!.toString(16)} is in two tiers`);
+          seen.add(t[k]!);
+        }
+      }
+      const [tier0, text] = [new Set(tiers[0]), new Set(tiers[1])];
+
+      const names = ['_text', '_etext', '__per_cpu_offset', 'current_task', 'pcpu_hot', 'runqueues', 'init_uts_ns', 'prb'];
+      const sym = symbols(debugVmlinux(kver!), names);
+      const vmcore = openVmcore(vmcoreFile);
+      try {
+        const memory = new X86_64Memory(vmcore);
+        const B = vmcore.pageSize;
+        const kaslr = vmcore.vmcoreinfo.kernelOffset ?? 0n;
+        const pfnOf = (v: bigint) => Math.floor(memory.vtop(v) / B);
+        // The text tier: every page of [_text, _etext), and nothing else (the image maps text with NX clear).
+        const textStart = pfnOf(sym.get('_text')! + kaslr);
+        const textEnd = pfnOf(sym.get('_etext')! + kaslr - 1n) + 1;
+        for (let p = textStart; p < textEnd; p++) assert.ok(text.has(p) || tier0.has(p), `text pfn 0x${p.toString(16)} is in no tier`);
+        for (const p of text) assert.ok(p >= textStart && p < textEnd, `pfn 0x${p.toString(16)} in the text tier is outside [_text, _etext)`);
+        assert.ok(text.size > (textEnd - textStart) * 0.9, `the text tier has ${text.size} of ${textEnd - textStart} pages`);
+        // Variables crash reads first (the release, the printk ring buffer).
+        for (const name of ['init_uts_ns', 'prb']) assert.ok(tier0.has(pfnOf(sym.get(name)! + kaslr)), `${name} is not in tier 0`);
+        // Each CPU's per-CPU current task pointer and runqueue, and the current task_struct.
+        const currentSym = sym.get('current_task') ?? sym.get('pcpu_hot')!;      // pcpu_hot.current_task is at 0
+        const perCpu = (cpu: number) => memory.readU64(sym.get('__per_cpu_offset')! + kaslr + BigInt(8 * cpu));
+        // 7.x links per-CPU symbols at their image addresses (__per_cpu_offset is then relative to those).
+        const relocate = (s: bigint) => (s >= 0xffffffff80000000n ? s + kaslr : s);
+        for (let cpu = 0; cpu < vmcore.nrCpus; cpu++) {
+          const current = perCpu(cpu) + relocate(currentSym);
+          assert.ok(tier0.has(pfnOf(current)), `CPU ${cpu}'s current task pointer (0x${current.toString(16)}) is not in tier 0`);
+          const rq = perCpu(cpu) + relocate(sym.get('runqueues')!);
+          assert.ok(tier0.has(pfnOf(rq)), `CPU ${cpu}'s runqueue is not in tier 0`);
+          const task = memory.readU64(current);
+          assert.ok(tier0.has(pfnOf(task)), `CPU ${cpu}'s current task_struct 0x${task.toString(16)} is not in tier 0`);
+        }
+      } finally {
+        vmcore.close();
+      }
+    });
+  });
+}
