@@ -8,7 +8,12 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
+import { writeKdumpCompressed } from '../../runtime/dumpfile/kdump-writer.ts';
+import { DumpOutput } from '../../runtime/dumpfile/output.ts';
+import { createPageFilter } from '../../runtime/filter/index.ts';
+import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
+import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { crashFirstTiers } from '../filter/bitmaps.ts';
 import { assertPagesMatchVmcore, assertSamePfnSet, smallTmpfs, tempDir } from './support.ts';
@@ -112,3 +117,49 @@ test('lastword save onto a target that fills up: the incomplete dump opens in cr
     assertCrashOpens(crashOn(cut, root, [...crashOpts]), `a dump cut at ${Math.round((100 * written) / size)}% ${crashOpts.join(' ')}`);
   }
 });
+
+// The writer's part alone, on a synthetic vmcore and tiers given by hand: 64 pages at 1 MiB and, in
+// the second case, 64 at 200 GiB, whose bitmaps (6.4 MiB) are past what pass 1 keeps, so pass 2
+// makes them again.
+for (const high of [false, true]) {
+  test(`the writer puts each tier's pages first, in the tier's order, and every page is right (${high ? 'bitmaps made again: over 128 GiB' : 'bitmaps kept'})`, async (t) => {
+    const dir = tempDir(t);
+    const vmcoreFile = path.join(dir, 'vmcore');
+    const page = (tag: string) => { const b = Buffer.alloc(64 * 4096); for (let i = 0; i < 64; i++) b.write(`${tag} ${i}`, i * 4096); return b; };
+    const loads = [{ paddr: 0x100000, vaddr: 0xffff888000100000n, data: page('low') }];
+    if (high) loads.push({ paddr: 200 * 2 ** 30, vaddr: 0xffff888000000000n + BigInt(200 * 2 ** 30), data: page('high') });
+    writeSyntheticVmcore(vmcoreFile, 'OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1700000000\n', loads);
+    const lowPfn = 0x100, highPfn = (200 * 2 ** 30) / 4096;
+    // Tier 0: two runs, one of them cut by a pfn with no data (not dumped); tier 1: what is left of the high load.
+    const tiers = high
+      ? [Uint32Array.from([lowPfn + 10, lowPfn + 11, lowPfn + 12, highPfn - 1, highPfn, highPfn + 1, highPfn + 2]), Uint32Array.from({ length: 61 }, (_, i) => highPfn + 3 + i)]
+      : [Uint32Array.from([lowPfn + 10, lowPfn + 11, lowPfn + 12, lowPfn + 40]), Uint32Array.from([lowPfn + 63])];
+    const vmcore = openVmcore(vmcoreFile);
+    const out = path.join(dir, 'dump');
+    try {
+      const filter = createPageFilter(vmcore, 0);
+      const output = new DumpOutput(new FilePositionalSink(fs.openSync(out, 'w'), out));
+      const headerInfo = { utsname: Buffer.alloc(390), crashTime: 1700000000, physBase: 0n };
+      const order = { observe: () => {}, tiers: () => tiers.map((x) => Uint32Array.from(x)) };
+      const summary = await writeKdumpCompressed({ vmcore, filter, output, codec: 'lzo', headerInfo, workers: 0, order });
+      assert.equal(summary.dumpablePages, high ? 128 : 64);
+    } finally {
+      vmcore.close();
+    }
+    const dump = new KdumpReader(out);
+    try {
+      const regions: [string, number][] = high ? [['low', lowPfn], ['high', highPfn]] : [['low', lowPfn]];
+      for (const [tag, base] of regions) {
+        for (let i = 0; i < 64; i++) assert.equal(dump.readPage(base + i)!.toString('latin1', 0, `${tag} ${i}`.length), `${tag} ${i}`);
+      }
+      // Data offsets: the tiers in order, each in pfn order, then the rest in pfn order.
+      const written = tiers.flatMap((x) => [...x]).filter((p) => dump.isDumpable(p));
+      for (let pfn = 0; pfn < dump.maxMapnr; pfn++) if (dump.isDumpable(pfn) && !written.includes(pfn)) written.push(pfn);
+      const offsets = written.map((p) => dump.pageDesc(p)!.offset);
+      for (let k = 1; k < offsets.length; k++) assert.ok(offsets[k]! > offsets[k - 1]!, `pfn 0x${written[k]!.toString(16)} is not written after pfn 0x${written[k - 1]!.toString(16)}`);
+    } finally {
+      dump.close();
+    }
+  });
+}
+
