@@ -40,7 +40,7 @@ test('NFS server unreachable: a clear message and the failure action', { skip, t
   assert.equal(finalAction(run.capture), 'poweroff', `failure_action poweroff was not taken:\n${tail}`);
 });
 
-test('disk too small: a flagged incomplete dump, a clear message and the failure action', { skip, timeout: 900_000 }, async (t) => {
+test('disk too small: a flagged incomplete dump that crash opens, a clear message and the failure action', { skip, timeout: 900_000 }, async (t) => {
   const { run, base, tail } = await faultCycle(t, 'disk-small', {
     // -d 31 -l of this guest is ~37 MB; an 24 MiB filesystem holds part of it
     kdumpConf: ext4Conf('LWSMALL', 'reboot', 'poweroff'),
@@ -54,6 +54,12 @@ test('disk too small: a flagged incomplete dump, a clear message and the failure
   assert.equal(dump.vmcore, undefined, 'a dump that did not fit carries the finished name');
   assert.ok(dump.incomplete, `no partial dump was kept (files: ${files.map((f) => path.basename(f)).join(', ')})`);
   assert.ok(kdumpFlaggedIncomplete(dump.incomplete), 'the partial dump is not flagged DUMP_DH_COMPRESSED_INCOMPLETE in its header');
+  // Written crash-first, the part that fit opens in crash (--zero_excluded: the pages past the cut read as zeros).
+  const report = crashReport(crashBinary(), debugVmlinux(run.prepared.kver), dump.incomplete, { args: ['--zero_excluded'], commands: ['sys', 'bt', 'log', 'ps'] });
+  assert.ok(report.ok, `crash does not open the partial dump:\n${report.output.slice(0, 4000)}`);
+  assert.match(report.output, /PANIC: "/, report.output.slice(0, 4000));
+  assert.match(report.output, /#1 \[[0-9a-f]+\] __crash_kexec at/, report.output.slice(0, 4000));
+  assert.match(report.output, /sysrq: Trigger a crash/, report.output.slice(0, 4000));
 });
 
 test('a blacklisted module the ext4 target would pull in is not loaded: a clear message and the failure action', { skip, timeout: 900_000 }, async (t) => {
