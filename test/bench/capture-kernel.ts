@@ -30,6 +30,8 @@ const cases: Array<[string, string]> = [
   ['makedumpfile 1.7.2 --non-mmap', `/usr/bin/makedumpfile --non-mmap ${codec} -d ${level} --message-level 16 /proc/vmcore /tmp/out`],
   ['lastword --non-mmap', `${LW} filter --non-mmap ${codec} -d ${level} --message-level 16 /proc/vmcore /tmp/out`],
   ['lastword --num-threads 1', `${LW} filter --num-threads 1 ${codec} -d ${level} --message-level 16 /proc/vmcore /tmp/out`],
+  // The order lastword save writes in (runtime/filter/crash-first.ts): what it costs in a capture kernel.
+  ['lastword --crash-first', `${LW} filter --crash-first ${codec} -d ${level} --message-level 16 /proc/vmcore /tmp/out`],
   ['lastword --version (start-up alone)', `${LW} --version`],
 ];
 // The hook: busybox sh builtins only (no cut, no bc): /proc/uptime in hundredths of a second.
