@@ -189,20 +189,20 @@ export class CrashFirstOrder implements PageOrder {
     const textRanges: [number, number][] = [];
     const imageRanges: [number, number][] = [];
     let tables = 0;
-    const wanted = (v: bigint, size: bigint, lo: bigint, hi: bigint) => v < hi && v + size > lo;
     this.memory.visitKernelTables({
       table: (pa) => { if (tables++ < TABLES_FIRST_MAX) this.tier0.push(pfnOf(pa)); },
-      leaves: (v, size) => wanted(v, size, START_KERNEL_MAP, imageEnd) || wanted(v, size, vmemmapStart, vmemmapEnd),
-      leaf: (v, size, pa, executable) => {
-        const range: [number, number] = [pfnOf(pa), pfnOf(pa) + Number(size) / B];
-        if (v >= START_KERNEL_MAP && v < imageEnd) {
-          imageRanges.push(range);
-          if (executable) textRanges.push(range);
-          else for (let p = range[0]; p < range[1]; p++) this.tier0.push(p);
-        } else if (v >= vmemmapStart && v < vmemmapEnd) {
-          memMapRanges.push(range);
-        }
-      },
+      ranges: [
+        {
+          lo: START_KERNEL_MAP, hi: imageEnd,
+          leaf: (pa, size, executable) => {
+            const range: [number, number] = [pfnOf(pa), pfnOf(pa) + size / B];
+            imageRanges.push(range);
+            if (executable) textRanges.push(range);
+            else for (let p = range[0]; p < range[1]; p++) this.tier0.push(p);
+          },
+        },
+        { lo: vmemmapStart, hi: vmemmapEnd, leaf: (pa, size) => { memMapRanges.push([pfnOf(pa), pfnOf(pa) + size / B]); } },
+      ],
     });
     this.memMapPages = new PfnRanges(memMapRanges);
     this.imagePages = new PfnRanges(imageRanges);
@@ -339,6 +339,7 @@ export class CrashFirstOrder implements PageOrder {
       }
       for (let k = 0; k < n; k++) {
         const i = from - start + k;
+        if ((i & 7) === 0 && k + 8 <= n && bitmap[i >> 3] === 0) { k += 7; continue; }
         if (!((bitmap[i >> 3]! >> (i & 7)) & 1)) continue;
         const pfn = from + k;
         let kind = kernelPageKind(this.rules, this.pgReserved, this.block, k * size);

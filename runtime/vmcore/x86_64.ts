@@ -10,7 +10,6 @@ import { requireKey } from './vmcoreinfo.ts';
 // arch/x86/include/asm/pgtable_types.h
 const PRESENT = 1n;
 const PSE = 0x80n;
-const NX = 1n << 63n;
 const ENTRY_MASK = 0x000ffffffffff000n;
 const KERNEL_IMAGE_SIZE_DEFAULT = 1n << 30n;
 // The kernel half of the canonical address space; p_vaddr below it is not a kernel mapping (QEMU writes 0).
@@ -151,43 +150,78 @@ export class X86_64Memory {
 
   /**
    * Walks the kernel half of the page tables (top-level entries 256..511) except the direct map:
-   * `table` gets each table page (the top one included), `leaf` each present mapping (its size,
-   * physical address, and whether it is executable: NX clear) where `leaves(v, size)` wants them;
-   * the last level's tables elsewhere are named, not read (vmalloc has thousands). Tables outside
-   * memory are skipped.
+   * `table` gets each table page (the top one included), and each range's `leaf` the present
+   * mappings inside [lo, hi): physical address, size and whether executable (NX clear), runs of
+   * physically consecutive 4 KiB pages alike in NX at once. The last level's tables outside every range are named, not read (vmalloc has
+   * thousands); inside one, their entries are decoded without BigInts. Tables outside memory are
+   * skipped.
    */
   visitKernelTables(visit: {
     table(pa: number): void;
-    leaf(v: bigint, size: bigint, pa: number, executable: boolean): void;
-    leaves(v: bigint, size: bigint): boolean;
+    ranges: { lo: bigint; hi: bigint; leaf(pa: number, size: number, executable: boolean): void }[];
   }): void {
-    const shifts = this.levels === 5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
-    const top = shifts[0]!;
-    const directMap = this.pageOffset === undefined ? undefined : [this.pageOffset, this.directMapEnd];
-    const table = Buffer.alloc(4096);
+    const shifts = this.levels === 5 ? [48, 39, 30, 21, 12] : [39, 30, 21, 12];
+    const last = shifts.length - 1;
+    const smeLo = Number(this.smeMask & 0xffffffffn), smeHi = Number((this.smeMask >> 32n) & 0xffffffffn);
+    const directMap = this.pageOffset === undefined ? undefined : [this.pageOffset, this.directMapEnd] as const;
+    const buf = Buffer.alloc(4096);
+    const hasData = (pa: number) => this.vmcore.pfnHasData(Math.floor(pa / this.vmcore.pageSize));
+    /** Entry i of a table read into `entries`: its physical address (low bits and SME mask cleared), or -1 if not present. */
+    /** Entry i of a table (its words in `e`): its physical address (low bits and SME mask cleared), or -1 if not present. */
+    const target = (e: Uint32Array, i: number): number => {
+      const lo = e[2 * i]!;
+      if ((lo & 1) === 0) return -1;
+      return ((e[2 * i + 1]! & 0xfffff & ~smeHi) >>> 0) * 0x100000000 + ((lo & 0xfffff000 & ~smeLo) >>> 0);
+    };
+    const read = (pa: number) => new Uint32Array(Uint8Array.from(this.vmcore.readPhys(pa, 4096, buf)).buffer);
+    const executable = (e: Uint32Array, i: number) => (e[2 * i + 1]! & 0x80000000) === 0;      // NX is bit 63
+    // A table is named once: tables are shared (espfix maps one page through thousands of entries).
+    const seen = new Set<number>();
+    const first = (pa: number) => !seen.has(pa) && seen.add(pa) !== undefined;
     const visitTable = (pa: number, level: number, base: bigint) => {
-      if (!this.vmcore.pfnHasData(Math.floor(pa / this.vmcore.pageSize))) return;
+      if (!hasData(pa) || !first(pa)) return;
       visit.table(pa);
-      const entries = Buffer.from(this.vmcore.readPhys(pa, 4096, table));
-      const shift = shifts[level]!;
+      const entries = read(pa);
+      const shift = shifts[level]!, span = 2 ** shift;
+      // The direct map and the ranges as offsets from `base` (Numbers: a table spans at most 2^57).
+      const end = base + BigInt(512 * span);
+      const rel = (x: bigint) => (x <= base ? -Infinity : x >= end ? Infinity : Number(x - base));
+      const skipFrom = directMap ? rel(directMap[0]) : Infinity, skipTo = directMap ? rel(directMap[1]) : -Infinity;
+      const ranges = visit.ranges.map((r) => ({ r, lo: rel(r.lo), hi: rel(r.hi) }));
       for (let i = level === 0 ? 256 : 0; i < 512; i++) {
-        if ((entries[i * 8]! & 1) === 0) continue;      // not present (checked without a BigInt)
-        const e = entries.readBigUInt64LE(i * 8);
-        let v = base + (BigInt(i) << shift);
-        if (shift === top && level === 0) v = BigInt.asUintN(64, v | (this.levels === 5 ? 0xff00000000000000n : 0xffff000000000000n));
-        if (directMap && v >= directMap[0]! && v < directMap[1]!) continue;
-        const next = e & ~this.smeMask & ENTRY_MASK;
-        if (shift === 12n || ((e & PSE) !== 0n && (shift === 21n || shift === 30n))) {
-          const size = 1n << shift;
-          if (visit.leaves(v, size)) visit.leaf(v, size, Number(next & ~(size - 1n)), (e & NX) === 0n);
-        } else if (level === shifts.length - 2 && !visit.leaves(v, 1n << shift)) {
-          if (this.vmcore.pfnHasData(Math.floor(Number(next) / this.vmcore.pageSize))) visit.table(Number(next));
-        } else if (level < shifts.length - 1) {
-          visitTable(Number(next), level + 1, v);
+        const next = target(entries, i);
+        if (next < 0) continue;
+        const off = i * span;
+        if (off >= skipFrom && off < skipTo) continue;
+        const huge = (entries[2 * i]! & Number(PSE)) !== 0 && (shift === 21 || shift === 30);
+        const range = ranges.find((x) => off < x.hi && off + span > x.lo);
+        if (huge) {
+          if (range) range.r.leaf(next - (next % span), span, executable(entries, i));
+        } else if (level + 1 === last) {
+          // A last-level table: read only inside a range.
+          if (!hasData(next) || !first(next)) continue;
+          visit.table(next);
+          if (!range) continue;
+          const ptes = read(next);
+          const from = Number(base + BigInt(off) - range.r.lo), size = Number(range.r.hi - range.r.lo);
+          // Runs of physically consecutive pages alike in NX go to `leaf` at once.
+          let runPa = -1, runLen = 0, runExec = false;
+          for (let k = 0; k <= 512; k++) {
+            const at = from + k * 4096;
+            const page = k < 512 && at >= 0 && at < size ? target(ptes, k) : -1;
+            const exec = page >= 0 && executable(ptes, k);
+            if (runLen > 0 && page === runPa + runLen && exec === runExec) { runLen += 4096; continue; }
+            if (runLen > 0) range.r.leaf(runPa, runLen, runExec);
+            runPa = page;
+            runLen = page >= 0 ? 4096 : 0;
+            runExec = exec;
+          }
+        } else if (level < last) {
+          visitTable(next, level + 1, base + BigInt(off));
         }
       }
     };
-    visitTable(this.topPgt, 0, 0n);
+    visitTable(this.topPgt, 0, this.levels === 5 ? 0xff00000000000000n : 0xffff000000000000n);
   }
 
   private remember(v: bigint, shift: bigint, base: bigint): void {
