@@ -156,10 +156,12 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     let zeroPages = 0;
     let unreadable: UnreadablePages | undefined;
     let writing: Promise<void> = Promise.resolve();
-    const write = (buf: Buffer, offset: number, then?: () => void) => {
-      writing = writing.then(() => output.write(buf, offset)).then(then);
+    /** Runs `then` once every write queued so far is done. */
+    const afterWrites = (then: () => void | Promise<void>) => {
+      writing = writing.then(then);
       writing.catch(() => { /* awaited before every reuse of a buffer and at the end */ });
     };
+    const write = (buf: Buffer, offset: number) => afterWrites(() => output.write(buf, offset));
     try {
       const flagsCompressed = CODEC_FLAG[o.codec];
       const dataStart = geo.offsetPageDesc + dumpable * PAGE_DESC_SIZE;
@@ -235,7 +237,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         }
         if (at !== r.used) throw new LastwordError('ECOMPRESS', `compressed batch sizes add up to ${at}, not ${r.used}`);
         // The batch is free again once its bytes are in the file.
-        write(EMPTY, 0, () => { batches.push(r); });
+        afterWrites(() => { batches.push(r); });
         // The descs follow every ~1 MiB of data, so a dump cut short (a full target, a crash of the
         // capture) still has the pages written so far.
         dataSinceDescs += r.used;

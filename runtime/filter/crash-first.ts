@@ -20,7 +20,7 @@ import { describeError } from '../errors.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import { START_KERNEL_MAP } from '../vmcore/reader.ts';
 import { X86_64Memory } from '../vmcore/x86_64.ts';
-import { parseNotes } from '../vmcore/elf.ts';
+import { NT_PRSTATUS, parseNotes } from '../vmcore/elf.ts';
 import { findMemMap, type MemMapLayout } from './mem-map.ts';
 import { kernelPageKind, pageRules, type PageRules } from './page-rules.ts';
 
@@ -47,8 +47,7 @@ const OBJECT_PAGES = 3;
 const THREAD_SIZE = 16384n;
 /** struct pages read at once. */
 const BLOCK_PAGES = 512;
-// elf.h / x86_64 struct elf_prstatus: pr_reg at 112, rsp is user_regs_struct index 19.
-const NT_PRSTATUS = 1;
+// x86_64 struct elf_prstatus: pr_reg at 112, rsp is user_regs_struct index 19.
 const PRSTATUS_RSP = 112 + 19 * 8;
 
 /** What the kdump-compressed writer asks of a page order: see every cycle's bitmap, then give the tiers. */
@@ -104,15 +103,14 @@ class PfnList {
   constructor(max: number) {
     this.max = max;
   }
-  push(pfn: number): boolean {
-    if (this.length >= this.max || pfn > 0xffffffff) return false;      // pfns past 16 TiB stay in pfn order
+  push(pfn: number): void {
+    if (this.length >= this.max || pfn > 0xffffffff) return;      // pfns past 16 TiB stay in pfn order
     if (this.length === this.a.length) {
       const b = new Uint32Array(Math.min(this.max, 2 * this.a.length));
       b.set(this.a);
       this.a = b;
     }
     this.a[this.length++] = pfn;
-    return true;
   }
   /** Ascending, each pfn once. */
   sorted(): Uint32Array {
@@ -184,7 +182,6 @@ export class CrashFirstOrder implements PageOrder {
       if (s.memMap! < vmemmapStart) vmemmapStart = s.memMap!;
       if (end > vmemmapEnd) vmemmapEnd = end;
     }
-    const imageEnd = START_KERNEL_MAP + BigInt.asUintN(64, vmcore.vmcoreinfo.number.get('KERNEL_IMAGE_SIZE') ?? 1n << 30n);
     const memMapRanges: [number, number][] = [];
     const textRanges: [number, number][] = [];
     const imageRanges: [number, number][] = [];
@@ -193,7 +190,7 @@ export class CrashFirstOrder implements PageOrder {
       table: (pa) => { if (tables++ < TABLES_FIRST_MAX) this.tier0.push(pfnOf(pa)); },
       ranges: [
         {
-          lo: START_KERNEL_MAP, hi: imageEnd,
+          lo: START_KERNEL_MAP, hi: this.memory.imageEnd,
           leaf: (pa, size, executable) => {
             const range: [number, number] = [pfnOf(pa), pfnOf(pa) + size / B];
             imageRanges.push(range);

@@ -25,7 +25,8 @@ export class X86_64Memory {
   readonly levels: 4 | 5;
   readonly topPgt: number;
   private readonly smeMask: bigint;
-  private readonly imageEnd: bigint;
+  /** The end of the kernel image mapping: START_KERNEL_MAP + KERNEL_IMAGE_SIZE. */
+  readonly imageEnd: bigint;
   private readonly directMapEnd: bigint;
   private readonly cache2M = new Map<bigint, number>();
   private readonly cache4K = new Map<bigint, number>();

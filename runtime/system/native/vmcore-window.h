@@ -48,7 +48,6 @@ class VmcoreWindow {
         if (len < kWindow / 4 && dist >= static_cast<off_t>(kWindow) &&
             pread(fd_, dst, len, off) == static_cast<ssize_t>(len)) {
           next_ = off + static_cast<off_t>(len);
-          preads_++;
           return 0;
         }
         if (int err = map(off)) return err;
@@ -63,10 +62,8 @@ class VmcoreWindow {
     return 0;
   }
 
-  // Windows mapped so far (tests check that reads really went through mappings), and reads that
-  // went by pread instead (jumps).
+  // Windows mapped so far (tests check that reads really went through mappings).
   unsigned long windows() const { return windows_; }
-  unsigned long preads() const { return preads_; }
 
   // Unmaps and forgets the file.
   void reset() {
@@ -103,7 +100,6 @@ class VmcoreWindow {
   size_t len_ = 0;
   unsigned char* p_ = nullptr;
   unsigned long windows_ = 0;
-  unsigned long preads_ = 0;
   // Where the last read ended: a read far from it is a jump.
   off_t next_ = 0;
 };
