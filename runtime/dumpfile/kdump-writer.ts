@@ -7,9 +7,9 @@ import { LastwordError } from '../errors.ts';
 import { CODEC_FLAG } from '../codecs/codec.ts';
 import type { CodecName } from '../codecs/codec.ts';
 import { PageBatch, PageCompressor, UNREADABLE_PAGE, unreadableReason, type CompressorOptions } from '../codecs/pool.ts';
-import { POPCOUNT8, andPopcount, popcount } from '../filter/bitmap.ts';
+import { andPopcount, countBitsIn, popcount } from '../filter/bitmap.ts';
 import { fillFirstBitmap } from '../filter/page-filter.ts';
-import type { PageFilter } from '../filter/types.ts';
+import type { KernelPageSink, PageFilter } from '../filter/types.ts';
 import type { PageOrder } from '../filter/crash-first.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import {
@@ -113,10 +113,13 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
     const kept: Buffer[] | undefined = Math.ceil(maxMapnr / 8) <= BITMAP_KEEP_BYTES ? [] : undefined;
     /** Dumpable pages before each cycle: the page_desc index of the cycle's first dumpable page. */
     const descsBefore: number[] = [];
-    /** Both bitmaps of [start, end) into bm1 and bm2; returns the dumpable pages (bm2 is masked by bm1). */
-    const fillBitmaps = (start: number, end: number): number => {
+    /**
+     * Both bitmaps of [start, end) into bm1 and bm2; returns the dumpable pages (bm2 is masked by
+     * bm1). Pass 1 (`sink`) lets the order take its pages from the filter's walk.
+     */
+    const fillBitmaps = (start: number, end: number, sink?: KernelPageSink): number => {
       fillFirstBitmap(vmcore, start, end, bm1);
-      filter.fillCycle(start, end, bm2);
+      filter.fillCycle(start, end, bm2, sink);
       return andPopcount(bm2, bm1, Math.ceil((end - start) / 8));      // never dump a page the vmcore has no data for
     };
     let ramPages = 0, dumpable = 0;
@@ -124,7 +127,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       const end = Math.min(start + cycle, maxMapnr);
       const bytes = Math.ceil((end - start) / 8);
       descsBefore.push(dumpable);
-      dumpable += fillBitmaps(start, end);
+      dumpable += fillBitmaps(start, end, o.order?.sink);
       o.order?.observe(start, end, bm2);
       ramPages += popcount(bm1, 8 * bytes);
       kept?.push(Buffer.from(bm2.subarray(0, bytes)));
@@ -293,7 +296,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
         for (; f < first.length && first[f]! < end; f++) {
           const i = first[f]! - start;
           if (!isSet(bm, i)) continue;
-          slot += countBits(bm, counted, i);
+          slot += countBitsIn(bm, counted, i);
           counted = i;
           firstSlot[f] = slot;
         }
@@ -381,15 +384,6 @@ function mergeSorted(tiers: Uint32Array[]): Uint32Array {
   return all.sort();
 }
 
-/** Bits set in [from, to) of `bm`. */
-function countBits(bm: Buffer, from: number, to: number): number {
-  let n = 0;
-  let i = from;
-  for (; i < to && (i & 7) !== 0; i++) n += (bm[i >> 3]! >> (i & 7)) & 1;
-  for (; i + 8 <= to; i += 8) n += POPCOUNT8[bm[i >> 3]!]!;
-  for (; i < to; i++) n += (bm[i >> 3]! >> (i & 7)) & 1;
-  return n;
-}
 
 /** The pfn whose data is at `offset` of the vmcore file (in the PT_LOAD pageSpans read it from), or -1. */
 function pfnAtOffset(vmcore: Vmcore, offset: number): number {

@@ -1,5 +1,5 @@
-// Bitmap arithmetic shared by the page filter and the writers: bits set, and the 2nd bitmap
-// masked by the 1st. Word by word in the filter addon (runtime/filter/native) when it is loaded;
+// Bitmap arithmetic shared by the page filter, the writers and the crash-first order: bits set,
+// and the 2nd bitmap masked by the 1st. Word by word in the filter addon (runtime/filter/native) when it is loaded;
 // the byte-table loops below are the fallback and the reference (test/filter/bitmap.test.ts).
 import { loadNative } from '../system/native-loader.ts';
 
@@ -55,4 +55,23 @@ export function popcount(bitmap: Buffer, bits: number): number {
 export function andPopcount(dst: Buffer, src: Buffer, bytes: number): number {
   const a = native();
   return a ? a.andPopcount(dst, src, bytes) : andPopcountJs(dst, src, bytes);
+}
+
+/** Bits set among bits [from, to) of `bitmap` (bit i of byte i >> 3, LSB first). */
+export function countBitsIn(bitmap: Buffer, from: number, to: number): number {
+  let n = 0;
+  let i = from;
+  for (; i < to && (i & 7) !== 0; i++) n += (bitmap[i >> 3]! >> (i & 7)) & 1;
+  for (; i + 8 <= to; i += 8) n += POPCOUNT8[bitmap[i >> 3]!]!;
+  for (; i < to; i++) n += (bitmap[i >> 3]! >> (i & 7)) & 1;
+  return n;
+}
+
+/** Whether any of bits [from, to) of `bitmap` is set. */
+export function anyBitIn(bitmap: Buffer, from: number, to: number): boolean {
+  let i = from;
+  for (; i < to && (i & 7) !== 0; i++) if ((bitmap[i >> 3]! >> (i & 7)) & 1) return true;
+  for (; i + 8 <= to; i += 8) if (bitmap[i >> 3] !== 0) return true;
+  for (; i < to; i++) if ((bitmap[i >> 3]! >> (i & 7)) & 1) return true;
+  return false;
 }

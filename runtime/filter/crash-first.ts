@@ -22,7 +22,11 @@ import { START_KERNEL_MAP } from '../vmcore/reader.ts';
 import { X86_64Memory } from '../vmcore/x86_64.ts';
 import { NT_PRSTATUS, parseNotes } from '../vmcore/elf.ts';
 import { findMemMap, type MemMapLayout } from './mem-map.ts';
-import { kernelPageKind, pageRules, type PageRules } from './page-rules.ts';
+import { compoundHeadOf, kernelPageKind, pageRules, type PageRules } from './page-rules.ts';
+import { KIND_STATE_LENGTH, nativeScanPointers } from './native-walk.ts';
+import type { KernelPageSink } from './types.ts';
+import { anyBitIn } from './bitmap.ts';
+import { PfnList, PfnRanges, ShortRuns, forEachRun, without } from './pfn-lists.ts';
 
 // Bounds, so the order costs little memory and time on a large machine (pfns are 4 bytes each).
 /** Kernel page-table pages, PG_reserved pages, slab pages, in their tiers at most. */
@@ -56,6 +60,8 @@ export interface PageOrder {
   observe(start: number, end: number, bitmap: Buffer): void;
   /** After pass 1: the pfns to write first, tier by tier, each ascending; no pfn in two tiers. */
   tiers(): Uint32Array[];
+  /** Pass 1 hands this to the filter's fillCycle: a native walk reports the pages `observe` looks for there. */
+  readonly sink?: KernelPageSink;
 }
 
 /**
@@ -74,6 +80,7 @@ export function crashFirstOrder(vmcore: Vmcore, warn: (message: string) => void)
   }
   let failed = false;
   return {
+    sink: order.sink,
     observe(start, end, bitmap) {
       if (failed) return;
       try {
@@ -95,54 +102,9 @@ export function crashFirstOrder(vmcore: Vmcore, warn: (message: string) => void)
   };
 }
 
-/** pfns gathered in a growing Uint32Array, up to `max`. */
-class PfnList {
-  private a = new Uint32Array(1024);
-  length = 0;
-  readonly max: number;
-  constructor(max: number) {
-    this.max = max;
-  }
-  push(pfn: number): void {
-    if (this.length >= this.max || pfn > 0xffffffff) return;      // pfns past 16 TiB stay in pfn order
-    if (this.length === this.a.length) {
-      const b = new Uint32Array(Math.min(this.max, 2 * this.a.length));
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[this.length++] = pfn;
-  }
-  /** Ascending, each pfn once. */
-  sorted(): Uint32Array {
-    const a = this.a.subarray(0, this.length).sort();
-    let n = 0;
-    for (let i = 0; i < a.length; i++) if (i === 0 || a[i] !== a[n - 1]) a[n++] = a[i]!;
-    return a.subarray(0, n);
-  }
-}
-
-/** Sorted, merged pfn ranges [start, end), for membership tests. */
-class PfnRanges {
-  private readonly starts: number[] = [];
-  private readonly ends: number[] = [];
-  constructor(ranges: [number, number][]) {
-    ranges.sort((a, b) => a[0] - b[0]);
-    for (const [s, e] of ranges) {
-      const last = this.ends.length - 1;
-      if (last >= 0 && s <= this.ends[last]!) this.ends[last] = Math.max(this.ends[last]!, e);
-      else { this.starts.push(s); this.ends.push(e); }
-    }
-  }
-  has(pfn: number): boolean {
-    let lo = 0, hi = this.starts.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (pfn < this.starts[mid]!) hi = mid - 1;
-      else if (pfn >= this.ends[mid]!) lo = mid + 1;
-      else return true;
-    }
-    return false;
-  }
+export interface CrashFirstOptions {
+  /** Scan for pointers in the native addon, and take slab and PG_reserved pages from a native walk, when it loads (default); false = TypeScript only. */
+  native?: boolean;
 }
 
 export class CrashFirstOrder implements PageOrder {
@@ -158,13 +120,17 @@ export class CrashFirstOrder implements PageOrder {
   private readonly tier0 = new PfnList(Infinity);      // bounded by its sources' own bounds
   private readonly text = new PfnList(Infinity);       // bounded by the image
   private readonly slab = new PfnList(SLAB_FIRST_MAX);
-  private readonly reserved = new PfnList(RESERVED_FIRST_MAX);
+  private readonly reserved = new ShortRuns(RESERVED_FIRST_MAX, TIER0_RUN_MAX);
   private readonly pointedPages = new Set<number>();
   private readonly block: Buffer;
   private readonly page: Buffer;
+  readonly sink: KernelPageSink | undefined;
+  private readonly scan: ReturnType<typeof nativeScanPointers>;
+  private scanOut: Uint32Array | undefined;
 
-  constructor(vmcore: Vmcore) {
+  constructor(vmcore: Vmcore, opts: CrashFirstOptions = {}) {
     this.vmcore = vmcore;
+    this.scan = (opts.native ?? true) ? nativeScanPointers() : undefined;
     this.memory = new X86_64Memory(vmcore);
     this.rules = pageRules(vmcore.vmcoreinfo, vmcore.file);
     this.layout = findMemMap(vmcore, this.memory);
@@ -205,6 +171,13 @@ export class CrashFirstOrder implements PageOrder {
     this.imagePages = new PfnRanges(imageRanges);
     for (const [s, e] of textRanges) for (let p = s; p < e; p++) this.text.push(p);
     this.pgReserved = this.reservedBitHolds(imageRanges) ? this.rules.pgPrivate - 1 : -1;
+    // The addon that scans also reports kinds from its walk. Its lists are scratch for one cycle;
+    // memory the walk does not write to is never touched.
+    if (this.scan) {
+      const state = new Float64Array(KIND_STATE_LENGTH);
+      state[0] = this.pgReserved;
+      this.sink = { state, slab: new Uint32Array(SLAB_FIRST_MAX), reserved: new Uint32Array(RESERVED_FIRST_MAX), walked: -1 };
+    }
 
     // The stack each CPU was on at the crash (the panic backtrace), and what those stacks point to:
     // the current task_structs, and the objects the crash was handling, what one looks at first.
@@ -242,10 +215,16 @@ export class CrashFirstOrder implements PageOrder {
     const B = this.vmcore.pageSize;
     const base = this.memory.pageOffset;
     if (base === undefined) return;
+    const last = pfn + pages.length / B;
+    if (this.scan) {
+      const out = this.scanOut ??= new Uint32Array(SCAN_READ_PAGES * B / 8);
+      const n = this.scan(pages, base, B, this.vmcore.maxMapnr, pfn, last, out);
+      for (let i = 0; i < n && this.pointedPages.size < POINTED_FIRST_MAX; i++) this.addObject(out[i]!);
+      return;
+    }
     // Without BigInts (a page is 512 words): the high and low halves apart.
     const baseHi = Number(base >> 32n), baseLo = Number(base & 0xffffffffn);
     const u32 = new Uint32Array(pages.buffer, pages.byteOffset, pages.length >> 2);
-    const last = pfn + pages.length / B;
     for (let w = 0; w < u32.length && this.pointedPages.size < POINTED_FIRST_MAX; w += 2) {
       const hi = u32[w + 1]!;
       if (hi < baseHi) continue;
@@ -253,11 +232,16 @@ export class CrashFirstOrder implements PageOrder {
       if (offset < 0) continue;
       const p = Math.floor(offset / B);
       if (p >= this.vmcore.maxMapnr || (p >= pfn && p < last)) continue;
-      for (let k = 0; k < OBJECT_PAGES; k++) {
-        if (this.pointedPages.has(p + k)) continue;
-        this.pointedPages.add(p + k);
-        this.tier0.push(p + k);
-      }
+      this.addObject(p);
+    }
+  }
+
+  /** Tier 0 gets the OBJECT_PAGES pages from `pfn`, an object pointed to. */
+  private addObject(pfn: number): void {
+    for (let k = 0; k < OBJECT_PAGES; k++) {
+      if (this.pointedPages.has(pfn + k)) continue;
+      this.pointedPages.add(pfn + k);
+      this.tier0.push(pfn + k);
     }
   }
 
@@ -317,10 +301,16 @@ export class CrashFirstOrder implements PageOrder {
   }
 
   observe(start: number, end: number, bitmap: Buffer): void {
+    const sink = this.sink;
+    if (sink?.walked === start) {
+      this.takeFromSink(sink, start, bitmap);
+      return;
+    }
+    if (sink) { sink.state[1] = 0; sink.state[2] = 0; }
     const size = this.rules.sizePage;
     const headAt = this.rules.offCompoundHead ?? 0;
-    // Tails follow their head: the last head's address (two u32 halves) and what it is.
-    let headLo = -1, headHi = -1;
+    // Tails follow their head: the last head's address and what it is.
+    let lastHead = -1n;
     let headKind: 'slab' | 'reserved' | undefined;
     for (let b = start; b < end;) {
       // A block of struct pages stays inside one section (one mem_map).
@@ -328,7 +318,7 @@ export class CrashFirstOrder implements PageOrder {
       const from = b;
       b += n;
       const at = this.structPage(from);
-      if (at === undefined || !anyBit(bitmap, from - start, n)) continue;
+      if (at === undefined || !anyBitIn(bitmap, from - start, from - start + n)) continue;
       try {
         this.memory.readVirt(at, n * size, this.block.subarray(0, n * size));
       } catch {
@@ -341,16 +331,15 @@ export class CrashFirstOrder implements PageOrder {
         const pfn = from + k;
         let kind = kernelPageKind(this.rules, this.pgReserved, this.block, k * size);
         if (kind === 'tail') {
-          const lo = this.block.readUInt32LE(k * size + headAt), hi = this.block.readUInt32LE(k * size + headAt + 4);
-          if (lo !== headLo || hi !== headHi) {
-            headLo = lo;
-            headHi = hi;
+          const head = compoundHeadOf(this.block.readBigUInt64LE(k * size + headAt), at + BigInt(k * size));
+          if (head !== lastHead) {
+            lastHead = head;
             // The head is mostly in this block already (compound pages are aligned).
-            const inBlock = this.block.readBigUInt64LE(k * size + headAt) - 1n - at;
-            const head = inBlock >= 0n && inBlock < BigInt(k * size)
+            const inBlock = head - at;
+            const h = inBlock >= 0n && inBlock < BigInt(k * size)
               ? kernelPageKind(this.rules, this.pgReserved, this.block, Number(inBlock))
-              : this.headKind(this.block.readBigUInt64LE(k * size + headAt) - 1n);
-            headKind = head === 'tail' ? undefined : head;
+              : this.headKind(head);
+            headKind = h === 'tail' ? undefined : h;
           }
           kind = headKind;
         }
@@ -361,6 +350,27 @@ export class CrashFirstOrder implements PageOrder {
         }
       }
     }
+  }
+
+  /** The slab and PG_reserved pages the walk of this cycle reported, those the bitmap dumps. */
+  private takeFromSink(sink: KernelPageSink, start: number, bitmap: Buffer): void {
+    const dumped = (pfn: number) => ((bitmap[(pfn - start) >> 3]! >> ((pfn - start) & 7)) & 1) !== 0;
+    for (let i = 0, n = sink.state[1]!; i < n; i++) {
+      const pfn = sink.slab[i]!;
+      if (dumped(pfn)) this.slab.push(pfn);
+    }
+    for (let i = 0, n = sink.state[2]!; i < n; i += 2) {
+      const end = sink.reserved[i + 1]!;
+      for (let p = sink.reserved[i]!; p < end;) {
+        // The mem_map's and the image's pages are jumped over at once (a large machine's mem_map is GiBs).
+        const after = Math.max(this.memMapPages.skip(p), this.imagePages.skip(p));
+        if (after > p) { p = after; continue; }
+        const stop = Math.min(end, this.memMapPages.nextStart(p), this.imagePages.nextStart(p));
+        for (; p < stop; p++) if (dumped(p)) this.reserved.push(p);
+      }
+    }
+    sink.state[1] = 0;
+    sink.state[2] = 0;
   }
 
   private headKind(head: bigint): 'slab' | 'reserved' | 'tail' | undefined {
@@ -386,37 +396,4 @@ export class CrashFirstOrder implements PageOrder {
     const slab = without(without(this.slab.sorted(), t0), text);
     return [t0, text, slab];
   }
-}
-
-/** Calls `fn(first, count)` for each run of consecutive pfns of ascending `pfns`; `topDown`: the last run first. */
-function forEachRun(pfns: Uint32Array, fn: (first: number, count: number) => void, topDown = false): void {
-  const runs: [number, number][] = [];
-  for (let i = 0; i < pfns.length;) {
-    let j = i + 1;
-    while (j < pfns.length && pfns[j] === pfns[j - 1]! + 1) j++;
-    runs.push([pfns[i]!, j - i]);
-    i = j;
-  }
-  if (topDown) runs.reverse();
-  for (const [first, n] of runs) fn(first, n);
-}
-
-/** The pfns of ascending `a` that are not in ascending `b`. */
-function without(a: Uint32Array, b: Uint32Array): Uint32Array {
-  let n = 0, j = 0;
-  for (let i = 0; i < a.length; i++) {
-    while (j < b.length && b[j]! < a[i]!) j++;
-    if (b[j] !== a[i]) a[n++] = a[i]!;
-  }
-  return a.subarray(0, n);
-}
-
-/** Any bit set in [from, from + n) of `bitmap`? */
-function anyBit(bitmap: Buffer, from: number, n: number): boolean {
-  let i = from;
-  const end = from + n;
-  for (; i < end && (i & 7) !== 0; i++) if ((bitmap[i >> 3]! >> (i & 7)) & 1) return true;
-  for (; i + 8 <= end; i += 8) if (bitmap[i >> 3] !== 0) return true;
-  for (; i < end; i++) if ((bitmap[i >> 3]! >> (i & 7)) & 1) return true;
-  return false;
 }

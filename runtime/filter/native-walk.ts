@@ -4,10 +4,13 @@
 // checks that both give the same bitmaps on real vmcores of both kernel generations.
 import { loadNative } from '../system/native-loader.ts';
 import type { PageClass, PageRules } from './page-rules.ts';
+import type { KernelPageSink } from './types.ts';
 
 interface FilterAddon {
   walkStructPages(rules: Float64Array, ptrs: BigUint64Array, pages: Buffer, blockStart: number, pfn: number, stop: number, lastNext: number,
-    bitmap: Buffer, cycleStart: number, cycleEnd: number, counts: Float64Array, out: Float64Array): void;
+    bitmap: Buffer, cycleStart: number, cycleEnd: number, counts: Float64Array, out: Float64Array,
+    kinds?: Float64Array, slab?: Uint32Array, reserved?: Uint32Array): void;
+  scanPointers?(pages: Buffer, base: bigint, pageSize: number, maxPfn: number, selfFirst: number, selfEnd: number, out: Uint32Array): number;
 }
 
 /** page-walk.cc's class codes. */
@@ -18,7 +21,7 @@ export interface NativeWalk {
    * Classifies pfn..stop-1 of a block of struct pages, clears the excluded ranges in the cycle's
    * bitmap and adds them to `counts` (indexed like CLASS_BY_CODE); see page-walk.cc.
    */
-  walk(pages: Buffer, blockStart: number, pfn: number, stop: number, lastNext: number, bitmap: Buffer, cycleStart: number, cycleEnd: number): void;
+  walk(pages: Buffer, blockStart: number, pfn: number, stop: number, lastNext: number, bitmap: Buffer, cycleStart: number, cycleEnd: number, sink?: KernelPageSink): void;
   /** out[0] = next pfn; out[1] = the end of a range that runs past the cycle, else 0. */
   readonly out: Float64Array;
   readonly counts: Float64Array;
@@ -55,7 +58,25 @@ export function nativeWalk(r: PageRules, dumpLevel: number): NativeWalk | undefi
   return {
     out,
     counts,
-    walk: (pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd) =>
-      addon.walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out),
+    walk: (pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, sink) => sink
+      ? addon.walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out, sink.state, sink.slab, sink.reserved)
+      : addon.walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out),
   };
+}
+
+/** page-walk.cc's KindState: the length of a KernelPageSink's state. */
+export const KIND_STATE_LENGTH = 5;
+
+/**
+ * The addon's scan of pages for direct-map pointers (page-walk.cc scanPointers: the pfns pointed
+ * to, into `out`, returns how many), or undefined when the addon does not load or predates it; a
+ * filter addon that has it also reports kinds to a KernelPageSink.
+ */
+export function nativeScanPointers(): ((pages: Buffer, base: bigint, pageSize: number, maxPfn: number, selfFirst: number, selfEnd: number, out: Uint32Array) => number) | undefined {
+  try {
+    const addon = loadNative<FilterAddon>('filter');
+    return typeof addon.scanPointers === 'function' ? addon.scanPointers.bind(addon) : undefined;
+  } catch {
+    return undefined;
+  }
 }

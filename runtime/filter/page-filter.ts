@@ -10,7 +10,7 @@ import { findMemMap } from './mem-map.ts';
 import type { MemMapLayout, MemMapSection } from './mem-map.ts';
 import { DL_EXCLUDE_CACHE, DL_EXCLUDE_CACHE_PRI, DL_EXCLUDE_FREE, DL_EXCLUDE_USER_DATA, DL_EXCLUDE_ZERO, classifyPage, pageRules } from './page-rules.ts';
 import type { PageClass, PageRules } from './page-rules.ts';
-import type { PageClassCounts, PageFilter } from './types.ts';
+import type { KernelPageSink, PageClassCounts, PageFilter } from './types.ts';
 import { CLASS_BY_CODE, nativeWalk } from './native-walk.ts';
 import type { NativeWalk } from './native-walk.ts';
 
@@ -133,16 +133,18 @@ class CyclicPageFilter implements PageFilter {
     return sum;
   }
 
-  fillCycle(start: number, end: number, bitmap: Buffer): void {
+  fillCycle(start: number, end: number, bitmap: Buffer, sink?: KernelPageSink): void {
     if (start % 8 !== 0 || end <= start) throw new RangeError(`fillCycle: bad cycle [${start}, ${end})`);
     const counts = emptyCounts();
     fillFirstBitmap(this.vmcore, start, end, bitmap);
     const walk = this.walk;
+    if (sink) sink.walked = -1;
     if (walk?.needed && start < this.failedFrom) {
       try {
         const carry = this.carryInto(start);
-        const out = this.walkCycle(walk, start, end, carry, bitmap, counts);
+        const out = this.walkCycle(walk, start, end, carry, bitmap, counts, sink);
         this.carries.set(end, out);
+        if (sink && walk.native) sink.walked = start;
       } catch (err) {
         if (this.strict) throw err;
         // Keep every page of this cycle and the rest: a dump is never lost because of the filter.
@@ -174,7 +176,7 @@ class CyclicPageFilter implements PageFilter {
     return carry;
   }
 
-  private walkCycle(walk: MemMapWalk, start: number, end: number, carry: Carry, bitmap: Buffer, counts: PageClassCounts): Carry {
+  private walkCycle(walk: MemMapWalk, start: number, end: number, carry: Carry, bitmap: Buffer, counts: PageClassCounts, sink?: KernelPageSink): Carry {
     const out: Carry = { clearEnd: 0, skipEnd: 0 };
     const clear = (from: number, to: number, cls: PageClass) => {
       const a = Math.max(from, start);
@@ -208,7 +210,7 @@ class CyclicPageFilter implements PageFilter {
           const blockStart = pfn - (pfn % PGMM_CACHED);
           const load = this.vmcore.loads[this.lastSeg]!;
           const limit = Math.min(stop, blockStart + PGMM_CACHED, Math.ceil((load.paddr + load.memSize) / this.vmcore.pageSize));
-          native.walk(reader.buffer, blockStart, pfn, limit, sec.pfnEnd, bitmap, start, end);
+          native.walk(reader.buffer, blockStart, pfn, limit, sec.pfnEnd, bitmap, start, end, sink);
           const o = native.out;
           if (o[1]! > end) {
             out.clearEnd = Math.max(out.clearEnd, o[1]!);

@@ -255,3 +255,15 @@ export function kernelPageKind(r: PageRules, pgReserved: number, pages: Buffer, 
   if (pgReserved >= 0 && testBit64(pgReserved, flagsLo, flagsHi)) return 'reserved';
   return undefined;
 }
+
+/**
+ * The address of the head of the compound tail page at `page`, from its tail marker word `info`:
+ * compound_head is the head's address + 1; Linux 7.1's compound_info is, where struct page's size
+ * is a power of 2, a mask + 1 that the tail's own address is ANDed with (the 7.2 lab vmcore's tails
+ * hold 0xffffffffffffff01 for order 2). A vmemmap address is never such a mask.
+ */
+export function compoundHeadOf(info: bigint, page: bigint): bigint {
+  const m = info - 1n;
+  const low = BigInt.asUintN(64, ~m) + 1n;
+  return low <= 1n << 40n && (low & (low - 1n)) === 0n ? page & m : m;
+}

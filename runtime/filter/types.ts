@@ -20,11 +20,29 @@ export interface PageFilter {
   /**
    * Fills `bitmap` (LSB first: bit i of byte i>>3 is pfn start+i) for [start, end) with the 2nd
    * bitmap: 1 = dump the page. `start` is a multiple of 8. Pure with respect to its inputs: the same
-   * cycle asked twice gives the same bits (writers make two passes: count, then write).
+   * cycle asked twice gives the same bits (writers make two passes: count, then write). With `sink`,
+   * a native walk also reports the kept slab and PG_reserved pages it classified (pass 1 only).
    */
-  fillCycle(start: number, end: number, bitmap: Buffer): void;
+  fillCycle(start: number, end: number, bitmap: Buffer, sink?: KernelPageSink): void;
   /** Counts per excluded class so far (for `info`, progress and the summary). */
   readonly counts: PageClassCounts;
   /** Set when the filter could not classify (broken VMCOREINFO...) and fell back to level 0. */
   readonly fallbackReason?: string;
+}
+
+/**
+ * Where a native mem_map walk reports the kept slab and PG_reserved pages of a cycle, for the
+ * crash-first order (runtime/filter/crash-first.ts), so that it need not read the struct pages again.
+ */
+export interface KernelPageSink {
+  /**
+   * page-walk.cc's KindState: [PG_reserved's bit or -1, slab pfns in `slab`, numbers in `reserved`
+   * (runs of PG_reserved pfns as [first, end) pairs), the kind of the last compound head, the pfn
+   * its compound ends at].
+   */
+  readonly state: Float64Array;
+  readonly slab: Uint32Array;
+  readonly reserved: Uint32Array;
+  /** fillCycle sets this to the cycle's start when the walk reported every kept page of the cycle, else -1. */
+  walked: number;
 }

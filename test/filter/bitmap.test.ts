@@ -4,7 +4,7 @@ import * as crypto from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNative } from '../../runtime/system/native-loader.ts';
-import { andPopcountJs, popcountJs, type BitmapAddon } from '../../runtime/filter/bitmap.ts';
+import { andPopcountJs, anyBitIn, countBitsIn, popcountJs, type BitmapAddon } from '../../runtime/filter/bitmap.ts';
 const addon = loadNative<BitmapAddon>('filter');
 
 test('native popcount and andPopcount equal the JavaScript loops', () => {
@@ -27,4 +27,20 @@ test('native popcount and andPopcount equal the JavaScript loops', () => {
   assert.ok(dst.subarray(16).equals(Buffer.alloc(8, 0xff)));
   assert.throws(() => addon.popcount(Buffer.alloc(2), 17), RangeError);
   assert.throws(() => addon.andPopcount(Buffer.alloc(2), Buffer.alloc(1), 2), RangeError);
+});
+
+test('countBitsIn and anyBitIn agree with a bit-by-bit count over every range of a random bitmap', () => {
+  const bm = crypto.randomBytes(9);
+  bm[3] = 0;
+  bm[4] = 0;
+  bm[5] = 0;      // a run of 24 clear bits, so anyBitIn has ranges to say false on
+  const bit = (i: number) => (bm[i >> 3]! >> (i & 7)) & 1;
+  for (let from = 0; from <= 72; from++) {
+    for (let to = from; to <= 72; to++) {
+      let n = 0;
+      for (let i = from; i < to; i++) n += bit(i);
+      assert.equal(countBitsIn(bm, from, to), n, `[${from}, ${to})`);
+      assert.equal(anyBitIn(bm, from, to), n > 0, `[${from}, ${to})`);
+    }
+  }
 });

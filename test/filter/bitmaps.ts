@@ -29,22 +29,28 @@ export function differingPfns(a: Buffer, b: Buffer, n: number): string[] {
   return out;
 }
 
-/** The crash-first tiers of a vmcore as the kdump-compressed writer gets them: every cycle of a level-31 filter observed first. */
-export function crashFirstTiers(vmcoreFile: string): Uint32Array[] {
+/**
+ * The crash-first tiers of a vmcore as the kdump-compressed writer gets them: every cycle of a
+ * level-31 filter observed first, the filter's walk reporting to the order's sink. `native: false`:
+ * the filter walks and the order scans in TypeScript. Also how many cycles there were, and how many of them the walk reported.
+ */
+export function crashFirstTiers(vmcoreFile: string, opts: { native?: boolean; cyclePfns?: number } = {}): Uint32Array[] & { cycles: number; walkedCycles: number } {
   const vmcore = openVmcore(vmcoreFile);
   try {
-    const filter = createPageFilter(vmcore, 31, { strict: true });
-    const order = new CrashFirstOrder(vmcore);
+    const filter = createPageFilter(vmcore, 31, { strict: true, native: opts.native, cyclePfns: opts.cyclePfns });
+    const order = new CrashFirstOrder(vmcore, { native: opts.native });
     const bitmap = Buffer.alloc(filter.cyclePfns / 8);
+    let cycles = 0, walkedCycles = 0;
     for (let start = 0; start < filter.maxMapnr; start += filter.cyclePfns) {
       const end = Math.min(start + filter.cyclePfns, filter.maxMapnr);
       bitmap.fill(0);
-      filter.fillCycle(start, end, bitmap);
+      cycles++;
+      filter.fillCycle(start, end, bitmap, order.sink);
+      if (order.sink?.walked === start) walkedCycles++;
       order.observe(start, end, bitmap);
     }
-    return order.tiers();
+    return Object.assign(order.tiers(), { cycles, walkedCycles });
   } finally {
     vmcore.close();
   }
 }
-

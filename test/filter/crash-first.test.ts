@@ -2,13 +2,16 @@
 // which lastword does not have in a capture but the debug vmlinux has: the text tier is the image's
 // [_text, _etext), and tier 0 holds the variables crash reads at startup, each CPU's per-CPU
 // current task pointer and runqueue, and the task_structs those point to. On a real vmcore of each
-// kernel generation.
+// kernel generation. And the two ways of making it give the same tiers: the native walk reporting
+// slab and PG_reserved pages as it classifies them, with the addon's pointer scan, and the
+// TypeScript loop that reads the struct pages again.
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X86_64Memory, openVmcore } from '../../runtime/vmcore/index.ts';
 import { KERNEL_SERIES, debugVmlinux, kernelVersion, labVmcore } from '../support/lab.ts';
 import { crashFirstTiers } from './bitmaps.ts';
+import { hugetlbVmcore } from './hugetlb-vmcore.ts';
 
 /** Addresses of `names` in the debug vmlinux (nm; per-CPU symbols are offsets in 6.1 and 6.12, addresses in 7.x). */
 function symbols(vmlinux: string, names: string[]): Map<string, bigint> {
@@ -71,5 +74,23 @@ for (const series of KERNEL_SERIES) {
         vmcore.close();
       }
     });
+
+    for (const [what, file] of [['', () => labVmcore({ series })], [' with a hugetlb pool', () => hugetlbVmcore(series)]] as const) {
+      test(`the native walk and the TypeScript loop give the same tiers${what}, in one cycle and in 32 Ki-pfn cycles`, { timeout: 900_000 }, () => {
+        const vmcoreFile = file();
+        const typescript = crashFirstTiers(vmcoreFile, { native: false });
+        assert.equal(typescript.walkedCycles, 0);
+        for (const cyclePfns of [undefined, 1 << 15]) {
+          const native = crashFirstTiers(vmcoreFile, { cyclePfns });
+          // Every cycle came from the walk: the order did not read the struct pages again.
+          assert.equal(native.walkedCycles, native.cycles);
+          assert.ok(native.cycles >= (cyclePfns === undefined ? 1 : 8), `${native.cycles} cycles`);
+          for (let t = 0; t < 3; t++) {
+            assert.ok(typescript[t]!.length > 0, `TypeScript tier ${t} is empty`);
+            assert.deepEqual(Array.from(native[t]!), Array.from(typescript[t]!), `tier ${t} differs (cycles of ${cyclePfns ?? 'default'} pfns)`);
+          }
+        }
+      });
+    }
   });
 }

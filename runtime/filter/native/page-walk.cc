@@ -57,8 +57,9 @@ inline bool testBit64(int nr, uint32_t lo, uint32_t hi) {
   return n < 32 ? ((lo >> n) & 1) != 0 : ((hi >> (n - 32)) & 1) != 0;
 }
 
-// classifyPage(): -1 kept, -2 compound tail, else a class code with *nrPages set.
-int classify(const Rules& r, const unsigned char* pages, size_t at, long long nextAt, double pfn, double* nrPages) {
+// classifyPage(): -1 kept, -2 compound tail, else a class code with *nrPages set. *order: the
+// compound order of a head (0 for any other page).
+int classify(const Rules& r, const unsigned char* pages, size_t at, long long nextAt, double pfn, double* nrPages, unsigned* orderOut) {
   const unsigned char* p = pages + at;
   uint32_t flagsLo = u32(p + r.offFlags), flagsHi = u32(p + r.offFlags + 4);
   uint32_t mappingLo = u32(p + r.offMapping);
@@ -87,6 +88,7 @@ int classify(const Rules& r, const unsigned char* pages, size_t at, long long ne
     // check_order: an order that is too big or a misaligned head means order 0.
     if (order >= 64 || std::fmod(pfn, std::ldexp(1.0, order)) != 0) order = 0;
   }
+  *orderOut = order;
   uint32_t compoundHead = r.offCompoundHead >= 0 ? u32(p + r.offCompoundHead) : 0;
   if (compoundHead & 1) return -2;
 
@@ -147,6 +149,51 @@ Rules readRules(const Napi::Env& env, Napi::Float64Array a, Napi::BigUint64Array
   return r;
 }
 
+// kernelPageKind() of page-rules.ts for a page that is not a compound tail: 1 slab, 2 PG_reserved
+// (bit pgReserved; -1 = not tested), 0 any other.
+int kernelKind(const Rules& r, const unsigned char* p, int pgReserved) {
+  uint32_t flagsLo = u32(p + r.offFlags), flagsHi = u32(p + r.offFlags + 4);
+  uint32_t mapcount = r.offMapcount >= 0 ? u32(p + r.offMapcount) : 0;
+  if ((r.hasSlab && mapcount == r.slabValue) || (r.pgSlab >= 0 && testBit64(r.pgSlab, flagsLo, flagsHi))) return 1;
+  if (pgReserved >= 0 && testBit64(pgReserved, flagsLo, flagsHi)) return 2;
+  return 0;
+}
+
+// Where the walk reports the kept slab and PG_reserved pages (runtime/filter/crash-first.ts):
+// state = [pgReserved, slab pfns, reserved entries (2 per run), the last head's kind, the pfn its
+// compound ends at]. Slab pages go into `slab` one pfn each, PG_reserved ones into `reserved` as runs.
+// A compound tail takes the kind of the head the walk saw last when it lies inside that head's
+// compound: heads are aligned and come before their tails, and an excluded head's tails are skipped.
+enum KindState { kKsPgReserved, kKsSlab, kKsReserved, kKsHeadKind, kKsHeadEnd, kKsCount };
+struct KindSink {
+  double* state;
+  uint32_t* slab;
+  size_t slabCap;
+  uint32_t* reserved;
+  size_t reservedCap;
+  void report(const Rules& r, const unsigned char* p, int cls, double pfn, unsigned order) {
+    int kind;
+    if (cls == -2) {
+      kind = pfn < state[kKsHeadEnd] ? static_cast<int>(state[kKsHeadKind]) : 0;
+    } else {
+      kind = kernelKind(r, p, static_cast<int>(state[kKsPgReserved]));
+      if (order > 0) { state[kKsHeadKind] = kind; state[kKsHeadEnd] = pfn + std::ldexp(1.0, order); }
+    }
+    if (pfn > 0xffffffff) return;  // pfns past 16 TiB stay in pfn order
+    if (kind == 1 && state[kKsSlab] < slabCap) slab[static_cast<size_t>(state[kKsSlab]++)] = static_cast<uint32_t>(pfn);
+    if (kind != 2) return;
+    // PG_reserved pages come in long runs (the mem_map, the swiotlb buffer, boot-time hash tables):
+    // [first, end) pairs, the last one grown while the pfns follow on.
+    size_t n = static_cast<size_t>(state[kKsReserved]);
+    if (n >= 2 && reserved[n - 1] == pfn && pfn < 0xffffffff) reserved[n - 1] = static_cast<uint32_t>(pfn + 1);
+    else if (n + 2 <= reservedCap && pfn < 0xffffffff) {
+      reserved[n] = static_cast<uint32_t>(pfn);
+      reserved[n + 1] = static_cast<uint32_t>(pfn + 1);
+      state[kKsReserved] = static_cast<double>(n + 2);
+    }
+  }
+};
+
 inline void clearBits(unsigned char* bm, size_t from, size_t to) {
   size_t i = from;
   for (; i < to && (i & 7); i++) bm[i >> 3] &= ~(1u << (i & 7));
@@ -154,12 +201,14 @@ inline void clearBits(unsigned char* bm, size_t from, size_t to) {
   for (; i < to; i++) bm[i >> 3] &= ~(1u << (i & 7));
 }
 
-// walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out)
+// walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out[, kinds, slab, reserved])
 // Classifies pfn .. stop-1 of the struct pages in `pages` (pfn blockStart at offset 0), clearing
 // each excluded range inside [cycleStart, cycleEnd) in `bitmap` (bit i = pfn cycleStart + i) and
 // adding its pages to counts[class], then skipping over it, like page-filter.ts walkCycle.
 // `lastNext`: no pfn at or beyond it has a following struct page to look at (the section's end).
 // out[0] = the pfn to continue at; out[1] = the end of a range that runs past cycleEnd, else 0.
+// With `kinds` (a KindState array) each kept slab pfn is appended to `slab`, each run of kept
+// PG_reserved pfns to `reserved` (Uint32Arrays), while they have room.
 Napi::Value WalkStructPages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Rules r = readRules(env, info[0].As<Napi::Float64Array>(), info[1].As<Napi::BigUint64Array>());
@@ -179,13 +228,27 @@ Napi::Value WalkStructPages(const Napi::CallbackInfo& info) {
   if (size == 0 || pfn < blockStart || stop > blockStart + blockPages || cycleEnd < cycleStart
       || static_cast<double>(bitmap.Length()) * 8 < cycleEnd - cycleStart || counts.ElementLength() < 6 || out.ElementLength() < 2)
     throw Napi::RangeError::New(env, "walkStructPages: arguments outside their buffers");
+  KindSink sink{};
+  bool kinds = info.Length() > 14 && info[12].IsTypedArray();
+  if (kinds) {
+    auto state = info[12].As<Napi::Float64Array>();
+    auto slab = info[13].As<Napi::Uint32Array>();
+    auto reserved = info[14].As<Napi::Uint32Array>();
+    if (state.ElementLength() < kKsCount) throw Napi::RangeError::New(env, "walkStructPages: kinds state too short");
+    sink = KindSink{state.Data(), slab.Data(), slab.ElementLength(), reserved.Data(), reserved.ElementLength()};
+  }
   double beyond = 0;
   while (pfn < stop) {
     size_t at = static_cast<size_t>(pfn - blockStart) * size;
     bool hasNext = static_cast<uint64_t>(pfn) % 512 != 511 && pfn + 1 < lastNext && pfn + 1 < blockStart + blockPages;
     double nr = 0;
-    int cls = classify(r, pages.Data(), at, hasNext ? static_cast<long long>(at + size) : -1, pfn, &nr);
-    if (cls < 0) { pfn += 1; continue; }
+    unsigned order = 0;
+    int cls = classify(r, pages.Data(), at, hasNext ? static_cast<long long>(at + size) : -1, pfn, &nr, &order);
+    if (cls < 0) {
+      if (kinds) sink.report(r, pages.Data() + at, cls, pfn, order);
+      pfn += 1;
+      continue;
+    }
     double rangeEnd = pfn + nr;
     double a = pfn > cycleStart ? pfn : cycleStart;
     double b = rangeEnd < cycleEnd ? rangeEnd : cycleEnd;
@@ -234,7 +297,42 @@ Napi::Value AndPopcount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(countBits(d, static_cast<size_t>(bytes))));
 }
 
+// scanPointers(pages, base, pageSize, maxPfn, selfFirst, selfEnd, out) -> n: for each 64-bit word
+// of `pages` that points into the direct map (base = PAGE_OFFSET, a BigInt) below pfn maxPfn and
+// outside [selfFirst, selfEnd) (the pages read), its pfn into `out` (a Uint32Array), a pfn equal to
+// the one before left out; at most out's length (pfns from 2^32 on are left out). crash-first.ts puts what they point to first.
+Napi::Value ScanPointers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto pages = info[0].As<Napi::Buffer<unsigned char>>();
+  bool lossless = false;
+  uint64_t base = info[1].As<Napi::BigInt>().Uint64Value(&lossless);
+  double pageSize = info[2].As<Napi::Number>().DoubleValue();
+  double maxPfn = info[3].As<Napi::Number>().DoubleValue();
+  double selfFirst = info[4].As<Napi::Number>().DoubleValue();
+  double selfEnd = info[5].As<Napi::Number>().DoubleValue();
+  auto out = info[6].As<Napi::Uint32Array>();
+  if (!lossless || pageSize < 8 || maxPfn < 0) throw Napi::RangeError::New(env, "scanPointers: bad base, page size or pfn limit");
+  const uint64_t size = static_cast<uint64_t>(pageSize);
+  // pfns past 16 TiB stay in pfn order (out holds 32-bit pfns).
+  const uint64_t limit = maxPfn > 4294967295.0 ? 4294967295ULL : static_cast<uint64_t>(maxPfn);
+  const unsigned char* p = pages.Data();
+  size_t words = pages.Length() / 8, n = 0, cap = out.ElementLength();
+  uint32_t* o = out.Data();
+  uint64_t last = UINT64_MAX;
+  for (size_t i = 0; i < words && n < cap; i++) {
+    uint64_t w = u64(p + 8 * i);
+    if (w < base) continue;
+    uint64_t pfn = (w - base) / size;
+    if (pfn >= limit || pfn == last) continue;
+    if (static_cast<double>(pfn) >= selfFirst && static_cast<double>(pfn) < selfEnd) continue;
+    o[n++] = static_cast<uint32_t>(pfn);
+    last = pfn;
+  }
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("scanPointers", Napi::Function::New(env, ScanPointers));
   exports.Set("walkStructPages", Napi::Function::New(env, WalkStructPages));
   exports.Set("popcount", Napi::Function::New(env, Popcount));
   exports.Set("andPopcount", Napi::Function::New(env, AndPopcount));
