@@ -44,7 +44,7 @@ const RESERVED_SCAN_MAX = 1 << 13;
  */
 const SCAN_RUN_MAX = 256;
 const TIER0_RUN_MAX = 1024;
-const SCAN_READ_PAGES = 64;
+const SCAN_READ_PAGES = 16;
 /** Pages taken from each such pointer: an object may span pages (a task_struct is ~10 KiB). */
 const OBJECT_PAGES = 3;
 /** x86_64 THREAD_SIZE (16 KiB; 32 KiB with KASAN, whose lower half the stack pointer then shows). */
@@ -122,7 +122,8 @@ export class CrashFirstOrder implements PageOrder {
   private readonly slab = new PfnList(SLAB_FIRST_MAX);
   private readonly reserved = new ShortRuns(RESERVED_FIRST_MAX, TIER0_RUN_MAX);
   private readonly pointedPages = new Set<number>();
-  private readonly block: Buffer;
+  /** Struct pages read by observe() when no native walk reported the cycle. */
+  private block: Buffer | undefined;
   private readonly page: Buffer;
   readonly sink: KernelPageSink | undefined;
   private readonly scan: ReturnType<typeof nativeScanPointers>;
@@ -134,7 +135,6 @@ export class CrashFirstOrder implements PageOrder {
     this.memory = new X86_64Memory(vmcore);
     this.rules = pageRules(vmcore.vmcoreinfo, vmcore.file);
     this.layout = findMemMap(vmcore, this.memory);
-    this.block = Buffer.alloc(BLOCK_PAGES * this.rules.sizePage);
     this.page = Buffer.alloc(vmcore.pageSize);
     const B = vmcore.pageSize;
     const pfnOf = (pa: number) => Math.floor(pa / B);
@@ -319,8 +319,9 @@ export class CrashFirstOrder implements PageOrder {
       b += n;
       const at = this.structPage(from);
       if (at === undefined || !anyBitIn(bitmap, from - start, from - start + n)) continue;
+      const block = this.block ??= Buffer.alloc(BLOCK_PAGES * size);
       try {
-        this.memory.readVirt(at, n * size, this.block.subarray(0, n * size));
+        this.memory.readVirt(at, n * size, block.subarray(0, n * size));
       } catch {
         continue;      // the filter kept these pages without their struct pages; they stay in pfn order
       }
@@ -329,15 +330,15 @@ export class CrashFirstOrder implements PageOrder {
         if ((i & 7) === 0 && k + 8 <= n && bitmap[i >> 3] === 0) { k += 7; continue; }
         if (!((bitmap[i >> 3]! >> (i & 7)) & 1)) continue;
         const pfn = from + k;
-        let kind = kernelPageKind(this.rules, this.pgReserved, this.block, k * size);
+        let kind = kernelPageKind(this.rules, this.pgReserved, block, k * size);
         if (kind === 'tail') {
-          const head = compoundHeadOf(this.block.readBigUInt64LE(k * size + headAt), at + BigInt(k * size));
+          const head = compoundHeadOf(block.readBigUInt64LE(k * size + headAt), at + BigInt(k * size));
           if (head !== lastHead) {
             lastHead = head;
             // The head is mostly in this block already (compound pages are aligned).
             const inBlock = head - at;
             const h = inBlock >= 0n && inBlock < BigInt(k * size)
-              ? kernelPageKind(this.rules, this.pgReserved, this.block, Number(inBlock))
+              ? kernelPageKind(this.rules, this.pgReserved, block, Number(inBlock))
               : this.headKind(head);
             headKind = h === 'tail' ? undefined : h;
           }

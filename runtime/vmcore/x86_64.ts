@@ -165,16 +165,19 @@ export class X86_64Memory {
     const last = shifts.length - 1;
     const smeLo = Number(this.smeMask & 0xffffffffn), smeHi = Number((this.smeMask >> 32n) & 0xffffffffn);
     const directMap = this.pageOffset === undefined ? undefined : [this.pageOffset, this.directMapEnd] as const;
-    const buf = Buffer.alloc(4096);
     const hasData = (pa: number) => this.vmcore.pfnHasData(Math.floor(pa / this.vmcore.pageSize));
-    /** Entry i of a table read into `entries`: its physical address (low bits and SME mask cleared), or -1 if not present. */
     /** Entry i of a table (its words in `e`): its physical address (low bits and SME mask cleared), or -1 if not present. */
     const target = (e: Uint32Array, i: number): number => {
       const lo = e[2 * i]!;
       if ((lo & 1) === 0) return -1;
       return ((e[2 * i + 1]! & 0xfffff & ~smeHi) >>> 0) * 0x100000000 + ((lo & 0xfffff000 & ~smeLo) >>> 0);
     };
-    const read = (pa: number) => new Uint32Array(Uint8Array.from(this.vmcore.readPhys(pa, 4096, buf)).buffer);
+    // One buffer per level: the walk recurses while a table's entries are in use.
+    const buffers = shifts.map(() => Buffer.allocUnsafeSlow(4096));
+    const read = (pa: number, level: number) => {
+      const page = this.vmcore.readPhys(pa, 4096, buffers[level]);
+      return new Uint32Array(page.buffer, page.byteOffset, 1024);
+    };
     const executable = (e: Uint32Array, i: number) => (e[2 * i + 1]! & 0x80000000) === 0;      // NX is bit 63
     // A table is named once: tables are shared (espfix maps one page through thousands of entries).
     const seen = new Set<number>();
@@ -182,7 +185,7 @@ export class X86_64Memory {
     const visitTable = (pa: number, level: number, base: bigint) => {
       if (!hasData(pa) || !first(pa)) return;
       visit.table(pa);
-      const entries = read(pa);
+      const entries = read(pa, level);
       const shift = shifts[level]!, span = 2 ** shift;
       // The direct map and the ranges as offsets from `base` (Numbers: a table spans at most 2^57).
       const end = base + BigInt(512 * span);
@@ -203,7 +206,7 @@ export class X86_64Memory {
           if (!hasData(next) || !first(next)) continue;
           visit.table(next);
           if (!range) continue;
-          const ptes = read(next);
+          const ptes = read(next, level + 1);
           const from = Number(base + BigInt(off) - range.r.lo), size = Number(range.r.hi - range.r.lo);
           // Runs of physically consecutive pages alike in NX go to `leaf` at once.
           let runPa = -1, runLen = 0, runExec = false;
