@@ -19,7 +19,7 @@
 import { describeError } from '../errors.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import { START_KERNEL_MAP } from '../vmcore/reader.ts';
-import { X86_64Memory } from '../vmcore/x86_64.ts';
+import { KERNEL_HALF, X86_64Memory } from '../vmcore/x86_64.ts';
 import { NT_PRSTATUS, parseNotes } from '../vmcore/elf.ts';
 import { findMemMap, type MemMapLayout } from './mem-map.ts';
 import { compoundHeadOf, kernelPageKind, pageRules, type PageRules } from './page-rules.ts';
@@ -184,7 +184,7 @@ export class CrashFirstOrder implements PageOrder {
     for (const note of parseNotes(vmcore.notes, vmcore.file, 0)) {
       if (note.name !== 'CORE' || note.type !== NT_PRSTATUS || note.descSize < PRSTATUS_RSP + 8) continue;
       const rsp = vmcore.notes.readBigUInt64LE(note.descOffset + PRSTATUS_RSP);
-      if (rsp < START_KERNEL_MAP >> 1n) continue;      // a user-space stack pointer: not the kernel's
+      if (rsp < KERNEL_HALF) continue;      // a user-space stack pointer: not the kernel's
       const base = rsp & ~(THREAD_SIZE - 1n);
       for (let v = base; v < base + THREAD_SIZE; v += BigInt(B)) {
         let pfn: number;

@@ -12,8 +12,8 @@ const PRESENT = 1n;
 const PSE = 0x80n;
 const ENTRY_MASK = 0x000ffffffffff000n;
 const KERNEL_IMAGE_SIZE_DEFAULT = 1n << 30n;
-// The kernel half of the canonical address space; p_vaddr below it is not a kernel mapping (QEMU writes 0).
-const KERNEL_HALF = 0xff00000000000000n;
+// The kernel half of the canonical address space (5-level paging starts it lowest); p_vaddr below it is not a kernel mapping (QEMU writes 0).
+export const KERNEL_HALF = 0xff00000000000000n;
 const CACHE_LIMIT = 1 << 16;
 
 const LEVEL_NAMES = ['pgd', 'p4d', 'pud', 'pmd', 'pte'];
