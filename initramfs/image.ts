@@ -15,8 +15,8 @@ import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
 import { formatLeftOut, LEFT_OUT_FILE } from '../runtime/modules/load.ts';
 import { resolveLibraries } from './libraries.ts';
-import { parseModuleIndex, selectModules, normalizeModuleName, type ModuleSelection } from './modules.ts';
-import { moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
+import { loadOrder, parseModuleIndex, selectModules, normalizeModuleName, type ModuleIndex, type ModuleSelection } from './modules.ts';
+import { layoutModules, moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
 import type { CpioEntry } from './cpio.ts';
 
 export type Manifest = Map<string, CpioEntry>;
@@ -43,11 +43,15 @@ export interface ImageInputs {
   /** the build host's /etc, for the files libtirpc reads at run time (netconfig); /etc by default */
   hostEtc?: string;
   /**
-   * Ship the modules zstd-compressed (.ko.zst) when the shipped kmod reads them: rootfs pins every
-   * byte it unpacks for the whole capture, and the modules shrink from ~5.6 to ~1.3 MB. Only for
-   * lastword's own cpio: a directory filled for dracut or mkinitramfs gets them as the host has them.
+   * lastword's own cpio (-o), not files for a tree dracut or mkinitramfs fills (--into), which gets
+   * the modules as the host has them and keeps its generator's /init tools. rootfs pins every byte
+   * it unpacks for the whole capture, so the own image ships:
+   * - the modules zstd-compressed (.ko.zst) when the shipped kmod reads them (~5.6 -> ~1.3 MB);
+   * - with a read-only layout, the modules that mount it uncompressed (earlyModules), for busybox
+   *   insmod: then no program of /init needs a shared library, and layout.ts moves the programs
+   *   and libraries into the compressed image.
    */
-  compressModules?: boolean;
+  ownImage?: boolean;
   /** HOST_NETWORK_FILE's text: the build host's route to the capture's hosts (network/host-config.ts) */
   hostNetwork?: string;
 }
@@ -57,6 +61,11 @@ export interface ImageContents {
   modules: ModuleSelection;
   /** where the executable sits in the image ('/init' for plain) */
   executableAt: string;
+  /**
+   * ownImage with a read-only layout: the modules /init loads with busybox insmod to mount it, in
+   * load order (image paths; none when they are built in). Undefined otherwise.
+   */
+  earlyModules?: string[];
 }
 
 /** Adds `p` and every missing parent directory. */
@@ -181,7 +190,8 @@ export function blacklistDirs(executable?: string): string[] {
   return dirs;
 }
 
-export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modulesRoot' | 'plan' | 'layout' | 'host' | 'executable'>): ModuleSelection {
+/** The capture kernel's modules.dep, modules.alias, modules.builtin and modules.softdep. */
+export function readModuleIndex(i: Pick<ImageInputs, 'kernelVersion' | 'modulesRoot'>): ModuleIndex {
   const dir = path.join(i.modulesRoot, i.kernelVersion);
   const read = (f: string, optional = false): string => {
     try { return fs.readFileSync(path.join(dir, f), 'utf8'); } catch (err) {
@@ -189,7 +199,10 @@ export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modul
       throw new LastwordError('EIMAGE_MODULES', `${path.join(dir, f)}: ${(err as Error).message} (is kernel ${i.kernelVersion} installed?)`, { where: { file: path.join(dir, f) } });
     }
   };
-  const index = parseModuleIndex({ dep: read('modules.dep'), alias: read('modules.alias'), builtin: read('modules.builtin'), softdep: read('modules.softdep', true) });
+  return parseModuleIndex({ dep: read('modules.dep'), alias: read('modules.alias'), builtin: read('modules.builtin'), softdep: read('modules.softdep', true) });
+}
+
+export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modulesRoot' | 'plan' | 'layout' | 'host' | 'executable'>, index = readModuleIndex(i)): ModuleSelection {
   const sel = selectModules(index, moduleRequests(i.plan, i.layout, i.host), blacklistOf(i.plan, i.executable));
   if (sel.unresolved.length) {
     const u = sel.unresolved[0]!;
@@ -234,13 +247,15 @@ export function buildManifest(i: ImageInputs): ImageContents {
   }
 
   // Kernel modules: the selection plus the index files depmod needs (layout.ts runs depmod -b).
-  const modules = selectImageModules(i);
+  const index = readModuleIndex(i);
+  const modules = selectImageModules(i, index);
   const kdir = `/lib/modules/${i.kernelVersion}`;
   const hostKdir = path.join(i.modulesRoot, i.kernelVersion);
-  const zstd = i.compressModules === true && kmodReadsZstd(i.kmod);
+  const zstd = i.ownImage === true && kmodReadsZstd(i.kmod);
+  const early = i.ownImage === true && i.layout !== 'plain' ? loadOrder(index, layoutModules(i.layout), new Set(modules.modules)) : undefined;
   for (const p of modules.paths) {
     const source = path.join(hostKdir, p);
-    if (zstd && p.endsWith('.ko')) addEntry(m, { path: `${kdir}/${p}.zst`, type: 'file', mode: 0o644, data: compressModule(source) });
+    if (zstd && p.endsWith('.ko') && !early?.includes(p)) addEntry(m, { path: `${kdir}/${p}.zst`, type: 'file', mode: 0o644, data: compressModule(source) });
     else addHostFile(m, `${kdir}/${p}`, source, 0o644);
   }
   for (const f of ['modules.builtin', 'modules.builtin.modinfo', 'modules.order']) {
@@ -285,7 +300,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
     if (!fs.existsSync(kh)) throw new LastwordError('EIMAGE_KNOWN_HOSTS', `known_hosts ${t.knownHosts} does not exist: the capture checks host keys strictly and would refuse ${t.host}`);
     addHostFile(m, t.knownHosts, kh, 0o644);
   }
-  return { manifest: m, modules, executableAt };
+  return { manifest: m, modules, executableAt, earlyModules: early?.map((p) => usrMerged(`${kdir}/${p}`)) };
 }
 
 /** `kmod --version` lists its features: +ZSTD when it decompresses .ko.zst itself (kmod 28+ built with libzstd). */

@@ -54,7 +54,13 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
  * and the rescue shell (failure action shell, or a reboot that returned) is started again whenever
  * it ends.
  */
-export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: FinalAction = 'reboot'): string {
+export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: FinalAction = 'reboot', earlyModules?: readonly string[]): string {
+  // kmod's modprobe by path honours softdeps (erofs needs libcrc32c, which needs crc32c) and the
+  // blacklist in /etc/modprobe.d; busybox insmod of the modules in the order the builder worked
+  // out needs no shared library, so an own image keeps kmod and every library in the read-only image.
+  const load = earlyModules
+    ? earlyModules.map((ko) => `$bb insmod ${ko}`).join('\n') || '# loop and the filesystem are built into the kernel'
+    : `/usr/sbin/modprobe -q loop\n/usr/sbin/modprobe -q ${layout}`;
   return `#!/usr/bin/busybox sh
 # lastword capture initramfs, layout ${layout}: the lastword executable is in ${imageAt}, a
 # compressed read-only image, so its pages can be evicted. Mount it, then exec lastword as PID 1.
@@ -86,12 +92,9 @@ fail() {
 }
 # Reached only when the exec of lastword below failed (not found, no memory): ash exits then.
 trap 'fail "cannot execute ${mountAt}/lastword"' EXIT
-# kmod's modprobe by path, which honours softdeps (erofs needs libcrc32c, which needs crc32c) and
-# the blacklist in /etc/modprobe.d.
 $bb mount -t proc proc /proc
 $bb mount -t devtmpfs devtmpfs /dev
-/usr/sbin/modprobe -q loop
-/usr/sbin/modprobe -q ${layout}
+${load}
 $bb mount -t ${layout} -o ro,loop ${imageAt} ${mountAt} || fail "cannot mount ${imageAt} (${layout})"
 # lastword mounts /proc and /dev itself as PID 1; /init keeps them only while it may still need them.
 $bb umount /proc
@@ -120,12 +123,36 @@ export interface ReadOnlyImageOptions {
   onMountFailure?: FinalAction;
   /** zstd level (squashfs), lz4hc level (erofs) */
   level?: number;
+  /**
+   * lastword's own image (image.ts ownImage): /init loads these modules with busybox insmod, and
+   * every program and shared library but busybox moves into the read-only image, a symlink to it
+   * staying at its path. rootfs pins what it holds uncompressed (~11 MB of libraries: libcrypto,
+   * which kmod links, libstdc++, libc...); in the image they are compressed and their pages
+   * evictable. Undefined: /init loads them with kmod's modprobe from rootfs (a dracut or mkinitramfs tree).
+   */
+  earlyModules?: readonly string[];
 }
 
 /** Built images are kept here, by executable hash and options: LASTWORD_IMAGE_CACHE, default /var/cache/lastword/images ('' turns it off). */
 export function imageCacheDir(): string | undefined {
   const dir = process.env.LASTWORD_IMAGE_CACHE ?? '/var/cache/lastword/images';
   return dir === '' ? undefined : dir;
+}
+
+const MOUNT_AT = '/usr/lib/lastword/ro';
+
+/**
+ * The manifest's programs and shared libraries that can live in the read-only image: ELF files but
+ * busybox (/init runs it before the mount) and kernel modules.
+ */
+function imageablePrograms(m: Manifest): Array<{ path: string; mode: number; bytes: Buffer }> {
+  const out: Array<{ path: string; mode: number; bytes: Buffer }> = [];
+  for (const e of m.values()) {
+    if (e.type !== 'file' || e.path === '/init' || e.path === '/usr/bin/busybox' || e.path.startsWith('/usr/lib/modules/')) continue;
+    const bytes = 'source' in e ? fs.readFileSync(e.source) : Buffer.from(e.data);
+    if (bytes.subarray(0, 4).toString('latin1') === '\x7fELF') out.push({ path: e.path, mode: e.mode ?? 0o755, bytes });
+  }
+  return out.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
 
 /** Puts the executable into a squashfs or erofs image and /init becomes the mounting script. */
@@ -137,25 +164,37 @@ export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', exec
     ? ['mksquashfs', ['-noappend', ...(compression === 'xz' ? ['-comp', 'xz', '-Xbcj', 'x86', '-b', '1M'] : ['-comp', 'zstd', '-Xcompression-level', String(level), '-b', '256K']),
       '-all-root', '-no-xattrs', '-mkfs-time', '0', '-all-time', '0', '-quiet', '-no-progress']]
     : ['mkfs.erofs', [`-zlz4hc,${Math.min(12, Math.max(1, level))}`, '-T0', '-U', '00000000-0000-0000-0000-000000000000', '--all-root', '-x-1', '--quiet']];
-  const img = cachedImage(executable, `${tool} ${args.join(' ')}`, path.join(work, `lastword.${layout}`), (out) => {
+  const programs = opts.earlyModules ? imageablePrograms(m) : [];
+  const img = cachedImage(executable, `${tool} ${args.join(' ')}`, programs, path.join(work, `lastword.${layout}`), (out) => {
     // the ~110 MB copy is only made when the image is really built, not for a cached one
     const stage = path.join(work, 'ro');
     fs.mkdirSync(stage, { recursive: true });
-    fs.copyFileSync(executable, path.join(stage, 'lastword'));
-    fs.chmodSync(path.join(stage, 'lastword'), 0o755);
-    fs.utimesSync(stage, 0, 0);
-    fs.utimesSync(path.join(stage, 'lastword'), 0, 0);
+    const place = (at: string, mode: number, write: (file: string) => void) => {
+      const file = path.join(stage, at);
+      // Same bytes on any umask: every directory 0755.
+      for (let d = path.dirname(file); d.length > stage.length && !fs.existsSync(d); d = path.dirname(d)) {
+        fs.mkdirSync(d, { recursive: true });
+        fs.chmodSync(d, 0o755);
+      }
+      write(file);
+      fs.chmodSync(file, mode);
+    };
+    place('lastword', 0o755, (file) => fs.copyFileSync(executable, file));
+    for (const p of programs) place(p.path.slice(1), p.mode, (file) => fs.writeFileSync(file, p.bytes));
     if (tool === 'mksquashfs') run(tool, [stage, out, ...args], tool);
     else run(tool, [...args, out, stage], tool);
   });
+  // Relative, so an unpacked tree resolves them too (into its own ro/, not the build host's).
+  for (const p of programs) m.set(p.path, { type: 'symlink', path: p.path, target: path.posix.relative(path.posix.dirname(p.path), `${MOUNT_AT}${p.path}`) });
   const imageAt = `/usr/lib/lastword/lastword.${layout}`;
   addEntry(m, { path: imageAt, type: 'file', mode: 0o644, source: img });
-  addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, '/usr/lib/lastword/ro', opts.onMountFailure)) });
+  addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, MOUNT_AT, opts.onMountFailure, opts.earlyModules)) });
 }
 
-/** sha256 of the command and the executable's bytes, read in 1 MiB pieces (the executable is ~110 MB). */
-function imageKey(executable: string, command: string): string {
+/** sha256 of the command, the programs beside the executable, and the executable's bytes, read in 1 MiB pieces (it is ~110 MB). */
+function imageKey(executable: string, command: string, programs: ReadonlyArray<{ path: string; mode: number; bytes: Buffer }>): string {
   const h = createHash('sha256').update(command).update('\0');
+  for (const p of programs) h.update(`${p.path}\0${p.mode}\0${p.bytes.length}\0`).update(p.bytes);
   const buf = Buffer.allocUnsafe(1 << 20);
   const fd = fs.openSync(executable, 'r');
   try {
@@ -166,11 +205,11 @@ function imageKey(executable: string, command: string): string {
   return h.digest('hex').slice(0, 32);
 }
 
-/** The image for (executable bytes, tool command): from the cache when there, else built (into the cache when writable). */
-function cachedImage(executable: string, command: string, fallback: string, build: (out: string) => void): string {
+/** The image for (executable bytes, tool command, programs): from the cache when there, else built (into the cache when writable). */
+function cachedImage(executable: string, command: string, programs: ReadonlyArray<{ path: string; mode: number; bytes: Buffer }>, fallback: string, build: (out: string) => void): string {
   const dir = imageCacheDir();
   if (dir === undefined) { build(fallback); return fallback; }
-  const file = path.join(dir, `${imageKey(executable, command)}.img`);
+  const file = path.join(dir, `${imageKey(executable, command, programs)}.img`);
   if (fs.existsSync(file)) return file;
   try {
     fs.mkdirSync(dir, { recursive: true });

@@ -177,6 +177,29 @@ export function selectModules(index: ModuleIndex, requests: readonly ModuleReque
   };
 }
 
+/**
+ * The modules that loading `names` (names or aliases) takes, as paths relative to
+ * /lib/modules/<kver>, in the order insmod must load them: soft dependencies and dependencies
+ * before each module. Built-in modules and modules not in `shipped` are left out.
+ */
+export function loadOrder(index: ModuleIndex, names: readonly string[], shipped: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const visit = (nameOrAlias: string) => {
+    for (const name of lookupModule(index, nameOrAlias)) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      if (!index.path.has(name) || !shipped.has(name)) continue;
+      for (const soft of index.softdeps.get(name) ?? []) visit(soft);
+      // modules.dep lists a module's dependencies so that the last one is loaded first.
+      for (const dep of [...(index.deps.get(name) ?? [])].reverse()) visit(dep);
+      out.push(index.path.get(name)!);
+    }
+  };
+  for (const n of names) visit(n);
+  return out;
+}
+
 /** modules.dep for the shipped subset: the kernel's lines of the shipped modules, in its order. */
 export function subsetModulesDep(depText: string, shipped: ReadonlySet<string>): string {
   const out: string[] = [];

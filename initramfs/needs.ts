@@ -17,6 +17,11 @@ export interface HostModaliases {
   net: string[];
 }
 
+/** The modules /init needs to mount the read-only image of a layout. */
+export function layoutModules(layout: ImageLayout): string[] {
+  return layout === 'plain' ? [] : ['loop', layout];
+}
+
 export function moduleRequests(plan: Plan, layout: ImageLayout, host: HostModaliases): ModuleRequest[] {
   const out: ModuleRequest[] = [];
   const want = (name: string, reason: string, required = false) => out.push({ name, reason, required });
@@ -44,8 +49,7 @@ export function moduleRequests(plan: Plan, layout: ImageLayout, host: HostModali
       for (const m of ['nfs', 'nfsv3', 'nfsv4']) want(m, `target nfs ${t.server}:${t.export}`);
     }
   }
-  if (layout === 'squashfs') { want('loop', 'layout squashfs'); want('squashfs', 'layout squashfs'); }
-  if (layout === 'erofs') { want('loop', 'layout erofs'); want('erofs', 'layout erofs'); }
+  for (const m of layoutModules(layout)) want(m, `layout ${layout}`);
   for (const m of plan.modules.extra) want(m, 'extra_modules', true);
   return out;
 }

@@ -95,14 +95,14 @@ export async function run(argv: string[]): Promise<number> {
       busybox: o.busybox ?? '/usr/bin/busybox',
       kmod: o.kmod ?? '/usr/bin/kmod',
       mountNfs: o['mount-nfs'] ? path.resolve(o['mount-nfs']) : undefined,
-      compressModules: !o.into,
+      ownImage: !o.into,
       hostNetwork,
     });
     const level = o['image-level'] !== undefined ? Number(o['image-level']) : undefined;
     if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 22)) throw usageError('--image-level must be 1-22');
     const imageCompression = o['image-compression'] ?? DEFAULT_IMAGE_COMPRESSION;
     if (imageCompression !== 'xz' && imageCompression !== 'zstd') throw usageError(`--image-compression must be xz or zstd, not ${JSON.stringify(imageCompression)}`);
-    finishLayout(image.manifest, layout, o.kernel, executable, work.dir, { level, compression: imageCompression, onMountFailure: failureFinalAction(plan.failureAction) });
+    finishLayout(image.manifest, layout, o.kernel, executable, work.dir, { level, compression: imageCompression, onMountFailure: failureFinalAction(plan.failureAction), earlyModules: image.earlyModules });
     for (const w of plan.warnings) process.stderr.write(`lastword initramfs: warning: ${w.file}${w.line ? ':' + w.line : ''}: ${w.message}\n`);
     for (const x of image.modules.excluded) process.stderr.write(`lastword initramfs: left out module ${x.module}: ${x.reason}\n`);
     if (o.into) {

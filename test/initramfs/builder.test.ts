@@ -13,6 +13,7 @@ import * as zlib from 'node:zlib';
 import { kmodReadsZstd } from '../../initramfs/image.ts';
 import { LEFT_OUT_FILE, parseLeftOut } from '../../runtime/modules/load.ts';
 import { kernelVersion, repo } from '../support/lab.ts';
+import { mountImage } from './read-only-image.ts';
 
 const dist = path.join(repo, 'dist', 'lastword');
 const kver = kernelVersion('6.1');
@@ -138,7 +139,7 @@ test('an extra_modules name that the kernel does not have stops the build with t
   assert.ok(!fs.existsSync(path.join(tmp, 'typo.img')));
 });
 
-test('layout squashfs: lastword sits in a squashfs image that a busybox /init mounts, loop and squashfs modules ship', { skip }, () => {
+test('layout squashfs: lastword, kmod and every shared library sit in a squashfs image that a busybox /init mounts after loading loop and squashfs with busybox insmod', { skip }, () => {
   const { image } = build('squashfs', 'ext4 LABEL=crash\n', ['--layout', 'squashfs', '--executable', small]);
   assert.equal(fs.readFileSync(image).subarray(0, 4).toString('hex'), '28b52ffd'); // zstd frame magic
   const root = unpack(image, ['zstd', '-dc']);
@@ -146,15 +147,26 @@ test('layout squashfs: lastword sits in a squashfs image that a busybox /init mo
   assert.match(init, /^#!\/usr\/bin\/busybox sh\n/);
   assert.match(init, /mount -t squashfs -o ro,loop \/usr\/lib\/lastword\/lastword.squashfs \/usr\/lib\/lastword\/ro \|\| fail /);
   assert.match(init, /exec \/usr\/lib\/lastword\/ro\/lastword "\$@"/);
-  // kmod's modprobe by path: busybox sh would run its own applet, which ignores softdeps
-  assert.match(init, /^\/usr\/sbin\/modprobe -q squashfs$/m);
-  const sq = path.join(root, 'usr', 'lib', 'lastword', 'lastword.squashfs');
-  const out = path.join(tmp, 'unsquashed');
-  const r = spawnSync('unsquashfs', ['-d', out, sq], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  assert.equal(sha256(path.join(out, 'lastword')), sha256(small));
-  assert.ok(fs.statSync(sq).size < fs.statSync(small).size, 'compressed');
+  // Before the mount only the static busybox can run: it loads the two modules, uncompressed, in order.
+  const insmods = [...init.matchAll(/^\$bb insmod (\S+)$/gm)].map((m) => m[1]!);
+  assert.deepEqual(insmods.map((ko) => path.basename(ko)), ['loop.ko', 'squashfs.ko']);
+  for (const ko of insmods) assert.equal(fs.readFileSync(path.join(root, ko)).subarray(0, 4).toString('latin1'), '\x7fELF', `${ko} is an uncompressed module`);
+  assert.doesNotMatch(init, /modprobe/);
+  const elfOutside = spawnSync('find', ['.', '-type', 'f', '-not', '-path', './usr/lib/modules/*', '-not', '-name', 'busybox', '-not', '-name', '*.squashfs'], { cwd: root, encoding: 'utf8' }).stdout
+    .split('\n').filter((f) => f && fs.readFileSync(path.join(root, f)).subarray(0, 4).toString('latin1') === '\x7fELF');
+  assert.deepEqual(elfOutside, [], 'no program or library but busybox is pinned in rootfs');
+  assert.equal(fs.readlinkSync(path.join(root, 'usr', 'lib', 'x86_64-linux-gnu', 'libc.so.6')), '../lastword/ro/usr/lib/x86_64-linux-gnu/libc.so.6');
   assert.deepEqual(fs.readdirSync(path.join(root, 'usr', 'lib', 'lastword', 'ro')), [], 'only the mount point in rootfs');
+  const sq = path.join(root, 'usr', 'lib', 'lastword', 'lastword.squashfs');
+  // After the mount: the executable, and kmod's modprobe runs with its libraries from the image.
+  mountImage(root);
+  const inImage = spawnSync('find', [path.join(root, 'usr', 'lib', 'lastword', 'ro'), '-type', 'f', '-printf', '%s\\n'], { encoding: 'utf8' }).stdout
+    .split('\n').filter(Boolean).reduce((n, size) => n + Number(size), 0);
+  assert.ok(fs.statSync(sq).size < inImage / 2, `compressed: ${fs.statSync(sq).size} of ${inImage} bytes`);
+  assert.equal(sha256(path.join(root, 'usr', 'lib', 'lastword', 'ro', 'lastword')), sha256(small));
+  const modprobe = spawnSync('chroot', [root, '/usr/sbin/modprobe', '--version'], { encoding: 'utf8' });
+  assert.equal(modprobe.status, 0, modprobe.stderr);
+  assert.match(modprobe.stdout, /kmod version/);
   const mods = spawnSync('find', ['.', '-name', '*.ko*'], { cwd: root, encoding: 'utf8' }).stdout;
   assert.match(mods, /\/squashfs\.ko/);
   assert.match(mods, /\/loop\.ko/);
@@ -241,6 +253,7 @@ test('extra_bins and hooks ship with what they need to run: an ELF program its l
   fs.writeFileSync(path.join(dir, 'pre.sh'), '#!/bin/sh\nxz --version\n', { mode: 0o755 });
   const conf = `ext4 LABEL=crash\nextra_bins /usr/bin/xz ${dir}/tool.sh\nkdump_pre ${dir}/pre.sh\n`;
   const root = unpack(build('progs', conf, ['--executable', small, '--compress', 'none']).image, ['cat']);
+  mountImage(root);
   // they run inside the image alone: their libraries and interpreters came along
   const xz = spawnSync('chroot', [root, '/usr/bin/xz', '--version'], { encoding: 'utf8' });
   assert.equal(xz.status, 0, xz.stderr);
@@ -248,7 +261,7 @@ test('extra_bins and hooks ship with what they need to run: an ELF program its l
   const tool = spawnSync('chroot', [root, `${dir}/tool.sh`], { encoding: 'utf8' });
   assert.equal(tool.status, 0, tool.stderr);
   assert.match(tool.stdout, /^tool on bash 5\./);
-  assert.ok(fs.lstatSync(path.join(root, 'usr', 'bin', 'bash')).isFile(), 'bash, the env interpreter, is a real file');
+  assert.ok(fs.statSync(path.join(root, 'usr', 'bin', 'bash')).isFile(), 'bash, the env interpreter, is a real file (in the read-only image)');
   const pre = spawnSync('chroot', [root, `${dir}/pre.sh`], { encoding: 'utf8' });
   assert.equal(pre.status, 0, pre.stderr);
   const confFile = path.join(tmp, 'missing-bin.conf');
@@ -261,6 +274,7 @@ test('extra_bins and hooks ship with what they need to run: an ELF program its l
 test("KDUMP_COMPRESSION's program ships and runs in the image (gzip and zstd run inside lastword); one the root lacks stops the build naming the line", { skip }, () => {
   const conf = 'USE_KDUMP=1\nKDUMP_COREDIR=/var/crash\nKDUMP_COMPRESSION=lz4\n';
   const root = unpack(build('lz4', conf, ['--executable', small, '--compress', 'none']).image, ['cat']);
+  mountImage(root);
   const lz4 = spawnSync('sh', ['-c', `echo last words | chroot '${root}' /usr/bin/lz4 -c | lz4 -dc`], { encoding: 'utf8' });
   assert.equal(lz4.status, 0, lz4.stderr);
   assert.equal(lz4.stdout, 'last words\n');
