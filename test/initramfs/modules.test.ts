@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
-import { aliasMatches, lookupModule, parseModuleIndex, selectModules, subsetModulesDep } from '../../initramfs/modules.ts';
+import { aliasMatches, loadOrder, lookupModule, parseModuleIndex, selectModules, subsetModulesDep } from '../../initramfs/modules.ts';
 import { kernelVersion } from '../support/lab.ts';
 
 // A small index in the kernel's own file syntax.
@@ -61,6 +61,16 @@ test('device modaliases resolve through modules.alias globs; builtin modules shi
 test('an extra_modules name that is no module is reported, a guessed driver that is missing is not', () => {
   const sel = selectModules(index, [{ name: 'no_such_mod', reason: 'extra_modules', required: true }, { name: 'e1000', reason: 'common', required: false }], new Map());
   assert.deepEqual(sel.unresolved.map((u) => u.name), ['no_such_mod']);
+});
+
+test('load order for insmod: soft dependencies and dependencies first, each once; built-in and unshipped modules left out', () => {
+  const all = new Set(['xfs', 'libcrc32c', 'ext4', 'jbd2', 'crc16', 'crc32c_intel']);
+  // ext4's deps are listed "crc16 jbd2": modules.dep's last one is loaded first.
+  assert.deepEqual(loadOrder(index, ['loop', 'fs-ext4', 'xfs'], all),
+    ['kernel/arch/x86/crypto/crc32c-intel.ko', 'kernel/fs/jbd2/jbd2.ko', 'kernel/lib/crc16.ko', 'kernel/fs/ext4/ext4.ko', 'kernel/lib/libcrc32c.ko', 'kernel/fs/xfs/xfs.ko']);
+  // A soft dependency the image left out (a blacklist) is not loaded; the module still is.
+  assert.deepEqual(loadOrder(index, ['ext4'], new Set(['ext4', 'jbd2', 'crc16'])), ['kernel/fs/jbd2/jbd2.ko', 'kernel/lib/crc16.ko', 'kernel/fs/ext4/ext4.ko']);
+  assert.deepEqual(loadOrder(index, ['loop'], all), []);
 });
 
 test('the modules.dep subset keeps the kernel lines of shipped modules only', () => {
