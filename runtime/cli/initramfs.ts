@@ -25,8 +25,9 @@ Builds a capture initramfs whose /init is lastword, from the kdump configs.
   --config FILE         this kdump.conf or kdump-tools file instead of the standard places
   --root DIR            read the configs, keys, known_hosts and hooks under DIR (default /)
   --layout L            squashfs (default) | erofs: lastword in a compressed read-only image
-                        mounted at boot (its pages stay evictable); plain: /init is lastword
-                        (pins the whole executable)
+                        mounted at boot (its pages stay evictable; with -o every program and
+                        library but busybox too); plain: /init is lastword (pins the whole
+                        executable)
   --compress C          gzip | zstd (default) | none
   --image-compression C squashfs: zstd (default; 28 MB for the executable, seconds to build) |
                         xz (x86 BCJ, 1 MiB blocks: 21 MB, minutes to build, but slow refaults
