@@ -10,6 +10,7 @@ import { requireKey } from './vmcoreinfo.ts';
 // arch/x86/include/asm/pgtable_types.h
 const PRESENT = 1n;
 const PSE = 0x80n;
+const PSE_BIT = Number(PSE);
 const ENTRY_MASK = 0x000ffffffffff000n;
 const KERNEL_IMAGE_SIZE_DEFAULT = 1n << 30n;
 // The kernel half of the canonical address space (5-level paging starts it lowest); p_vaddr below it is not a kernel mapping (QEMU writes 0).
@@ -192,13 +193,15 @@ export class X86_64Memory {
       const rel = (x: bigint) => (x <= base ? -Infinity : x >= end ? Infinity : Number(x - base));
       const skipFrom = directMap ? rel(directMap[0]) : Infinity, skipTo = directMap ? rel(directMap[1]) : -Infinity;
       const ranges = visit.ranges.map((r) => ({ r, lo: rel(r.lo), hi: rel(r.hi) }));
+      const hugeLevel = shift === 21 || shift === 30;
       for (let i = level === 0 ? 256 : 0; i < 512; i++) {
-        const next = target(entries, i);
-        if (next < 0) continue;
+        if ((entries[2 * i]! & 1) === 0) continue;      // not present: most entries
         const off = i * span;
         if (off >= skipFrom && off < skipTo) continue;
-        const huge = (entries[2 * i]! & Number(PSE)) !== 0 && (shift === 21 || shift === 30);
-        const range = ranges.find((x) => off < x.hi && off + span > x.lo);
+        const next = target(entries, i);
+        const huge = hugeLevel && (entries[2 * i]! & PSE_BIT) !== 0;
+        let range: (typeof ranges)[number] | undefined;
+        for (const x of ranges) if (off < x.hi && off + span > x.lo) { range = x; break; }
         if (huge) {
           if (range) range.r.leaf(next - (next % span), span, executable(entries, i));
         } else if (level + 1 === last) {
