@@ -141,12 +141,15 @@ export function imageCacheDir(): string | undefined {
 
 const MOUNT_AT = '/usr/lib/lastword/ro';
 
+/** A program or shared library that moves into the read-only image: its path, mode and bytes. */
+interface ImageProgram { path: string; mode: number; bytes: Buffer }
+
 /**
  * The manifest's programs and shared libraries that can live in the read-only image: ELF files but
  * busybox (/init runs it before the mount) and kernel modules.
  */
-function imageablePrograms(m: Manifest): Array<{ path: string; mode: number; bytes: Buffer }> {
-  const out: Array<{ path: string; mode: number; bytes: Buffer }> = [];
+function imageablePrograms(m: Manifest): ImageProgram[] {
+  const out: ImageProgram[] = [];
   for (const e of m.values()) {
     if (e.type !== 'file' || e.path === '/init' || e.path === '/usr/bin/busybox' || e.path.startsWith('/usr/lib/modules/')) continue;
     const bytes = 'source' in e ? fs.readFileSync(e.source) : Buffer.from(e.data);
@@ -192,7 +195,7 @@ export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', exec
 }
 
 /** sha256 of the command, the programs beside the executable, and the executable's bytes, read in 1 MiB pieces (it is ~110 MB). */
-function imageKey(executable: string, command: string, programs: ReadonlyArray<{ path: string; mode: number; bytes: Buffer }>): string {
+function imageKey(executable: string, command: string, programs: readonly ImageProgram[]): string {
   const h = createHash('sha256').update(command).update('\0');
   for (const p of programs) h.update(`${p.path}\0${p.mode}\0${p.bytes.length}\0`).update(p.bytes);
   const buf = Buffer.allocUnsafe(1 << 20);
@@ -206,7 +209,7 @@ function imageKey(executable: string, command: string, programs: ReadonlyArray<{
 }
 
 /** The image for (executable bytes, tool command, programs): from the cache when there, else built (into the cache when writable). */
-function cachedImage(executable: string, command: string, programs: ReadonlyArray<{ path: string; mode: number; bytes: Buffer }>, fallback: string, build: (out: string) => void): string {
+function cachedImage(executable: string, command: string, programs: readonly ImageProgram[], fallback: string, build: (out: string) => void): string {
   const dir = imageCacheDir();
   if (dir === undefined) { build(fallback); return fallback; }
   const file = path.join(dir, `${imageKey(executable, command, programs)}.img`);

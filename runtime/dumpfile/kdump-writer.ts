@@ -384,7 +384,6 @@ function mergeSorted(tiers: Uint32Array[]): Uint32Array {
   return all.sort();
 }
 
-
 /** The pfn whose data is at `offset` of the vmcore file (in the PT_LOAD pageSpans read it from), or -1. */
 function pfnAtOffset(vmcore: Vmcore, offset: number): number {
   const l = vmcore.loads.find((x) => offset >= x.offset && offset < x.offset + x.fileSize);

@@ -23,7 +23,7 @@ import { KERNEL_HALF, X86_64Memory } from '../vmcore/x86_64.ts';
 import { NT_PRSTATUS, parseNotes } from '../vmcore/elf.ts';
 import { findMemMap, type MemMapLayout } from './mem-map.ts';
 import { compoundHeadOf, kernelPageKind, pageRules, type PageRules } from './page-rules.ts';
-import { KIND_STATE_LENGTH, nativeScanPointers } from './native-walk.ts';
+import { KIND_STATE, nativeScanPointers } from './native-walk.ts';
 import type { KernelPageSink } from './types.ts';
 import { anyBitIn } from './bitmap.ts';
 import { PfnList, PfnRanges, ShortRuns, forEachRun, without } from './pfn-lists.ts';
@@ -174,8 +174,8 @@ export class CrashFirstOrder implements PageOrder {
     // The addon that scans also reports kinds from its walk. Its lists are scratch for one cycle;
     // memory the walk does not write to is never touched.
     if (this.scan) {
-      const state = new Float64Array(KIND_STATE_LENGTH);
-      state[0] = this.pgReserved;
+      const state = new Float64Array(KIND_STATE.length);
+      state[KIND_STATE.pgReserved] = this.pgReserved;
       this.sink = { state, slab: new Uint32Array(SLAB_FIRST_MAX), reserved: new Uint32Array(RESERVED_FIRST_MAX), walked: -1 };
     }
 
@@ -306,7 +306,7 @@ export class CrashFirstOrder implements PageOrder {
       this.takeFromSink(sink, start, bitmap);
       return;
     }
-    if (sink) { sink.state[1] = 0; sink.state[2] = 0; }
+    if (sink) emptySink(sink);      // what a walk that failed part-way reported
     const size = this.rules.sizePage;
     const headAt = this.rules.offCompoundHead ?? 0;
     // Tails follow their head: the last head's address and what it is.
@@ -356,11 +356,11 @@ export class CrashFirstOrder implements PageOrder {
   /** The slab and PG_reserved pages the walk of this cycle reported, those the bitmap dumps. */
   private takeFromSink(sink: KernelPageSink, start: number, bitmap: Buffer): void {
     const dumped = (pfn: number) => ((bitmap[(pfn - start) >> 3]! >> ((pfn - start) & 7)) & 1) !== 0;
-    for (let i = 0, n = sink.state[1]!; i < n; i++) {
+    for (let i = 0, n = sink.state[KIND_STATE.slabCount]!; i < n; i++) {
       const pfn = sink.slab[i]!;
       if (dumped(pfn)) this.slab.push(pfn);
     }
-    for (let i = 0, n = sink.state[2]!; i < n; i += 2) {
+    for (let i = 0, n = sink.state[KIND_STATE.reservedCount]!; i < n; i += 2) {
       const end = sink.reserved[i + 1]!;
       for (let p = sink.reserved[i]!; p < end;) {
         // The mem_map's and the image's pages are jumped over at once (a large machine's mem_map is GiBs).
@@ -370,8 +370,7 @@ export class CrashFirstOrder implements PageOrder {
         for (; p < stop; p++) if (dumped(p)) this.reserved.push(p);
       }
     }
-    sink.state[1] = 0;
-    sink.state[2] = 0;
+    emptySink(sink);
   }
 
   private headKind(head: bigint): 'slab' | 'reserved' | 'tail' | undefined {
@@ -397,4 +396,10 @@ export class CrashFirstOrder implements PageOrder {
     const slab = without(without(this.slab.sorted(), t0), text);
     return [t0, text, slab];
   }
+}
+
+/** The sink's lists start again for the next cycle (the last head's kind carries over). */
+function emptySink(sink: KernelPageSink): void {
+  sink.state[KIND_STATE.slabCount] = 0;
+  sink.state[KIND_STATE.reservedCount] = 0;
 }

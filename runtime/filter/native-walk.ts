@@ -64,8 +64,8 @@ export function nativeWalk(r: PageRules, dumpLevel: number): NativeWalk | undefi
   };
 }
 
-/** page-walk.cc's KindState: the length of a KernelPageSink's state. */
-export const KIND_STATE_LENGTH = 5;
+/** page-walk.cc's KindState: the indexes of a KernelPageSink's state, and its length. */
+export const KIND_STATE = { pgReserved: 0, slabCount: 1, reservedCount: 2, length: 5 } as const;
 
 /**
  * The addon's scan of pages for direct-map pointers (page-walk.cc scanPointers: the pfns pointed
