@@ -153,7 +153,8 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
   const vmcore = openVmcore(vmcoreFile, opts.nonMmap ? { mmap: false } : {});
   try {
     if (vmcore.mappedReads) log(4, `lastword filter: reading ${vmcoreFile} through mappings of it`);
-    const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m), { cyclicBuffer: opts.cyclicBuffer });
+    // Pass 1 walks mem_map on this thread and on as many more as compression will use (idle until pass 2).
+    const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m), { cyclicBuffer: opts.cyclicBuffer, walkThreads: 1 + opts.workers });
     const output = dumpFile === undefined
       ? new DumpOutput(stdoutSink(), { streamStarted: continueStream })
       : new DumpOutput(opts.flatten
@@ -197,7 +198,7 @@ export async function choosePageFilter(vmcore: Vmcore, dumpLevel: number, warn: 
   };
   try {
     const { createPageFilter } = await import('../filter/index.ts');
-    const f = createPageFilter(vmcore, dumpLevel);
+    const f = createPageFilter(vmcore, dumpLevel, { walkThreads: opts.walkThreads });
     return f.fallbackReason === undefined ? f : fallback(f.fallbackReason);
   } catch (err) {
     return fallback(describeError(err));
@@ -209,6 +210,8 @@ export interface PartialPageOptions {
   cyclicBuffer?: boolean;
   /** MemFree in bytes; default: /proc/meminfo's. */
   memFree?: number;
+  /** Threads for the mem_map walk (PageFilterOptions.walkThreads). */
+  walkThreads?: number;
 }
 
 /**

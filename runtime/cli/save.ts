@@ -58,13 +58,15 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
     async writeDump({ vmcore: file, collector, sink, progress, warn }) {
       const vmcore = openVmcore(file, collector.nonMmap ? { mmap: false } : {});
       try {
-        const filter = await choosePageFilter(vmcore, collector.dumpLevel, warn, { cyclicBuffer: collector.cyclicBuffer });
+        const workers = collector.numThreads ?? defaultWorkers();
+        // Pass 1 walks mem_map on this thread and on as many more as compression will use.
+        const filter = await choosePageFilter(vmcore, collector.dumpLevel, warn, { cyclicBuffer: collector.cyclicBuffer, walkThreads: 1 + workers });
         const output = new DumpOutput(sink);
         const s = collector.format === 'elf'
           ? await writeElfDump({ vmcore, filter, output })
           : await writeKdumpCompressed({
             vmcore, filter, output, codec: collector.codec, headerInfo: dumpHeaderInfo(vmcore, warn),
-            workers: collector.numThreads ?? defaultWorkers(),
+            workers,
             // What crash needs to open the dump first: a dump cut short (a full target, a reboot
             // by a watchdog) still opens.
             order: crashFirstOrder(vmcore, warn),

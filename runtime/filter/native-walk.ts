@@ -10,6 +10,8 @@ interface FilterAddon {
   walkStructPages(rules: Float64Array, ptrs: BigUint64Array, pages: Buffer, blockStart: number, pfn: number, stop: number, lastNext: number,
     bitmap: Buffer, cycleStart: number, cycleEnd: number, counts: Float64Array, out: Float64Array,
     kinds?: Float64Array, slab?: Uint32Array, reserved?: Uint32Array): void;
+  walkCycle?(rules: Float64Array, ptrs: BigUint64Array, plan: Float64Array, fd: number, mapped: boolean, bitmap: Buffer, cycleStart: number, cycleEnd: number,
+    counts: Float64Array, out: Float64Array, threads: number, kinds?: Float64Array, slab?: Uint32Array, reserved?: Uint32Array): number;
   scanPointers?(pages: Buffer, base: bigint, pageSize: number, maxPfn: number, selfFirst: number, selfEnd: number, out: Uint32Array): number;
 }
 
@@ -22,6 +24,14 @@ export interface NativeWalk {
    * bitmap and adds them to `counts` (indexed like CLASS_BY_CODE); see page-walk.cc.
    */
   walk(pages: Buffer, blockStart: number, pfn: number, stop: number, lastNext: number, bitmap: Buffer, cycleStart: number, cycleEnd: number, sink?: KernelPageSink): void;
+  /**
+   * The whole cycle in one call, from a plan (see cyclePlan in page-filter.ts): the struct pages
+   * are read from the vmcore file `fd` by the addon, on `threads` threads (this one included; one
+   * when there is a sink). Returns 0, or the errno of a read that failed (the bitmap is then half
+   * walked). out[0] = the end of a range past cycleEnd, else 0; out[1] = the same for the section
+   * that goes on past cycleEnd. Undefined when the addon predates it.
+   */
+  cycle?(plan: Float64Array, fd: number, mapped: boolean, bitmap: Buffer, cycleStart: number, cycleEnd: number, threads: number, sink?: KernelPageSink): number;
   /** out[0] = next pfn; out[1] = the end of a range that runs past the cycle, else 0. */
   readonly out: Float64Array;
   readonly counts: Float64Array;
@@ -61,6 +71,11 @@ export function nativeWalk(r: PageRules, dumpLevel: number): NativeWalk | undefi
     walk: (pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, sink) => sink
       ? addon.walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out, sink.state, sink.slab, sink.reserved)
       : addon.walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out),
+    ...(typeof addon.walkCycle === 'function' ? {
+      cycle: (plan: Float64Array, fd: number, mapped: boolean, bitmap: Buffer, cycleStart: number, cycleEnd: number, threads: number, sink?: KernelPageSink) => sink
+        ? addon.walkCycle!(rules, ptrs, plan, fd, mapped, bitmap, cycleStart, cycleEnd, counts, out, threads, sink.state, sink.slab, sink.reserved)
+        : addon.walkCycle!(rules, ptrs, plan, fd, mapped, bitmap, cycleStart, cycleEnd, counts, out, threads),
+    } : {}),
   };
 }
 

@@ -26,6 +26,13 @@ export interface PageFilterOptions {
   strict?: boolean;
   /** Classify in the native addon when it loads (default); false = the TypeScript loop only. */
   native?: boolean;
+  /**
+   * With the native addon: walk each cycle in one call that reads the struct pages itself (default),
+   * on this many threads (default 1: this one; see walkCycle in page-walk.cc). false = a call per
+   * block of struct pages read here, as before.
+   */
+  cycleWalk?: boolean;
+  walkThreads?: number;
 }
 
 interface Carry {
@@ -110,6 +117,9 @@ class CyclicPageFilter implements PageFilter {
   private failedFrom = Infinity;
   private readonly strict: boolean;
   private lastSeg = 0;
+  private readonly cycleWalk: boolean;
+  readonly walks = { cycle: 0, block: 0, typescript: 0 };
+  private readonly walkThreads: number;
 
   constructor(vmcore: Vmcore, dumpLevel: number, walk: MemMapWalk | undefined, fallbackReason: string | undefined, opts: PageFilterOptions) {
     this.vmcore = vmcore;
@@ -119,6 +129,8 @@ class CyclicPageFilter implements PageFilter {
     this.walk = walk;
     this.fallbackReason = fallbackReason;
     this.strict = opts.strict ?? false;
+    this.cycleWalk = opts.cycleWalk ?? true;
+    this.walkThreads = Math.max(1, Math.floor(opts.walkThreads ?? 1));
     this.maxMapnr = walk?.layout.maxMapnr ?? vmcore.maxMapnr;
     const unit = walk?.largestRange ?? 8;
     const want = opts.cyclePfns ?? Math.max(DEFAULT_CYCLE_PFNS, unit);
@@ -187,7 +199,31 @@ class CyclicPageFilter implements PageFilter {
       }
     };
     // Pages a range from the previous cycle covers (class unknown here: counted where it started).
-    if (Math.min(carry.clearEnd, end) > start) clearBits(bitmap, 0, Math.min(carry.clearEnd, end) - start);
+    const clearCarried = () => { if (Math.min(carry.clearEnd, end) > start) clearBits(bitmap, 0, Math.min(carry.clearEnd, end) - start); };
+    const addNativeCounts = () => { CLASS_BY_CODE.forEach((cls, k) => { counts[cls] += walk.native!.counts[k]!; }); };
+    // A range from an earlier cycle can reach past this one too.
+    const carryOn = () => { if (carry.clearEnd > end) out.clearEnd = Math.max(out.clearEnd, carry.clearEnd); };
+    const cycle = walk.native?.cycle;
+    const plan = cycle && this.cycleWalk ? this.cyclePlan(walk, start, end, carry) : undefined;
+    if (cycle && plan) {
+      walk.native!.counts.fill(0);
+      const before = sink ? Float64Array.from(sink.state) : undefined;
+      const err = cycle(plan, this.vmcore.fd!, this.vmcore.mappedReads ?? false, bitmap, start, end, sink ? 1 : this.walkThreads, sink);
+      if (err === 0) {
+        clearCarried();
+        addNativeCounts();
+        const o = walk.native!.out;
+        if (o[0]! > end) out.clearEnd = o[0]!;
+        if (o[1]! > end) out.skipEnd = o[1]!;
+        carryOn();
+        this.walks.cycle++;
+        return out;
+      }
+      // A read failed: walk the cycle again a block at a time, reading here (where a failure is named).
+      fillFirstBitmap(this.vmcore, start, end, bitmap);
+      if (sink && before) sink.state.set(before);
+    }
+    clearCarried();
     walk.native?.counts.fill(0);
     const sections = walk.layout.sections;
     const pps = walk.layout.pagesPerSection;
@@ -234,10 +270,78 @@ class CyclicPageFilter implements PageFilter {
         pfn = rangeEnd;
       }
     }
-    if (walk.native) CLASS_BY_CODE.forEach((cls, k) => { counts[cls] += walk.native!.counts[k]!; });
-    // A range from an earlier cycle can reach past this one too.
-    if (carry.clearEnd > end) out.clearEnd = Math.max(out.clearEnd, carry.clearEnd);
+    if (walk.native) addNativeCounts();
+    carryOn();
+    if (walk.native) this.walks.block++;
+    else this.walks.typescript++;
     return out;
+  }
+
+  /**
+   * The cycle's walk as page-walk.cc walkCycle takes it: per section with a mem_map, where its walk
+   * starts (after a range carried from the cycle before), its pfns inside PT_LOADs, and where in the
+   * vmcore file the struct pages it reads are. Undefined when the addon cannot read them itself
+   * (PT_LOADs that overlap, struct pages not mapped or not in the file): then they are read here, a
+   * block at a time, and a failure is named as it always was.
+   */
+  private cyclePlan(walk: MemMapWalk, start: number, end: number, carry: Carry): Float64Array | undefined {
+    const v = this.vmcore;
+    if (!v.fileSpans || v.fd === undefined || v.fd < 0) return undefined;
+    const ps = v.pageSize;
+    const size = walk.rules.sizePage;
+    // inSegs() as pfn ranges: the pfns whose first byte lies in each PT_LOAD (sorted by paddr).
+    const segs: number[] = [];
+    for (const l of v.loads) {
+      const lo = Math.ceil(l.paddr / ps), hi = Math.ceil((l.paddr + l.memSize) / ps);
+      if (hi <= lo) continue;
+      if (segs.length > 0 && lo < segs[segs.length - 1]!) return undefined;
+      segs.push(lo, hi);
+    }
+    const plan: number[] = [0];
+    const pps = walk.layout.pagesPerSection;
+    const sections = walk.layout.sections;
+    try {
+      for (let nr = Math.floor(start / pps); nr < sections.length && nr * pps < end; nr++) {
+        const sec = sections[nr]!;
+        if (sec.memMap === undefined) continue;
+        const from = Math.max(sec.pfnStart, start);
+        const stop = Math.min(sec.pfnEnd, end);
+        const first = sec.pfnStart < start && carry.skipEnd > from ? carry.skipEnd : from;
+        const own: number[] = [];
+        for (let k = 0; k < segs.length; k += 2) {
+          const a = Math.max(segs[k]!, from), b = Math.min(segs[k + 1]!, stop);
+          if (b > a) own.push(a, b);
+        }
+        if (own.length === 0) continue;
+        // What the walk reads: from a pfn to its block's end (or the section's), so up to the end of
+        // each piece's last block.
+        const extents: number[] = [];
+        let readTo = -1;
+        for (let k = 0; k < own.length; k += 2) {
+          const a = Math.max(own[k]!, readTo);
+          const b = Math.min(Math.ceil(own[k + 1]! / PGMM_CACHED) * PGMM_CACHED, sec.pfnEnd);
+          if (b <= a) continue;
+          readTo = b;
+          const byteFrom = (a - sec.pfnStart) * size;
+          walk.memory.physRanges(sec.memMap + BigInt(byteFrom), (b - a) * size, (pa, n, done) => {
+            let at = byteFrom + done;
+            v.fileSpans!(pa, n, (fileOffset, bytes) => {
+              if (fileOffset < 0) throw new RangeError('struct pages outside the file');
+              const last = extents.length - 3;
+              // One extent for what lies in one piece of the file.
+              if (last >= 0 && extents[last + 1] === at && extents[last + 2]! + (at - extents[last]!) === fileOffset) extents[last + 1] = at + bytes;
+              else extents.push(at, at + bytes, fileOffset);
+              at += bytes;
+            });
+          });
+        }
+        plan.push(sec.pfnStart, sec.pfnEnd, first, own.length / 2, extents.length / 3, ...own, ...extents);
+        plan[0]!++;
+      }
+    } catch {
+      return undefined;
+    }
+    return Float64Array.from(plan);
   }
 
   /** The first pfn after `pfn` (which is in no PT_LOAD) whose first byte lies in one; Infinity if none. */

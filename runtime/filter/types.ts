@@ -28,6 +28,11 @@ export interface PageFilter {
   readonly counts: PageClassCounts;
   /** Set when the filter could not classify (broken VMCOREINFO...) and fell back to level 0. */
   readonly fallbackReason?: string;
+  /**
+   * Cycle walks so far by how they ran: in one native call (`cycle`, the addon reading the struct
+   * pages), a native call per block read here (`block`), or the TypeScript loop (`typescript`).
+   */
+  readonly walks?: { cycle: number; block: number; typescript: number };
 }
 
 /**

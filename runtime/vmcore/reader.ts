@@ -138,9 +138,12 @@ class ElfVmcore implements Vmcore {
   }
 
   pageSpans(pfn: number, count: number, add: (fileOffset: number, bytes: number) => void): void {
-    const ps = this.pageSize;
-    const end = (pfn + count) * ps;
-    let pa = pfn * ps;
+    this.fileSpans(pfn * this.pageSize, count * this.pageSize, add);
+  }
+
+  fileSpans(paddr: number, length: number, add: (fileOffset: number, bytes: number) => void): void {
+    const end = paddr + length;
+    let pa = paddr;
     while (pa < end) {
       const i = this.findLoad(pa);
       const l = i >= 0 ? this.loads[i] : undefined;

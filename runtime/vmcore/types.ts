@@ -60,6 +60,8 @@ export interface Vmcore {
    * another thread (the codecs' compression threads) pread the pages itself, with `fd`.
    */
   pageSpans?(pfn: number, count: number, add: (fileOffset: number, bytes: number) => void): void;
+  /** pageSpans for any `length` bytes of physical memory from `paddr`. */
+  fileSpans?(paddr: number, length: number, add: (fileOffset: number, bytes: number) => void): void;
   /** Reads of the file go through mappings (/proc/vmcore): pageSpans readers should map it too. */
   readonly mappedReads?: boolean;
   /** The open vmcore file, for pageSpans readers. */

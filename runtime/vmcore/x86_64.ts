@@ -69,6 +69,15 @@ export class X86_64Memory {
    */
   readVirt(v: bigint, length: number, into?: Buffer): Buffer {
     const buf = into ?? Buffer.allocUnsafe(length);
+    this.physRanges(v, length, (pa, n, done) => { this.vmcore.readPhys(pa, n, buf.subarray(done, done + n)); });
+    return buf;
+  }
+
+  /**
+   * The physical ranges of `length` bytes of kernel virtual memory from `v`, in order, physically
+   * contiguous pages merged: visit(physical address, bytes, bytes before it). Throws like vtop.
+   */
+  physRanges(v: bigint, length: number, visit: (pa: number, bytes: number, done: number) => void): void {
     let done = 0;
     while (done < length) {
       const va = v + BigInt(done);
@@ -79,10 +88,9 @@ export class X86_64Memory {
         if (this.vtop(vb) !== pa + n) break;
         n += this.leafRest(vb, length - done - n);
       }
-      this.vmcore.readPhys(pa, n, buf.subarray(done, done + n));
+      visit(pa, n, done);
       done += n;
     }
-    return buf;
   }
 
   /** The kernel image mapping (phys_base) and the direct map: linear, no page-table walk. */

@@ -38,13 +38,24 @@ export function vmcoreinfoText(opts: { drop?: string[]; extra?: string[] } = {})
   return [...lines.filter((l) => !(opts.drop ?? []).some((d) => l.startsWith(d))), ...(opts.extra ?? [])].join('\n') + '\n';
 }
 
-/** Writes the vmcore; `memMap` overrides where section 0's struct pages are (default: pfn 4). */
-export function writeMemMapVmcore(file: string, pages: Map<number, PageSpec>, opts: { memMap?: bigint; drop?: string[]; extra?: string[] } = {}): void {
+/**
+ * Writes the vmcore; `memMap` overrides where section 0's struct pages are (default: pfn 4).
+ * `sectionBits` < 18 (SECTION_SIZE_BITS; default 27) makes sections of 2^(sectionBits - 12) pages,
+ * all present, their struct pages one array as with SPARSEMEM_VMEMMAP.
+ */
+export function writeMemMapVmcore(file: string, pages: Map<number, PageSpec>, opts: { memMap?: bigint; drop?: string[]; extra?: string[]; sectionBits?: number } = {}): void {
   const mem = Buffer.alloc(NR_PAGES * 4096);
-  // pfn 2: the root array of SPARSEMEM_EXTREME; root 0 -> pfn 3, which holds mem_section[0].
+  // pfn 2: the root array of SPARSEMEM_EXTREME; root 0 -> pfn 3, which holds mem_section[0..].
   mem.writeBigUInt64LE(PAGE_OFFSET + 0x3000n, 0x2000);
   const memMap = opts.memMap ?? PAGE_OFFSET + BigInt(MEMMAP_PFN * 4096);
-  mem.writeBigUInt64LE(memMap | 1n, 0x3000);
+  const perSection = opts.sectionBits === undefined ? NR_PAGES : 2 ** (opts.sectionBits - 12);
+  // Decoded, section_mem_map + the section's first pfn is its struct pages: the same word in each section.
+  for (let nr = 0; nr * perSection < NR_PAGES; nr++) mem.writeBigUInt64LE(memMap | 1n, 0x3000 + 16 * nr);
+  if (opts.sectionBits !== undefined) {
+    // mem_section's length is what tells SPARSEMEM_EXTREME: NR_MEM_SECTIONS / sections per root.
+    opts = { ...opts, drop: [...(opts.drop ?? []), 'NUMBER(SECTION_SIZE_BITS)', 'LENGTH(mem_section)'],
+      extra: [...(opts.extra ?? []), `NUMBER(SECTION_SIZE_BITS)=${opts.sectionBits}`, `LENGTH(mem_section)=${2 ** (46 - opts.sectionBits) / 256}`] };
+  }
   for (let pfn = 0; pfn < NR_PAGES; pfn++) {
     const at = MEMMAP_PFN * 4096 + pfn * SIZE_PAGE;
     const p = pages.get(pfn) ?? {};

@@ -1,7 +1,8 @@
 // Reading the vmcore through mappings of it (what lastword does with /proc/vmcore, whose read()
 // copies page by page) gives the very bytes read() gives: here forced onto a regular copy of a real
 // 6.1 kdump vmcore, whole dumps written through mappings (main thread and compression threads)
-// equal `lastword filter`'s read() dumps byte for byte, and the mappings were really used.
+// equal `lastword filter`'s read() dumps byte for byte (the mem_map walk reading through mappings
+// too), and the mappings were really used.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -84,11 +85,13 @@ test('dumps written through mappings (main thread and compression threads) equal
     assert.equal(vmcore.mappedReads, true);
     const windowsBefore = addon.mappedWindows();
     try {
-      const filter = await choosePageFilter(vmcore, 31, () => {});
+      // The mem_map walk reads through its own mappings, on two threads.
+      const filter = await choosePageFilter(vmcore, 31, () => {}, { walkThreads: 2 });
       const output = new DumpOutput(new FilePositionalSink(fs.openSync(out, 'w'), out, { fsync: false }));
       if (workers < 0) await writeElfDump({ vmcore, filter, output });
       else await writeKdumpCompressed({ vmcore, filter, output, codec: 'lzo', headerInfo: dumpHeaderInfo(vmcore, () => {}), workers });
       assert.equal(vmcore.mappedReads, true, 'a mapping failed and reads fell back to read()');
+      assert.ok(filter.walks!.cycle > 0 && filter.walks!.block === 0, 'the addon walked the cycles, reading the struct pages itself');
     } finally {
       vmcore.close();
     }

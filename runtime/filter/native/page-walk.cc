@@ -4,9 +4,14 @@
 // line, and test/filter/native-walk.test.ts checks that both give the same bitmaps on real vmcores.
 // Rules come in as numbers decided in TypeScript (pageRules()), so nothing here knows a kernel.
 #include <napi.h>
+#include <unistd.h>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <thread>
+#include <vector>
+#include "vmcore-window.h"
 
 namespace {
 
@@ -201,6 +206,47 @@ inline void clearBits(unsigned char* bm, size_t from, size_t to) {
   for (; i < to; i++) bm[i >> 3] &= ~(1u << (i & 7));
 }
 
+// Where a walk may clear bits: the cycle [cycleStart, cycleEnd) (bit i = pfn cycleStart + i), and
+// of it only up to clearEnd (a thread's share of the cycle ends there; see WalkCycle).
+struct Bounds { double cycleStart, clearEnd, cycleEnd; };
+// A range that runs past a thread's share: what of it is left to clear inside the cycle.
+struct Overhang { double from, to; int cls; };
+
+// The loop of walkStructPages: classifies pfn .. stop-1 of the struct pages in `pages` (pfn blockStart
+// at offset 0, blockPages of them), clears each excluded range (see Bounds), adds it to counts[class]
+// and skips over it. *beyond: the largest end of a range past cycleEnd. `over`: ranges past clearEnd
+// (inside the cycle). Returns the pfn to continue at.
+double walkBlock(const Rules& r, const unsigned char* pages, double blockStart, double pfn, double stop, double lastNext,
+                 double blockPages, unsigned char* bitmap, const Bounds& b, double* counts, KindSink* sink, double* beyond,
+                 std::vector<Overhang>* over) {
+  const size_t size = static_cast<size_t>(r.sizePage);
+  while (pfn < stop) {
+    size_t at = static_cast<size_t>(pfn - blockStart) * size;
+    bool hasNext = static_cast<uint64_t>(pfn) % 512 != 511 && pfn + 1 < lastNext && pfn + 1 < blockStart + blockPages;
+    double nr = 0;
+    unsigned order = 0;
+    int cls = classify(r, pages, at, hasNext ? static_cast<long long>(at + size) : -1, pfn, &nr, &order);
+    if (cls < 0) {
+      if (sink) sink->report(r, pages + at, cls, pfn, order);
+      pfn += 1;
+      continue;
+    }
+    double rangeEnd = pfn + nr;
+    double lo = pfn > b.cycleStart ? pfn : b.cycleStart;
+    double hi = rangeEnd < b.clearEnd ? rangeEnd : b.clearEnd;
+    if (hi > lo) {
+      clearBits(bitmap, static_cast<size_t>(lo - b.cycleStart), static_cast<size_t>(hi - b.cycleStart));
+      counts[cls] += hi - lo;
+    }
+    if (over && rangeEnd > b.clearEnd && b.clearEnd < b.cycleEnd) {
+      over->push_back(Overhang{std::max(lo, b.clearEnd), std::min(rangeEnd, b.cycleEnd), cls});
+    }
+    if (rangeEnd > b.cycleEnd && rangeEnd > *beyond) *beyond = rangeEnd;
+    pfn = rangeEnd;
+  }
+  return pfn;
+}
+
 // walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out[, kinds, slab, reserved])
 // Classifies pfn .. stop-1 of the struct pages in `pages` (pfn blockStart at offset 0), clearing
 // each excluded range inside [cycleStart, cycleEnd) in `bitmap` (bit i = pfn cycleStart + i) and
@@ -237,31 +283,202 @@ Napi::Value WalkStructPages(const Napi::CallbackInfo& info) {
     if (state.ElementLength() < kKsCount) throw Napi::RangeError::New(env, "walkStructPages: kinds state too short");
     sink = KindSink{state.Data(), slab.Data(), slab.ElementLength(), reserved.Data(), reserved.ElementLength()};
   }
+  Bounds bounds{cycleStart, cycleEnd, cycleEnd};
   double beyond = 0;
-  while (pfn < stop) {
-    size_t at = static_cast<size_t>(pfn - blockStart) * size;
-    bool hasNext = static_cast<uint64_t>(pfn) % 512 != 511 && pfn + 1 < lastNext && pfn + 1 < blockStart + blockPages;
-    double nr = 0;
-    unsigned order = 0;
-    int cls = classify(r, pages.Data(), at, hasNext ? static_cast<long long>(at + size) : -1, pfn, &nr, &order);
-    if (cls < 0) {
-      if (kinds) sink.report(r, pages.Data() + at, cls, pfn, order);
-      pfn += 1;
-      continue;
-    }
-    double rangeEnd = pfn + nr;
-    double a = pfn > cycleStart ? pfn : cycleStart;
-    double b = rangeEnd < cycleEnd ? rangeEnd : cycleEnd;
-    if (b > a) {
-      clearBits(bitmap.Data(), static_cast<size_t>(a - cycleStart), static_cast<size_t>(b - cycleStart));
-      counts[cls] = counts[cls] + (b - a);
-    }
-    if (rangeEnd > cycleEnd && rangeEnd > beyond) beyond = rangeEnd;
-    pfn = rangeEnd;
-  }
+  pfn = walkBlock(r, pages.Data(), blockStart, pfn, stop, lastNext, blockPages, bitmap.Data(), bounds, counts.Data(), kinds ? &sink : nullptr, &beyond, nullptr);
   out[0] = pfn;
   out[1] = beyond;
   return env.Undefined();
+}
+
+// One section of a cycle's walk plan (see WalkCycle).
+struct PlanSection {
+  double pfnStart, lastNext, firstPfn;
+  std::vector<double> segs;     // [from, to) pairs, ascending
+  std::vector<double> extents;  // (byteFrom, byteTo, fileOffset) triples: bytes of the section's struct pages in the file
+  double weight;                // pfns to walk
+};
+
+// Reads bytes [from, to) of a section's struct pages (byte 0 = the struct page of pfnStart) into
+// dst, through its extents (ascending). Returns 0, or an errno (EFAULT: a byte in no extent).
+int readStructPages(const PlanSection& s, int fd, lastword::VmcoreWindow* window, unsigned char* dst, double from, double to) {
+  const std::vector<double>& e = s.extents;
+  for (size_t k = 0; k + 2 < e.size() && from < to; k += 3) {
+    if (e[k + 1] <= from) continue;
+    if (e[k] > from) break;
+    double n = std::min(to, e[k + 1]) - from;
+    off_t off = static_cast<off_t>(e[k + 2] + (from - e[k]));
+    size_t len = static_cast<size_t>(n);
+    if (!window || window->read(fd, 0, dst, len, off) != 0) {
+      size_t got = 0;
+      while (got < len) {
+        ssize_t m = pread(fd, dst + got, len - got, off + static_cast<off_t>(got));
+        if (m < 0 && errno == EINTR) continue;
+        if (m <= 0) return m < 0 ? errno : EIO;
+        got += static_cast<size_t>(m);
+      }
+    }
+    dst += len;
+    from += n;
+  }
+  return from < to ? EFAULT : 0;
+}
+
+struct CycleShare {
+  size_t first = 0, last = 0;  // sections [first, last)
+  Bounds bounds{0, 0, 0};
+  double counts[6] = {0, 0, 0, 0, 0, 0};
+  double beyond = 0, skipEnd = 0;
+  std::vector<Overhang> over;
+  int err = 0;
+};
+
+// Walks the sections of one share as page-filter.ts walkCycle does, a block of 512 struct pages at
+// a time (read from pfn to the block's end, makedumpfile's page cache).
+void walkShare(const Rules& r, const std::vector<PlanSection>& secs, CycleShare* sh, int fd, bool mapped, unsigned char* bitmap, KindSink* sink) {
+  const size_t size = static_cast<size_t>(r.sizePage);
+  std::vector<unsigned char> buf(512 * size);
+  lastword::VmcoreWindow window;
+  for (size_t i = sh->first; i < sh->last; i++) {
+    const PlanSection& s = secs[i];
+    double pfn = s.firstPfn;
+    double beyond = 0;
+    for (size_t k = 0; k + 1 < s.segs.size(); k += 2) {
+      if (pfn < s.segs[k]) pfn = s.segs[k];
+      const double to = s.segs[k + 1];
+      while (pfn < to) {
+        double block = pfn - std::fmod(pfn, 512.0);
+        double limit = std::min(to, block + 512);
+        double readEnd = std::min(block + 512, s.lastNext);
+        unsigned char* at = buf.data() + static_cast<size_t>(pfn - block) * size;
+        if (int err = readStructPages(s, fd, mapped ? &window : nullptr, at, (pfn - s.pfnStart) * static_cast<double>(size), (readEnd - s.pfnStart) * static_cast<double>(size))) {
+          sh->err = err;
+          return;
+        }
+        pfn = walkBlock(r, buf.data(), block, pfn, limit, s.lastNext, 512, bitmap, sh->bounds, sh->counts, sink, &beyond, &sh->over);
+      }
+    }
+    if (beyond > 0) {
+      sh->beyond = std::max(sh->beyond, beyond);
+      if (s.lastNext > sh->bounds.cycleEnd) sh->skipEnd = beyond;
+    }
+  }
+}
+
+// walkCycle(rules, ptrs, plan, fd, mapped, bitmap, cycleStart, cycleEnd, counts, out, threads[, kinds, slab, reserved]) -> 0 or errno
+// The whole cycle's walk in one call: page-filter.ts walkCycle's loop over sections, PT_LOAD pieces
+// and blocks, with the struct pages read here from the vmcore file (through mappings when `mapped`).
+// plan = [sections, then per section: pfnStart, lastNext (its end), firstPfn (where its walk starts),
+// segs, extents, segs x (from, to) (its pfns inside PT_LOADs, in order), extents x (byteFrom, byteTo,
+// fileOffset)]. With threads > 1 (and no kinds) the sections are shared out in runs of about equal
+// pfns, one run per thread (this one included); each clears bits only up to where the next run
+// starts (a byte boundary), and what a range reaches beyond that is cleared and counted here after
+// all are done. Nothing else depends on the order: the walk never reads the bitmap, and a run's
+// sections start their walks at their own first pfn, as they do in one thread.
+// out[0] = the end of a range that runs past cycleEnd (else 0); out[1] = the same for the section
+// that goes on past cycleEnd (the next cycle's walk of it resumes there), else 0.
+// A read that fails returns its errno, with the bitmap half walked: the caller walks the cycle again
+// its own way.
+Napi::Value WalkCycle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Rules r = readRules(env, info[0].As<Napi::Float64Array>(), info[1].As<Napi::BigUint64Array>());
+  auto plan = info[2].As<Napi::Float64Array>();
+  int fd = info[3].As<Napi::Number>().Int32Value();
+  bool mapped = info[4].As<Napi::Boolean>().Value();
+  auto bitmap = info[5].As<Napi::Buffer<unsigned char>>();
+  double cycleStart = info[6].As<Napi::Number>().DoubleValue();
+  double cycleEnd = info[7].As<Napi::Number>().DoubleValue();
+  auto counts = info[8].As<Napi::Float64Array>();
+  auto out = info[9].As<Napi::Float64Array>();
+  int threads = std::max(1, info[10].As<Napi::Number>().Int32Value());
+  if (r.sizePage <= 0 || cycleEnd < cycleStart || static_cast<double>(bitmap.Length()) * 8 < cycleEnd - cycleStart
+      || counts.ElementLength() < 6 || out.ElementLength() < 2)
+    throw Napi::RangeError::New(env, "walkCycle: arguments outside their buffers");
+  KindSink sink{};
+  bool kinds = info.Length() > 13 && info[11].IsTypedArray();
+  if (kinds) {
+    auto state = info[11].As<Napi::Float64Array>();
+    auto slab = info[12].As<Napi::Uint32Array>();
+    auto reserved = info[13].As<Napi::Uint32Array>();
+    if (state.ElementLength() < kKsCount) throw Napi::RangeError::New(env, "walkCycle: kinds state too short");
+    sink = KindSink{state.Data(), slab.Data(), slab.ElementLength(), reserved.Data(), reserved.ElementLength()};
+    threads = 1;  // the sink's lists are in pfn order
+  }
+
+  // The plan, checked: every pfn walked inside the cycle, every read inside its section's struct pages.
+  const double* p = plan.Data();
+  const size_t n = plan.ElementLength();
+  size_t at = 0;
+  auto bad = [&]() { return Napi::RangeError::New(env, "walkCycle: malformed plan"); };
+  if (n < 1) throw bad();
+  const size_t count = static_cast<size_t>(p[at++]);
+  std::vector<PlanSection> secs(count);
+  double total = 0;
+  for (PlanSection& s : secs) {
+    if (at + 5 > n) throw bad();
+    s.pfnStart = p[at]; s.lastNext = p[at + 1]; s.firstPfn = p[at + 2];
+    size_t nSegs = static_cast<size_t>(p[at + 3]), nExt = static_cast<size_t>(p[at + 4]);
+    at += 5;
+    if (at + 2 * nSegs + 3 * nExt > n) throw bad();
+    s.segs.assign(p + at, p + at + 2 * nSegs);
+    at += 2 * nSegs;
+    s.extents.assign(p + at, p + at + 3 * nExt);
+    at += 3 * nExt;
+    s.weight = 0;
+    for (size_t k = 0; k < s.segs.size(); k += 2) {
+      if (s.segs[k] < cycleStart || s.segs[k + 1] > cycleEnd || s.segs[k] < s.pfnStart || s.segs[k + 1] > s.lastNext) throw bad();
+      s.weight += s.segs[k + 1] - s.segs[k];
+    }
+    total += s.weight;
+  }
+
+  // Shares: runs of sections of about total / threads pfns each, split only where a section starts
+  // on a byte of the bitmap.
+  std::vector<CycleShare> shares;
+  size_t first = 0;
+  double acc = 0;
+  for (size_t i = 0; i < secs.size(); i++) {
+    bool aligned = std::fmod(secs[i].pfnStart - cycleStart, 8.0) == 0 && secs[i].pfnStart > cycleStart;
+    if (i > first && aligned && static_cast<int>(shares.size()) + 1 < threads && acc >= total * (shares.size() + 1) / threads) {
+      CycleShare sh;
+      sh.first = first; sh.last = i;
+      shares.push_back(sh);
+      first = i;
+    }
+    acc += secs[i].weight;
+  }
+  CycleShare lastShare;
+  lastShare.first = first; lastShare.last = secs.size();
+  shares.push_back(lastShare);
+  for (size_t g = 0; g < shares.size(); g++) {
+    double clearEnd = g + 1 < shares.size() ? secs[shares[g + 1].first].pfnStart : cycleEnd;
+    shares[g].bounds = Bounds{cycleStart, clearEnd, cycleEnd};
+  }
+
+  unsigned char* bm = bitmap.Data();
+  std::vector<std::thread> helpers;
+  for (size_t g = 1; g < shares.size(); g++) {
+    helpers.emplace_back(walkShare, std::cref(r), std::cref(secs), &shares[g], fd, mapped, bm, nullptr);
+  }
+  walkShare(r, secs, &shares[0], fd, mapped, bm, kinds ? &sink : nullptr);
+  for (std::thread& t : helpers) t.join();
+
+  double beyond = 0, skipEnd = 0;
+  for (const CycleShare& sh : shares) {
+    if (sh.err) return Napi::Number::New(env, sh.err);
+    for (int k = 0; k < 6; k++) counts[k] = counts[k] + sh.counts[k];
+    for (const Overhang& o : sh.over) {
+      if (o.to > o.from) {
+        clearBits(bm, static_cast<size_t>(o.from - cycleStart), static_cast<size_t>(o.to - cycleStart));
+        counts[o.cls] = counts[o.cls] + (o.to - o.from);
+      }
+    }
+    beyond = std::max(beyond, sh.beyond);
+    if (sh.skipEnd > 0) skipEnd = sh.skipEnd;
+  }
+  out[0] = beyond;
+  out[1] = skipEnd;
+  return Napi::Number::New(env, 0);
 }
 
 // Bitmap arithmetic of the writers' passes, word by word (in JavaScript, a byte-table loop over
@@ -334,6 +551,7 @@ Napi::Value ScanPointers(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("scanPointers", Napi::Function::New(env, ScanPointers));
   exports.Set("walkStructPages", Napi::Function::New(env, WalkStructPages));
+  exports.Set("walkCycle", Napi::Function::New(env, WalkCycle));
   exports.Set("popcount", Napi::Function::New(env, Popcount));
   exports.Set("andPopcount", Napi::Function::New(env, AndPopcount));
   return exports;
