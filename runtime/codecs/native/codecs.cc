@@ -166,39 +166,50 @@ int readVmcore(int fd, unsigned char* dst, size_t len, off_t off) {
 // vmcore file ends early (a copy cut short).
 bool pageDataError(int err) { return err == EIO || err == ENXIO || err == EFAULT || err == ENOMEM || err == ENODATA || err == -1; }
 
-// Reads the spans into this thread's scratch buffer and points b.src at it: the pages are only
-// needed until they are compressed, so one buffer per thread instead of one per batch in flight
-// (a 256 KiB page buffer per queued batch was ~1 MiB of peak RSS). A span whose read fails with a
-// data error is read again page by page: the pages that still fail read as zeros and are marked in
-// scratch.unreadable, so compressBatch reports them instead of losing the rest of the dump.
-// Returns "" or an error message (an error that is no data error ends the dump).
-std::string readSpans(Batch& b) {
+// Reads one span (len bytes at file offset off; off < 0: a hole, zeros) into b.src at `at`. A read
+// that fails with a data error is done again page by page: the pages that still fail read as zeros
+// and are marked in scratch.unreadable, so compressBatch reports them instead of losing the rest of
+// the dump. Returns "" or an error message (an error that is no data error ends the dump).
+std::string readSpan(Batch& b, double off, size_t len, size_t at) {
+  if (at + len > b.srcLen) return "read spans exceed the page buffer";
+  if (off < 0) {
+    memset(b.src + at, 0, len);
+  } else if (int err = readVmcore(b.fd, b.src + at, len, static_cast<off_t>(off)); err != 0) {
+    if (!pageDataError(err)) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off)) + ": " + strerror(err);
+    // Page by page (pieces end at the batch's page boundaries, where a span may start mid-page).
+    for (size_t p = 0; p < len;) {
+      size_t piece = std::min(len - p, b.pageSize - (at + p) % b.pageSize);
+      int e = preadAll(b.fd, b.src + at + p, piece, static_cast<off_t>(off + p));
+      if (e != 0) {
+        if (!pageDataError(e)) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off + p)) + ": " + strerror(e);
+        memset(b.src + at + p, 0, piece);
+        scratch.unreadable[(at + p) / b.pageSize] = e;
+      }
+      p += piece;
+    }
+  }
+  return "";
+}
+
+// Points b.src at this thread's scratch buffer, big enough for the batch, and clears the marks of
+// unreadable pages: the pages are only needed until they are compressed, so one buffer per thread
+// instead of one per batch in flight (a 256 KiB page buffer per queued batch was ~1 MiB of peak RSS).
+void useScratch(Batch& b) {
   size_t need = b.pageSize * b.count;
   if (scratch.src.size() < need) scratch.src.resize(need);
   scratch.unreadable.assign(b.count, 0);
   b.src = scratch.src.data();
   b.srcLen = scratch.src.size();
+}
+
+// Reads the spans into this thread's scratch buffer (readSpan). Returns "" or an error message.
+std::string readSpans(Batch& b) {
+  useScratch(b);
   size_t at = 0;
   for (size_t i = 0; i < b.nspans; i++) {
-    double off = b.spans[2 * i];
     size_t len = static_cast<size_t>(b.spans[2 * i + 1]);
-    if (at + len > b.srcLen) return "read spans exceed the page buffer";
-    if (off < 0) {
-      memset(b.src + at, 0, len);
-    } else if (int err = readVmcore(b.fd, b.src + at, len, static_cast<off_t>(off)); err != 0) {
-      if (!pageDataError(err)) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off)) + ": " + strerror(err);
-      // Page by page (pieces end at the batch's page boundaries, where a span may start mid-page).
-      for (size_t p = 0; p < len;) {
-        size_t piece = std::min(len - p, b.pageSize - (at + p) % b.pageSize);
-        int e = preadAll(b.fd, b.src + at + p, piece, static_cast<off_t>(off + p));
-        if (e != 0) {
-          if (!pageDataError(e)) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off + p)) + ": " + strerror(e);
-          memset(b.src + at + p, 0, piece);
-          scratch.unreadable[(at + p) / b.pageSize] = e;
-        }
-        p += piece;
-      }
-    }
+    std::string err = readSpan(b, b.spans[2 * i], len, at);
+    if (!err.empty()) return err;
     at += len;
   }
   if (b.fd >= 0 && at != b.pageSize * b.count) return "read spans do not cover the batch";
@@ -208,37 +219,84 @@ std::string readSpans(Batch& b) {
 // sizes[i] of a page that could not be read: kUnreadable | errno (0xffff: end of file).
 constexpr uint32_t kUnreadable = 0xffff0000u;
 
-// Compresses every page into dst back to back; returns bytes used. sizes[i] = stored length of
-// page i: < pageSize compressed, == pageSize raw, 0 = all-zero page (detectZero; nothing stored),
-// kUnreadable | errno = its read failed (readSpans; nothing stored).
-size_t compressBatch(const Batch& b) {
+// Compresses page i (at `page`) into dst at *used and sets b.sizes[i]: < pageSize compressed,
+// == pageSize raw, 0 = all-zero page (detectZero; nothing stored), kUnreadable | errno = its read
+// failed (readSpan; nothing stored). cap = bound(method, pageSize).
+void compressPage(const Batch& b, size_t i, const unsigned char* page, size_t cap, size_t* used) {
+  if (b.fd >= 0 && scratch.unreadable[i] != 0) {
+    b.sizes[i] = kUnreadable | static_cast<uint32_t>(scratch.unreadable[i] & 0xffff);
+    return;
+  }
+  if (b.detectZero && allZero(page, b.pageSize)) { b.sizes[i] = 0; return; }
+  size_t len = 0;
+  if (b.method) {
+    // Straight into dst when the worst case fits there, else through the scratch buffer: dst
+    // holds count * pageSize, and an incompressible page's output is larger than a page.
+    bool direct = b.dstLen - *used >= cap;
+    unsigned char* out = direct ? b.dst + *used : scratch.out.data();
+    len = compressOne(b.method, page, b.pageSize, out, cap);
+    if (len > 0 && len < b.pageSize && !direct) memcpy(b.dst + *used, out, len);
+  }
+  if (len == 0 || len >= b.pageSize) {
+    len = b.pageSize;
+    memcpy(b.dst + *used, page, b.pageSize);
+  }
+  b.sizes[i] = static_cast<uint32_t>(len);
+  *used += len;
+}
+
+size_t outputCap(const Batch& b) {
   size_t cap = bound(b.method, b.pageSize);
   if (scratch.out.size() < cap) scratch.out.resize(cap);
+  return cap;
+}
+
+// Compresses every page of b.src into dst back to back; returns bytes used.
+size_t compressBatch(const Batch& b) {
+  size_t cap = outputCap(b);
   size_t used = 0;
-  for (size_t i = 0; i < b.count; i++) {
-    const unsigned char* page = b.src + i * b.pageSize;
-    if (b.fd >= 0 && scratch.unreadable[i] != 0) {
-      b.sizes[i] = kUnreadable | static_cast<uint32_t>(scratch.unreadable[i] & 0xffff);
-      continue;
-    }
-    if (b.detectZero && allZero(page, b.pageSize)) { b.sizes[i] = 0; continue; }
-    size_t len = 0;
-    if (b.method) {
-      // Straight into dst when the worst case fits there, else through the scratch buffer: dst
-      // holds count * pageSize, and an incompressible page's output is larger than a page.
-      bool direct = b.dstLen - used >= cap;
-      unsigned char* out = direct ? b.dst + used : scratch.out.data();
-      len = compressOne(b.method, page, b.pageSize, out, cap);
-      if (len > 0 && len < b.pageSize && !direct) memcpy(b.dst + used, out, len);
-    }
-    if (len == 0 || len >= b.pageSize) {
-      len = b.pageSize;
-      memcpy(b.dst + used, page, b.pageSize);
-    }
-    b.sizes[i] = static_cast<uint32_t>(len);
-    used += len;
-  }
+  for (size_t i = 0; i < b.count; i++) compressPage(b, i, b.src + i * b.pageSize, cap, &used);
   return used;
+}
+
+// Reads and compresses a batch whose pages are in the vmcore file (b.fd). When the file is read
+// through mappings (/proc/vmcore), a span of whole pages inside one window is compressed straight
+// from the mapping, without the copy into the scratch buffer (the mapping is of the old kernel's
+// memory, VM_PFNMAP: no RSS). Other spans are read into the scratch buffer (readSpan). Pages are
+// compressed in order as soon as their bytes are there: a later span may map another window.
+// Returns "" or an error message; *usedOut = bytes used in dst.
+std::string readCompress(Batch& b, size_t* usedOut) {
+  if (b.fd < 0 || b.fd != gMappedFd.load(std::memory_order_relaxed)) {
+    std::string err = readSpans(b);
+    if (err.empty()) *usedOut = compressBatch(b);
+    return err;
+  }
+  useScratch(b);
+  size_t cap = outputCap(b);
+  size_t used = 0, at = 0, next = 0;      // next: the first page not compressed yet
+  const size_t ps = b.pageSize;
+  for (size_t i = 0; i < b.nspans; i++) {
+    double off = b.spans[2 * i];
+    size_t len = static_cast<size_t>(b.spans[2 * i + 1]);
+    const unsigned char* mapped = nullptr;
+    if (off >= 0 && at % ps == 0 && len % ps == 0 && next == at / ps && at + len <= ps * b.count) {
+      unsigned long before = window.windows();
+      mapped = window.view(b.fd, gMapGeneration.load(std::memory_order_relaxed), len, static_cast<off_t>(off));
+      gWindows.fetch_add(window.windows() - before, std::memory_order_relaxed);
+    }
+    if (mapped) {
+      for (size_t k = 0; k < len / ps; k++) compressPage(b, next + k, mapped + k * ps, cap, &used);
+      next += len / ps;
+    } else {
+      std::string err = readSpan(b, off, len, at);
+      if (!err.empty()) return err;
+      for (; next < b.count && (next + 1) * ps <= at + len; next++) compressPage(b, next, b.src + next * ps, cap, &used);
+    }
+    at += len;
+  }
+  if (at != ps * b.count) return "read spans do not cover the batch";
+  *usedOut = used;
+  return "";
 }
 
 // The batch's buffers hold `count` pages in, `count` pages out (the worst case: all stored raw)
@@ -366,8 +424,8 @@ class CompressPool : public Napi::ObjectWrap<CompressPool> {
         queue_.pop_front();
       }
       auto* r = new Result{job.id, 0, ""};
-      if (job.batch.fd >= 0) r->error = readSpans(job.batch);
-      if (r->error.empty()) r->used = compressBatch(job.batch);
+      if (job.batch.fd >= 0) r->error = readCompress(job.batch, &r->used);
+      else r->used = compressBatch(job.batch);
       if (done_.NonBlockingCall(r, [this](Napi::Env env, Napi::Function onDone, Result* res) { OnDone(env, onDone, res); }) != napi_ok) delete r;
     }
   }
@@ -394,11 +452,11 @@ class CompressPool : public Napi::ObjectWrap<CompressPool> {
 
 Napi::Value CompressPagesSpans(const Napi::CallbackInfo& info) {
   Batch b = parseBatchAt(info, 0);
-  if (b.fd >= 0) {
-    std::string err = readSpans(b);
-    if (!err.empty()) throw Napi::Error::New(info.Env(), err);
-  }
-  return Napi::Number::New(info.Env(), static_cast<double>(compressBatch(b)));
+  if (b.fd < 0) return Napi::Number::New(info.Env(), static_cast<double>(compressBatch(b)));
+  size_t used = 0;
+  std::string err = readCompress(b, &used);
+  if (!err.empty()) throw Napi::Error::New(info.Env(), err);
+  return Napi::Number::New(info.Env(), static_cast<double>(used));
 }
 
 // compressPages(method, src, pageSize, count, dst, sizes, detectZero) -> bytes used in dst.

@@ -62,6 +62,29 @@ class VmcoreWindow {
     return 0;
   }
 
+  // len bytes at off of fd where they are mapped (mapping their window if needed), valid until the
+  // next read or view; nullptr when they cross a window's end, lie far from the last read (where
+  // read() would pread), or cannot be mapped: then read() them. Nothing is copied.
+  const unsigned char* view(int fd, unsigned generation, size_t len, off_t off) {
+    if (fd != fd_ || generation != generation_) {
+      reset();
+      struct stat st;
+      if (fstat(fd, &st) != 0) return nullptr;
+      fd_ = fd;
+      generation_ = generation;
+      size_ = st.st_size;
+    }
+    if (off < 0 || static_cast<off_t>(off + len) > size_ || len > kWindow) return nullptr;
+    if (!p_ || off < base_ || off >= base_ + static_cast<off_t>(len_)) {
+      off_t dist = off > next_ ? off - next_ : next_ - off;
+      if (len < kWindow / 4 && dist >= static_cast<off_t>(kWindow)) return nullptr;
+      if (map(off) != 0) return nullptr;
+    }
+    if (off + static_cast<off_t>(len) > base_ + static_cast<off_t>(len_)) return nullptr;
+    next_ = off + static_cast<off_t>(len);
+    return p_ + (off - base_);
+  }
+
   // Windows mapped so far (tests check that reads really went through mappings).
   unsigned long windows() const { return windows_; }
 
