@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 #include "vmcore-window.h"
@@ -247,6 +248,17 @@ double walkBlock(const Rules& r, const unsigned char* pages, double blockStart, 
   return pfn;
 }
 
+// The optional (kinds state, slab, reserved) arguments from position `at` on into *sink; false when absent.
+bool readKindSink(const Napi::CallbackInfo& info, size_t at, const char* fn, KindSink* sink) {
+  if (info.Length() <= at + 2 || !info[at].IsTypedArray()) return false;
+  auto state = info[at].As<Napi::Float64Array>();
+  auto slab = info[at + 1].As<Napi::Uint32Array>();
+  auto reserved = info[at + 2].As<Napi::Uint32Array>();
+  if (state.ElementLength() < kKsCount) throw Napi::RangeError::New(info.Env(), std::string(fn) + ": kinds state too short");
+  *sink = KindSink{state.Data(), slab.Data(), slab.ElementLength(), reserved.Data(), reserved.ElementLength()};
+  return true;
+}
+
 // walkStructPages(rules, ptrs, pages, blockStart, pfn, stop, lastNext, bitmap, cycleStart, cycleEnd, counts, out[, kinds, slab, reserved])
 // Classifies pfn .. stop-1 of the struct pages in `pages` (pfn blockStart at offset 0), clearing
 // each excluded range inside [cycleStart, cycleEnd) in `bitmap` (bit i = pfn cycleStart + i) and
@@ -275,14 +287,7 @@ Napi::Value WalkStructPages(const Napi::CallbackInfo& info) {
       || static_cast<double>(bitmap.Length()) * 8 < cycleEnd - cycleStart || counts.ElementLength() < 6 || out.ElementLength() < 2)
     throw Napi::RangeError::New(env, "walkStructPages: arguments outside their buffers");
   KindSink sink{};
-  bool kinds = info.Length() > 14 && info[12].IsTypedArray();
-  if (kinds) {
-    auto state = info[12].As<Napi::Float64Array>();
-    auto slab = info[13].As<Napi::Uint32Array>();
-    auto reserved = info[14].As<Napi::Uint32Array>();
-    if (state.ElementLength() < kKsCount) throw Napi::RangeError::New(env, "walkStructPages: kinds state too short");
-    sink = KindSink{state.Data(), slab.Data(), slab.ElementLength(), reserved.Data(), reserved.ElementLength()};
-  }
+  bool kinds = readKindSink(info, 12, "walkStructPages", &sink);
   Bounds bounds{cycleStart, cycleEnd, cycleEnd};
   double beyond = 0;
   pfn = walkBlock(r, pages.Data(), blockStart, pfn, stop, lastNext, blockPages, bitmap.Data(), bounds, counts.Data(), kinds ? &sink : nullptr, &beyond, nullptr);
@@ -395,15 +400,8 @@ Napi::Value WalkCycle(const Napi::CallbackInfo& info) {
       || counts.ElementLength() < 6 || out.ElementLength() < 2)
     throw Napi::RangeError::New(env, "walkCycle: arguments outside their buffers");
   KindSink sink{};
-  bool kinds = info.Length() > 13 && info[11].IsTypedArray();
-  if (kinds) {
-    auto state = info[11].As<Napi::Float64Array>();
-    auto slab = info[12].As<Napi::Uint32Array>();
-    auto reserved = info[13].As<Napi::Uint32Array>();
-    if (state.ElementLength() < kKsCount) throw Napi::RangeError::New(env, "walkCycle: kinds state too short");
-    sink = KindSink{state.Data(), slab.Data(), slab.ElementLength(), reserved.Data(), reserved.ElementLength()};
-    threads = 1;  // the sink's lists are in pfn order
-  }
+  bool kinds = readKindSink(info, 11, "walkCycle", &sink);
+  if (kinds) threads = 1;  // the sink's lists are in pfn order
 
   // The plan, checked: every pfn walked inside the cycle, every read inside its section's struct pages.
   const double* p = plan.Data();

@@ -3,8 +3,9 @@
 // unmaps each page), while mmap() of it maps a whole window of old memory at once
 // (remap_oldmem_pfn_range), so the bytes are then plain memory. makedumpfile reads it the same way
 // (4 MiB windows, update_mmap_range). Measured in a 6.1 capture kernel under QEMU TCG: 560 MB/s with
-// pread of 1 MiB, 2.4-2.6 GB/s through 4 MiB windows. Used by both addons: the system addon for the
-// main thread's reads (mem_map, ELF output), the codecs addon on each compression thread.
+// pread of 1 MiB, 2.4-2.6 GB/s through 4 MiB windows. Used by three addons: the system addon for the
+// main thread's reads (ELF output, the page tables), the filter addon on each thread of the mem_map
+// walk, the codecs addon on each compression thread (which compresses from the mapping: view()).
 #pragma once
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -28,14 +29,7 @@ class VmcoreWindow {
   // of the file (as a short pread would); or the errno of a failed fstat/mmap (the caller then preads).
   // `generation` changes when the fd may name another file (a vmcore closed and another opened).
   int read(int fd, unsigned generation, unsigned char* dst, size_t len, off_t off) {
-    if (fd != fd_ || generation != generation_) {
-      reset();
-      struct stat st;
-      if (fstat(fd, &st) != 0) return errno;
-      fd_ = fd;
-      generation_ = generation;
-      size_ = st.st_size;
-    }
+    if (int err = use(fd, generation)) return err;
     if (off < 0 || static_cast<off_t>(off + len) > size_) return -1;
     while (len > 0) {
       if (!p_ || off < base_ || off >= base_ + static_cast<off_t>(len_)) {
@@ -66,14 +60,7 @@ class VmcoreWindow {
   // next read or view; nullptr when they cross a window's end, lie far from the last read (where
   // read() would pread), or cannot be mapped: then read() them. Nothing is copied.
   const unsigned char* view(int fd, unsigned generation, size_t len, off_t off) {
-    if (fd != fd_ || generation != generation_) {
-      reset();
-      struct stat st;
-      if (fstat(fd, &st) != 0) return nullptr;
-      fd_ = fd;
-      generation_ = generation;
-      size_ = st.st_size;
-    }
+    if (use(fd, generation) != 0) return nullptr;
     if (off < 0 || static_cast<off_t>(off + len) > size_ || len > kWindow) return nullptr;
     if (!p_ || off < base_ || off >= base_ + static_cast<off_t>(len_)) {
       off_t dist = off > next_ ? off - next_ : next_ - off;
@@ -95,6 +82,18 @@ class VmcoreWindow {
   }
 
  private:
+  // Switches to fd (its windows from before forgotten) unless it is the file in use. 0 or errno.
+  int use(int fd, unsigned generation) {
+    if (fd == fd_ && generation == generation_) return 0;
+    reset();
+    struct stat st;
+    if (fstat(fd, &st) != 0) return errno;
+    fd_ = fd;
+    generation_ = generation;
+    size_ = st.st_size;
+    return 0;
+  }
+
   int map(off_t off) {
     unmap();
     off_t base = off & ~static_cast<off_t>(kWindow - 1);
