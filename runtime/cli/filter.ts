@@ -159,7 +159,9 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
       ? new DumpOutput(stdoutSink(), { streamStarted: continueStream })
       : new DumpOutput(opts.flatten
         ? fileStreamSink(openDumpFile(dumpFile, opts.overwrite), dumpFile)
-        : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile, { fsync: false, sync: !opts.elf && opts.workers === 0 }));
+        // kdump-compressed: written from this thread, as makedumpfile writes (see FilePositionalSink);
+        // the ELF writer overlaps a chunk's write with the next one's read, so its writes stay async.
+        : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile, { fsync: false, sync: !opts.elf }));
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));
     let summary: DumpSummary;
     if (opts.elf) {

@@ -55,10 +55,11 @@ export class FilePositionalSink implements PositionalSink {
   /**
    * `fsync: false` closes without waiting for the device, as makedumpfile does: for `lastword
    * filter` as a core_collector, whose caller (kdump.sh, kdump-config) runs sync after it.
-   * `sync: true` writes from the calling thread, as makedumpfile does: when the pages are
-   * compressed on that thread too (one CPU), a write on libuv's threadpool overlaps nothing and
-   * costs a hand-off each way. Not for the capture: its stall guard needs the event loop to run
-   * while a write hangs on a dead NFS server or disk.
+   * `sync: true` writes from the calling thread, as makedumpfile does: a write on libuv's
+   * threadpool costs a hand-off each way (and a thread more on the CPUs), while what the writes
+   * would overlap, the compression, runs on the addon's threads with batches queued ahead, or on
+   * this thread when there is one CPU. Not for the capture: its stall guard needs the event loop
+   * to run while a write hangs on a dead NFS server or disk.
    */
   constructor(fd: number, file: string, { fsync = true, sync = false }: { fsync?: boolean; sync?: boolean } = {}) {
     this.fd = fd;
