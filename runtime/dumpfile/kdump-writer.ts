@@ -165,6 +165,21 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       writing.catch(() => { /* awaited before every reuse of a buffer and at the end */ });
     };
     const write = (buf: Buffer, offset: number) => afterWrites(() => output.write(buf, offset));
+    // A write of descs that the target cut short (full) may end inside a desc: its offset written,
+    // its size not. Zeroed, it reads as a page not written, as in any dump cut short; left, it would
+    // point at data with size 0. (Overwriting bytes the file already has needs no new space.)
+    const writeDescs = (buf: Buffer, offset: number) => afterWrites(async () => {
+      try {
+        await output.write(buf, offset);
+      } catch (err) {
+        const stopped = err instanceof LastwordError && typeof err.where.offset === 'number' ? err.where.offset : -1;
+        const torn = (stopped - offset) % PAGE_DESC_SIZE;
+        if (stopped > offset && stopped < offset + buf.length && torn !== 0) {
+          await output.write(Buffer.alloc(torn), stopped - torn).catch(() => { /* the first failure is the one to report */ });
+        }
+        throw err;
+      }
+    });
     try {
       const flagsCompressed = CODEC_FLAG[o.codec];
       const dataStart = geo.offsetPageDesc + dumpable * PAGE_DESC_SIZE;
@@ -186,7 +201,7 @@ export async function writeKdumpCompressed(o: KdumpWriteOptions): Promise<DumpSu
       const flushDescs = async () => {
         if (descLen === 0) return;
         const d = descBufs[cur]!;
-        write(d.buf.subarray(0, descLen), descOffset);
+        writeDescs(d.buf.subarray(0, descLen), descOffset);
         d.written = writing;
         descOffset += descLen;
         descLen = 0;

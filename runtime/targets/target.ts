@@ -68,14 +68,20 @@ export class FilePositionalSink implements PositionalSink {
     this.sync = sync;
   }
 
+  /** A write that fails names, as where.offset, the first byte it did not write (the bytes before it are in the file). */
   async pwrite(buf: Buffer, offset: number): Promise<void> {
     let done = 0;
-    while (done < buf.length) {
-      const bytesWritten = this.sync ? this.writeHere(buf, done, offset + done) : await new Promise<number>((resolve, reject) => {
-        fs.write(this.fd, buf, done, buf.length - done, offset + done, (err, n) => (err ? reject(targetError(err, this.file)) : resolve(n)));
-      });
-      if (bytesWritten === 0) throw new LastwordError('ETARGET_FULL', `${this.file}: the target accepted no more bytes at offset ${offset + done}`);
-      done += bytesWritten;
+    try {
+      while (done < buf.length) {
+        const bytesWritten = this.sync ? this.writeHere(buf, done, offset + done) : await new Promise<number>((resolve, reject) => {
+          fs.write(this.fd, buf, done, buf.length - done, offset + done, (err, n) => (err ? reject(targetError(err, this.file)) : resolve(n)));
+        });
+        if (bytesWritten === 0) throw new LastwordError('ETARGET_FULL', `${this.file}: the target accepted no more bytes at offset ${offset + done}`);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      const e = targetError(err, this.file);
+      throw new LastwordError(e.code, e.message, { action: e.action, where: { ...e.where, offset: offset + done }, cause: e.cause ?? err });
     }
   }
 

@@ -2,14 +2,21 @@
 // makedumpfile on the same vmcore: same pfn sets at dump levels 0, 1, 10, 17 and 31, page contents
 // equal the vmcore's (zlib: no larger than makedumpfile's, readable by makedumpfile), flattened
 // output reassembles (ours and makedumpfile -R) to the direct file, a full target leaves a valid
-// INCOMPLETE dump, and the filter falls back to level 0 when it must.
+// INCOMPLETE dump (a page_desc torn by the full target is zeroed), and the filter falls back to level
+// 0 when it must.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { choosePageFilter, dumpHeaderInfo } from '../../runtime/cli/filter.ts';
 import { openKdumpFile } from '../../runtime/dumpfile/kdump-reader.ts';
-import { DUMP_DH_COMPRESSED_INCOMPLETE } from '../../runtime/dumpfile/kdump-layout.ts';
+import { DUMP_DH_COMPRESSED_INCOMPLETE, geometry, subHeaderBlocks } from '../../runtime/dumpfile/kdump-layout.ts';
+import { writeKdumpCompressed } from '../../runtime/dumpfile/kdump-writer.ts';
+import { DumpOutput } from '../../runtime/dumpfile/output.ts';
+import { LastwordError } from '../../runtime/errors.ts';
+import { FilePositionalSink } from '../../runtime/targets/target.ts';
+import type { PositionalSink } from '../../runtime/targets/sink.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore, repo } from '../support/lab.ts';
 import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
@@ -205,5 +212,63 @@ describe('lastword filter command line', () => {
     const dump = openKdumpFile(out);
     t.after(() => dump.close());
     assert.equal(dump.dumpablePages, 8);
+  });
+});
+
+describe('a target that fills up in the middle of a write', () => {
+  test('the file sink names, as where.offset, the first byte a write cut short did not put in the file', async (t) => {
+    const file = path.join(smallTmpfs(t, 64), 'dump');
+    const sink = new FilePositionalSink(fs.openSync(file, 'w'), file, { fsync: false, sync: true });
+    const err = await sink.pwrite(Buffer.alloc(256 << 10, 1), 100).then(() => undefined, (e: unknown) => e);
+    await sink.abort();
+    assert.ok(err instanceof LastwordError && err.code === 'ETARGET_FULL', String(err));
+    const size = fs.statSync(file).size;
+    assert.ok(size > 100 && size < 100 + (256 << 10), `the write put some of its bytes in the file (size ${size})`);
+    assert.equal(err.where.offset, size);
+  });
+
+  test('page_descs cut short inside a desc: the torn desc is zeroed, the ones before it point at their pages', async (t) => {
+    const vmcoreFile = labVmcore();
+    const out = path.join(tempDir(t), 'dump');
+    const vmcore = openVmcore(vmcoreFile);
+    t.after(() => vmcore.close());
+    const filter = await choosePageFilter(vmcore, 31, () => {});
+    const geo = geometry(vmcore.pageSize, subHeaderBlocks(vmcore.pageSize, vmcore.notes.length), filter.maxMapnr);
+    // A real file whose target gives out in the first write of descs, after 100 of its bytes (4
+    // descs and 4 bytes of the 5th): the bytes before stay, as a full filesystem leaves them.
+    const file = new FilePositionalSink(fs.openSync(out, 'w'), out, { fsync: false });
+    let dataStart = -1, cutAt = -1;
+    const sink: PositionalSink = {
+      kind: 'positional',
+      pwrite: async (buf, offset) => {
+        if (dataStart < 0 && offset >= geo.offsetPageDesc) dataStart = offset;      // the shared zero page, the first data
+        else if (cutAt < 0 && offset >= geo.offsetPageDesc && offset < dataStart) {
+          cutAt = offset;
+          await file.pwrite(buf.subarray(0, 100), offset);
+          throw new LastwordError('ETARGET_FULL', 'no space left on the target (ENOSPC)', { where: { file: out, offset: offset + 100 } });
+        }
+        await file.pwrite(buf, offset);
+      },
+      close: () => file.close(),
+      abort: () => file.abort(),
+    };
+    await assert.rejects(writeKdumpCompressed({ vmcore, filter, output: new DumpOutput(sink), codec: 'lzo', headerInfo: dumpHeaderInfo(vmcore, () => {}), workers: 1 }), /ETARGET_FULL|no space/);
+    assert.ok(cutAt >= geo.offsetPageDesc, 'the descs were cut');
+    const dump = openKdumpFile(out);
+    t.after(() => dump.close());
+    assert.equal(dump.incomplete, true);
+    const descs = fs.readFileSync(out).subarray(cutAt, cutAt + 120);
+    assert.ok(descs.subarray(96, 120).equals(Buffer.alloc(24)), 'the torn desc is all zeros');
+    for (let k = 0; k < 4; k++) assert.notEqual(descs.readUInt32LE(24 * k + 8), 0, `desc ${k} has its size`);
+    // Every dumpable page reads as the vmcore's, or as not written.
+    const a = Buffer.alloc(dump.pageSize), b = Buffer.alloc(dump.pageSize);
+    let written = 0;
+    for (let pfn = 0; pfn < dump.maxMapnr; pfn++) {
+      if (!dump.isDumpable(pfn) || !dump.readPage(pfn, a)) continue;
+      vmcore.readPages(pfn, 1, b);
+      assert.ok(a.equals(b), `pfn 0x${pfn.toString(16)} is written but wrong`);
+      written++;
+    }
+    assert.ok(written >= 4, `pages written: ${written}`);
   });
 });
