@@ -27,9 +27,9 @@ export interface NativeWalk {
   /**
    * The whole cycle in one call, from a plan (see cyclePlan in page-filter.ts): the struct pages
    * are read from the vmcore file `fd` by the addon, on `threads` threads (this one included; one
-   * when there is a sink). Returns 0, or the errno of a read that failed (the bitmap is then half
-   * walked). out[0] = the end of a range past cycleEnd, else 0; out[1] = the same for the section
-   * that goes on past cycleEnd. Undefined when the addon predates it.
+   * when there is a sink). Returns 0, or the errno of a read that failed (-1: the file ends early);
+   * the bitmap is then half walked. out[0] = the end of a range past cycleEnd, else 0; out[1] = the
+   * same for the section that goes on past cycleEnd. Undefined when the addon predates it.
    */
   cycle?(plan: Float64Array, fd: number, mapped: boolean, bitmap: Buffer, cycleStart: number, cycleEnd: number, threads: number, sink?: KernelPageSink): number;
   /** out[0] = next pfn; out[1] = the end of a range that runs past the cycle, else 0. */

@@ -127,18 +127,7 @@ struct Batch {
   bool detectZero = false;
 };
 
-// Reads len bytes at off into dst. Returns 0, the errno of the failed read, or -1 at end of file.
-int preadAll(int fd, unsigned char* dst, size_t len, off_t off) {
-  size_t got = 0;
-  while (got < len) {
-    ssize_t r = pread(fd, dst + got, len - got, off + static_cast<off_t>(got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return errno;
-    if (r == 0) return -1;
-    got += r;
-  }
-  return 0;
-}
+using lastword::preadAll;
 
 // The vmcore fd whose reads go through mappings (/proc/vmcore; vmcore-window.h), -1 for none; set
 // by mapReads before batches are submitted. Each thread maps its own windows.
@@ -259,14 +248,19 @@ size_t compressBatch(const Batch& b) {
   return used;
 }
 
-// Reads and compresses a batch whose pages are in the vmcore file (b.fd). When the file is read
-// through mappings (/proc/vmcore), a span of whole pages inside one window is compressed straight
-// from the mapping, without the copy into the scratch buffer (the mapping is of the old kernel's
-// memory, VM_PFNMAP: no RSS). Other spans are read into the scratch buffer (readSpan). Pages are
-// compressed in order as soon as their bytes are there: a later span may map another window.
+// Compresses a batch, reading its pages first when they are in the vmcore file (b.fd >= 0; else
+// the caller filled b.src). When the file is read through mappings (/proc/vmcore), a span of whole
+// pages inside one window is compressed straight from the mapping, without the copy into the
+// scratch buffer (the mapping is of the old kernel's memory, VM_PFNMAP: no RSS). Other spans are
+// read into the scratch buffer (readSpan). Pages are compressed in order as soon as their bytes
+// are there: a later span may map another window.
 // Returns "" or an error message; *usedOut = bytes used in dst.
 std::string readCompress(Batch& b, size_t* usedOut) {
-  if (b.fd < 0 || b.fd != gMappedFd.load(std::memory_order_relaxed)) {
+  if (b.fd < 0) {
+    *usedOut = compressBatch(b);
+    return "";
+  }
+  if (b.fd != gMappedFd.load(std::memory_order_relaxed)) {
     std::string err = readSpans(b);
     if (err.empty()) *usedOut = compressBatch(b);
     return err;
@@ -424,8 +418,7 @@ class CompressPool : public Napi::ObjectWrap<CompressPool> {
         queue_.pop_front();
       }
       auto* r = new Result{job.id, 0, ""};
-      if (job.batch.fd >= 0) r->error = readCompress(job.batch, &r->used);
-      else r->used = compressBatch(job.batch);
+      r->error = readCompress(job.batch, &r->used);
       if (done_.NonBlockingCall(r, [this](Napi::Env env, Napi::Function onDone, Result* res) { OnDone(env, onDone, res); }) != napi_ok) delete r;
     }
   }
@@ -452,7 +445,6 @@ class CompressPool : public Napi::ObjectWrap<CompressPool> {
 
 Napi::Value CompressPagesSpans(const Napi::CallbackInfo& info) {
   Batch b = parseBatchAt(info, 0);
-  if (b.fd < 0) return Napi::Number::New(info.Env(), static_cast<double>(compressBatch(b)));
   size_t used = 0;
   std::string err = readCompress(b, &used);
   if (!err.empty()) throw Napi::Error::New(info.Env(), err);

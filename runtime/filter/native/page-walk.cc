@@ -311,7 +311,8 @@ struct PlanSection {
 };
 
 // Reads bytes [from, to) of a section's struct pages (byte 0 = the struct page of pfnStart) into
-// dst, through its extents (ascending). Returns 0, or an errno (EFAULT: a byte in no extent).
+// dst, through its extents (ascending). Returns 0, or an errno (EFAULT: a byte in no extent; -1:
+// the file ends before them).
 int readStructPages(const PlanSection& s, int fd, lastword::VmcoreWindow* window, unsigned char* dst, double from, double to) {
   const std::vector<double>& e = s.extents;
   for (size_t k = 0; k + 2 < e.size() && from < to; k += 3) {
@@ -321,13 +322,7 @@ int readStructPages(const PlanSection& s, int fd, lastword::VmcoreWindow* window
     off_t off = static_cast<off_t>(e[k + 2] + (from - e[k]));
     size_t len = static_cast<size_t>(n);
     if (!window || window->read(fd, 0, dst, len, off) != 0) {
-      size_t got = 0;
-      while (got < len) {
-        ssize_t m = pread(fd, dst + got, len - got, off + static_cast<off_t>(got));
-        if (m < 0 && errno == EINTR) continue;
-        if (m <= 0) return m < 0 ? errno : EIO;
-        got += static_cast<size_t>(m);
-      }
+      if (int err = lastword::preadAll(fd, dst, len, off)) return err;
     }
     dst += len;
     from += n;
@@ -376,7 +371,7 @@ void walkShare(const Rules& r, const std::vector<PlanSection>& secs, CycleShare*
   }
 }
 
-// walkCycle(rules, ptrs, plan, fd, mapped, bitmap, cycleStart, cycleEnd, counts, out, threads[, kinds, slab, reserved]) -> 0 or errno
+// walkCycle(rules, ptrs, plan, fd, mapped, bitmap, cycleStart, cycleEnd, counts, out, threads[, kinds, slab, reserved]) -> 0, errno or -1
 // The whole cycle's walk in one call: page-filter.ts walkCycle's loop over sections, PT_LOAD pieces
 // and blocks, with the struct pages read here from the vmcore file (through mappings when `mapped`).
 // plan = [sections, then per section: pfnStart, lastNext (its end), firstPfn (where its walk starts),
@@ -388,8 +383,8 @@ void walkShare(const Rules& r, const std::vector<PlanSection>& secs, CycleShare*
 // sections start their walks at their own first pfn, as they do in one thread.
 // out[0] = the end of a range that runs past cycleEnd (else 0); out[1] = the same for the section
 // that goes on past cycleEnd (the next cycle's walk of it resumes there), else 0.
-// A read that fails returns its errno, with the bitmap half walked: the caller walks the cycle again
-// its own way.
+// A read that fails returns its errno (-1: the file ends early), with the bitmap half walked: the
+// caller walks the cycle again its own way.
 Napi::Value WalkCycle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Rules r = readRules(env, info[0].As<Napi::Float64Array>(), info[1].As<Napi::BigUint64Array>());

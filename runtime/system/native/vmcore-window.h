@@ -16,6 +16,20 @@
 
 namespace lastword {
 
+// Reads len bytes at off of fd into dst, as many preads as it takes. Returns 0, the errno of the
+// failed read, or -1 at the end of the file.
+inline int preadAll(int fd, unsigned char* dst, size_t len, off_t off) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = pread(fd, dst + got, len - got, off + static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno;
+    if (r == 0) return -1;
+    got += static_cast<size_t>(r);
+  }
+  return 0;
+}
+
 class VmcoreWindow {
  public:
   static constexpr size_t kWindow = 4u << 20;
@@ -32,15 +46,9 @@ class VmcoreWindow {
     if (int err = use(fd, generation)) return err;
     if (off < 0 || static_cast<off_t>(off + len) > size_) return -1;
     while (len > 0) {
-      if (!p_ || off < base_ || off >= base_ + static_cast<off_t>(len_)) {
-        // A jump of a window or more, for less than a window: one pread costs less than mapping a
-        // window for it (mapping sets up 4 MiB of old memory: ~1 ms under TCG), and scattered reads
-        // (page tables, the pages a dump writes crash-first) would map a window per read. A read
-        // near the last one maps, so sequential reads still go through windows. A pread that fails
-        // leaves it to the mapping, as before.
-        off_t dist = off > next_ ? off - next_ : next_ - off;
-        if (len < kWindow / 4 && dist >= static_cast<off_t>(kWindow) &&
-            pread(fd_, dst, len, off) == static_cast<ssize_t>(len)) {
+      if (!inWindow(off)) {
+        // A pread that fails leaves it to the mapping, as before.
+        if (isJump(off, len) && pread(fd_, dst, len, off) == static_cast<ssize_t>(len)) {
           next_ = off + static_cast<off_t>(len);
           return 0;
         }
@@ -62,11 +70,7 @@ class VmcoreWindow {
   const unsigned char* view(int fd, unsigned generation, size_t len, off_t off) {
     if (use(fd, generation) != 0) return nullptr;
     if (off < 0 || static_cast<off_t>(off + len) > size_ || len > kWindow) return nullptr;
-    if (!p_ || off < base_ || off >= base_ + static_cast<off_t>(len_)) {
-      off_t dist = off > next_ ? off - next_ : next_ - off;
-      if (len < kWindow / 4 && dist >= static_cast<off_t>(kWindow)) return nullptr;
-      if (map(off) != 0) return nullptr;
-    }
+    if (!inWindow(off) && (isJump(off, len) || map(off) != 0)) return nullptr;
     if (off + static_cast<off_t>(len) > base_ + static_cast<off_t>(len_)) return nullptr;
     next_ = off + static_cast<off_t>(len);
     return p_ + (off - base_);
@@ -82,6 +86,17 @@ class VmcoreWindow {
   }
 
  private:
+  bool inWindow(off_t off) const { return p_ && off >= base_ && off < base_ + static_cast<off_t>(len_); }
+
+  // A jump of a window or more, for less than a window: one pread costs less than mapping a window
+  // for it (mapping sets up 4 MiB of old memory: ~1 ms under TCG), and scattered reads (page tables,
+  // the pages a dump writes crash-first) would map a window per read. A read near the last one
+  // maps, so sequential reads still go through windows.
+  bool isJump(off_t off, size_t len) const {
+    off_t dist = off > next_ ? off - next_ : next_ - off;
+    return len < kWindow / 4 && dist >= static_cast<off_t>(kWindow);
+  }
+
   // Switches to fd (its windows from before forgotten) unless it is the file in use. 0 or errno.
   int use(int fd, unsigned generation) {
     if (fd == fd_ && generation == generation_) return 0;
