@@ -11,7 +11,9 @@
 //      vmalloc, module and vmemmap addresses through them); the stack each CPU was on; and the
 //      pages those stacks and the PG_reserved pages point to in the direct map (each CPU's current
 //      task_struct: crash finds no active task without it);
-//   1. the kernel image's text (crash reads functions' code at startup and for bt);
+//   1. the kernel image's text (crash reads functions' code at startup and for bt), and the
+//      modules' memory (crash reads each struct module and its kallsyms at startup and stops
+//      without them: "page incomplete ... module symbols");
 //   2. slab pages, heads and tails (every task_struct for ps, kmem_caches, files, sockets).
 // Each source is bounded (the *_FIRST_MAX constants), so a large machine costs a few MiB of pfns.
 // Where a sign does not hold (PG_reserved not set on the image's own struct pages) tier 0 is
@@ -35,6 +37,10 @@ const RESERVED_FIRST_MAX = 1 << 16;
 const SLAB_FIRST_MAX = 1 << 18;
 /** Pages pointed to by the CPUs' stacks and the PG_reserved pages (per-CPU areas), at most. */
 const POINTED_FIRST_MAX = 1 << 14;
+/** Pages mapped in the module area, in the text's tier at most (a few hundred modules take tens of MiB). */
+const MODULES_FIRST_MAX = 1 << 15;
+/** x86_64 MODULES_END: the module area is [the end of the kernel image's mapping, the fixmap). */
+const MODULES_END = 0xffffffffff000000n;
 /** PG_reserved pages read for pointers at most, and at once. */
 const RESERVED_SCAN_MAX = 1 << 13;
 /**
@@ -119,6 +125,7 @@ export class CrashFirstOrder implements PageOrder {
   private readonly pgReserved: number;
   private readonly tier0 = new PfnList(Infinity);      // bounded by its sources' own bounds
   private readonly text = new PfnList(Infinity);       // bounded by the image
+  private readonly modules = new PfnList(MODULES_FIRST_MAX);
   private readonly slab = new PfnList(SLAB_FIRST_MAX);
   private readonly reserved = new ShortRuns(RESERVED_FIRST_MAX, TIER0_RUN_MAX);
   private readonly pointedPages = new Set<number>();
@@ -140,7 +147,7 @@ export class CrashFirstOrder implements PageOrder {
     const pfnOf = (pa: number) => Math.floor(pa / B);
 
     // One walk of the kernel's page tables: the tables themselves, the image's pages and which are
-    // executable (NX clear), and the pages that hold the mem_map (the vmemmap's leaves).
+    // executable (NX clear), the modules' pages, and the pages that hold the mem_map (the vmemmap's leaves).
     const memMaps = this.layout.sections.filter((s) => s.memMap !== undefined);
     let vmemmapStart = 1n << 64n, vmemmapEnd = 0n;
     for (const s of memMaps) {
@@ -163,6 +170,10 @@ export class CrashFirstOrder implements PageOrder {
             if (executable) textRanges.push(range);
             else for (let p = range[0]; p < range[1]; p++) this.tier0.push(p);
           },
+        },
+        {
+          lo: this.memory.imageEnd, hi: MODULES_END,
+          leaf: (pa, size) => { for (let p = pfnOf(pa), end = p + size / B; p < end && this.modules.length < MODULES_FIRST_MAX; p++) this.modules.push(p); },
         },
         { lo: vmemmapStart, hi: vmemmapEnd, leaf: (pa, size) => { memMapRanges.push([pfnOf(pa), pfnOf(pa) + size / B]); } },
       ],
@@ -383,7 +394,7 @@ export class CrashFirstOrder implements PageOrder {
     return kernelPageKind(this.rules, this.pgReserved, page, 0);
   }
 
-  /** Tier 0, then the image's text (crash reads code at startup), then slab; each without the pages of the tiers before. */
+  /** Tier 0, then the image's text and the modules (crash reads both at startup), then slab; each without the pages of the tiers before. */
   tiers(): Uint32Array[] {
     // The per-CPU areas are among the PG_reserved pages: what they point to holds each CPU's current task.
     const reserved = this.reserved.sorted();
@@ -392,6 +403,7 @@ export class CrashFirstOrder implements PageOrder {
       if (n <= TIER0_RUN_MAX) for (let p = first; p < first + n; p++) this.tier0.push(p);
     });
     const t0 = this.tier0.sorted();
+    for (const p of this.modules.sorted()) this.text.push(p);
     const text = without(this.text.sorted(), t0);
     const slab = without(without(this.slab.sorted(), t0), text);
     return [t0, text, slab];

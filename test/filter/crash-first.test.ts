@@ -1,6 +1,7 @@
 // The crash-first order (runtime/filter/crash-first.ts) checked against the kernel's own symbols,
 // which lastword does not have in a capture but the debug vmlinux has: the text tier is the image's
-// [_text, _etext), and tier 0 holds the variables crash reads at startup, each CPU's per-CPU
+// [_text, _etext) and the module area's pages, among them every loaded module's struct module
+// (from the kernel's `modules` list), and tier 0 holds the variables crash reads at startup, each CPU's per-CPU
 // current task pointer and runqueue, and the task_structs those point to. On a real vmcore of each
 // kernel generation. And the two ways of making it give the same tiers: the native walk reporting
 // slab and PG_reserved pages as it classifies them, with the addon's pointer scan, and the
@@ -27,7 +28,7 @@ function symbols(vmlinux: string, names: string[]): Map<string, bigint> {
 for (const series of KERNEL_SERIES) {
   const kver = kernelVersion(series);
   describe(`crash-first order of a ${series} vmcore`, { skip: kver ? undefined : `no ${series} kernel (bash .ci/setup)` }, () => {
-    test('tiers are ascending and disjoint; the text tier is the image\'s [_text, _etext); tier 0 has the kernel variables, each CPU\'s current task and runqueue, and those tasks', { timeout: 600_000 }, () => {
+    test('tiers are ascending and disjoint; the text tier is the image\'s [_text, _etext) and the modules\' pages, each struct module among them; tier 0 has the kernel variables, each CPU\'s current task and runqueue, and those tasks', { timeout: 600_000 }, () => {
       const vmcoreFile = labVmcore({ series });
       const tiers = crashFirstTiers(vmcoreFile);
       assert.equal(tiers.length, 3);
@@ -41,7 +42,7 @@ for (const series of KERNEL_SERIES) {
       }
       const [tier0, text] = [new Set(tiers[0]), new Set(tiers[1])];
 
-      const names = ['_text', '_etext', '__per_cpu_offset', 'current_task', 'pcpu_hot', 'runqueues', 'init_uts_ns', 'prb'];
+      const names = ['_text', '_etext', 'modules', '__per_cpu_offset', 'current_task', 'pcpu_hot', 'runqueues', 'init_uts_ns', 'prb'];
       const sym = symbols(debugVmlinux(kver!), names);
       const vmcore = openVmcore(vmcoreFile);
       try {
@@ -49,12 +50,25 @@ for (const series of KERNEL_SERIES) {
         const B = vmcore.pageSize;
         const kaslr = vmcore.vmcoreinfo.kernelOffset ?? 0n;
         const pfnOf = (v: bigint) => Math.floor(memory.vtop(v) / B);
-        // The text tier: every page of [_text, _etext), and nothing else (the image maps text with NX clear).
+        // The text tier: every page of [_text, _etext) (the image maps text with NX clear), and
+        // otherwise only pages mapped in the module area.
         const textStart = pfnOf(sym.get('_text')! + kaslr);
         const textEnd = pfnOf(sym.get('_etext')! + kaslr - 1n) + 1;
         for (let p = textStart; p < textEnd; p++) assert.ok(text.has(p) || tier0.has(p), `text pfn 0x${p.toString(16)} is in no tier`);
-        for (const p of text) assert.ok(p >= textStart && p < textEnd, `pfn 0x${p.toString(16)} in the text tier is outside [_text, _etext)`);
-        assert.ok(text.size > (textEnd - textStart) * 0.9, `the text tier has ${text.size} of ${textEnd - textStart} pages`);
+        const modulePages = new Set<number>();
+        memory.visitKernelTables({ table() {}, ranges: [{ lo: memory.imageEnd, hi: 0xffffffffff000000n, leaf(pa, size) { for (let p = pa / B; p < (pa + size) / B; p++) modulePages.add(p); } }] });
+        for (const p of text) assert.ok((p >= textStart && p < textEnd) || modulePages.has(p), `pfn 0x${p.toString(16)} in the text tier is neither in [_text, _etext) nor a module's`);
+        const imageText = [...text].filter((p) => p >= textStart && p < textEnd).length;
+        assert.ok(imageText > (textEnd - textStart) * 0.9, `the text tier has ${imageText} of ${textEnd - textStart} pages`);
+        // Every loaded module's struct module (the `modules` list runs through them): crash reads
+        // each, and its symbols, at startup.
+        const head = sym.get('modules')! + kaslr;
+        let loaded = 0;
+        for (let at = memory.readU64(head); at !== head && loaded < 10_000; at = memory.readU64(at), loaded++) {
+          const p = pfnOf(at);
+          assert.ok(text.has(p) || tier0.has(p), `module ${loaded}'s struct module (list at 0x${at.toString(16)}) is in no tier before slab`);
+        }
+        assert.ok(loaded > 0, 'the guest had no module loaded');
         // Variables crash reads first (the release, the printk ring buffer).
         for (const name of ['init_uts_ns', 'prb']) assert.ok(tier0.has(pfnOf(sym.get(name)! + kaslr)), `${name} is not in tier 0`);
         // Each CPU's per-CPU current task pointer and runqueue, and the current task_struct.
