@@ -4,9 +4,12 @@
 // base binaries or Node sources from outside the npm registry), so SEA it is; see README.
 // The base keeps only the root and English locales of its ICU data (icu-trim.ts).
 // Reproducible: esbuild output, the stripped base and the blob are the same bytes for the same
-// input. The blob carries V8's code cache of the bundle (compiling it cost ~35 ms of every run);
-// V8 writes that cache deterministically only with fixed hash and random seeds, so the blob is
-// made, and the executable runs, with SEA_EXEC_ARGV (a cache made under other flags is rejected).
+// input. The SEA main (sea-main.ts) runs the bundle, an asset, with a V8 code cache: for `save` and
+// `filter` one made after a training run of the command (train.ts), with the bytecode of every
+// function that run called, not only of the top level as Node's own SEA code cache holds (compiling
+// cost ~35 ms of every run, and ~0.3 s more of a 1 GiB capture under TCG). V8 writes a cache
+// deterministically only with fixed hash and random seeds, so the training runs, and the
+// executable runs, with SEA_EXEC_ARGV (a cache made under other flags is rejected).
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -15,6 +18,8 @@ import * as path from 'node:path';
 import * as esbuild from 'esbuild';
 import { nativeAddonDirs } from './build-native.ts';
 import { trimNodeIcu } from './icu-trim.ts';
+import { SOURCE_ASSET, wrapBundle } from './sea-assets.ts';
+import { trainCodeCaches } from './train.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 const defaultWork = path.join(root, 'build', 'sea');
@@ -110,8 +115,17 @@ export async function bundleScript(entry: string, outfile: string): Promise<void
 async function buildInto(work: string, out: string): Promise<void> {
   const bundle = path.join(work, 'lastword.cjs');
   await bundleScript(path.join(root, 'runtime', 'main.ts'), bundle);
+  const source = path.join(work, SOURCE_ASSET);
+  const code = fs.readFileSync(bundle, 'latin1');
+  // sea-main.ts reads it as latin1: esbuild escapes every non-ASCII character (charset 'ascii').
+  const wide = code.search(/[^\x00-\x7f]/);
+  if (wide >= 0) throw new Error(`${bundle}: non-ASCII byte at offset ${wide}`);
+  fs.writeFileSync(source, wrapBundle(code), 'latin1');
+  const main = path.join(work, 'sea-main.cjs');
+  await bundleScript(path.join(import.meta.dirname, 'sea-main.ts'), main);
+  const caches = trainCodeCaches({ node: pinnedNode, execArgv: SEA_EXEC_ARGV, main, source, nativeDir: path.join(root, 'build', 'native'), work });
 
-  const assets: Record<string, string> = {};
+  const assets: Record<string, string> = { [SOURCE_ASSET]: source, ...caches };
   for (const dir of nativeAddonDirs()) {
     const release = path.join(dir, 'build', 'Release');
     for (const f of fs.readdirSync(release).filter((n) => n.endsWith('.node'))) {
@@ -129,7 +143,7 @@ async function buildInto(work: string, out: string): Promise<void> {
   const config = {
     // relative to the scratch directory: the blob records the main script's path as given, and
     // an absolute one would make the executable depend on where it was built
-    main: path.basename(bundle), output: path.basename(blob), disableExperimentalSEAWarning: true,
+    main: path.basename(main), output: path.basename(blob), disableExperimentalSEAWarning: true,
     useCodeCache: true, useSnapshot: false, execArgv: SEA_EXEC_ARGV, assets,
   };
   fs.writeFileSync(path.join(work, 'sea-config.json'), JSON.stringify(config, null, 2));
@@ -139,6 +153,11 @@ async function buildInto(work: string, out: string): Promise<void> {
   fs.copyFileSync(base, tmp);
   run(process.execPath, [path.join(root, 'node_modules', 'postject', 'dist', 'cli.js'), tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
   fs.chmodSync(tmp, 0o755);
+  // V8 checks a cache against the executable's flags and the bundle: refuse to ship one it rejects.
+  for (const args of [['--version'], ['save', '--help'], ['filter', '--help']]) {
+    const check = spawnSync(tmp, args, { encoding: 'utf8' });
+    if (check.error || /code cache/.test(check.stderr)) throw new Error(`${tmp} ${args.join(' ')}: ${check.error?.message ?? check.stderr}`);
+  }
   fs.renameSync(tmp, out);
 }
 
