@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as esbuild from 'esbuild';
 import { nativeAddonDirs } from './build-native.ts';
 import { trimNodeIcu } from './icu-trim.ts';
-import { SOURCE_ASSET, wrapBundle } from './sea-assets.ts';
+import { SOURCE_ASSET, TRAINED_COMMANDS, wrapBundle } from './sea-assets.ts';
 import { trainCodeCaches } from './train.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -154,7 +154,7 @@ async function buildInto(work: string, out: string): Promise<void> {
   run(process.execPath, [path.join(root, 'node_modules', 'postject', 'dist', 'cli.js'), tmp, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]);
   fs.chmodSync(tmp, 0o755);
   // V8 checks a cache against the executable's flags and the bundle: refuse to ship one it rejects.
-  for (const args of [['--version'], ['save', '--help'], ['filter', '--help']]) {
+  for (const args of [['--version'], ...TRAINED_COMMANDS.map((c) => [c, '--help'])]) {
     const check = spawnSync(tmp, args, { encoding: 'utf8' });
     if (check.error || /code cache/.test(check.stderr)) throw new Error(`${tmp} ${args.join(' ')}: ${check.error?.message ?? check.stderr}`);
   }
