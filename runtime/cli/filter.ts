@@ -36,8 +36,9 @@ export const USAGE = `usage: lastword filter [-c|-l|-p|-z] [-d LEVEL] [-E] [-f] 
   --cyclic-buffer KB  accepted as makedumpfile's: its cyclic path (no partial last pages)
   --non-mmap  read /proc/vmcore with read() instead of mapping it
   --crash-first  write first the pages crash needs to open the dump (kernel data, per-CPU
-              areas, page tables, stacks, kernel text, slab), so a dump cut short still opens;
-              the same pages as without it, in another order (lastword save always does this)
+              areas, page tables, stacks, kernel text and modules, slab), so a dump cut short still
+              opens; the same pages as without it, in another order (lastword save always does
+              this). With -E the PT_LOADs are cut where those pages begin and end
   makedumpfile's --non-cyclic, --work-dir DIR, --splitblock-size N, -b ORDER, -D are accepted and change nothing`;
 
 // makedumpfile options that change nothing here are accepted, so its argument lists (kdump-tools'
@@ -61,7 +62,7 @@ export interface FilterOptions {
   cyclicBuffer: boolean;
   /** --non-mmap: read the vmcore with read() even when it is /proc/vmcore. */
   nonMmap: boolean;
-  /** --crash-first: kdump-compressed pages in runtime/filter/crash-first.ts's order. */
+  /** --crash-first: page data in runtime/filter/crash-first.ts's order (kdump-compressed and ELF). */
   crashFirst: boolean;
   args: string[];
 }
@@ -85,7 +86,6 @@ export function parseFilterArgs(argv: string[]): FilterOptions | 'help' {
   if (codecs.length > 1) throw usageError(`choose one compression: ${codecs.map((k) => '-' + k).join(' ')}`);
   const codec: CodecName = codecs.length ? ({ c: 'zlib', l: 'lzo', p: 'snappy', z: 'zstd' } as const)[codecs[0]!] : 'none';
   if (o.E && codecs.length) throw usageError(`-E (ELF) cannot be compressed (-${codecs[0]})`);
-  if (o.E && o['crash-first']) throw usageError('--crash-first orders kdump-compressed pages; -E (ELF) keeps them in address order');
   return {
     dumpLevel: int('d', o.d, 0, 31, 0),
     codec,
@@ -164,10 +164,10 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
         : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile, { fsync: false, sync: !opts.elf }));
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));
     let summary: DumpSummary;
+    const order = opts.crashFirst ? crashFirstOrder(vmcore, (m) => log(1, `lastword filter: warning: ${m}`)) : undefined;
     if (opts.elf) {
-      summary = await writeElfDump({ vmcore, filter, output, step });
+      summary = await writeElfDump({ vmcore, filter, output, step, order });
     } else {
-      const order = opts.crashFirst ? crashFirstOrder(vmcore, (m) => log(1, `lastword filter: warning: ${m}`)) : undefined;
       summary = await writeKdumpCompressed({ vmcore, filter, output, codec: opts.codec, headerInfo, workers: opts.workers, step, order });
     }
     const how = opts.elf ? 'ELF' : `${opts.codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;

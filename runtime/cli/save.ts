@@ -62,14 +62,14 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
         // Pass 1 walks mem_map on this thread and on as many more as compression will use.
         const filter = await choosePageFilter(vmcore, collector.dumpLevel, warn, { cyclicBuffer: collector.cyclicBuffer, walkThreads: 1 + workers });
         const output = new DumpOutput(sink);
+        // What crash needs to open the dump first: a dump cut short (a full target, a reboot by a
+        // watchdog) still opens.
+        const order = crashFirstOrder(vmcore, warn);
         const s = collector.format === 'elf'
-          ? await writeElfDump({ vmcore, filter, output })
+          ? await writeElfDump({ vmcore, filter, output, order })
           : await writeKdumpCompressed({
             vmcore, filter, output, codec: collector.codec, headerInfo: dumpHeaderInfo(vmcore, warn),
-            workers,
-            // What crash needs to open the dump first: a dump cut short (a full target, a reboot
-            // by a watchdog) still opens.
-            order: crashFirstOrder(vmcore, warn),
+            workers, order,
             progress: (done, total) => progress(done, total, vmcore.pageSize),
           });
         return { ...s, counts: filter.counts, fallbackReason: filter.fallbackReason, vmcoreMapped: vmcore.mappedReads };

@@ -1,13 +1,16 @@
 // ELF dump output (makedumpfile -E): an ELF64 core with the vmcore's notes and one PT_LOAD per run
 // of dumped pages. As makedumpfile does, zero pages are dropped when the dump level has bit 1, and
 // runs of fewer than PFN_EXCLUDED excluded pages are kept (written with their data) so the core
-// does not break into tiny segments.
+// does not break into tiny segments. With a page order (lastword save) the data is laid out
+// crash-first (elf-crash-first.ts), so a dump cut short still opens in crash.
 import * as fs from 'node:fs';
 import { LastwordError } from '../errors.ts';
 import { EHDR_SIZE, EM_X86_64, ET_CORE, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, SHDR_SIZE, parseElfHeader, parseProgramHeaders } from '../vmcore/elf.ts';
 import { fillFirstBitmap } from '../filter/page-filter.ts';
 import { START_KERNEL_MAP, pageReadFailure } from '../vmcore/reader.ts';
 import type { PageFilter } from '../filter/types.ts';
+import type { PageOrder } from '../filter/crash-first.ts';
+import { cutForTiers, fileOrder, type RankedSegment } from './elf-crash-first.ts';
 import type { LoadSegment, Vmcore } from '../vmcore/types.ts';
 import { noPageReadError, type UnreadablePages } from './kdump-layout.ts';
 import type { DumpSummary } from './kdump-writer.ts';
@@ -37,10 +40,12 @@ export interface ElfWriteOptions {
   output: DumpOutput;
   /** Called when a step ends, as KdumpWriteOptions.step. */
   step?: (name: string) => void;
+  /** Where page data goes in the file: the order's tiers first (crash-first); pfn order without. */
+  order?: PageOrder;
 }
 
 /** Pass 1: the PT_LOADs of the output and page counts. Reads page data only for zero detection. */
-export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments: ElfSegment[]; ramPages: number; dumpable: number; zero: number; textLoads: LoadSegment[] } {
+export function planElfSegments(vmcore: Vmcore, filter: PageFilter, order?: PageOrder): { segments: ElfSegment[]; ramPages: number; dumpable: number; zero: number; textLoads: LoadSegment[] } {
   const B = vmcore.pageSize;
   const dropZero = (filter.dumpLevel & 1) !== 0;
   const cycle = filter.cyclePfns;
@@ -61,7 +66,8 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter): { segments:
   for (let start = 0; start < vmcore.maxMapnr; start += cycle) {
     const end = Math.min(start + cycle, vmcore.maxMapnr);
     fillFirstBitmap(vmcore, start, end, bm1);
-    filter.fillCycle(start, end, bm2);
+    filter.fillCycle(start, end, bm2, order?.sink);
+    order?.observe(start, end, bm2);
     for (let pfn = start; pfn < end; pfn++) {
       const i = pfn - start;
       const ram = (bm1[i >> 3]! >> (i & 7)) & 1;
@@ -141,7 +147,7 @@ function vaddrOf(load: LoadSegment, paddr: number): bigint {
   return BigInt.asUintN(64, load.vaddr + BigInt(paddr - load.paddr));
 }
 
-export function encodeElfHeaders(vmcore: Vmcore, segments: ElfSegment[], noteOffset: number, dataOffset: number): Buffer {
+export function encodeElfHeaders(vmcore: Vmcore, segments: RankedSegment[], noteOffset: number, dataOffset: number): Buffer {
   const phnum = 1 + segments.length;
   const xnum = phnum >= PN_XNUM;
   const phoff = EHDR_SIZE + (xnum ? SHDR_SIZE : 0);
@@ -165,34 +171,46 @@ export function encodeElfHeaders(vmcore: Vmcore, segments: ElfSegment[], noteOff
   b.writeBigUInt64LE(BigInt(noteOffset), p + 8);
   b.writeBigUInt64LE(BigInt(vmcore.notes.length), p + 32);
   b.writeBigUInt64LE(BigInt(vmcore.notes.length), p + 40);
-  let off = dataOffset;
-  for (const s of segments) {
+  const offsets = dataOffsets(segments, dataOffset);
+  for (const [i, s] of segments.entries()) {
     p += PHDR_SIZE;
     b.writeUInt32LE(PT_LOAD, p);
     b.writeUInt32LE(PF_RWX, p + 4);
-    b.writeBigUInt64LE(BigInt(off), p + 8);
+    b.writeBigUInt64LE(BigInt(offsets[i]!), p + 8);
     b.writeBigUInt64LE(s.vaddr, p + 16);
     b.writeBigUInt64LE(BigInt(s.paddr), p + 24);
     b.writeBigUInt64LE(BigInt(s.size), p + 32);
     b.writeBigUInt64LE(BigInt(s.memSize), p + 40);
-    off += s.size;
   }
   return b;
+}
+
+/** Each segment's p_offset: their data one after the other from `dataOffset`, in file order. */
+function dataOffsets(segments: RankedSegment[], dataOffset: number): number[] {
+  const offsets: number[] = [];
+  let off = dataOffset;
+  for (const i of fileOrder(segments)) {
+    offsets[i] = off;
+    off += segments[i]!.size;
+  }
+  return offsets;
 }
 
 export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
   const { vmcore, filter, output } = o;
   let headers: Buffer | undefined;
   try {
-    const plan = planElfSegments(vmcore, filter);
+    const plan = planElfSegments(vmcore, filter, o.order);
+    const tiers = o.order?.tiers() ?? [];
+    const segments: RankedSegment[] = tiers.length ? cutForTiers(plan.segments, tiers, vmcore.pageSize) : plan.segments;
     o.step?.('Excluding unnecessary pages');
-    const headersSize = encodeElfHeaders(vmcore, plan.segments, 0, 0).length;
+    const headersSize = encodeElfHeaders(vmcore, segments, 0, 0).length;
     const noteOffset = headersSize;
     // Page data follows the notes directly, as makedumpfile writes it (write_elf_header: offset_note_dumpfile
     // + size_note); it was page-aligned here once, 3,756 bytes more on a 4 KiB-page vmcore for nothing
     // a reader needs.
     const dataOffset = noteOffset + vmcore.notes.length;
-    headers = encodeElfHeaders(vmcore, plan.segments, noteOffset, dataOffset);
+    headers = encodeElfHeaders(vmcore, segments, noteOffset, dataOffset);
     await output.write(headers, 0);
     await output.write(vmcore.notes, noteOffset);
     // Two reused buffers: one is read into while the other is being written (the write runs on
@@ -203,7 +221,9 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
     let k = 0;
     let off = dataOffset;
     try {
-      for (const s of plan.segments) {
+      // In file order: a stream sink gets the data in ascending offsets.
+      for (const i of fileOrder(segments)) {
+        const s = segments[i]!;
         for (let done = 0; done < s.size; done += CHUNK) {
           const n = Math.min(CHUNK, s.size - done);
           await writes[k];

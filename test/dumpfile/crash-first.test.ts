@@ -15,6 +15,7 @@ import { createPageFilter } from '../../runtime/filter/index.ts';
 import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { EHDR_SIZE, PHDR_SIZE, PT_LOAD, parseElfHeader, parseProgramHeaders } from '../../runtime/vmcore/elf.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { crashFirstTiers } from '../filter/bitmaps.ts';
 import { assertPagesMatchVmcore, assertSamePfnSet, smallTmpfs, tempDir } from './support.ts';
@@ -110,37 +111,105 @@ function tierEnds(file: string, vmcoreFile: string): number[] {
   }
 }
 
-// On the 6.1 and the 6.12 vmcore: two KASLR layouts in each run.
-for (const series of ['6.1', '6.12']) {
-  test(`lastword save onto a target that fills up (${series}): the incomplete dump opens in crash, cut right after the slab tier as it is, right after the text and modules with --zero_excluded`, { skip: kernelVersion(series) ? undefined : `no ${series} kernel (bash .ci/setup)`, timeout: 600_000 }, (t) => {
-    const vmcoreFile = labVmcore({ series });
-    const conf = path.join(tempDir(t), 'kdump.conf');
-    fs.writeFileSync(conf, 'path /var/crash\ncore_collector makedumpfile -l -d 31\n');
-    const full = path.join(tempDir(t), 'full');
-    const whole = lastword(['filter', '--crash-first', '-l', '-d', '31', '--message-level', '0', vmcoreFile, full]);
-    assert.equal(whole.status, 0, whole.stderr);
-    const size = fs.statSync(full).size;
-    // The cuts follow where the tiers end in this vmcore (KASLR places the image and the modules
-    // anew each boot), not a fixed share: any cut after them must open.
-    const [, textEnd, slabEnd] = tierEnds(full, vmcoreFile);
-
-    for (const [needed, crashOpts] of [[slabEnd!, []], [textEnd!, ['--zero_excluded']]] as const) {
-      // The target: a tmpfs holding the tiers' bytes and 64 KiB more (the kernel log, the run log, the last page written).
-      const root = tempDir(t);
-      const target = smallTmpfs(t, Math.ceil(needed / 4096) * 4 + 64);
-      fs.mkdirSync(path.join(root, 'var'));
-      fs.symlinkSync(target, path.join(root, 'var', 'crash'));
-      const r = lastword(['save', '--config', conf, '--root', root, vmcoreFile]);
-      assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
-      assert.match(r.stderr, /ETARGET_FULL/);
-      const [dir] = fs.readdirSync(target);
-      const cut = path.join(target, dir!, 'vmcore-incomplete');
-      const written = fs.statSync(cut).size;
-      assert.ok(written >= needed && written < size, `the cut dump has ${written} of ${size} bytes, the tiers ${needed}`);
-      assertCrashOpens(crashOn(cut, root, [...crashOpts], series), `a dump cut at ${Math.round((100 * written) / size)}% ${crashOpts.join(' ')}`, series);
+/**
+ * The same for an ELF dump: a page's data is where the first PT_LOAD that holds it (in header
+ * order, as crash looks) puts it.
+ */
+function elfTierEnds(file: string, vmcoreFile: string, pageSize = 4096): number[] {
+  const fd = fs.openSync(file, 'r');
+  let loads;
+  try {
+    const eh = Buffer.alloc(EHDR_SIZE);
+    fs.readSync(fd, eh, 0, EHDR_SIZE, 0);
+    const h = parseElfHeader(eh, file);
+    const ph = Buffer.alloc(h.phnum * PHDR_SIZE);
+    fs.readSync(fd, ph, 0, ph.length, h.phoff);
+    loads = parseProgramHeaders(ph, h.phnum, file, h.phoff).filter((p) => p.type === PT_LOAD && p.fileSize > 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return crashFirstTiers(vmcoreFile).map((tier) => {
+    let end = 0;
+    for (const pfn of tier) {
+      const pa = pfn * pageSize;
+      const l = loads.find((x) => pa >= x.paddr && pa + pageSize <= x.paddr + x.fileSize);
+      if (l) end = Math.max(end, l.offset + (pa - l.paddr) + pageSize);
     }
+    return end;
   });
 }
+
+// On the 6.1 and the 6.12 vmcore: two KASLR layouts in each run. Both formats: kdump-compressed
+// (the capture's default) and ELF (core_collector makedumpfile -E).
+for (const series of ['6.1', '6.12']) {
+  for (const elf of [false, true]) {
+    const format = elf ? 'ELF' : 'kdump-compressed';
+    test(`lastword save onto a target that fills up (${series}, ${format}): the incomplete dump opens in crash, cut right after the tiers as it is${elf ? '' : ', right after the text and modules with --zero_excluded'}`, { skip: kernelVersion(series) ? undefined : `no ${series} kernel (bash .ci/setup)`, timeout: 600_000 }, (t) => {
+      const vmcoreFile = labVmcore({ series });
+      const conf = path.join(tempDir(t), 'kdump.conf');
+      fs.writeFileSync(conf, `path /var/crash\ncore_collector makedumpfile ${elf ? '-E' : '-l'} -d 31\n`);
+      const full = path.join(tempDir(t), 'full');
+      const whole = lastword(['filter', '--crash-first', elf ? '-E' : '-l', '-d', '31', '--message-level', '0', vmcoreFile, full]);
+      assert.equal(whole.status, 0, whole.stderr);
+      const size = fs.statSync(full).size;
+      // The cuts follow where the tiers end in this vmcore (KASLR places the image and the modules
+      // anew each boot), not a fixed share: any cut after them must open.
+      // In ELF output a PT_LOAD piece takes the first tier among its pages, so a tier's last page
+      // may come after the next tier's: the cut is after all of them.
+      const ends = elf ? elfTierEnds(full, vmcoreFile) : tierEnds(full, vmcoreFile);
+      const cuts: [number, string[]][] = [[Math.max(...ends), []]];
+      if (!elf) cuts.push([ends[1]!, ['--zero_excluded']]);
+
+      for (const [needed, crashOpts] of cuts) {
+        // The target: a tmpfs holding the tiers' bytes and 64 KiB more (the kernel log, the run log, the last page written).
+        const root = tempDir(t);
+        const target = smallTmpfs(t, Math.ceil(needed / 4096) * 4 + 64);
+        fs.mkdirSync(path.join(root, 'var'));
+        fs.symlinkSync(target, path.join(root, 'var', 'crash'));
+        const r = lastword(['save', '--config', conf, '--root', root, vmcoreFile]);
+        assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
+        assert.match(r.stderr, /ETARGET_FULL/);
+        const [dir] = fs.readdirSync(target);
+        const cut = path.join(target, dir!, 'vmcore-incomplete');
+        const written = fs.statSync(cut).size;
+        assert.ok(written >= needed && written < size, `the cut dump has ${written} of ${size} bytes, the tiers ${needed}`);
+        assertCrashOpens(crashOn(cut, root, [...crashOpts], series), `a ${format} dump cut at ${Math.round((100 * written) / size)}% ${crashOpts.join(' ')}`, series);
+      }
+    });
+  }
+}
+
+test('ELF --crash-first: every address holds the bytes it holds in pfn order; more PT_LOADs, the tiers\' data first', { skip, timeout: 300_000 }, (t) => {
+  const vmcoreFile = labVmcore({ series: '6.1' });
+  const dir = tempDir(t);
+  const first = path.join(dir, 'first'), plain = path.join(dir, 'plain');
+  for (const [args, out] of [[['--crash-first'], first], [[], plain]] as const) {
+    const r = lastword(['filter', ...args, '-E', '-d', '31', '--message-level', '0', vmcoreFile, out]);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const a = openVmcore(first), b = openVmcore(plain);
+  try {
+    assert.ok(a.loads.length > b.loads.length, `${a.loads.length} PT_LOADs crash-first, ${b.loads.length} in pfn order`);
+    const pa = Buffer.alloc(a.pageSize), pb = Buffer.alloc(b.pageSize);
+    let pages = 0;
+    for (let pfn = 0; pfn < b.maxMapnr; pfn++) {
+      assert.equal(a.pfnHasData(pfn), b.pfnHasData(pfn), `pfn 0x${pfn.toString(16)}: data in one dump only`);
+      if (!b.pfnHasData(pfn)) continue;
+      a.readPages(pfn, 1, pa);
+      b.readPages(pfn, 1, pb);
+      assert.ok(pa.equals(pb), `pfn 0x${pfn.toString(16)} differs`);
+      pages++;
+    }
+    assert.ok(pages > 10_000, `only ${pages} pages compared`);
+  } finally {
+    a.close();
+    b.close();
+  }
+  // The tiers end well before the data does.
+  const size = fs.statSync(first).size;
+  const ends = elfTierEnds(first, vmcoreFile);
+  assert.ok(Math.max(...ends) < 0.75 * size, `the tiers end at ${Math.max(...ends)} of ${size} bytes`);
+});
 
 // The writer's part alone, on a synthetic vmcore and tiers given by hand: 64 pages at 1 MiB and, in
 // the second case, 64 at 200 GiB, whose bitmaps (6.4 MiB) are past what pass 1 keeps, so pass 2
