@@ -9,8 +9,12 @@ import type { ElfSegment } from './elf-writer.ts';
 
 /** Pages between two pages of the tiers that are written with them, so PT_LOADs stay few. */
 const TIER_GAP_PAGES = 16;
-/** PT_LOADs at most after the cut (56 bytes each): the gap grows until the pieces fit. */
-const MAX_SEGMENTS = 1 << 15;
+/**
+ * Runs of tier pages cut out at most (each makes up to two PT_LOADs of 56 bytes): past that, on a
+ * machine whose tiers are scattered, the runs of the first tiers are kept and the others' pages
+ * stay in address order.
+ */
+const MAX_RUNS = 1 << 14;
 
 /** A segment of the ELF output and the tier its data is written with (undefined: after every tier, in order). */
 export interface RankedSegment extends ElfSegment {
@@ -19,13 +23,15 @@ export interface RankedSegment extends ElfSegment {
 
 /**
  * Cuts `segments` (the pfn-order plan) at the tiers' runs of pages; each piece takes the first
- * tier among its pages. Runs of one tier closer than the gap merge, with the pages between.
+ * tier among its pages. Runs of tier pages closer than TIER_GAP_PAGES merge, with the pages between.
  */
 export function cutForTiers(segments: readonly ElfSegment[], tiers: readonly Uint32Array[], pageSize: number): RankedSegment[] {
-  for (let gap = TIER_GAP_PAGES; ; gap *= 4) {
-    const pieces = cut(segments, tierRuns(tiers, gap), pageSize);
-    if (pieces.length <= MAX_SEGMENTS || gap > 1 << 24) return pieces;
+  let runs = tierRuns(tiers, TIER_GAP_PAGES);
+  if (runs.length > MAX_RUNS) {
+    runs = runs.map((r, i) => ({ r, i })).sort((a, b) => a.r.rank - b.r.rank || a.i - b.i).slice(0, MAX_RUNS)
+      .sort((a, b) => a.i - b.i).map((x) => x.r);
   }
+  return cut(segments, runs, pageSize);
 }
 
 /** The order in which the pieces' data lies in the file: tier by tier, each in header order. */
@@ -64,12 +70,7 @@ function cut(segments: readonly ElfSegment[], runs: { start: number; end: number
   const ranked: [number, number][] = [];
   for (const seg of segments) {
     const end = seg.paddr + seg.size;
-    // The first run that ends after the segment's start.
-    let lo = 0, hi = runs.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (runs[mid]!.end * B <= seg.paddr) lo = mid + 1; else hi = mid;
-    }
+    const lo = firstEndingAfter(runs, seg.paddr, B);
     const pieces: RankedSegment[] = [];
     const piece = (from: number, to: number, rank?: number) => {
       if (to <= from) return;
@@ -84,8 +85,8 @@ function cut(segments: readonly ElfSegment[], runs: { start: number; end: number
       piece(at, from);
       // Inside the run, what an earlier segment ranked stays unranked here.
       let x = from;
-      for (const [a, b] of ranked) {
-        if (b <= x || a >= to) continue;
+      for (let k = firstEndingAfter(ranked, from); k < ranked.length && ranked[k]![0] < to; k++) {
+        const [a, b] = ranked[k]!;
         if (a > x) { piece(x, a, runs[r]!.rank); mine.push([x, a]); }
         piece(Math.max(a, x), Math.min(b, to));
         x = Math.min(b, to);
@@ -94,12 +95,25 @@ function cut(segments: readonly ElfSegment[], runs: { start: number; end: number
       at = to;
     }
     piece(at, end);
-    ranked.push(...mine);
-    ranked.sort((a, b) => a[0] - b[0]);
+    // Segments mostly come in address order: sorting is needed only when one does not.
+    const inOrder = mine.length === 0 || ranked.length === 0 || ranked[ranked.length - 1]![1] <= mine[0]![0];
+    for (const m of mine) ranked.push(m);
+    if (!inOrder) ranked.sort((a, b) => a[0] - b[0]);
     if (pieces.length === 0) { out.push({ ...seg }); continue; }
     // The excluded pages after the segment's data stay with its last piece (p_memsz beyond p_filesz).
     pieces[pieces.length - 1]!.memSize += seg.memSize - seg.size;
-    out.push(...pieces);
+    for (const p of pieces) out.push(p);      // not push(...): a segment may have 100,000s of pieces
   }
   return out;
+}
+
+/** Index of the first of `list` (ascending, disjoint) that ends after `at`; `scale`: their unit in bytes. */
+function firstEndingAfter(list: readonly ({ end: number } | [number, number])[], at: number, scale = 1): number {
+  let lo = 0, hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const x = list[mid]!;
+    if ((Array.isArray(x) ? x[1] : x.end) * scale <= at) lo = mid + 1; else hi = mid;
+  }
+  return lo;
 }

@@ -109,7 +109,7 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter, order?: Page
       inLoad.unshift({ paddr: lStart, vaddr: load.vaddr, size: 0, memSize: 0 });
     }
     for (const [i, seg] of inLoad.entries()) seg.memSize = (inLoad[i + 1]?.paddr ?? lMemEnd) - seg.paddr;
-    segments.push(...inLoad);
+    for (const seg of inLoad) segments.push(seg);      // not push(...): a large machine's load has 100,000s
   }
   return { segments, ramPages, dumpable, zero, textLoads };
 }
