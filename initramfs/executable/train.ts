@@ -53,7 +53,8 @@ export function trainCodeCaches(run: TrainingRun): Record<string, string> {
   fs.writeFileSync(conf, 'path /var/crash\ncore_collector makedumpfile -l -d 31 --num-threads 0\n');
 
   const runs: Record<(typeof TRAINED_COMMANDS)[number], string[]> = {
-    save: ['save', '--config', conf, '--root', path.join(dir, 'root'), vmcore],
+    // --cmdline '': not the build machine's kernel command line, which may carry lastword.* options.
+    save: ['save', '--config', conf, '--cmdline', '', '--root', path.join(dir, 'root'), vmcore],
     filter: ['filter', '-l', '-d', '31', '--num-threads', '0', '--message-level', '0', vmcore, path.join(dir, 'dump')],
   };
   const caches: Record<string, string> = {};
