@@ -50,19 +50,29 @@ function assertCrashOpens(out: string, what: string, series = '6.1'): void {
   assert.match(out, /^>?\s+0\s+0\s+0\s+[0-9a-f]+\s+RU\s.*\[swapper\/0\]$/m, where);
 }
 
-test('--crash-first writes the same pages as pfn order, tier 0 first, then the text, then slab, then the rest; its flattened form reassembles to the same file', { skip, timeout: 300_000 }, (t) => {
-  const vmcoreFile = labVmcore({ series: '6.1' });
+/**
+ * `lastword filter -d 31` of `vmcoreFile` in `format` (-l, -E) crash-first and in pfn order, in a
+ * temporary directory; asserts that the crash-first -F stream (an SSH target's) reassembled by
+ * makedumpfile -R is the crash-first file, and that the two orders differ.
+ */
+function filterBothOrders(t: { after(fn: () => void): void }, vmcoreFile: string, format: string): { first: string; plain: string } {
   const dir = tempDir(t);
   const first = path.join(dir, 'first'), plain = path.join(dir, 'plain'), flat = path.join(dir, 'flat'), reassembled = path.join(dir, 'reassembled');
   for (const [args, out] of [[['--crash-first'], first], [[], plain]] as const) {
-    const r = lastword(['filter', ...args, '-l', '-d', '31', '--message-level', '0', vmcoreFile, out]);
+    const r = lastword(['filter', ...args, format, '-d', '31', '--message-level', '0', vmcoreFile, out]);
     assert.equal(r.status, 0, r.stderr);
   }
-  const r = lastword(['filter', '--crash-first', '-F', '-l', '-d', '31', '--message-level', '0', vmcoreFile], flat);
+  const r = lastword(['filter', '--crash-first', '-F', format, '-d', '31', '--message-level', '0', vmcoreFile], flat);
   assert.equal(r.status, 0, r.stderr);
   execFileSync('makedumpfile', ['-R', reassembled], { stdio: [fs.openSync(flat, 'r'), 'ignore', 'pipe'] });
   assert.ok(fs.readFileSync(reassembled).equals(fs.readFileSync(first)), 'makedumpfile -R of the flattened form differs from the file');
   assert.ok(!fs.readFileSync(first).equals(fs.readFileSync(plain)), 'the crash-first dump is the pfn-order dump');
+  return { first, plain };
+}
+
+test('--crash-first writes the same pages as pfn order, tier 0 first, then the text, then slab, then the rest; its flattened form reassembles to the same file', { skip, timeout: 300_000 }, (t) => {
+  const vmcoreFile = labVmcore({ series: '6.1' });
+  const { first, plain } = filterBothOrders(t, vmcoreFile, '-l');
 
   const ours = new KdumpReader(first), ref = new KdumpReader(plain);
   const vmcore = openVmcore(vmcoreFile);
@@ -181,17 +191,8 @@ for (const series of ['6.1', '6.12']) {
 
 test('ELF --crash-first: every address holds the bytes it holds in pfn order; more PT_LOADs, the tiers\' data first; its flattened form reassembles to the same file', { skip, timeout: 300_000 }, (t) => {
   const vmcoreFile = labVmcore({ series: '6.1' });
-  const dir = tempDir(t);
-  const first = path.join(dir, 'first'), plain = path.join(dir, 'plain'), flat = path.join(dir, 'flat'), reassembled = path.join(dir, 'reassembled');
-  for (const [args, out] of [[['--crash-first'], first], [[], plain]] as const) {
-    const r = lastword(['filter', ...args, '-E', '-d', '31', '--message-level', '0', vmcoreFile, out]);
-    assert.equal(r.status, 0, r.stderr);
-  }
-  // Written as a stream (an SSH target): the pieces go out in file order, and makedumpfile -R puts them back.
-  const r = lastword(['filter', '--crash-first', '-E', '-F', '-d', '31', '--message-level', '0', vmcoreFile], flat);
-  assert.equal(r.status, 0, r.stderr);
-  execFileSync('makedumpfile', ['-R', reassembled], { stdio: [fs.openSync(flat, 'r'), 'ignore', 'pipe'] });
-  assert.ok(fs.readFileSync(reassembled).equals(fs.readFileSync(first)), 'makedumpfile -R of the flattened form differs from the file');
+  // The -F stream too: the pieces go out in file order, and makedumpfile -R puts them back.
+  const { first, plain } = filterBothOrders(t, vmcoreFile, '-E');
   const a = openVmcore(first), b = openVmcore(plain);
   try {
     assert.ok(a.loads.length > b.loads.length, `${a.loads.length} PT_LOADs crash-first, ${b.loads.length} in pfn order`);
