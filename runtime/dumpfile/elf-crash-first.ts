@@ -67,7 +67,7 @@ function cut(segments: readonly ElfSegment[], runs: { start: number; end: number
   // Address ranges already given a tier by an earlier segment: the kernel-text PT_LOAD comes first
   // and repeats the image's pages of RAM, and crash reads an address from the first PT_LOAD that
   // holds it, so the RAM loads' copy of the image stays in pfn order.
-  const ranked: [number, number][] = [];
+  const ranked: { start: number; end: number }[] = [];
   for (const seg of segments) {
     const end = seg.paddr + seg.size;
     const lo = firstEndingAfter(runs, seg.paddr, B);
@@ -78,27 +78,27 @@ function cut(segments: readonly ElfSegment[], runs: { start: number; end: number
       if (last && last.rank === rank && last.paddr + last.size === from) { last.size += to - from; last.memSize = last.size; return; }
       pieces.push({ paddr: from, vaddr: seg.vaddr + BigInt(from - seg.paddr), size: to - from, memSize: to - from, ...(rank === undefined ? {} : { rank }) });
     };
-    const mine: [number, number][] = [];
+    const mine: { start: number; end: number }[] = [];
     let at = seg.paddr;
     for (let r = lo; r < runs.length && runs[r]!.start * B < end; r++) {
       const from = Math.max(runs[r]!.start * B, seg.paddr), to = Math.min(runs[r]!.end * B, end);
       piece(at, from);
       // Inside the run, what an earlier segment ranked stays unranked here.
       let x = from;
-      for (let k = firstEndingAfter(ranked, from); k < ranked.length && ranked[k]![0] < to; k++) {
-        const [a, b] = ranked[k]!;
-        if (a > x) { piece(x, a, runs[r]!.rank); mine.push([x, a]); }
+      for (let k = firstEndingAfter(ranked, from); k < ranked.length && ranked[k]!.start < to; k++) {
+        const { start: a, end: b } = ranked[k]!;
+        if (a > x) { piece(x, a, runs[r]!.rank); mine.push({ start: x, end: a }); }
         piece(Math.max(a, x), Math.min(b, to));
         x = Math.min(b, to);
       }
-      if (x < to) { piece(x, to, runs[r]!.rank); mine.push([x, to]); }
+      if (x < to) { piece(x, to, runs[r]!.rank); mine.push({ start: x, end: to }); }
       at = to;
     }
     piece(at, end);
     // Segments mostly come in address order: sorting is needed only when one does not.
-    const inOrder = mine.length === 0 || ranked.length === 0 || ranked[ranked.length - 1]![1] <= mine[0]![0];
+    const inOrder = mine.length === 0 || ranked.length === 0 || ranked[ranked.length - 1]!.end <= mine[0]!.start;
     for (const m of mine) ranked.push(m);
-    if (!inOrder) ranked.sort((a, b) => a[0] - b[0]);
+    if (!inOrder) ranked.sort((a, b) => a.start - b.start);
     if (pieces.length === 0) { out.push({ ...seg }); continue; }
     // The excluded pages after the segment's data stay with its last piece (p_memsz beyond p_filesz).
     pieces[pieces.length - 1]!.memSize += seg.memSize - seg.size;
@@ -108,12 +108,11 @@ function cut(segments: readonly ElfSegment[], runs: { start: number; end: number
 }
 
 /** Index of the first of `list` (ascending, disjoint) that ends after `at`; `scale`: their unit in bytes. */
-function firstEndingAfter(list: readonly ({ end: number } | [number, number])[], at: number, scale = 1): number {
+function firstEndingAfter(list: readonly { end: number }[], at: number, scale = 1): number {
   let lo = 0, hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    const x = list[mid]!;
-    if ((Array.isArray(x) ? x[1] : x.end) * scale <= at) lo = mid + 1; else hi = mid;
+    if (list[mid]!.end * scale <= at) lo = mid + 1; else hi = mid;
   }
   return lo;
 }
