@@ -64,10 +64,13 @@ function tierRuns(tiers: readonly Uint32Array[], gap: number): { start: number; 
 
 function cut(segments: readonly ElfSegment[], runs: { start: number; end: number; rank: number }[], B: number): RankedSegment[] {
   const out: RankedSegment[] = [];
-  // Address ranges already given a tier by an earlier segment: the kernel-text PT_LOAD comes first
-  // and repeats the image's pages of RAM, and crash reads an address from the first PT_LOAD that
-  // holds it, so the RAM loads' copy of the image stays in pfn order.
-  const ranked: { start: number; end: number }[] = [];
+  // Address ranges an earlier segment holds, [paddr, paddr + p_memsz): the kernel-text PT_LOAD comes
+  // first and repeats the image's pages of RAM, and crash reads an address from the first PT_LOAD
+  // that holds it, so the RAM loads' copy of the image stays unranked, in pfn order. All of the
+  // earlier segment's range, its excluded tail too: RAM pieces then never start or end inside a
+  // text piece, and each text piece lies inside one RAM piece, as in pfn order (readers, ours
+  // included, drop the text PT_LOAD that one RAM PT_LOAD holds). Sorted, disjoint, merged.
+  const held: { start: number; end: number }[] = [];
   for (const seg of segments) {
     const end = seg.paddr + seg.size;
     const lo = firstEndingAfter(runs, seg.paddr, B);
@@ -78,33 +81,43 @@ function cut(segments: readonly ElfSegment[], runs: { start: number; end: number
       if (last && last.rank === rank && last.paddr + last.size === from) { last.size += to - from; last.memSize = last.size; return; }
       pieces.push({ paddr: from, vaddr: seg.vaddr + BigInt(from - seg.paddr), size: to - from, memSize: to - from, ...(rank === undefined ? {} : { rank }) });
     };
-    const mine: { start: number; end: number }[] = [];
     let at = seg.paddr;
     for (let r = lo; r < runs.length && runs[r]!.start * B < end; r++) {
       const from = Math.max(runs[r]!.start * B, seg.paddr), to = Math.min(runs[r]!.end * B, end);
       piece(at, from);
-      // Inside the run, what an earlier segment ranked stays unranked here.
+      // Inside the run, what an earlier segment holds stays unranked here.
       let x = from;
-      for (let k = firstEndingAfter(ranked, from); k < ranked.length && ranked[k]!.start < to; k++) {
-        const { start: a, end: b } = ranked[k]!;
-        if (a > x) { piece(x, a, runs[r]!.rank); mine.push({ start: x, end: a }); }
+      for (let k = firstEndingAfter(held, from); k < held.length && held[k]!.start < to; k++) {
+        const { start: a, end: b } = held[k]!;
+        if (a > x) piece(x, a, runs[r]!.rank);
         piece(Math.max(a, x), Math.min(b, to));
         x = Math.min(b, to);
       }
-      if (x < to) { piece(x, to, runs[r]!.rank); mine.push({ start: x, end: to }); }
+      piece(x, to, runs[r]!.rank);
       at = to;
     }
     piece(at, end);
-    // Segments mostly come in address order: sorting is needed only when one does not.
-    const inOrder = mine.length === 0 || ranked.length === 0 || ranked[ranked.length - 1]!.end <= mine[0]!.start;
-    for (const m of mine) ranked.push(m);
-    if (!inOrder) ranked.sort((a, b) => a.start - b.start);
+    hold(held, seg.paddr, seg.paddr + seg.memSize);
     if (pieces.length === 0) { out.push({ ...seg }); continue; }
     // The excluded pages after the segment's data stay with its last piece (p_memsz beyond p_filesz).
     pieces[pieces.length - 1]!.memSize += seg.memSize - seg.size;
     for (const p of pieces) out.push(p);      // not push(...): a segment may have 100,000s of pieces
   }
   return out;
+}
+
+/** Adds [start, end) to `held` (sorted, disjoint), merging it with the ranges it touches. */
+function hold(held: { start: number; end: number }[], start: number, end: number): void {
+  if (end <= start) return;
+  const last = held[held.length - 1];
+  // Segments mostly come in address order, each where the last one ended.
+  if (!last || last.end < start) { held.push({ start, end }); return; }
+  if (last.start <= start) { last.end = Math.max(last.end, end); return; }
+  let i = firstEndingAfter(held, start - 1);      // the first range that ends at or after start
+  let j = i;
+  while (j < held.length && held[j]!.start <= end) j++;
+  if (j > i) { start = Math.min(start, held[i]!.start); end = Math.max(end, held[j - 1]!.end); }
+  held.splice(i, j - i, { start, end });
 }
 
 /** Index of the first of `list` (ascending, disjoint) that ends after `at`; `scale`: their unit in bytes. */

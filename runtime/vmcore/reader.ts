@@ -251,13 +251,21 @@ class ElfVmcore implements Vmcore {
 
 /**
  * Drops the kernel-text PT_LOAD (p_vaddr in the __START_KERNEL_map region) when RAM PT_LOADs cover
- * it: it repeats memory that the direct-map loads already hold. Sorted by paddr.
+ * it, one or several end to end (a dump's loads split where its pages were excluded): it repeats
+ * memory that the direct-map loads already hold, and loads that overlap would mislead the lookup
+ * by address. Sorted by paddr.
  */
 export function dedupeLoads(loads: ProgramHeader[]): ProgramHeader[] {
-  const ram = loads.filter((p) => p.vaddr < START_KERNEL_MAP);
+  // The RAM loads' extents, adjacent ones joined.
+  const covered: { start: number; end: number }[] = [];
+  for (const r of loads.filter((p) => p.vaddr < START_KERNEL_MAP).sort((a, b) => a.paddr - b.paddr)) {
+    const last = covered[covered.length - 1];
+    if (last && r.paddr <= last.end) last.end = Math.max(last.end, r.paddr + r.memSize);
+    else covered.push({ start: r.paddr, end: r.paddr + r.memSize });
+  }
   const kept = loads.filter((p) => {
     if (p.vaddr < START_KERNEL_MAP) return true;
-    return !ram.some((r) => r.paddr <= p.paddr && p.paddr + p.memSize <= r.paddr + r.memSize);
+    return !covered.some((c) => c.start <= p.paddr && p.paddr + p.memSize <= c.end);
   });
   return kept.sort((a, b) => a.paddr - b.paddr);
 }

@@ -15,10 +15,9 @@ import { createPageFilter } from '../../runtime/filter/index.ts';
 import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
-import { EHDR_SIZE, PHDR_SIZE, PT_LOAD, parseElfHeader, parseProgramHeaders } from '../../runtime/vmcore/elf.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { crashFirstTiers } from '../filter/bitmaps.ts';
-import { assertPagesMatchVmcore, assertSamePfnSet, smallTmpfs, tempDir } from './support.ts';
+import { assertPagesMatchVmcore, assertSamePfnSet, assertTextInsideOneRamLoad, elfLoads, smallTmpfs, tempDir } from './support.ts';
 
 const main = path.join(repo, 'runtime', 'main.ts');
 const skip = kernelVersion('6.1') ? undefined : 'no 6.1 kernel (bash .ci/setup)';
@@ -126,18 +125,7 @@ function tierEnds(file: string, vmcoreFile: string): number[] {
  * order, as crash looks) puts it.
  */
 function elfTierEnds(file: string, vmcoreFile: string, pageSize = 4096): number[] {
-  const fd = fs.openSync(file, 'r');
-  let loads;
-  try {
-    const eh = Buffer.alloc(EHDR_SIZE);
-    fs.readSync(fd, eh, 0, EHDR_SIZE, 0);
-    const h = parseElfHeader(eh, file);
-    const ph = Buffer.alloc(h.phnum * PHDR_SIZE);
-    fs.readSync(fd, ph, 0, ph.length, h.phoff);
-    loads = parseProgramHeaders(ph, h.phnum, file, h.phoff).filter((p) => p.type === PT_LOAD && p.fileSize > 0);
-  } finally {
-    fs.closeSync(fd);
-  }
+  const loads = elfLoads(file).filter((p) => p.fileSize > 0);
   return crashFirstTiers(vmcoreFile).map((tier) => {
     let end = 0;
     for (const pfn of tier) {
@@ -196,10 +184,12 @@ test('ELF --crash-first: every address holds the bytes it holds in pfn order; mo
   const a = openVmcore(first), b = openVmcore(plain);
   try {
     assert.ok(a.loads.length > b.loads.length, `${a.loads.length} PT_LOADs crash-first, ${b.loads.length} in pfn order`);
+    assertTextInsideOneRamLoad(first);
+    assertTextInsideOneRamLoad(plain);
     const pa = Buffer.alloc(a.pageSize), pb = Buffer.alloc(b.pageSize);
     let pages = 0;
     for (let pfn = 0; pfn < b.maxMapnr; pfn++) {
-      assert.equal(a.pfnHasData(pfn), b.pfnHasData(pfn), `pfn 0x${pfn.toString(16)}: data in one dump only`);
+      assert.equal(a.pfnHasData(pfn), b.pfnHasData(pfn), `pfn 0x${pfn.toString(16)}: data crash-first ${a.pfnHasData(pfn)}, in pfn order ${b.pfnHasData(pfn)}`);
       if (!b.pfnHasData(pfn)) continue;
       a.readPages(pfn, 1, pa);
       b.readPages(pfn, 1, pb);

@@ -4,9 +4,17 @@
 // number of scattered tier pages still gives a bounded number of PT_LOADs. The real dumps (bytes per
 // address, crash on a cut dump) are in crash-first.test.ts.
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { cutForTiers, fileOrder, type RankedSegment } from '../../runtime/dumpfile/elf-crash-first.ts';
-import type { ElfSegment } from '../../runtime/dumpfile/elf-writer.ts';
+import { writeElfDump, type ElfSegment } from '../../runtime/dumpfile/elf-writer.ts';
+import { DumpOutput } from '../../runtime/dumpfile/output.ts';
+import { createPageFilter } from '../../runtime/filter/index.ts';
+import { FilePositionalSink } from '../../runtime/targets/target.ts';
+import { openVmcore } from '../../runtime/vmcore/index.ts';
+import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { assertTextInsideOneRamLoad, tempDir } from './support.ts';
 
 const B = 4096;
 const TEXT_VADDR = 0xffffffff81000000n, RAM_VADDR = 0xffff888000000000n;
@@ -42,6 +50,7 @@ test('ELF crash-first cut: tier pages get their tier, the text PT_LOAD ranks the
   const tiers = [Uint32Array.from([0x100, 0x101, 0x200, 0x300]), Uint32Array.from([0x10f, 0x205]), Uint32Array.from([0x3ff])];
   const pieces = cutForTiers(segments, tiers, B);
   const [text, ram] = assertTiles(segments, pieces);
+  assertTextInsideRam(text!, ram!);
   const rankAt = (list: RankedSegment[], pfn: number) => list.find((p) => pfn * B >= p.paddr && pfn * B < p.paddr + p.size)!.rank;
   // In the text PT_LOAD: 0x100-0x10f is one run (gaps under 16 pages merge), taking tier 0.
   assert.deepEqual(text!.map((p) => [p.paddr, p.size, p.rank]), [[0x100000, 0x10000, 0]]);
@@ -61,6 +70,69 @@ test('ELF crash-first cut: tier pages get their tier, the text PT_LOAD ranks the
   const ranks = order.map((p) => p.rank ?? Infinity);
   assert.deepEqual(ranks, [...ranks].sort((a, b) => a - b));
   assert.equal(order[0], text![0]);
+});
+
+/** Asserts each text piece, [paddr, paddr + p_memsz), lies inside one RAM piece (readers drop it then, as in pfn order). */
+function assertTextInsideRam(text: RankedSegment[], ram: RankedSegment[]): void {
+  for (const t of text) {
+    const inside = ram.some((r) => r.paddr <= t.paddr && t.paddr + t.memSize <= r.paddr + r.memSize);
+    assert.ok(inside, `the text piece at 0x${t.paddr.toString(16)} (0x${t.memSize.toString(16)} bytes) is in no one RAM piece: ${ram.map((r) => `0x${r.paddr.toString(16)}+0x${r.memSize.toString(16)}`).join(' ')}`);
+  }
+}
+
+test('ELF crash-first cut: a tier run across the image\'s end, whose last pages are excluded, leaves each text piece inside one RAM piece', () => {
+  const segments: ElfSegment[] = [
+    { paddr: 0x100000, vaddr: TEXT_VADDR, size: 0xc000, memSize: 0x10000 },              // text: pfns 0x100-0x10b, 0x10c-0x10f excluded
+    { paddr: 0, vaddr: RAM_VADDR, size: 0x400000, memSize: 0x400000 },                 // RAM: the excluded gap is under PFN_EXCLUDED, written
+  ];
+  // One run, 0x100-0x112: it starts in the image and ends past it.
+  const pieces = cutForTiers(segments, [Uint32Array.from([0x100, 0x10a, 0x112])], B);
+  const [text, ram] = assertTiles(segments, pieces);
+  assertTextInsideRam(text!, ram!);
+  assert.deepEqual(text!.map((p) => [p.paddr, p.size, p.memSize, p.rank]), [[0x100000, 0xc000, 0x10000, 0]]);
+  // The RAM pages past the image keep the run's tier; those the text PT_LOAD holds do not.
+  assert.deepEqual(ram!.map((p) => [p.paddr, p.size, p.rank]), [[0, 0x110000, undefined], [0x110000, 0x3000, 0], [0x113000, 0x2ed000, undefined]]);
+});
+
+test('ELF crash-first dump: the same pages and bytes as in pfn order when the image ends in excluded pages and a tier runs past it', async (t) => {
+  const dir = tempDir(t);
+  const vmcoreFile = path.join(dir, 'vmcore');
+  // 1 MiB of RAM at 0; the image is pfns 0x40-0x4f, its last 4 pages zero (excluded at -d 1).
+  const ram = Buffer.alloc(0x100 * B);
+  for (let pfn = 0; pfn < 0x100; pfn++) if (pfn < 0x4c || pfn >= 0x50) ram.write(`page ${pfn}`, pfn * B);
+  writeSyntheticVmcore(vmcoreFile, 'OSRELEASE=6.1.0-test\nPAGESIZE=4096\nCRASHTIME=1700000000\n', [
+    { paddr: 0x40 * B, vaddr: TEXT_VADDR, data: ram.subarray(0x40 * B, 0x50 * B) },
+    { paddr: 0, vaddr: RAM_VADDR, data: ram },
+  ]);
+  const dumps: Record<string, string> = {};
+  for (const [name, tiers] of [['plain', []], ['first', [Uint32Array.from([0x40, 0x4a, 0x52]), Uint32Array.from([0x90])]]] as const) {
+    const vmcore = openVmcore(vmcoreFile);
+    dumps[name] = path.join(dir, name);
+    try {
+      const output = new DumpOutput(new FilePositionalSink(fs.openSync(dumps[name]!, 'w'), dumps[name]!));
+      const order = tiers.length ? { observe: () => {}, tiers: () => tiers.map((x) => Uint32Array.from(x)) } : undefined;
+      const summary = await writeElfDump({ vmcore, filter: createPageFilter(vmcore, 1), output, ...(order ? { order } : {}) });
+      assert.equal(summary.dumpablePages, 0x100 - 4);
+    } finally {
+      vmcore.close();
+    }
+  }
+  assertTextInsideOneRamLoad(dumps.first!);
+  const a = openVmcore(dumps.first!), b = openVmcore(dumps.plain!);
+  try {
+    assert.ok(a.loads.length > b.loads.length, `${a.loads.length} RAM PT_LOADs crash-first, ${b.loads.length} in pfn order`);
+    const pa = Buffer.alloc(B), pb = Buffer.alloc(B);
+    for (let pfn = 0; pfn < 0x100; pfn++) {
+      assert.equal(a.pfnHasData(pfn), b.pfnHasData(pfn), `pfn 0x${pfn.toString(16)}: data crash-first ${a.pfnHasData(pfn)}, in pfn order ${b.pfnHasData(pfn)}`);
+      a.readPages(pfn, 1, pa);
+      b.readPages(pfn, 1, pb);
+      assert.ok(pa.equals(pb), `pfn 0x${pfn.toString(16)} differs`);
+      assert.ok(pa.equals(ram.subarray(pfn * B, (pfn + 1) * B)), `pfn 0x${pfn.toString(16)} is not the vmcore's`);
+    }
+  } finally {
+    a.close();
+    b.close();
+  }
 });
 
 test('ELF crash-first cut: 100,000 scattered tier pages give at most 32 Ki PT_LOADs, still tiling the data; the first tier keeps its runs', () => {

@@ -6,6 +6,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import assert from 'node:assert/strict';
 import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
+import { EHDR_SIZE, PHDR_SIZE, PT_LOAD, parseElfHeader, parseProgramHeaders, type ProgramHeader } from '../../runtime/vmcore/elf.ts';
+import { START_KERNEL_MAP } from '../../runtime/vmcore/reader.ts';
 import type { Vmcore } from '../../runtime/vmcore/types.ts';
 import { cacheDir, ensureFile } from '../support/lab.ts';
 
@@ -32,6 +34,34 @@ export function smallTmpfs(t: { after(fn: () => void): void }, kib = 12 << 10): 
 export function makedumpfile(args: string[], vmcore: string, out: string): string {
   execFileSync('makedumpfile', [...args, vmcore, out], { stdio: ['ignore', 'ignore', 'pipe'] });
   return out;
+}
+
+/** The PT_LOAD program headers of the ELF file `file`, in header order. */
+export function elfLoads(file: string): ProgramHeader[] {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const eh = Buffer.alloc(EHDR_SIZE);
+    fs.readSync(fd, eh, 0, EHDR_SIZE, 0);
+    const h = parseElfHeader(eh, file);
+    const ph = Buffer.alloc(h.phnum * PHDR_SIZE);
+    fs.readSync(fd, ph, 0, ph.length, h.phoff);
+    return parseProgramHeaders(ph, h.phnum, file, h.phoff).filter((p) => p.type === PT_LOAD);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Asserts that each kernel-text PT_LOAD of the ELF dump `file` lies, p_memsz and all, inside one
+ * RAM PT_LOAD, as in makedumpfile's -E output: readers drop it then, and none overlaps partly.
+ */
+export function assertTextInsideOneRamLoad(file: string): void {
+  const loads = elfLoads(file);
+  const ram = loads.filter((l) => l.vaddr < START_KERNEL_MAP);
+  for (const t of loads.filter((l) => l.vaddr >= START_KERNEL_MAP)) {
+    const holder = ram.find((r) => r.paddr <= t.paddr && t.paddr + t.memSize <= r.paddr + r.memSize);
+    assert.ok(holder, `${file}: the text PT_LOAD at paddr 0x${t.paddr.toString(16)} (p_memsz 0x${t.memSize.toString(16)}) is inside no one RAM PT_LOAD`);
+  }
 }
 
 /** Asserts that both dumps saved the same pfns (2nd bitmap) with the same RAM map (1st bitmap). */

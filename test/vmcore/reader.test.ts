@@ -196,6 +196,25 @@ describe('vmcore reader on bad input', () => {
     }
   });
 
+  test('the kernel-text PT_LOAD is dropped when RAM PT_LOADs end to end cover it, kept over a hole', () => {
+    const text = (paddr: number, pages: number) => ({ paddr, vaddr: 0xffffffff81000000n, data: Buffer.alloc(pages * 4096, 9) });
+    const ram = (paddr: number, pages: number, fill: number) => ({ paddr, vaddr: 0xffff888000000000n + BigInt(paddr), data: Buffer.alloc(pages * 4096, fill) });
+    const loadsOf = (name: string, loads: Parameters<typeof writeSyntheticVmcore>[2]) => {
+      const f = path.join(dir, name);
+      writeSyntheticVmcore(f, 'OSRELEASE=6.1.0\nPAGESIZE=4096\n', loads);
+      const v = openVmcore(f);
+      try {
+        return v.loads.map((l) => [l.paddr / 4096, l.vaddr >= START_KERNEL_MAP ? 'text' : 'ram']);
+      } finally {
+        v.close();
+      }
+    };
+    // Text at pfns 0x10-0x17 over RAM 0-0x13 and 0x14-0x1f (a dump's loads, split where pages were excluded).
+    assert.deepEqual(loadsOf('split.vmcore', [text(0x10000, 8), ram(0, 0x14, 1), ram(0x14000, 0xc, 2)]), [[0, 'ram'], [0x14, 'ram']]);
+    // RAM 0-0x13 and 0x15-0x1f: pfn 0x14 is in the text PT_LOAD alone, which stays.
+    assert.deepEqual(loadsOf('hole.vmcore', [text(0x10000, 8), ram(0, 0x14, 1), ram(0x15000, 0xb, 2)]), [[0, 'ram'], [0x10, 'text'], [0x15, 'ram']]);
+  });
+
   test('a page-table entry pointing outside memory is named with the address and level', () => {
     // Memory: pfn 1..2. The top-level table is pfn 1 (init_top_pgt at phys 0x1000 with phys_base 0);
     // its entry for vmemmap points to physical 0x7f0000000, which the vmcore does not have.
