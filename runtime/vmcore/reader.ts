@@ -250,23 +250,40 @@ class ElfVmcore implements Vmcore {
 }
 
 /**
- * Drops the kernel-text PT_LOAD (p_vaddr in the __START_KERNEL_map region) when RAM PT_LOADs cover
+ * Drops the kernel-text PT_LOAD (p_vaddr in the __START_KERNEL_map region) where RAM PT_LOADs cover
  * it, one or several end to end (a dump's loads split where its pages were excluded): it repeats
- * memory that the direct-map loads already hold, and loads that overlap would mislead the lookup
- * by address. Sorted by paddr.
+ * memory that the direct-map loads already hold. What RAM does not cover (a dump without the RAM
+ * load there) stays, as loads of its own, so the loads never overlap: the lookup by address needs
+ * that. Sorted by paddr.
  */
 export function dedupeLoads(loads: ProgramHeader[]): ProgramHeader[] {
+  const ram = loads.filter((p) => p.vaddr < START_KERNEL_MAP).sort((a, b) => a.paddr - b.paddr);
   // The RAM loads' extents, adjacent ones joined.
   const covered: { start: number; end: number }[] = [];
-  for (const r of loads.filter((p) => p.vaddr < START_KERNEL_MAP).sort((a, b) => a.paddr - b.paddr)) {
+  for (const r of ram) {
     const last = covered[covered.length - 1];
     if (last && r.paddr <= last.end) last.end = Math.max(last.end, r.paddr + r.memSize);
     else covered.push({ start: r.paddr, end: r.paddr + r.memSize });
   }
-  const kept = loads.filter((p) => {
-    if (p.vaddr < START_KERNEL_MAP) return true;
-    return !covered.some((c) => c.start <= p.paddr && p.paddr + p.memSize <= c.end);
-  });
+  const kept = [...ram];
+  for (const t of loads.filter((p) => p.vaddr >= START_KERNEL_MAP)) {
+    // The text load's parts outside `covered` (and outside text loads kept before it).
+    let at = t.paddr;
+    const end = t.paddr + t.memSize;
+    const keep = (from: number, to: number) => {
+      if (to <= from) return;
+      const d = from - t.paddr;
+      kept.push({ ...t, paddr: from, vaddr: BigInt.asUintN(64, t.vaddr + BigInt(d)), offset: t.offset + d, fileSize: Math.max(0, Math.min(t.fileSize - d, to - from)), memSize: to - from });
+      covered.push({ start: from, end: to });
+    };
+    for (const c of [...covered].sort((x, y) => x.start - y.start)) {
+      if (c.end <= at) continue;
+      if (c.start >= end) break;
+      keep(at, Math.min(c.start, end));
+      at = Math.max(at, c.end);
+    }
+    keep(at, end);
+  }
   return kept.sort((a, b) => a.paddr - b.paddr);
 }
 
