@@ -5,8 +5,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, kernelVersion, repo } from '../support/lab.ts';
+import { onSignal } from '../support/on-signal.ts';
 import { buildInitramfs, extractExt4Tree, Guest, makeDisk } from '../support/qemu.ts';
 export { flaggedIncomplete as kdumpFlaggedIncomplete } from '../support/kdump-header.ts';
 
@@ -82,6 +84,18 @@ export function kver61(): string {
   const kver = kernelVersion('6.1');
   if (!kver) throw new Error('no Debian 6.1 kernel installed (run bash .ci/setup)');
   return kver;
+}
+
+/**
+ * A test's work directory in /tmp (`lw-e2e-<name>-XXXXXX`: guest disks, initramfs images), removed
+ * after the test, and also when the test process is stopped by a signal (a cancelled CI run).
+ */
+export function e2eDir(t: { after(fn: () => void): void }, name: string): string {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), `lw-e2e-${name}-`));
+  const remove = () => fs.rmSync(base, { recursive: true, force: true });
+  const forget = onSignal(remove);
+  t.after(() => { forget(); remove(); });
+  return base;
 }
 
 /** Why the E2E cycle cannot run on this machine, or undefined when it can. */

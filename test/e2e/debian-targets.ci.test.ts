@@ -6,23 +6,25 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
 import { Netns, startFtpd, startNfsServer, startSshd } from '../support/netns.ts';
 import { VSFTPD } from '../targets/ftpd.ts';
-import { CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, DEFAULT_LAYOUT, finalAction, HOST_IP, INIT_DIED, listFiles, missingPrerequisite, reassemble, runCycle } from './cycle.ts';
+import {
+  CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, DEFAULT_LAYOUT, e2eDir, finalAction, HOST_IP, INIT_DIED,
+  listFiles, missingPrerequisite, reassemble, runCycle,
+} from './cycle.ts';
 
 const skip = missingPrerequisite()
   ?? (spawnSync('sh', ['-c', 'command -v ganesha.nfsd']).status !== 0 ? 'ganesha.nfsd is missing (bash .ci/setup)' : undefined)
   ?? (fs.existsSync(VSFTPD) ? undefined : 'vsftpd is missing (bash .ci/setup)');
 
 test('FTP=, SSH= and NFS= together: kdump-config\'s order, a dump on each server, every one opens in crash', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-debian3-'));
-  fs.chmodSync(base, 0o755);
   const ns = Netns.create('lwdeb');
-  t.after(() => { ns.destroy(); fs.rmSync(base, { recursive: true, force: true }); });
+  t.after(() => ns.destroy());      // first: its servers work in base
+  const base = e2eDir(t, 'debian3');
+  fs.chmodSync(base, 0o755);
   ns.addTap('lwtap0', `${HOST_IP}/24`);
   const ftp = await startFtpd(ns, path.join(base, 'ftpd'), HOST_IP);
   const ssh = await startSshd(ns, path.join(base, 'sshd'), HOST_IP);

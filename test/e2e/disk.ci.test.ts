@@ -3,17 +3,15 @@
 // /proc/vmcore through mmap, and crash opens it.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
-import { crashReport, diskCapture, missingPrerequisite } from './cycle.ts';
+import { crashReport, diskCapture, e2eDir, missingPrerequisite } from './cycle.ts';
 
 const skip = missingPrerequisite();
 
 test('saves a dump crash opens to an ext4 disk found by LABEL=, with its dmesg, then powers off', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-disk-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'disk');
   const { run, dump } = await diskCapture(base, 'disk');
   assert.equal(dump.incomplete, undefined, 'a vmcore-incomplete was left next to the finished dump');
   // Fedora's layout: <path>/<host ip>-<YYYY-MM-DD-HH:MM:SS>/vmcore

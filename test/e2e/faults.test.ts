@@ -3,23 +3,20 @@
 // end with a clear console message, a flagged partial dump where anything could be saved, the
 // failure action, and PID 1 still alive (no "Attempted to kill init").
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
 import { Netns } from '../support/netns.ts';
 import { extractExt4Tree } from '../support/qemu.ts';
 import {
-  CAPTURE_APPEND, CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, ext4Conf, finalAction, HOST_IP, INIT_DIED,
-  kdumpFlaggedIncomplete, missingPrerequisite, runCycle, type CycleOptions, type CycleRun,
+  CAPTURE_APPEND, CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, e2eDir, ext4Conf, finalAction, HOST_IP,
+  INIT_DIED, kdumpFlaggedIncomplete, missingPrerequisite, runCycle, type CycleOptions, type CycleRun,
 } from './cycle.ts';
 
 const skip = missingPrerequisite();
 
 async function faultCycle(t: { after(f: () => void): void }, name: string, o: Omit<CycleOptions, 'name' | 'baseDir'>): Promise<{ run: CycleRun; base: string; tail: string }> {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), `lw-e2e-${name}-`));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, name);
   const run = await runCycle({ ...o, name, baseDir: base });
   const tail = run.guest.tail(60);
   assert.ok(run.capture, `the capture kernel never booted:\n${tail}`);

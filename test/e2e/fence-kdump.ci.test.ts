@@ -4,22 +4,21 @@
 // the agent's address, so the capture brings the network up from ip= only for the notification.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { cacheDir, crashBinary, debugVmlinux } from '../support/lab.ts';
 import { Netns } from '../support/netns.ts';
 import { extractExt4Tree } from '../support/qemu.ts';
 import {
-  CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, finalAction, GUEST_IP, HOST_IP, INIT_DIED, missingPrerequisite, runCycle,
+  CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, e2eDir, finalAction, GUEST_IP, HOST_IP, INIT_DIED,
+  missingPrerequisite, runCycle,
 } from './cycle.ts';
 
 const agent = path.join(cacheDir, 'fence-agents', 'usr', 'sbin', 'fence_kdump');
 const skip = missingPrerequisite() || (fs.existsSync(agent) ? false : 'fence-agents not unpacked in .cache (.ci/setup does it)');
 
 test('the capture notifies the cluster node\'s real fence_kdump agent while it saves the dump to a local disk', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-fence-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'fence');
   const ns = Netns.create('lwfence');
   t.after(() => ns.destroy());
   ns.addTap('lwtap0', `${HOST_IP}/24`);

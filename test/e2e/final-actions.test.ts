@@ -2,18 +2,18 @@
 // first kernel) and shell (a prompt on the serial console answers a command). poweroff is what the
 // target tests end with.
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { extractExt4Tree } from '../support/qemu.ts';
-import { bootCycle, CAPTURE_APPEND, captureConsole, classifyDumpFiles, ext4Conf, INIT_DIED, missingPrerequisite, prepareCycle } from './cycle.ts';
+import {
+  bootCycle, CAPTURE_APPEND, captureConsole, classifyDumpFiles, e2eDir, ext4Conf, INIT_DIED, missingPrerequisite,
+  prepareCycle,
+} from './cycle.ts';
 
 const skip = missingPrerequisite();
 
 test('final_action reboot: after the dump the guest boots its first kernel again', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-reboot-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'reboot');
   const o = {
     name: 'reboot', baseDir: base, noReboot: false,
     kdumpConf: ext4Conf('LWREBOOT', 'reboot', 'poweroff'),
@@ -39,8 +39,7 @@ test('final_action reboot: after the dump the guest boots its first kernel again
 });
 
 test('final_action shell: after the dump a rescue shell on the serial console answers a command', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-shell-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'shell');
   const o = {
     name: 'shell', baseDir: base,
     kdumpConf: ext4Conf('LWSHELL', 'shell', 'poweroff'),

@@ -7,13 +7,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
 import { extractExt4Tree } from '../support/qemu.ts';
 import { dracutBasedir, lastwordConfdir } from '../hooks/support.ts';
-import { CAPTURE_APPEND, classifyDumpFiles, crashReport, finalAction, INIT_DIED, kver61, lastwordExe, missingPrerequisite, runCycle } from './cycle.ts';
+import {
+  CAPTURE_APPEND, classifyDumpFiles, crashReport, e2eDir, finalAction, INIT_DIED, kver61, lastwordExe,
+  missingPrerequisite, runCycle,
+} from './cycle.ts';
 
 const haveDracut = fs.existsSync('/usr/lib/dracut/modules.d') && spawnSync('sh', ['-c', 'command -v dracut lsinitrd']).status === 0;
 const skip = missingPrerequisite() ?? (haveDracut ? false : 'dracut-core is not installed (bash .ci/setup)');
@@ -48,8 +50,7 @@ async function captureWith(base: string, name: string, conf: string, label: stri
 }
 
 test('a dracut-built capture image with lastword in a squashfs saves a dump crash opens', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-dracut-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'dracut');
   const kver = kver61();
   const conf = kdumpConf('LWDRACUT');
   const root = guestRoot(base, conf);
@@ -69,8 +70,7 @@ test('a dracut-built capture image with lastword in a squashfs saves a dump cras
 });
 
 test('an mkinitramfs-built capture image (lastword confdir, as kdump-tools runs it) with lastword in a squashfs saves a dump crash opens', { skip: skipMk, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-mkinitramfs-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'mkinitramfs');
   const kver = kver61();
   const conf = kdumpConf('LWMKINITRD');
   const root = guestRoot(base, conf);

@@ -3,12 +3,14 @@
 // ip= in the capture kernel, mounts the export and saves the dump, which crash opens.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
 import { Netns, startNfsServer } from '../support/netns.ts';
-import { CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, DEFAULT_LAYOUT, finalAction, HOST_IP, INIT_DIED, listFiles, missingPrerequisite, runCycle } from './cycle.ts';
+import {
+  CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, DEFAULT_LAYOUT, e2eDir, finalAction, HOST_IP, INIT_DIED,
+  listFiles, missingPrerequisite, runCycle,
+} from './cycle.ts';
 import { spawnSync } from 'node:child_process';
 
 // The capture image is built on the host for the guest, so the guest NIC's driver is named with
@@ -18,9 +20,9 @@ const skip = missingPrerequisite()
 
 /** A work directory, a network namespace with the guest's tap, and NFS-Ganesha serving in it; all gone after the test. */
 async function nfsServerForGuest(t: TestContext, prefix: string, nsName: string) {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const ns = Netns.create(nsName);
-  t.after(() => { ns.destroy(); fs.rmSync(base, { recursive: true, force: true }); });
+  t.after(() => ns.destroy());      // first: its server works in base
+  const base = e2eDir(t, prefix);
   ns.addTap('lwtap0', `${HOST_IP}/24`);
   // Not under base/nfs: that is the cycle's own work directory, which runCycle empties first.
   const server = await startNfsServer(ns, path.join(base, 'server'), HOST_IP);
@@ -28,7 +30,7 @@ async function nfsServerForGuest(t: TestContext, prefix: string, nsName: string)
 }
 
 test('saves a dump over NFS to a real NFSv4 server in a network namespace, which crash opens', { skip, timeout: 900_000 }, async (t) => {
-  const { base, ns, server } = await nfsServerForGuest(t, 'lw-e2e-nfs-', 'lwnfs');
+  const { base, ns, server } = await nfsServerForGuest(t, 'nfs', 'lwnfs');
   const run = await runCycle({
     name: 'nfs', baseDir: base,
     kdumpConf: [
@@ -57,7 +59,7 @@ test('saves a dump over NFS to a real NFSv4 server in a network namespace, which
 });
 
 test("Debian's kdump-tools NFS= with NFS_TIMEO / NFS_RETRANS: mounted like kdump-config, the dump in Debian's layout at the export's top", { skip, timeout: 900_000 }, async (t) => {
-  const { base, ns, server } = await nfsServerForGuest(t, 'lw-e2e-nfs-debian-', 'lwnfsd');
+  const { base, ns, server } = await nfsServerForGuest(t, 'nfs-debian', 'lwnfsd');
   // The capture image carries only this file (--config); the primary's `lastword load` takes the
   // capture command line (ip=) from the guest's sysconfig.
   const kdumpTools = path.join(base, 'kdump-tools');

@@ -3,17 +3,17 @@
 // reassembles it on the host and crash opens the result.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
-import { CAPTURE_APPEND, crashReport, finalAction, INIT_DIED, missingPrerequisite, reassemble, runCycle } from './cycle.ts';
+import {
+  CAPTURE_APPEND, crashReport, e2eDir, finalAction, INIT_DIED, missingPrerequisite, reassemble, runCycle,
+} from './cycle.ts';
 
 const skip = missingPrerequisite();
 
 test('writes a flattened dump onto a raw virtio device that makedumpfile -R reassembles and crash opens', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-raw-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'raw');
   const run = await runCycle({
     name: 'raw', baseDir: base,
     kdumpConf: 'raw /dev/vda\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action reboot\n',

@@ -5,14 +5,13 @@
 // (a NIC with the guest's MAC and static address), carries that network into the image by MAC.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
 import { Netns, startSshd, type SshServer } from '../support/netns.ts';
 import {
-  CAPTURE_APPEND, CAPTURE_APPEND_NET, classifyDumpFiles, DEFAULT_LAYOUT, GUEST_IP, GUEST_MAC, crashReport, finalAction, HOST_IP, INIT_DIED, listFiles,
-  missingPrerequisite, reassemble, runCycle, type CycleRun,
+  CAPTURE_APPEND, CAPTURE_APPEND_NET, classifyDumpFiles, crashReport, DEFAULT_LAYOUT, e2eDir, finalAction, GUEST_IP,
+  GUEST_MAC, HOST_IP, INIT_DIED, listFiles, missingPrerequisite, reassemble, runCycle, type CycleRun,
 } from './cycle.ts';
 
 // The capture image is built on the host for the guest, so the guest NIC's driver is named with
@@ -66,8 +65,7 @@ async function sshCycle(base: string, name: string, knownHostsLine: (s: SshServe
 }
 
 test('saves a dump over SSH to a real sshd in a network namespace, which crash opens', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-ssh-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'ssh');
   const { run, crashDir, ns } = await sshCycle(base, 'ssh', (s) => s.knownHostsLine, 'poweroff', 'reboot');
   ns.destroy();
   const tail = run.guest.tail(60);
@@ -88,8 +86,7 @@ test('saves a dump over SSH to a real sshd in a network namespace, which crash o
 });
 
 test('refuses an unknown ssh host key in the capture kernel, saves nothing there and runs the failure action', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-sshkey-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'sshkey');
   const { run, crashDir, ns } = await sshCycle(base, 'ssh-unknown-key', (s) => s.otherKnownHostsLine, 'reboot', 'poweroff');
   ns.destroy();
   const tail = run.guest.tail(60);
@@ -102,8 +99,7 @@ test('refuses an unknown ssh host key in the capture kernel, saves nothing there
 });
 
 test('with no ip= anywhere, the capture brings up the static network the image builder saw, by MAC, and saves the dump', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-sshhost-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'sshhost');
   const { run, crashDir, ns } = await sshCycle(base, 'ssh-host-network', (s) => s.knownHostsLine, 'poweroff', 'reboot', { hostNetwork: true });
   ns.destroy();
   const tail = run.guest.tail(60);

@@ -5,18 +5,15 @@
 // then stops at "gathering task table data"; this is the check that lastword does not.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { test } from 'node:test';
 import { debugVmlinux, kernelVersion, UNSTABLE_SERIES, unstableCrash } from '../support/lab.ts';
-import { crashReport, diskCapture, missingPrerequisite } from './cycle.ts';
+import { crashReport, diskCapture, e2eDir, missingPrerequisite } from './cycle.ts';
 
 const kver = kernelVersion(UNSTABLE_SERIES);
 const skip = missingPrerequisite() ?? (kver ? undefined : `no Debian unstable ${UNSTABLE_SERIES}.x kernel in /boot (bash .ci/setup)`);
 
 test(`a ${UNSTABLE_SERIES}.x guest: lastword as PID 1 saves a -d 31 dump whose tasks crash lists`, { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-unstable-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'unstable');
   const { run, dump, tail } = await diskCapture(base, 'unstable-kernel', kver);
   assert.match(run.capture, /dump saved/, tail);
   assert.match(run.capture, /time: .*\(vmcore read through mmap\)/, tail);

@@ -5,19 +5,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { crashBinary, debugVmlinux } from '../support/lab.ts';
-import { CAPTURE_APPEND, classifyDumpFiles, crashReport, finalAction, INIT_DIED, listFiles, missingPrerequisite, runCycle } from './cycle.ts';
+import {
+  CAPTURE_APPEND, classifyDumpFiles, crashReport, e2eDir, finalAction, INIT_DIED, listFiles, missingPrerequisite,
+  runCycle,
+} from './cycle.ts';
 
 const VIRTIOFSD = '/usr/lib/qemu/virtiofsd';
 const skip = missingPrerequisite() ?? (fs.existsSync(VIRTIOFSD) ? undefined : `${VIRTIOFSD} is missing (qemu-system-common)`);
 const MEM_MIB = 1024;
 
 test('a virtiofs tag as the target: the capture mounts it and the dump lands in the host directory, where crash opens it', { skip, timeout: 900_000 }, async (t) => {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-e2e-virtiofs-'));
-  t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+  const base = e2eDir(t, 'virtiofs');
   const share = path.join(base, 'share');
   fs.mkdirSync(share);
   const sock = path.join(base, 'virtiofsd.sock');

@@ -6,28 +6,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecOptions, ExecResult, System } from '../../runtime/system/types.ts';
 import { VSFTPD, vsftpdConfig } from '../targets/ftpd.ts';
-
-/** Namespaces not destroyed yet: a test process stopped by a signal (a CI run cancelled) removes them too. */
-const live = new Set<Netns>();
-let signalsHandled = false;
-
-/**
- * On SIGTERM, SIGINT or SIGHUP, destroys every live namespace, then dies of the signal as before.
- * The servers are detached (their own process group) and a namespace outlives its creator, so
- * without this a cancelled run left sshd, vsftpd and ganesha running in an orphaned namespace.
- */
-function destroyOnSignal(): void {
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      for (const ns of live) ns.destroy();
-      process.kill(process.pid, sig);
-    });
-  }
-}
+import { onSignal } from './on-signal.ts';
 
 export class Netns {
   readonly name: string;
   private children: ChildProcess[] = [];
+  /**
+   * Unregisters the destroy that runs on SIGTERM, SIGINT or SIGHUP: the servers are detached (their
+   * own process group) and a namespace outlives its creator, so a cancelled run would leave sshd,
+   * vsftpd and ganesha running in an orphaned namespace.
+   */
+  private forget: () => void = () => {};
 
   private constructor(name: string) {
     this.name = name;
@@ -38,8 +27,7 @@ export class Netns {
     const name = `${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
     execFileSync('ip', ['netns', 'add', name]);
     const ns = new Netns(name);
-    if (!signalsHandled) { destroyOnSignal(); signalsHandled = true; }
-    live.add(ns);
+    ns.forget = onSignal(() => ns.destroy());
     ns.ip('link', 'set', 'lo', 'up');
     return ns;
   }
@@ -69,7 +57,7 @@ export class Netns {
   }
 
   destroy(): void {
-    live.delete(this);
+    this.forget();
     for (const c of this.children) {
       if (c.exitCode === null && c.pid !== undefined) {
         try { process.kill(-c.pid, 'SIGKILL'); } catch { /* already gone */ }
