@@ -147,11 +147,21 @@ function vaddrOf(load: LoadSegment, paddr: number): bigint {
   return BigInt.asUintN(64, load.vaddr + BigInt(paddr - load.paddr));
 }
 
-export function encodeElfHeaders(vmcore: Vmcore, segments: RankedSegment[], noteOffset: number, dataOffset: number): Buffer {
-  const phnum = 1 + segments.length;
+/**
+ * Where the program headers of an ELF dump with `segments` PT_LOADs (and the PT_NOTE) go, and the
+ * headers' size. More than 0xfffe program headers: one section header before them holds the count.
+ */
+function headersLayout(segments: number): { phnum: number; xnum: boolean; phoff: number; size: number } {
+  const phnum = 1 + segments;
   const xnum = phnum >= PN_XNUM;
   const phoff = EHDR_SIZE + (xnum ? SHDR_SIZE : 0);
-  const b = Buffer.alloc(phoff + phnum * PHDR_SIZE);
+  return { phnum, xnum, phoff, size: phoff + phnum * PHDR_SIZE };
+}
+
+/** The ELF header and program headers; `order`: the segments' indexes in file order (fileOrder). */
+export function encodeElfHeaders(vmcore: Vmcore, segments: RankedSegment[], order: readonly number[], noteOffset: number, dataOffset: number): Buffer {
+  const { phnum, xnum, phoff, size } = headersLayout(segments.length);
+  const b = Buffer.alloc(size);
   b.write('\x7fELF', 0, 'latin1');
   b[4] = 2; b[5] = 1; b[6] = 1;   // ELFCLASS64, ELFDATA2LSB, EV_CURRENT
   b.writeUInt16LE(ET_CORE, 16);
@@ -171,7 +181,7 @@ export function encodeElfHeaders(vmcore: Vmcore, segments: RankedSegment[], note
   b.writeBigUInt64LE(BigInt(noteOffset), p + 8);
   b.writeBigUInt64LE(BigInt(vmcore.notes.length), p + 32);
   b.writeBigUInt64LE(BigInt(vmcore.notes.length), p + 40);
-  const offsets = dataOffsets(segments, dataOffset);
+  const offsets = dataOffsets(segments, order, dataOffset);
   for (const [i, s] of segments.entries()) {
     p += PHDR_SIZE;
     b.writeUInt32LE(PT_LOAD, p);
@@ -186,10 +196,10 @@ export function encodeElfHeaders(vmcore: Vmcore, segments: RankedSegment[], note
 }
 
 /** Each segment's p_offset: their data one after the other from `dataOffset`, in file order. */
-function dataOffsets(segments: RankedSegment[], dataOffset: number): number[] {
+function dataOffsets(segments: RankedSegment[], order: readonly number[], dataOffset: number): number[] {
   const offsets: number[] = [];
   let off = dataOffset;
-  for (const i of fileOrder(segments)) {
+  for (const i of order) {
     offsets[i] = off;
     off += segments[i]!.size;
   }
@@ -204,13 +214,13 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
     const tiers = o.order?.tiers() ?? [];
     const segments: RankedSegment[] = tiers.length ? cutForTiers(plan.segments, tiers, vmcore.pageSize) : plan.segments;
     o.step?.('Excluding unnecessary pages');
-    const headersSize = encodeElfHeaders(vmcore, segments, 0, 0).length;
-    const noteOffset = headersSize;
+    const order = fileOrder(segments);
+    const noteOffset = headersLayout(segments.length).size;
     // Page data follows the notes directly, as makedumpfile writes it (write_elf_header: offset_note_dumpfile
     // + size_note); it was page-aligned here once, 3,756 bytes more on a 4 KiB-page vmcore for nothing
     // a reader needs.
     const dataOffset = noteOffset + vmcore.notes.length;
-    headers = encodeElfHeaders(vmcore, segments, noteOffset, dataOffset);
+    headers = encodeElfHeaders(vmcore, segments, order, noteOffset, dataOffset);
     await output.write(headers, 0);
     await output.write(vmcore.notes, noteOffset);
     // Two reused buffers: one is read into while the other is being written (the write runs on
@@ -222,7 +232,7 @@ export async function writeElfDump(o: ElfWriteOptions): Promise<DumpSummary> {
     let off = dataOffset;
     try {
       // In file order: a stream sink gets the data in ascending offsets.
-      for (const i of fileOrder(segments)) {
+      for (const i of order) {
         const s = segments[i]!;
         for (let done = 0; done < s.size; done += CHUNK) {
           const n = Math.min(CHUNK, s.size - done);
