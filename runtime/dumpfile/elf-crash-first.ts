@@ -113,7 +113,7 @@ function hold(held: { start: number; end: number }[], start: number, end: number
   // Segments mostly come in address order, each where the last one ended.
   if (!last || last.end < start) { held.push({ start, end }); return; }
   if (last.start <= start) { last.end = Math.max(last.end, end); return; }
-  let i = firstEndingAfter(held, start - 1);      // the first range that ends at or after start
+  const i = firstEndingAfter(held, start - 1);      // the first range that ends at or after start
   let j = i;
   while (j < held.length && held[j]!.start <= end) j++;
   if (j > i) { start = Math.min(start, held[i]!.start); end = Math.max(end, held[j - 1]!.end); }
