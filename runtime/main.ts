@@ -55,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
       // loads ssh2, so only on request: plain --version stays the startup-cost probe of the bench
       const { sshNativeCrypto } = await import('./targets/ssh.ts');
       process.stdout.write(`ssh2 ciphers: ${sshNativeCrypto() ? 'native (sshcrypto.node, OpenSSL)' : 'JavaScript fallback (sshcrypto.node not loaded)'}\n`);
+      const { startupPagesGivenBack } = await import('./system/native-loader.ts');
+      process.stdout.write(`start-up pages given back: ${startupPagesGivenBack} bytes\n`);
     }
     return 0;
   }

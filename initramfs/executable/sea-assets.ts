@@ -17,6 +17,13 @@ export function cacheAsset(command: string | undefined): string {
   return (TRAINED_COMMANDS as readonly (string | undefined)[]).includes(command) ? `lastword-${command}.cache` : 'lastword.cache';
 }
 
+/**
+ * Where the SEA main leaves the assets it read at start-up (the bundle's and the cache's raw
+ * ArrayBuffers, views of the executable's mapping): globalThis[Symbol.for(STARTUP_ASSETS)]. The
+ * native loader gives their pages back once the script is compiled (runtime/system/native-loader.ts).
+ */
+export const STARTUP_ASSETS = 'lastword.startupAssets';
+
 /** The bundle as a function of CommonJS's five module variables, as Node wraps a module. */
 export function wrapBundle(bundle: string): string {
   return `(function (exports, require, module, __filename, __dirname) {${bundle}\n})`;

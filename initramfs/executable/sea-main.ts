@@ -11,18 +11,23 @@
 import * as fs from 'node:fs';
 import * as sea from 'node:sea';
 import * as vm from 'node:vm';
-import { SOURCE_ASSET, cacheAsset } from './sea-assets.ts';
+import { SOURCE_ASSET, STARTUP_ASSETS, cacheAsset } from './sea-assets.ts';
 
 function main(): void {
   const training = !sea.isSea();
   // esbuild writes ASCII (its default charset): latin1 straight from the asset's mapping makes the
   // one-byte string V8 keeps, without getAsset's copy (0.4 MB of RSS).
-  const source = training ? fs.readFileSync(process.env.LASTWORD_TRAIN_SOURCE!, 'latin1') : Buffer.from(sea.getRawAsset(SOURCE_ASSET) as ArrayBuffer).toString('latin1');
+  const raw = training ? undefined : sea.getRawAsset(SOURCE_ASSET) as ArrayBuffer;
+  const source = raw ? Buffer.from(raw).toString('latin1') : fs.readFileSync(process.env.LASTWORD_TRAIN_SOURCE!, 'latin1');
   // PID 1 runs the init shell whatever its arguments (main.ts).
   const command = process.pid === 1 ? undefined : process.argv[2];
   const from = process.env.LASTWORD_TRAIN_FROM;
-  const cachedData = !training ? Buffer.from(sea.getRawAsset(cacheAsset(command)) as ArrayBuffer) : from ? fs.readFileSync(from) : undefined;
+  const rawCache = training ? undefined : sea.getRawAsset(cacheAsset(command)) as ArrayBuffer;
+  const cachedData = rawCache ? Buffer.from(rawCache) : from ? fs.readFileSync(from) : undefined;
   const script = new vm.Script(source, { filename: SOURCE_ASSET, cachedData });
+  // Both are copied now (the source into a string, the cache into V8's heap): their pages of the
+  // executable are given back when the first addon loads (runtime/system/native-loader.ts).
+  if (raw && rawCache) (globalThis as Record<symbol, ArrayBuffer[]>)[Symbol.for(STARTUP_ASSETS)] = [raw, rawCache];
   if (cachedData && script.cachedDataRejected) {
     if (training) throw new Error(`V8 rejected the code cache ${from}`);
     // In the executable (V8 flags or version other than the build's) it only costs time: say so once.

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as sea from 'node:sea';
 import { LastwordError } from '../errors.ts';
+import { STARTUP_ASSETS } from '../../initramfs/executable/sea-assets.ts';
 
 const loaded = new Map<string, unknown>();
 const loadedFiles = new Map<string, string>();
@@ -30,9 +31,10 @@ export function loadNative<T>(name: string): T {
   const hit = loaded.get(name);
   if (hit) return hit as T;
   let file: string;
+  let raw: ArrayBuffer | undefined;
   if (sea.isSea()) {
-    const blob = Buffer.from(sea.getRawAsset(`${name}.node`) as ArrayBuffer);
-    file = extractAddon(name, blob);
+    raw = sea.getRawAsset(`${name}.node`) as ArrayBuffer;
+    file = extractAddon(name, Buffer.from(raw));
   } else {
     file = nativeAddonPath(name);
     if (!fs.existsSync(file)) {
@@ -47,8 +49,31 @@ export function loadNative<T>(name: string): T {
   }
   loaded.set(name, mod.exports);
   loadedFiles.set(name, file);
+  if (raw) giveBackStartupPages(raw);
   return mod.exports;
 }
+
+/**
+ * Gives back the pages of the executable that were read once at start-up and are copied by now:
+ * the bundle and its code cache (the SEA main's, see sea-assets.ts STARTUP_ASSETS) and `asset`,
+ * an addon's image just written out. ~1.5-2 MB of RSS for the rest of the run (the capture's PID 1
+ * and its child each), and the capture kernel can reclaim those pages of its squashfs.
+ */
+function giveBackStartupPages(asset: ArrayBuffer): void {
+  const key = Symbol.for(STARTUP_ASSETS);
+  const g = globalThis as Record<symbol, ArrayBuffer[] | undefined>;
+  const pending = [...(g[key] ?? []), asset];
+  g[key] = undefined;
+  try {
+    const drop = loadNative<{ dropFilePages(ab: ArrayBuffer): number }>('system').dropFilePages;
+    for (const ab of pending) startupPagesGivenBack += drop(ab);
+  } catch {
+    // an addon built before dropFilePages, or no system addon: the pages just stay
+  }
+}
+
+/** Bytes of start-up pages given back so far (lastword --version --verbose shows it). */
+export let startupPagesGivenBack = 0;
 
 /** The file a loaded addon came from (the extracted copy in the executable): worker threads dlopen it too. */
 export function loadedNativeFile(name: string): string {

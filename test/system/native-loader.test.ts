@@ -1,11 +1,14 @@
 // extractAddon: an embedded addon is written to the first writable directory, atomically, and a
 // file there with the same bytes is used as it is (PID 1 and its capture child, repeated runs).
+// The executable gives back the pages of its start-up assets once they are copied (dropFilePages).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { extractAddon } from '../../runtime/system/native-loader.ts';
+import { extractAddon, loadNative } from '../../runtime/system/native-loader.ts';
+import { repo } from '../support/lab.ts';
 
 test('writes the addon once, reuses identical bytes, replaces different ones by rename', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lastword-extract-'));
@@ -40,4 +43,33 @@ test('writes the addon once, reuses identical bytes, replaces different ones by 
   fs.readSync(held[0]!, old, 0, old.length, 0);
   assert.ok(old.equals(blob));
   assert.deepEqual(fs.readdirSync(target), ['demo.node'], 'no temporary files left');
+});
+
+test('dropFilePages leaves memory that is not a read-only file mapping alone', () => {
+  const { dropFilePages } = loadNative<{ dropFilePages(ab: ArrayBuffer): number }>('system');
+  // Anonymous, writable memory (a Buffer's): nothing given back, every byte kept.
+  const page = 4096;
+  const mem = new ArrayBuffer(8 * page);
+  const bytes = new Uint8Array(mem);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 0xff;
+  assert.equal(dropFilePages(mem), 0);
+  assert.ok(bytes.every((b, i) => b === ((i * 7) & 0xff)), 'anonymous memory changed');
+  // Less than a whole page: nothing to give back either.
+  assert.equal(dropFilePages(new ArrayBuffer(100)), 0);
+  assert.throws(() => dropFilePages('not a buffer' as unknown as ArrayBuffer), TypeError);
+});
+
+const exe = path.join(repo, 'dist', 'lastword');
+const bundle = path.join(repo, 'build', 'sea', 'lastword.js');
+test('the executable gives back its bundle\'s, code cache\'s and addons\' pages once they are copied, and runs on', { skip: fs.existsSync(exe) && fs.existsSync(bundle) ? undefined : 'no dist/lastword (npm run build)' }, () => {
+  // --verbose loads the ssh2 cipher addon: the system addon gives back the pages of the bundle and
+  // the cache (copied at start-up), its own image's and sshcrypto's (written out to a file).
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LASTWORD_NATIVE_DIR'));
+  const r = spawnSync(exe, ['--version', '--verbose'], { encoding: 'utf8', env });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ssh2 ciphers: native/);
+  const given = Number(/start-up pages given back: (\d+) bytes/.exec(r.stdout)?.[1]);
+  // at least the bundle's whole pages (the asset need not start on a page boundary)
+  const least = fs.statSync(bundle).size - 2 * 4096;
+  assert.ok(given >= least, `${given} bytes given back, the bundle alone is ${fs.statSync(bundle).size}`);
 });

@@ -1,7 +1,8 @@
 // The syscalls lastword needs as PID 1 of the capture initramfs and that Node does not offer:
 // mount(2), umount2(2), reboot(2), sync(2), sethostname(2), setsid(2) + TIOCSCTTY, finit_module(2),
 // dup2(2) for taking the console, and reaping orphans without stealing libuv's children; reads of
-// /proc/vmcore through mappings of it (vmcore-window.h) for the main thread.
+// /proc/vmcore through mappings of it (vmcore-window.h) for the main thread; giving back the pages
+// of the executable's start-up assets (dropFilePages).
 // Every failure throws an Error whose code is the errno name (EPERM), with errno and syscall set,
 // the shape of Node's own system errors.
 #include <napi.h>
@@ -13,6 +14,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
@@ -189,6 +192,47 @@ Napi::Value UnmapVmcore(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(since));
 }
 
+// Whether [lo, hi) lies in one mapping of this process that is a private, read-only mapping of a
+// file (/proc/self/maps: perms r-?p, an inode): its pages are the file's, never written here.
+bool ReadOnlyFileMapping(uintptr_t lo, uintptr_t hi) {
+  FILE* f = fopen("/proc/self/maps", "re");
+  if (!f) return false;
+  char line[512];
+  bool ok = false, atLineStart = true;
+  while (fgets(line, sizeof line, f)) {
+    bool start = atLineStart;
+    atLineStart = strchr(line, '\n') != nullptr;      // a long path continues on the next read
+    if (!start) continue;
+    unsigned long s, e, off, ino;
+    unsigned dmaj, dmin;
+    char perms[5];
+    if (sscanf(line, "%lx-%lx %4s %lx %x:%x %lu", &s, &e, perms, &off, &dmaj, &dmin, &ino) != 7) continue;
+    if (s <= lo && hi <= e) {
+      ok = perms[0] == 'r' && perms[1] == '-' && perms[3] == 'p' && ino != 0;
+      break;
+    }
+  }
+  fclose(f);
+  return ok;
+}
+
+// dropFilePages(arrayBuffer): the pages wholly inside the buffer's memory leave this process's
+// resident set (madvise MADV_DONTNEED) when that memory is a private read-only mapping of a file:
+// the executable's SEA assets (the bundle, its code cache, the addons' images), which are read once
+// at start-up. The file's pages stay in the page cache, where the kernel can reclaim them, and a
+// later read faults them in again, unchanged. Returns the bytes given back: 0 for any other memory
+// (anonymous, writable, several mappings), which is left alone.
+Napi::Value DropFilePages(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "dropFilePages(arrayBuffer)");
+  auto ab = info[0].As<Napi::ArrayBuffer>();
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t p = reinterpret_cast<uintptr_t>(ab.Data());
+  const uintptr_t lo = (p + page - 1) & ~(page - 1), hi = (p + ab.ByteLength()) & ~(page - 1);
+  if (ab.Data() == nullptr || hi <= lo || !ReadOnlyFileMapping(lo, hi)) return Napi::Number::New(info.Env(), 0);
+  if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) != 0) return Napi::Number::New(info.Env(), 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(hi - lo));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
@@ -203,6 +247,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getpid", Napi::Function::New(env, Getpid));
   exports.Set("readMapped", Napi::Function::New(env, ReadMapped));
   exports.Set("unmapVmcore", Napi::Function::New(env, UnmapVmcore));
+  exports.Set("dropFilePages", Napi::Function::New(env, DropFilePages));
   Napi::Object rb = Napi::Object::New(env);
   rb.Set("RB_AUTOBOOT", Napi::Number::New(env, RB_AUTOBOOT));
   rb.Set("RB_POWER_OFF", Napi::Number::New(env, RB_POWER_OFF));
