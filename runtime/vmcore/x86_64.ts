@@ -125,14 +125,18 @@ export class X86_64Memory {
     return Number(BigInt.asUintN(64, v - START_KERNEL_MAP + this.physBase));
   }
 
-  /** The page-table walk alone (no shortcuts, no cache); vtop uses it for non-linear addresses. */
-  walk(v: bigint): number {
+  /**
+   * The page-table walk alone (no shortcuts, no cache); vtop uses it for non-linear addresses.
+   * `onTable` gets the physical address of each table the walk reads, top first.
+   */
+  walk(v: bigint, onTable?: (pa: number) => void): number {
     let table = this.topPgt;
     const shifts = this.levels === 5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
     const names = this.levels === 5 ? LEVEL_NAMES : LEVEL_NAMES.filter((n) => n !== 'p4d');
     for (let i = 0; i < shifts.length; i++) {
       const shift = shifts[i];
       const at = table + Number((v >> shift) & 511n) * 8;
+      onTable?.(table);
       let e: bigint;
       try {
         e = this.vmcore.readPhys(at, 8, this.entry).readBigUInt64LE(0);
@@ -205,7 +209,10 @@ export class X86_64Memory {
       for (let i = level === 0 ? 256 : 0; i < 512; i++) {
         if ((entries[2 * i]! & 1) === 0) continue;      // not present: most entries
         const off = i * span;
-        if (off >= skipFrom && off < skipTo) continue;
+        // Only an entry wholly inside the direct map is skipped: the one where it ends may also map
+        // the start of the vmalloc area (KASLR puts VMALLOC_START 1 GiB-aligned, often in the same
+        // 512 GiB slot), whose tables crash needs for the panic task's stack.
+        if (off >= skipFrom && off + span <= skipTo) continue;
         const next = target(entries, i);
         const huge = hugeLevel && (entries[2 * i]! & PSE_BIT) !== 0;
         let range: (typeof ranges)[number] | undefined;

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X86_64Memory, openVmcore } from '../../runtime/vmcore/index.ts';
+import { NT_PRSTATUS, parseNotes } from '../../runtime/vmcore/elf.ts';
 import { KERNEL_SERIES, debugVmlinux, kernelVersion, labVmcore } from '../support/lab.ts';
 import { crashFirstTiers } from './bitmaps.ts';
 import { hugetlbVmcore } from './hugetlb-vmcore.ts';
@@ -84,6 +85,22 @@ for (const series of KERNEL_SERIES) {
           const task = memory.readU64(current);
           assert.ok(tier0.has(pfnOf(task)), `CPU ${cpu}'s current task_struct 0x${task.toString(16)} is not in tier 0`);
         }
+        // The stack each CPU was on at the crash (its NT_PRSTATUS rsp; the panic task's for the
+        // panicking CPU), and every page-table page that maps it: crash reads the panic task's
+        // stack at startup. KASLR puts VMALLOC_START, where the stacks are, 1 GiB-aligned: at times
+        // in the top-level slot where the direct map ends.
+        let stacks = 0;
+        for (const note of parseNotes(vmcore.notes, vmcoreFile, 0)) {
+          if (note.name !== 'CORE' || note.type !== NT_PRSTATUS) continue;
+          const rsp = vmcore.notes.readBigUInt64LE(note.descOffset + 112 + 19 * 8);      // pr_reg.rsp
+          if (rsp < 0xffff800000000000n) continue;
+          stacks++;
+          for (let page = rsp & ~0x3fffn; page < (rsp & ~0x3fffn) + 0x4000n; page += 0x1000n) {
+            const pa = memory.walk(page, (table) => assert.ok(tier0.has(table / B), `page-table page 0x${(table / B).toString(16)} mapping the stack at 0x${page.toString(16)} is not in tier 0`));
+            assert.ok(tier0.has(Math.floor(pa / B)), `the stack page 0x${page.toString(16)} is not in tier 0`);
+          }
+        }
+        assert.ok(stacks > 0, 'no NT_PRSTATUS with a kernel stack pointer');
       } finally {
         vmcore.close();
       }

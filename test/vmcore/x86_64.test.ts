@@ -81,3 +81,38 @@ for (const l5 of [true, false]) {
     }
   });
 }
+
+test('the kernel-table walk skips only entries wholly inside the direct map: the vmalloc area can share the 512 GiB slot where it ends', () => {
+  // A KASLR layout of a 6.12 guest: page_offset_base 1 GiB-aligned, so the direct map's end
+  // (page_offset_base + 2^46) falls inside a top-level slot, and VMALLOC_START 37 GiB after it.
+  const pageOffset = 0xffff891980000000n;
+  const stack = 0xffffc922c0010000n;      // a task's vmalloc'd stack, in that same slot
+  const inDirectMap = pageOffset + 0x10000000000n;      // 1 TiB in: its slot lies wholly inside the direct map
+  const mem = Buffer.alloc(16 * 4096);
+  const entry = (tablePfn: number, idx: number, value: bigint) => mem.writeBigUInt64LE(value, tablePfn * 4096 + idx * 8);
+  entry(1, index(stack, 39n), 0x2000n | PRESENT_RW);       // pgd -> pud (pfn 2)
+  entry(2, index(stack, 30n), 0x3000n | PRESENT_RW);       // pud -> pmd (pfn 3)
+  entry(3, index(stack, 21n), 0x4000n | PRESENT_RW);       // pmd -> pte (pfn 4)
+  entry(4, index(stack, 12n), 0x9000n | PRESENT_RW);       // the stack page, pfn 9
+  assert.notEqual(index(inDirectMap, 39n), index(stack, 39n));
+  entry(1, index(inDirectMap, 39n), 0x5000n | PRESENT_RW); // a slot wholly in the direct map: its tables (pfn 5) are not walked
+  entry(5, index(inDirectMap, 30n), 0x6000n | PRESENT_RW);
+  const f = path.join(dir, 'pt-kaslr.vmcore');
+  writeSyntheticVmcore(f, [
+    'OSRELEASE=6.12.0', 'PAGESIZE=4096', 'NUMBER(phys_base)=0', 'NUMBER(MAX_PHYSMEM_BITS)=46',
+    `SYMBOL(init_top_pgt)=${(START_KERNEL_MAP + 0x1000n).toString(16)}`, 'NUMBER(pgtable_l5_enabled)=0', '',
+  ].join('\n'), [{ paddr: 0, vaddr: pageOffset, data: mem }]);
+  const v = openVmcore(f);
+  try {
+    const m = new X86_64Memory(v);
+    assert.equal(m.pageOffset, pageOffset);
+    assert.equal(m.vtop(stack), 0x9000);
+    const tables: number[] = [];
+    const leaves: number[] = [];
+    m.visitKernelTables({ table: (pa) => tables.push(pa / 4096), ranges: [{ lo: stack, hi: stack + 0x4000n, leaf: (pa) => leaves.push(pa / 4096) }] });
+    assert.deepEqual(tables.sort((a, b) => a - b), [1, 2, 3, 4], 'the tables that map the stack, and no direct-map table');
+    assert.deepEqual(leaves, [9]);
+  } finally {
+    v.close();
+  }
+});
