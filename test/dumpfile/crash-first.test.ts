@@ -122,16 +122,18 @@ function tierEnds(file: string, vmcoreFile: string): number[] {
 
 /**
  * The same for an ELF dump: a page's data is where the first PT_LOAD that holds it (in header
- * order, as crash looks) puts it.
+ * order, p_memsz included, as crash looks) puts it; past that PT_LOAD's p_filesz it reads as zeros
+ * and needs no data. (The tiers are made before zero pages are found: a zero page at the image's
+ * end is in the text PT_LOAD's p_memsz tail, and RAM's merged copy of it may come anywhere.)
  */
 function elfTierEnds(file: string, vmcoreFile: string, pageSize = 4096): number[] {
-  const loads = elfLoads(file).filter((p) => p.fileSize > 0);
+  const loads = elfLoads(file);
   return crashFirstTiers(vmcoreFile).map((tier) => {
     let end = 0;
     for (const pfn of tier) {
       const pa = pfn * pageSize;
-      const l = loads.find((x) => pa >= x.paddr && pa + pageSize <= x.paddr + x.fileSize);
-      if (l) end = Math.max(end, l.offset + (pa - l.paddr) + pageSize);
+      const l = loads.find((x) => pa >= x.paddr && pa < x.paddr + x.memSize);
+      if (l && pa + pageSize <= l.paddr + l.fileSize) end = Math.max(end, l.offset + (pa - l.paddr) + pageSize);
     }
     return end;
   });
