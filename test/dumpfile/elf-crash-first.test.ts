@@ -14,7 +14,7 @@ import { createPageFilter } from '../../runtime/filter/index.ts';
 import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
-import { assertTextInsideOneRamLoad, tempDir } from './support.ts';
+import { assertTextInsideOneRam, assertTextInsideOneRamLoad, tempDir } from './support.ts';
 
 const B = 4096;
 const TEXT_VADDR = 0xffffffff81000000n, RAM_VADDR = 0xffff888000000000n;
@@ -50,7 +50,7 @@ test('ELF crash-first cut: tier pages get their tier, the text PT_LOAD ranks the
   const tiers = [Uint32Array.from([0x100, 0x101, 0x200, 0x300]), Uint32Array.from([0x10f, 0x205]), Uint32Array.from([0x3ff])];
   const pieces = cutForTiers(segments, tiers, B);
   const [text, ram] = assertTiles(segments, pieces);
-  assertTextInsideRam(text!, ram!);
+  assertTextInsideOneRam(pieces, 'the cut');
   const rankAt = (list: RankedSegment[], pfn: number) => list.find((p) => pfn * B >= p.paddr && pfn * B < p.paddr + p.size)!.rank;
   // In the text PT_LOAD: 0x100-0x10f is one run (gaps under 16 pages merge), taking tier 0.
   assert.deepEqual(text!.map((p) => [p.paddr, p.size, p.rank]), [[0x100000, 0x10000, 0]]);
@@ -72,14 +72,6 @@ test('ELF crash-first cut: tier pages get their tier, the text PT_LOAD ranks the
   assert.equal(order[0], text![0]);
 });
 
-/** Asserts each text piece, [paddr, paddr + p_memsz), lies inside one RAM piece (readers drop it then, as in pfn order). */
-function assertTextInsideRam(text: RankedSegment[], ram: RankedSegment[]): void {
-  for (const t of text) {
-    const inside = ram.some((r) => r.paddr <= t.paddr && t.paddr + t.memSize <= r.paddr + r.memSize);
-    assert.ok(inside, `the text piece at 0x${t.paddr.toString(16)} (0x${t.memSize.toString(16)} bytes) is in no one RAM piece: ${ram.map((r) => `0x${r.paddr.toString(16)}+0x${r.memSize.toString(16)}`).join(' ')}`);
-  }
-}
-
 test('ELF crash-first cut: a tier run across the image\'s end, whose last pages are excluded, leaves each text piece inside one RAM piece', () => {
   const segments: ElfSegment[] = [
     { paddr: 0x100000, vaddr: TEXT_VADDR, size: 0xc000, memSize: 0x10000 },              // text: pfns 0x100-0x10b, 0x10c-0x10f excluded
@@ -88,7 +80,7 @@ test('ELF crash-first cut: a tier run across the image\'s end, whose last pages 
   // One run, 0x100-0x112: it starts in the image and ends past it.
   const pieces = cutForTiers(segments, [Uint32Array.from([0x100, 0x10a, 0x112])], B);
   const [text, ram] = assertTiles(segments, pieces);
-  assertTextInsideRam(text!, ram!);
+  assertTextInsideOneRam(pieces, 'the cut');
   assert.deepEqual(text!.map((p) => [p.paddr, p.size, p.memSize, p.rank]), [[0x100000, 0xc000, 0x10000, 0]]);
   // The RAM pages past the image keep the run's tier; those the text PT_LOAD holds do not.
   assert.deepEqual(ram!.map((p) => [p.paddr, p.size, p.rank]), [[0, 0x110000, undefined], [0x110000, 0x3000, 0], [0x113000, 0x2ed000, undefined]]);

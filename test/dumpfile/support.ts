@@ -52,16 +52,21 @@ export function elfLoads(file: string): ProgramHeader[] {
 }
 
 /**
- * Asserts that each kernel-text PT_LOAD of the ELF dump `file` lies, p_memsz and all, inside one
- * RAM PT_LOAD, as in makedumpfile's -E output: readers drop it then, and none overlaps partly.
+ * Asserts that each kernel-text PT_LOAD of `loads` (p_vaddr at or above __START_KERNEL_map) lies,
+ * p_memsz and all, inside one RAM PT_LOAD, as in makedumpfile's -E output: readers drop it then,
+ * and none overlaps partly. `what` names the dump (or the plan) in the message.
  */
-export function assertTextInsideOneRamLoad(file: string): void {
-  const loads = elfLoads(file);
+export function assertTextInsideOneRam(loads: readonly { paddr: number; vaddr: bigint; memSize: number }[], what: string): void {
   const ram = loads.filter((l) => l.vaddr < START_KERNEL_MAP);
   for (const t of loads.filter((l) => l.vaddr >= START_KERNEL_MAP)) {
     const holder = ram.find((r) => r.paddr <= t.paddr && t.paddr + t.memSize <= r.paddr + r.memSize);
-    assert.ok(holder, `${file}: the text PT_LOAD at paddr 0x${t.paddr.toString(16)} (p_memsz 0x${t.memSize.toString(16)}) is inside no one RAM PT_LOAD`);
+    assert.ok(holder, `${what}: the text PT_LOAD at paddr 0x${t.paddr.toString(16)} (p_memsz 0x${t.memSize.toString(16)}) is inside no one RAM PT_LOAD: ${ram.map((r) => `0x${r.paddr.toString(16)}+0x${r.memSize.toString(16)}`).join(' ')}`);
   }
+}
+
+/** assertTextInsideOneRam on the PT_LOADs of the ELF dump `file`. */
+export function assertTextInsideOneRamLoad(file: string): void {
+  assertTextInsideOneRam(elfLoads(file), file);
 }
 
 /** Asserts that both dumps saved the same pfns (2nd bitmap) with the same RAM map (1st bitmap). */
