@@ -210,7 +210,7 @@ export class X86_64Memory {
         if ((entries[2 * i]! & 1) === 0) continue;      // not present: most entries
         const off = i * span;
         // Only an entry wholly inside the direct map is skipped: the one where it ends may also map
-        // the start of the vmalloc area (KASLR puts VMALLOC_START 1 GiB-aligned, often in the same
+        // the start of the vmalloc area (KASLR puts VMALLOC_START 1 GiB-aligned, at times in the same
         // 512 GiB slot), whose tables crash needs for the panic task's stack.
         if (off >= skipFrom && off + span <= skipTo) continue;
         const next = target(entries, i);
