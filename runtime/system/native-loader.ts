@@ -11,8 +11,18 @@ import { STARTUP_ASSETS } from '../../initramfs/executable/sea-assets.ts';
 const loaded = new Map<string, unknown>();
 const loadedFiles = new Map<string, string>();
 
-/** Directories tried, in order, for extracting an embedded addon. /run and /tmp are tmpfs in the capture initramfs. */
-const EXTRACT_DIRS = ['/run/lastword', path.join(os.tmpdir(), `lastword-${process.pid}`), '/dev/shm/lastword'];
+/**
+ * Directories tried, in order, for extracting an embedded addon. /run is tmpfs in the capture
+ * initramfs. A directory whose files cannot be mapped executable is passed over: on a system
+ * booted by initramfs-tools (Debian's, and the capture kernel kdump-tools boots) /run is mounted
+ * noexec, hardened systems mount /dev/shm and /tmp so too; /var/lib/lastword (the root filesystem,
+ * where the kdump-tools hook keeps lastword's image) comes last. Each is per user and must be the
+ * user's, and one in a directory anybody can write to must be the user's own (see writeAddon).
+ */
+const uid = process.getuid?.() ?? 0;
+const EXTRACT_DIRS = uid === 0
+  ? ['/run/lastword', '/dev/shm/lastword', path.join(os.tmpdir(), 'lastword-0'), '/var/lib/lastword/addons']
+  : [`/run/user/${uid}/lastword`, `/dev/shm/lastword-${uid}`, path.join(os.tmpdir(), `lastword-${uid}`)];
 
 export function repoRoot(): string {
   // Only used outside the single executable, where import.meta.dirname is runtime/system.
@@ -30,27 +40,56 @@ export function nativeAddonPath(name: string): string {
 export function loadNative<T>(name: string): T {
   const hit = loaded.get(name);
   if (hit) return hit as T;
-  let file: string;
+  let loadedFrom: { file: string; exports: T };
   let raw: ArrayBuffer | undefined;
   if (sea.isSea()) {
     raw = sea.getRawAsset(`${name}.node`) as ArrayBuffer;
-    file = extractAddon(name, Buffer.from(raw));
+    loadedFrom = loadEmbedded<T>(name, Buffer.from(raw), EXTRACT_DIRS);
   } else {
-    file = nativeAddonPath(name);
+    const file = nativeAddonPath(name);
     if (!fs.existsSync(file)) {
       throw new LastwordError('ENATIVE_MISSING', `native addon ${file} is missing: run npm run build:native`);
     }
+    try {
+      loadedFrom = { file, exports: dlopen<T>(file) };
+    } catch (err) {
+      throw new LastwordError('ENATIVE_LOAD', `cannot load native addon ${file}: ${(err as Error).message}`, { cause: err });
+    }
   }
-  const mod = { exports: {} as T };
-  try {
-    process.dlopen(mod, file, os.constants.dlopen.RTLD_NOW);
-  } catch (err) {
-    throw new LastwordError('ENATIVE_LOAD', `cannot load native addon ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  loaded.set(name, mod.exports);
-  loadedFiles.set(name, file);
+  loaded.set(name, loadedFrom.exports);
+  loadedFiles.set(name, loadedFrom.file);
   if (raw) giveBackStartupPages(raw);
+  return loadedFrom.exports;
+}
+
+function dlopen<T>(file: string): T {
+  const mod = { exports: {} as T };
+  process.dlopen(mod, file, os.constants.dlopen.RTLD_NOW);
   return mod.exports;
+}
+
+/**
+ * Writes an embedded addon out (writeAddon) and loads it, directory after directory of `dirs`
+ * until one works: a directory on a noexec mount takes the file but cannot map it ("failed to map
+ * segment from shared object"). The error names every directory tried and why it failed.
+ */
+export function loadEmbedded<T>(name: string, blob: Buffer, dirs: readonly string[]): { file: string; exports: T } {
+  const errors: string[] = [];
+  for (const dir of dirs) {
+    let file: string;
+    try {
+      file = writeAddon(name, blob, dir);
+    } catch (err) {
+      errors.push(`${dir}: ${(err as Error).message}`);
+      continue;
+    }
+    try {
+      return { file, exports: dlopen<T>(file) };
+    } catch (err) {
+      errors.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  throw new LastwordError('ENATIVE_LOAD', `cannot load native addon ${name} (${errors.join('; ')})`);
 }
 
 /**
@@ -83,28 +122,28 @@ export function loadedNativeFile(name: string): string {
 }
 
 /**
- * Writes an embedded addon to the first writable directory of `dirs` and returns its path. A file
- * there with the same bytes (an earlier run, or PID 1 for its capture child) is used as it is:
- * writing it again cost each `lastword filter` run ~1 ms per addon (strace), and tmpfs churn.
+ * Writes an embedded addon into `dir` and returns its path. A file there with the same bytes (an
+ * earlier run, or PID 1 for its capture child) is used as it is: writing it again cost each
+ * `lastword filter` run ~1 ms per addon (strace), and tmpfs churn.
  */
-export function extractAddon(name: string, blob: Buffer, dirs: readonly string[] = EXTRACT_DIRS): string {
-  const errors: string[] = [];
-  for (const dir of dirs) {
-    try {
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const file = path.join(dir, `${name}.node`);
-      if (sameBytes(file, blob)) return file;
-      // write then rename: another lastword process (PID 1 and its capture child share /run)
-      // may have the old file mapped, and truncating a mapped library would crash it
-      const tmp = `${file}.${process.pid}`;
-      fs.writeFileSync(tmp, blob, { mode: 0o500 });
-      fs.renameSync(tmp, file);
-      return file;
-    } catch (err) {
-      errors.push(`${dir}: ${(err as Error).message}`);
+export function writeAddon(name: string, blob: Buffer, dir: string): string {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // In a directory everyone can write to (/dev/shm, /tmp) ours may have been made by someone else,
+  // or be a link to theirs, holding their library under our addon's name.
+  if (fs.statSync(path.dirname(dir)).mode & 0o002) {
+    const st = fs.lstatSync(dir);
+    if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+      throw new Error(`not this user's own directory (${st.isDirectory() ? `uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)}` : 'a link or a file'})`);
     }
   }
-  throw new LastwordError('ENATIVE_EXTRACT', `no writable directory for the ${name} addon (${errors.join('; ')})`);
+  const file = path.join(dir, `${name}.node`);
+  if (sameBytes(file, blob)) return file;
+  // write then rename: another lastword process (PID 1 and its capture child share /run)
+  // may have the old file mapped, and truncating a mapped library would crash it
+  const tmp = `${file}.${process.pid}`;
+  fs.writeFileSync(tmp, blob, { mode: 0o500 });
+  fs.renameSync(tmp, file);
+  return file;
 }
 
 function sameBytes(file: string, blob: Buffer): boolean {
