@@ -14,7 +14,8 @@ import { HOST_NETWORK_FILE } from '../runtime/config/load.ts';
 import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
 import { formatLeftOut, LEFT_OUT_FILE } from '../runtime/modules/load.ts';
-import { resolveLibraries } from './libraries.ts';
+import { CODEC_FLAG, codecsAddon, LIBRARY_CODECS, type CodecName } from '../runtime/codecs/codec.ts';
+import { DEFAULT_LIBRARY_DIRS, resolveLibraries } from './libraries.ts';
 import { loadOrder, parseModuleIndex, selectModules, normalizeModuleName, type ModuleIndex, type ModuleSelection } from './modules.ts';
 import { layoutModules, moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
 import type { CpioEntry } from './cpio.ts';
@@ -66,6 +67,8 @@ export interface ImageContents {
    * load order (image paths; none when they are built in). Undefined otherwise.
    */
   earlyModules?: string[];
+  /** Codecs whose library the build host lacks: a capture configured for one writes zlib instead. */
+  codecsWithoutLibrary: Array<{ codec: CodecName; library: string }>;
 }
 
 /** Adds `p` and every missing parent directory. */
@@ -150,6 +153,26 @@ function addLibrariesOf(m: Manifest, program: string, embedded = false): void {
   const libs = resolveLibraries(program, { embedded });
   for (const lib of libs.libraries) addLibrary(m, lib);
   if (libs.interpreter && !m.has(usrMerged(libs.interpreter))) addLibrary(m, libs.interpreter);
+}
+
+/**
+ * The libraries the codecs addon opens at run time (runtime/codecs/native/codec-libs.h), which no
+ * DT_NEEDED entry names, each with what it needs; the codecs whose library this host lacks.
+ */
+function addCodecLibraries(m: Manifest): ImageContents['codecsWithoutLibrary'] {
+  const missing: ImageContents['codecsWithoutLibrary'] = [];
+  const addon = codecsAddon();
+  for (const codec of LIBRARY_CODECS) {
+    const library = addon.codecLibrary(CODEC_FLAG[codec]);
+    const hit = DEFAULT_LIBRARY_DIRS.map((d) => path.join(d, library)).find((f) => fs.existsSync(f));
+    if (!hit) {
+      missing.push({ codec, library });
+      continue;
+    }
+    addLibrary(m, hit);
+    addLibrariesOf(m, hit);
+  }
+  return missing;
 }
 
 function addProgram(m: Manifest, at: string, source: string, embedded = false): void {
@@ -245,6 +268,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
     addDir(m, '/usr/lib/lastword/ro');
     addEntry(m, { path: '/usr/bin/lastword', type: 'symlink', target: '../lib/lastword/ro/lastword' });
   }
+  const codecsWithoutLibrary = addCodecLibraries(m);
 
   // Kernel modules: the selection plus the index files depmod needs (layout.ts runs depmod -b).
   const index = readModuleIndex(i);
@@ -300,7 +324,7 @@ export function buildManifest(i: ImageInputs): ImageContents {
     if (!fs.existsSync(kh)) throw new LastwordError('EIMAGE_KNOWN_HOSTS', `known_hosts ${t.knownHosts} does not exist: the capture checks host keys strictly and would refuse ${t.host}`);
     addHostFile(m, t.knownHosts, kh, 0o644);
   }
-  return { manifest: m, modules, executableAt, earlyModules: early?.map((p) => usrMerged(`${kdir}/${p}`)) };
+  return { manifest: m, modules, executableAt, earlyModules: early?.map((p) => usrMerged(`${kdir}/${p}`)), codecsWithoutLibrary };
 }
 
 /** `kmod --version` lists its features: +ZSTD when it decompresses .ko.zst itself (kmod 28+ built with libzstd). */

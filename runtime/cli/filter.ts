@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import minimist from 'minimist';
 import { describeError, usageError } from '../errors.ts';
 import { extractDmesg } from '../dmesg/index.ts';
-import type { CodecName } from '../codecs/codec.ts';
+import { usableCodec, type CodecName } from '../codecs/codec.ts';
 import { defaultWorkers } from '../codecs/pool.ts';
 import { writeElfDump } from '../dumpfile/elf-writer.ts';
 import { reassemble } from '../dumpfile/flattened.ts';
@@ -164,13 +164,15 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
         : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile, { fsync: false, sync: !opts.elf }));
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));
     let summary: DumpSummary;
+    let codec = opts.codec;
     const order = opts.crashFirst ? crashFirstOrder(vmcore, (m) => log(1, `lastword filter: warning: ${m}`)) : undefined;
     if (opts.elf) {
       summary = await writeElfDump({ vmcore, filter, output, step, order });
     } else {
-      summary = await writeKdumpCompressed({ vmcore, filter, output, codec: opts.codec, headerInfo, workers: opts.workers, step, order });
+      codec = usableCodec(opts.codec, (m) => log(1, `lastword filter: warning: ${m}`));
+      summary = await writeKdumpCompressed({ vmcore, filter, output, codec, headerInfo, workers: opts.workers, step, order });
     }
-    const how = opts.elf ? 'ELF' : `${opts.codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;
+    const how = opts.elf ? 'ELF' : `${codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;
     log(4, `lastword filter: ${summary.dumpablePages} of ${summary.ramPages} pages saved (dump level ${filter.dumpLevel}${summary.zeroPages ? `, ${summary.zeroPages} zero` : ''}), ${summary.bytes} bytes (${how})`);
     if (summary.unreadable) log(1, `lastword filter: warning: ${unreadableMessage(vmcoreFile, summary.unreadable)}`);
     if (dumpFile !== undefined) log(4, `The dumpfile is saved to ${dumpFile}.`);

@@ -106,6 +106,9 @@ export async function run(argv: string[]): Promise<number> {
     finishLayout(image.manifest, layout, o.kernel, executable, work.dir, { level, compression: imageCompression, onMountFailure: failureFinalAction(plan.failureAction), earlyModules: image.earlyModules });
     for (const w of plan.warnings) process.stderr.write(`lastword initramfs: warning: ${w.file}${w.line ? ':' + w.line : ''}: ${w.message}\n`);
     for (const x of image.modules.excluded) process.stderr.write(`lastword initramfs: left out module ${x.module}: ${x.reason}\n`);
+    for (const c of image.codecsWithoutLibrary.filter((c) => c.codec === plan.collector.codec)) {
+      process.stderr.write(`lastword initramfs: warning: ${c.library} is not on this system: the capture compresses with zlib instead of ${c.codec}\n`);
+    }
     if (o.into) {
       writeIntoDirectory(image.manifest, path.resolve(o.into));
       for (const f of pruneBlacklisted(path.resolve(o.into), o.kernel, blacklistOf(plan, executable))) process.stderr.write(`lastword initramfs: removed blacklisted ${f}\n`);

@@ -9,6 +9,7 @@ import { usageError } from '../errors.ts';
 import { loadPlan } from '../config/load.ts';
 import type { Plan } from '../config/plan.ts';
 import { defaultWorkers } from '../codecs/pool.ts';
+import { usableCodec } from '../codecs/codec.ts';
 import { writeElfDump } from '../dumpfile/elf-writer.ts';
 import { writeKdumpCompressed } from '../dumpfile/kdump-writer.ts';
 import { crashFirstOrder } from '../filter/crash-first.ts';
@@ -65,14 +66,18 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
         // What crash needs to open the dump first: a dump cut short (a full target, a reboot by a
         // watchdog) still opens.
         const order = crashFirstOrder(vmcore, warn);
+        const codec = collector.format === 'elf' ? collector.codec : usableCodec(collector.codec, warn);
         const s = collector.format === 'elf'
           ? await writeElfDump({ vmcore, filter, output, order })
           : await writeKdumpCompressed({
-            vmcore, filter, output, codec: collector.codec, headerInfo: dumpHeaderInfo(vmcore, warn),
+            vmcore, filter, output, codec, headerInfo: dumpHeaderInfo(vmcore, warn),
             workers, order,
             progress: (done, total) => progress(done, total, vmcore.pageSize),
           });
-        return { ...s, counts: filter.counts, fallbackReason: filter.fallbackReason, vmcoreMapped: vmcore.mappedReads };
+        return {
+          ...s, counts: filter.counts, fallbackReason: filter.fallbackReason, vmcoreMapped: vmcore.mappedReads,
+          ...(codec !== collector.codec ? { codec } : {}),
+        };
       } finally {
         vmcore.close();
       }

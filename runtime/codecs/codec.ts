@@ -22,6 +22,10 @@ export const CODEC_FLAG: Record<CodecName, number> = {
 
 /** The native addon's functions (runtime/codecs/native/codecs.cc). */
 export interface CodecsAddon {
+  /** null when the codec (its CODEC_FLAG) can be used, else why not: its library is missing (codec-libs.h). */
+  codecError(method: number): string | null;
+  /** The shared library the codec is opened from at run time ("" for none and zlib). */
+  codecLibrary(method: number): string;
   /**
    * Compresses `count` pages of `src` into `dst` back to back; sizes[i] = stored length of page i
    * (< pageSize compressed, == pageSize raw, 0 = all-zero page when detectZero). Returns bytes used.
@@ -53,6 +57,22 @@ export interface CompressPoolHandle {
 
 export function codecsAddon(): CodecsAddon {
   return loadNative<CodecsAddon>('codecs');
+}
+
+/** Codecs whose library the addon opens at run time (liblzo2, libsnappy, libzstd). */
+export const LIBRARY_CODECS = ['lzo', 'snappy', 'zstd'] as const;
+
+/**
+ * `name`, or zlib when the library behind it is missing on this system (said through `warn`): the
+ * dump is written either way and crash reads either. On Debian 12 with kdump-tools and
+ * makedumpfile installed there is no libsnappy, for one.
+ */
+export function usableCodec(name: CodecName, warn: (message: string) => void, addon: CodecsAddon = codecsAddon()): CodecName {
+  if (name === 'none' || name === 'zlib') return name;
+  const why = addon.codecError(CODEC_FLAG[name]);
+  if (why === null) return name;
+  warn(`${name} cannot be used (${why}); the dump is compressed with zlib instead`);
+  return 'zlib';
 }
 
 /** The result of compressing one batch: page i's bytes are data[offsets[i], offsets[i]+sizes[i]). */

@@ -30,6 +30,8 @@ export interface DumpResult {
   unreadable?: UnreadablePages;
   /** The vmcore was read through mappings of it (/proc/vmcore). */
   vmcoreMapped?: boolean;
+  /** The codec the pages were compressed with, when not the configured one (its library was missing). */
+  codec?: string;
 }
 
 export interface WriteDumpArgs {
@@ -95,7 +97,7 @@ function summaryOf(plan: Plan, target: DumpTarget | undefined, attempt: DumpAtte
     ok: s.ok, target: target?.description ?? describeTarget(plan), file: attempt.dumpFile, incomplete: attempt.incomplete,
     bytes: attempt.bytes,
     format: plan.collector.format + (attempt.flattened ? ' (flattened)' : '') + (attempt.postCompression ? `, then ${attempt.postCompression} (KDUMP_COMPRESSION)` : ''),
-    codec: plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
+    codec: r?.codec ?? plan.collector.codec, dumpLevel: plan.collector.dumpLevel,
     ramPages: r?.ramPages, dumpablePages: r?.dumpablePages, zeroPages: r?.zeroPages, unreadablePages: r?.unreadable?.pages,
     excluded: c ? { cache: c.cache, cachePrivate: c.cachePrivate, user: c.user, free: c.free, hwpoison: c.hwpoison, offline: c.offline } : undefined,
     dmesgFile: attempt.dmesgFile, vmcoreMapped: r?.vmcoreMapped, elapsedMs: s.elapsedMs, reason: s.reason, action: s.next,

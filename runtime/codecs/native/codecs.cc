@@ -12,11 +12,9 @@
 // buffers of a batch are held by persistent references until its result was reported, so the GC
 // cannot free them under us. Scratch state is thread-local, so every thread has its own.
 #include <napi.h>
-#include <lzo/lzo1x.h>
-#include <snappy-c.h>
 #include <libdeflate.h>
 #include <zlib.h>
-#include <zstd.h>
+#include "codec-libs.h"
 #include "vmcore-window.h"
 #include <algorithm>
 #include <atomic>
@@ -35,6 +33,10 @@
 
 namespace {
 
+using codec_libs::lzo;
+using codec_libs::snappy;
+using codec_libs::zstd;
+
 // makedumpfile diskdump_mod.h
 constexpr uint32_t kZlib = 0x01, kLzo = 0x02, kSnappy = 0x04, kZstd = 0x20;
 
@@ -48,8 +50,8 @@ struct Scratch {
   ZSTD_DCtx* zdctx = nullptr;
   ~Scratch() {
     if (deflater) libdeflate_free_compressor(deflater);
-    if (zcctx) ZSTD_freeCCtx(zcctx);
-    if (zdctx) ZSTD_freeDCtx(zdctx);
+    if (zcctx) zstd.freeCCtx(zcctx);
+    if (zdctx) zstd.freeDCtx(zdctx);
   }
 };
 thread_local Scratch scratch;
@@ -68,8 +70,8 @@ size_t bound(uint32_t method, size_t n) {
   switch (method) {
     case kZlib: return compressBound(n);
     case kLzo: return n + n / 16 + 64 + 3;
-    case kSnappy: return snappy_max_compressed_length(n);
-    case kZstd: return ZSTD_compressBound(n);
+    case kSnappy: return snappy.maxLength(n);
+    case kZstd: return ZSTD_COMPRESSBOUND(n);
     default: return n;
   }
 }
@@ -86,30 +88,48 @@ size_t zlibCompress(const unsigned char* src, size_t n, unsigned char* dst, size
 }
 
 // Returns the compressed size, or 0 when the codec failed (the caller stores the page raw).
-// dst must hold bound(method, n) bytes.
+// dst must hold bound(method, n) bytes. The codec's library is open (codecError was checked by
+// whoever chose the method: see knownMethod).
 size_t compressOne(uint32_t method, const unsigned char* src, size_t n, unsigned char* dst, size_t cap) {
   switch (method) {
     case kZlib: return zlibCompress(src, n, dst, cap);
     case kLzo: {
       if (scratch.lzoWork.size() < LZO1X_1_MEM_COMPRESS) scratch.lzoWork.resize(LZO1X_1_MEM_COMPRESS);
       lzo_uint len = cap;
-      return lzo1x_1_compress(src, n, dst, &len, scratch.lzoWork.data()) == LZO_E_OK ? len : 0;
+      return lzo.compress(src, n, dst, &len, scratch.lzoWork.data()) == LZO_E_OK ? len : 0;
     }
     case kSnappy: {
       size_t len = cap;
-      return snappy_compress(reinterpret_cast<const char*>(src), n, reinterpret_cast<char*>(dst), &len) == SNAPPY_OK ? len : 0;
+      return snappy.compress(reinterpret_cast<const char*>(src), n, reinterpret_cast<char*>(dst), &len) == SNAPPY_OK ? len : 0;
     }
     case kZstd: {
-      if (!scratch.zcctx) scratch.zcctx = ZSTD_createCCtx();
+      if (!scratch.zcctx) scratch.zcctx = zstd.createCCtx();
       if (!scratch.zcctx) return 0;
-      size_t len = ZSTD_compressCCtx(scratch.zcctx, dst, cap, src, n, 1);
-      return ZSTD_isError(len) ? 0 : len;
+      size_t len = zstd.compressCCtx(scratch.zcctx, dst, cap, src, n, 1);
+      return zstd.isError(len) ? 0 : len;
     }
   }
   return 0;
 }
 
 bool knownMethod(uint32_t m) { return m == 0 || m == kZlib || m == kLzo || m == kSnappy || m == kZstd; }
+
+const char* methodName(uint32_t m) {
+  switch (m) {
+    case kZlib: return "zlib";
+    case kLzo: return "lzo";
+    case kSnappy: return "snappy";
+    case kZstd: return "zstd";
+    default: return "none";
+  }
+}
+
+// Throws unless `method` is known and its library could be opened (see codec-libs.h).
+void requireCodec(Napi::Env env, uint32_t method) {
+  if (!knownMethod(method)) throw Napi::RangeError::New(env, "unknown compression method");
+  const std::string& err = codec_libs::codecError(method);
+  if (!err.empty()) throw Napi::Error::New(env, std::string(methodName(method)) + ": " + err);
+}
 
 // One batch: raw pointers into JS buffers that the caller keeps alive for the whole run.
 struct Batch {
@@ -308,7 +328,7 @@ Batch parseBatchAt(const Napi::CallbackInfo& info, size_t a) {
   Batch b;
   b.method = info[a].As<Napi::Number>().Uint32Value();
   b.fd = info[a + 1].As<Napi::Number>().Int32Value();
-  if (!knownMethod(b.method)) throw Napi::RangeError::New(env, "unknown compression method");
+  requireCodec(env, b.method);
   b.nspans = info[a + 3].As<Napi::Number>().Uint32Value();
   if (b.fd >= 0) {
     auto spans = info[a + 2].As<Napi::Float64Array>();
@@ -462,7 +482,7 @@ Napi::Value CompressPages(const Napi::CallbackInfo& info) {
   auto dst = info[4].As<Napi::Buffer<unsigned char>>();
   auto sizes = info[5].As<Napi::Uint32Array>();
   b.detectZero = info[6].ToBoolean();
-  if (!knownMethod(b.method)) throw Napi::RangeError::New(env, "unknown compression method");
+  requireCodec(env, b.method);
   b.src = src.Data(); b.srcLen = src.Length();
   b.dst = dst.Data(); b.dstLen = dst.Length();
   b.sizes = sizes.Data();
@@ -477,6 +497,7 @@ Napi::Value DecompressPage(const Napi::CallbackInfo& info) {
   auto src = info[1].As<Napi::Buffer<unsigned char>>();
   auto dst = info[2].As<Napi::Buffer<unsigned char>>();
   size_t out = dst.Length();
+  requireCodec(env, method);
   switch (method) {
     case kZlib: {
       uLongf len = out;
@@ -485,19 +506,19 @@ Napi::Value DecompressPage(const Napi::CallbackInfo& info) {
     }
     case kLzo: {
       lzo_uint len = out;
-      if (lzo1x_decompress_safe(src.Data(), src.Length(), dst.Data(), &len, nullptr) != LZO_E_OK) throw Napi::Error::New(env, "lzo: corrupt data");
+      if (lzo.decompress(src.Data(), src.Length(), dst.Data(), &len, nullptr) != LZO_E_OK) throw Napi::Error::New(env, "lzo: corrupt data");
       return Napi::Number::New(env, len);
     }
     case kSnappy: {
       size_t len = out;
-      if (snappy_uncompress(reinterpret_cast<const char*>(src.Data()), src.Length(), reinterpret_cast<char*>(dst.Data()), &len) != SNAPPY_OK)
+      if (snappy.uncompress(reinterpret_cast<const char*>(src.Data()), src.Length(), reinterpret_cast<char*>(dst.Data()), &len) != SNAPPY_OK)
         throw Napi::Error::New(env, "snappy: corrupt data");
       return Napi::Number::New(env, len);
     }
     case kZstd: {
-      if (!scratch.zdctx) scratch.zdctx = ZSTD_createDCtx();
-      size_t len = ZSTD_decompressDCtx(scratch.zdctx, dst.Data(), out, src.Data(), src.Length());
-      if (ZSTD_isError(len)) throw Napi::Error::New(env, std::string("zstd: ") + ZSTD_getErrorName(len));
+      if (!scratch.zdctx) scratch.zdctx = zstd.createDCtx();
+      size_t len = zstd.decompressDCtx(scratch.zdctx, dst.Data(), out, src.Data(), src.Length());
+      if (zstd.isError(len)) throw Napi::Error::New(env, std::string("zstd: ") + zstd.getErrorName(len));
       return Napi::Number::New(env, len);
     }
   }
@@ -514,13 +535,27 @@ Napi::Value MapReads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// codecError(method) -> null when the codec can be used, else why not (its library is missing).
+Napi::Value CodecError(const Napi::CallbackInfo& info) {
+  uint32_t method = info[0].As<Napi::Number>().Uint32Value();
+  if (!knownMethod(method)) throw Napi::RangeError::New(info.Env(), "unknown compression method");
+  const std::string& err = codec_libs::codecError(method);
+  return err.empty() ? info.Env().Null() : Napi::Value(Napi::String::New(info.Env(), err));
+}
+
+// codecLibrary(method) -> the shared library the codec is opened from, "" for none.
+Napi::Value CodecLibrary(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), codec_libs::codecLibrary(info[0].As<Napi::Number>().Uint32Value()));
+}
+
 // Windows mapped by every thread so far.
 Napi::Value MappedWindows(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(gWindows.load()));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  if (lzo_init() != LZO_E_OK) throw Napi::Error::New(env, "lzo_init failed");
+  exports.Set("codecError", Napi::Function::New(env, CodecError));
+  exports.Set("codecLibrary", Napi::Function::New(env, CodecLibrary));
   exports.Set("compressPages", Napi::Function::New(env, CompressPages));
   exports.Set("compressPagesSpans", Napi::Function::New(env, CompressPagesSpans));
   exports.Set("CompressPool", CompressPool::Define(env));
