@@ -376,6 +376,15 @@ export function listFiles(dir: string): string[] {
 
 /** A flattened stream (raw device, vmcore.flat) reassembled by the reference, makedumpfile -R. */
 export function reassemble(flat: string, out: string): string {
+  // makedumpfile -R spins without end on an empty or foreign input (Debian 12's kdump-config
+  // renames an empty file to dump.<stamp> when makedumpfile died at once): check the signature
+  const head = Buffer.alloc(16);
+  const fd = fs.openSync(flat, 'r');
+  const n = fs.readSync(fd, head, 0, head.length, 0);
+  fs.closeSync(fd);
+  if (head.subarray(0, n).toString('latin1').replace(/\0+$/, '') !== 'makedumpfile') {
+    throw new Error(`${flat} is not a flattened dump (${n ? `starts with ${JSON.stringify(head.subarray(0, n).toString('latin1'))}` : 'empty'})`);
+  }
   const r = spawnSync('sh', ['-c', `makedumpfile -R '${out}' < '${flat}'`], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`makedumpfile -R of ${flat} failed: ${r.stderr || r.stdout}`);
   return out;

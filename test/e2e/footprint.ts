@@ -9,10 +9,15 @@
 //                 kdump-config savecore (makedumpfile -F -c -d 31 to /var/crash/<stamp>/dump.<stamp>)
 //                 and reboot -f, which ends QEMU (-no-reboot). See kdump-tools-guest.ts for how the
 //                 root and the initramfs are made; it needs debootstrap and the Debian mirror.
+//   kdump-tools-shim  the same Debian set-up with lastword installed as kdump-tools' makedumpfile
+//                 fallback (hooks/kdump-tools/makedumpfile at /usr/bin/makedumpfile, dist/lastword at
+//                 /usr/bin/lastword): --real present (default) keeps Debian's makedumpfile behind the
+//                 shim, which runs it and relays its stream (both alive at once: every capture once
+//                 lastword is installed); --real missing removes it, so lastword writes the whole dump.
 // Method: one cycle per size, bisecting between a size that fails and one that succeeds to a 8 MiB
 // step (each cycle is a real TCG boot, so a handful of runs). A cycle succeeds when the dump is
 // complete and crash opens it.
-//   node test/e2e/footprint.ts makedumpfile|lastword|kdump-tools [--layout plain|squashfs|erofs] [--lo 64] [--hi 256]
+//   node test/e2e/footprint.ts makedumpfile|lastword|kdump-tools|kdump-tools-shim [--real present|missing] [--layout plain|squashfs|erofs] [--lo 64] [--hi 256]
 //   ... --image-compression xz   (lastword: the read-only image's compression, `lastword initramfs --image-compression`)
 //   ... --sizes 80,96   (just these sizes, no bisection)
 //   ... --keep          (keep the work directories with each cycle's console.log)
@@ -20,16 +25,16 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cacheDir, crashBinary, debugVmlinux, labDir } from '../support/lab.ts';
+import { cacheDir, crashBinary, debugVmlinux, labDir, repo } from '../support/lab.ts';
 import { extractExt4Tree } from '../support/qemu.ts';
-import { kdumpConfigLoad, kdumpToolsGuest } from './kdump-tools-guest.ts';
+import { kdumpConfigLoad, kdumpToolsGuest, withLastwordShim, type RealMakedumpfile } from './kdump-tools-guest.ts';
 import {
-  bootCycle, CAPTURE_APPEND, captureConsole, classifyDumpFiles, crashReport, INIT_DIED, kver61, prepareCycle, reassemble,
+  bootCycle, CAPTURE_APPEND, captureConsole, classifyDumpFiles, crashReport, INIT_DIED, kver61, lastwordExe, prepareCycle, reassemble,
   type CycleOptions,
 } from './cycle.ts';
 
 const argv = process.argv.slice(2);
-const flavours = ['lastword', 'makedumpfile', 'kdump-tools'] as const;
+const flavours = ['lastword', 'makedumpfile', 'kdump-tools', 'kdump-tools-shim'] as const;
 const flavour = flavours.find((f) => f === argv[0]);
 if (!flavour) throw new Error(`usage: footprint.ts ${flavours.join('|')} [--layout L] [--lo MiB] [--hi MiB] [--sizes a,b]`);
 const opt = (name: string): string | undefined => {
@@ -39,6 +44,9 @@ const opt = (name: string): string | undefined => {
 const layout = opt('--layout');
 const imageCompression = opt('--image-compression');
 const keep = argv.includes('--keep');
+const real = (opt('--real') ?? 'present') as RealMakedumpfile;
+if (real !== 'present' && real !== 'missing') throw new Error(`--real present|missing, not ${real}`);
+const debian = flavour === 'kdump-tools' || flavour === 'kdump-tools-shim';
 let lo = Number(opt('--lo') ?? 48);   // assumed failing
 let hi = Number(opt('--hi') ?? 256);  // assumed working, checked first
 const kver = kver61();
@@ -68,20 +76,24 @@ function extractExt4Dir(image: string, dir: string, dest: string): string[] {
   return out;
 }
 
+let shimRoot: string | undefined;
 function kdumpToolsOptions(mib: number): CycleOptions {
   const g = kdumpToolsGuest(kver);
+  if (flavour === 'kdump-tools-shim') {
+    shimRoot ??= withLastwordShim(g, lastwordExe, path.join(repo, 'hooks', 'kdump-tools', 'makedumpfile'), real, path.join(base, 'root-shim.img'));
+  }
   return {
-    name: `kt-${mib}`, baseDir: base, crashkernel: `${mib}M`, kdumpConf: '', captureInitrd: g.initrd,
+    name: `${flavour === 'kdump-tools' ? 'kt' : `kts-${real}`}-${mib}`, baseDir: base, crashkernel: `${mib}M`, kdumpConf: '', captureInitrd: g.initrd,
     loadCommand: kdumpConfigLoad(kver),
     // what a Debian install's command line has besides crashkernel= (no "quiet": the harness reads
     // the capture kernel's console)
     appendExtra: `root=UUID=${g.uuid} ro`,
-    disks: [{ name: 'root', sizeMiB: 0, image: g.rootImage }],
+    disks: [{ name: 'root', sizeMiB: 0, image: shimRoot ?? g.rootImage }],
   };
 }
 
 async function cycle(mib: number): Promise<Outcome> {
-  const o: CycleOptions = flavour === 'kdump-tools' ? kdumpToolsOptions(mib) : flavour === 'lastword'
+  const o: CycleOptions = debian ? kdumpToolsOptions(mib) : flavour === 'lastword'
     ? {
       name: `lw-${mib}`, baseDir: base, crashkernel: `${mib}M`,
       kdumpConf: 'ext4 LABEL=LWFOOT\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action poweroff\n',
@@ -105,7 +117,7 @@ async function cycle(mib: number): Promise<Outcome> {
     if (/LOAD FAILED/.test(m[0])) return { ok: false, why: `load failed: ${g.console.split('\n').filter((l) => /kexec|Could not|LOAD/.test(l)).slice(-3).join(' | ')}`, captureBytes };
     tCrash = Date.now();
     // a systemd boot under TCG can be silent for a while (fsck, udev settle)
-    if (!(await g.waitExitOrIdle(flavour === 'kdump-tools' ? 240_000 : 120_000, 900_000))) return { ok: false, why: `the guest did not stop (silent console): ${g.tail(2).replace(/\n/g, " | ")}`, captureBytes };
+    if (!(await g.waitExitOrIdle(debian ? 240_000 : 120_000, 900_000))) return { ok: false, why: `the guest did not stop (silent console): ${g.tail(2).replace(/\n/g, " | ")}`, captureBytes };
   } finally {
     g.kill();
   }
@@ -118,7 +130,7 @@ async function cycle(mib: number): Promise<Outcome> {
   if (flavour === 'makedumpfile') {
     if (!/VMCORE_COPIED/.test(cap)) return { ok: false, why: 'no VMCORE_COPIED: ' + g.tail(3).replace(/\n/g, ' | '), captureBytes };
     dump = reassemble(p.disks.dump!, path.join(p.dir, 'vmcore.kdump'));
-  } else if (flavour === 'kdump-tools') {
+  } else if (debian) {
     const files = extractExt4Dir(p.disks.root!, '/var/crash', path.join(p.dir, 'tree'));
     const found = classifyDumpFiles(files);
     if (!found.vmcore || found.incomplete) return { ok: false, why: `no finished dump.<stamp> in /var/crash (${files.map((f) => path.basename(f)).join(', ') || 'empty'}): ${g.tail(3).replace(/\n/g, ' | ')}`, captureBytes };
@@ -136,7 +148,8 @@ async function cycle(mib: number): Promise<Outcome> {
 
 const results: Array<[number, Outcome]> = [];
 async function tryOne(mib: number): Promise<boolean> {
-  const r = await cycle(mib);
+  // a dump that cannot be read back (reassemble) fails this size, not the whole bisection
+  const r = await cycle(mib).catch((e: Error): Outcome => ({ ok: false, why: e.message, captureBytes: 0 }));
   results.push([mib, r]);
   process.stdout.write(`${flavour}${layout ? '/' + layout : ''}${imageCompression ? '/' + imageCompression : ''} crashkernel=${mib}M: ${r.ok ? 'OK' : 'FAIL'} ${r.ok ? `panic->dump ${r.panicToDumpS!.toFixed(1)} s, qemu start->dump ${r.bootToDumpS!.toFixed(1)} s` : r.why} (capture initramfs ${r.captureBytes} B)\n`);
   return r.ok;

@@ -145,3 +145,40 @@ export function kdumpConfigLoad(kver: string): string {
   const cmdline = `$(sed -re 's/(^| )(crashkernel|hugepages|hugepagesz|abm)=[^ ]*//g' /proc/cmdline)`;
   return `kexec -p --command-line="${cmdline} ${KDUMP_CMDLINE_APPEND}" --initrd=/var/lib/kdump/initrd.img-${kver} /var/lib/kdump/vmlinuz-${kver}`;
 }
+
+/** What stands at kdump-config's makedumpfile in `withLastwordShim`'s root. */
+export type RealMakedumpfile = 'present' | 'missing';
+
+/**
+ * A copy of the guest's root image with lastword as kdump-tools' makedumpfile fallback, installed
+ * as hooks/kdump-tools/makedumpfile says: the executable at /usr/bin/lastword, Debian's makedumpfile
+ * moved to /usr/bin/makedumpfile.distrib (where `dpkg-divert --rename` puts it) and the shim in its
+ * place. The capture initramfs stays kdump-tools' own: the capture kernel boots this root and
+ * kdump-config savecore runs the shim. With `real` = 'missing' makedumpfile.distrib is removed, so
+ * lastword writes the whole dump (what happens when makedumpfile cannot run); with 'present' the
+ * shim runs the real makedumpfile and relays its stream, both processes alive at once. Written with
+ * debugfs into the image (no mount, no loop device); the dpkg diversion database is not updated,
+ * which the capture never reads.
+ */
+export function withLastwordShim(g: KdumpToolsGuest, executable: string, shim: string, real: RealMakedumpfile, dest: string): string {
+  execFileSync('cp', ['--sparse=always', g.rootImage, dest]);
+  const cmds = [
+    'cd /usr/bin',
+    // debugfs' ln and unlink leave link counts alone: together they are a rename; rm frees the inode
+    ...(real === 'present' ? ['ln makedumpfile makedumpfile.distrib', 'unlink makedumpfile'] : ['rm makedumpfile']),
+    `write ${shim} makedumpfile`,
+    'sif makedumpfile mode 0100755',
+    `write ${executable} lastword`,
+    'sif lastword mode 0100755',
+  ];
+  // debugfs -f reads one request per line; it reports errors on stderr but exits 0, so check
+  const out = execFileSync('debugfs', ['-w', '-f', '-', dest], { input: cmds.join('\n') + '\n', encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+  const listing = execFileSync('debugfs', ['-R', 'ls -l /usr/bin', dest], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const names = new Set(listing.split('\n').map((l) => l.trim().split(/\s+/).pop()));
+  const want = ['makedumpfile', 'lastword', ...(real === 'present' ? ['makedumpfile.distrib'] : [])];
+  const lacking = want.filter((n) => !names.has(n));
+  if (lacking.length || (real === 'missing' && names.has('makedumpfile.distrib'))) {
+    throw new Error(`debugfs did not install the shim into ${dest} (lacking ${lacking.join(', ') || 'nothing'}): ${out.trim()}`);
+  }
+  return dest;
+}
