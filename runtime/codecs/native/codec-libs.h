@@ -59,34 +59,37 @@ std::string resolve(void* handle, F&& fields) {
   return missing.empty() ? "" : std::string("no symbol ") + missing;
 }
 
-inline std::string openLzo() {
-  void* h = dlopen(kLzoLibrary, RTLD_NOW | RTLD_LOCAL);
+// dlopen(soname) and its symbols into `fields`; "" or why not.
+template <typename F>
+std::string openLibrary(const char* soname, F&& fields) {
+  void* h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
   if (!h) return dlerror();
-  std::string err = resolve(h, [](auto sym) {
+  std::string err = resolve(h, fields);
+  return err.empty() ? "" : std::string(soname) + ": " + err;
+}
+
+inline std::string openLzo() {
+  std::string err = openLibrary(kLzoLibrary, [](auto sym) {
     sym(lzo.init, "__lzo_init_v2");
     sym(lzo.compress, "lzo1x_1_compress");
     sym(lzo.decompress, "lzo1x_decompress_safe");
   });
-  if (!err.empty()) return std::string(kLzoLibrary) + ": " + err;
+  if (!err.empty()) return err;
   // lzo_init() of lzoconf.h, through the pointer
   if (lzo.init(LZO_VERSION, int(sizeof(short)), int(sizeof(int)), int(sizeof(long)), int(sizeof(lzo_uint32_t)),
                int(sizeof(lzo_uint)), int(lzo_sizeof_dict_t), int(sizeof(char*)), int(sizeof(lzo_voidp)),
                int(sizeof(lzo_callback_t))) != LZO_E_OK) {
-    lzo.compress = nullptr;
     return std::string(kLzoLibrary) + ": lzo_init failed";
   }
   return "";
 }
 
 inline std::string openSnappy() {
-  void* h = dlopen(kSnappyLibrary, RTLD_NOW | RTLD_LOCAL);
-  if (!h) return dlerror();
-  std::string err = resolve(h, [](auto sym) {
+  return openLibrary(kSnappyLibrary, [](auto sym) {
     sym(snappy.compress, "snappy_compress");
     sym(snappy.uncompress, "snappy_uncompress");
     sym(snappy.maxLength, "snappy_max_compressed_length");
   });
-  return err.empty() ? "" : std::string(kSnappyLibrary) + ": " + err;
 }
 
 inline std::string openZstd() {
@@ -101,10 +104,7 @@ inline std::string openZstd() {
     sym(zstd.getErrorName, "ZSTD_getErrorName");
   };
   if (resolve(RTLD_DEFAULT, fields).empty()) return "";
-  void* h = dlopen(kZstdLibrary, RTLD_NOW | RTLD_LOCAL);
-  if (!h) return dlerror();
-  std::string err = resolve(h, fields);
-  return err.empty() ? "" : std::string(kZstdLibrary) + ": " + err;
+  return openLibrary(kZstdLibrary, fields);
 }
 
 // "" when the codec (makedumpfile's flag: 0x02 lzo, 0x04 snappy, 0x20 zstd; anything else needs no
