@@ -27,7 +27,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { cacheDir, crashBinary, debugVmlinux, labDir, repo } from '../support/lab.ts';
 import { extractExt4Tree } from '../support/qemu.ts';
-import { kdumpConfigLoad, kdumpToolsGuest, withLastwordShim, type RealMakedumpfile } from './kdump-tools-guest.ts';
+import { debianCycleOptions, extractExt4Dir, kdumpToolsGuest, withLastwordShim, type RealMakedumpfile } from './kdump-tools-guest.ts';
 import {
   bootCycle, CAPTURE_APPEND, captureConsole, classifyDumpFiles, crashReport, INIT_DIED, kver61, lastwordExe, prepareCycle, reassemble,
   type CycleOptions,
@@ -61,35 +61,13 @@ function standinCapture(): string {
   return file;
 }
 
-/** Files under `dir` of an ext4 image, copied out with debugfs (the root image is large). */
-function extractExt4Dir(image: string, dir: string, dest: string): string[] {
-  fs.mkdirSync(dest, { recursive: true });
-  execFileSync('debugfs', ['-R', `rdump ${dir} ${dest}`, image], { stdio: 'ignore' });
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.isDirectory()) walk(path.join(d, e.name));
-      else out.push(path.join(d, e.name));
-    }
-  };
-  walk(dest);
-  return out;
-}
-
 let shimRoot: string | undefined;
 function kdumpToolsOptions(mib: number): CycleOptions {
   const g = kdumpToolsGuest(kver);
   if (flavour === 'kdump-tools-shim') {
     shimRoot ??= withLastwordShim(g, lastwordExe, path.join(repo, 'hooks', 'kdump-tools', 'makedumpfile'), real, path.join(base, 'root-shim.img'));
   }
-  return {
-    name: `${flavour === 'kdump-tools' ? 'kt' : `kts-${real}`}-${mib}`, baseDir: base, crashkernel: `${mib}M`, kdumpConf: '', captureInitrd: g.initrd,
-    loadCommand: kdumpConfigLoad(kver),
-    // what a Debian install's command line has besides crashkernel= (no "quiet": the harness reads
-    // the capture kernel's console)
-    appendExtra: `root=UUID=${g.uuid} ro`,
-    disks: [{ name: 'root', sizeMiB: 0, image: shimRoot ?? g.rootImage }],
-  };
+  return debianCycleOptions(g, kver, { name: `${flavour === 'kdump-tools' ? 'kt' : `kts-${real}`}-${mib}`, baseDir: base, crashkernel: `${mib}M`, rootImage: shimRoot });
 }
 
 async function cycle(mib: number): Promise<Outcome> {

@@ -28,6 +28,7 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cacheDir, ensureFile } from '../support/lab.ts';
+import type { CycleOptions } from './cycle.ts';
 
 /**
  * What initramfs-tools' dep_add_modules picks for this guest (QEMU pc, virtio-blk disk with an ext4
@@ -181,4 +182,35 @@ export function withLastwordShim(g: KdumpToolsGuest, executable: string, shim: s
     throw new Error(`debugfs did not install the shim into ${dest} (lacking ${lacking.join(', ') || 'nothing'}): ${out.trim()}`);
   }
   return dest;
+}
+
+/**
+ * The E2E cycle of the Debian guest: the primary boots the root image (`rootImage`, default the
+ * stock one) and loads kdump-tools' capture initramfs with kdump-config's kexec line; the capture
+ * kernel boots the same root, whose kdump-tools-dump.service writes /var/crash and reboots.
+ */
+export function debianCycleOptions(g: KdumpToolsGuest, kver: string, o: { name: string; baseDir: string; crashkernel: string; rootImage?: string }): CycleOptions {
+  return {
+    name: o.name, baseDir: o.baseDir, crashkernel: o.crashkernel, kdumpConf: '', captureInitrd: g.initrd,
+    loadCommand: kdumpConfigLoad(kver),
+    // what a Debian install's command line has besides crashkernel= (no "quiet": the harness reads
+    // the capture kernel's console)
+    appendExtra: `root=UUID=${g.uuid} ro`,
+    disks: [{ name: 'root', sizeMiB: 0, image: o.rootImage ?? g.rootImage }],
+  };
+}
+
+/** Files under `dir` of an ext4 image, copied out with debugfs (the root image is large). */
+export function extractExt4Dir(image: string, dir: string, dest: string): string[] {
+  fs.mkdirSync(dest, { recursive: true });
+  execFileSync('debugfs', ['-R', `rdump ${dir} ${dest}`, image], { stdio: 'ignore' });
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(path.join(d, e.name));
+      else out.push(path.join(d, e.name));
+    }
+  };
+  walk(dest);
+  return out;
 }
