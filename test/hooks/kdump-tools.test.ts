@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { signature } from '../support/kdump-header.ts';
 import { kernelVersion, labVmcore, repo, UNSTABLE_SERIES } from '../support/lab.ts';
 import { newMakedumpfile } from '../filter/reference.ts';
-import { lastwordCommand } from './support.ts';
+import { lastwordCommand, standInExecutable } from './support.ts';
 
 const shim = path.join(repo, 'hooks', 'kdump-tools', 'makedumpfile');
 const skip = !kernelVersion('6.1') ? 'no Debian 6.1 kernel (bash .ci/setup)' : false;
@@ -128,4 +128,31 @@ test('savecore-fallback, as KDUMP_FAIL_CMD: lastword savecore writes Debian\'s l
   const files = fs.readdirSync(path.join(coredir, stamps[0]!));
   assert.ok(files.includes(`dump.${stamps[0]}`) && files.includes(`dmesg.${stamps[0]}`), files.join(', '));
   assert.equal(signature(path.join(coredir, stamps[0]!, `dump.${stamps[0]}`)), 'KDUMP   ');
+});
+
+test('postinst.d-lastword builds /var/lib/lastword/initrd.img-<kver>, points initrd.img at it and prints what crashkernel= it needs', { skip }, () => {
+  const kver = kernelVersion('6.1')!;
+  const bin = fs.mkdtempSync(path.join(tmp, 'bin-'));
+  lastwordCommand(bin);
+  const conf = path.join(tmp, 'postinst-kdump.conf');
+  fs.writeFileSync(conf, 'ext4 LABEL=crash\npath /var/crash\ncore_collector makedumpfile -l -d 31\n');
+  const hook = path.join(repo, 'hooks', 'kdump-tools', 'postinst.d-lastword');
+  // /var/lib is a tmpfs for this mount namespace alone: the host's stays as it is
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-ec',
+    `mount -t tmpfs lw-varlib /var/lib; "$0" "$1"; ls -l /var/lib/lastword; cat /var/lib/lastword/initrd.img | zstd -dc | cpio -it --quiet`, hook, kver], {
+    encoding: 'utf8', maxBuffer: 64 << 20,
+    env: {
+      ...process.env, PATH: `${bin}:${process.env.PATH}`,
+      LASTWORD_INITRAMFS_ARGS: `--executable ${standInExecutable(tmp)} --config ${conf}`,
+    },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`initrd\\.img -> initrd\\.img-${kver.replace(/\./g, '\\.')}\\n`));
+  const entries = r.stdout.split('\n');
+  assert.ok(entries.includes('init') && entries.includes('usr/lib/lastword/lastword.squashfs'), r.stdout);
+  assert.ok(entries.includes('etc/kdump.conf'), r.stdout);
+  // the estimate for this kernel and that image, on stderr
+  assert.match(r.stderr, /Recommended crashkernel: \d+ MiB \(crashkernel=\d+M\)/);
+  assert.match(r.stderr, new RegExp(`init_size of /boot/vmlinuz-${kver.replace(/\./g, '\\.')}`));
+  assert.match(r.stderr, /\/var\/lib\/lastword\/initrd\.img-/);
 });
