@@ -7,7 +7,9 @@
 // instead of starting a second one behind a broken first. A makedumpfile known to misread the
 // crashed kernel without failing (see knownMisreading) is not run at all.
 import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import { encodeEndMarker, relayRecords, type RelayResult } from '../dumpfile/flattened.ts';
+import { loadNative } from '../system/native-loader.ts';
 import { writeStderr } from '../system/stderr.ts';
 import { tailMarkerKey } from '../filter/page-rules.ts';
 import { openVmcore } from '../vmcore/index.ts';
@@ -28,15 +30,25 @@ export async function tryProgramFirst(opts: FilterOptions, argv: string[]): Prom
     return runFilter(opts);
   }
   const toStdout = opts.flatten && opts.args.length === 1 && !opts.dumpDmesg;
-  const child = spawn(program, withoutTry(argv), { stdio: ['inherit', toStdout ? 'pipe' : 'inherit', 'inherit'] });
+  // PROGRAM's stdout is a pipe of our own, read into one buffer: a Node stream allocates a Buffer per
+  // read, and relaying makedumpfile's ~30 MB of a small guest's dump that way grew this process by
+  // 8 MB of anonymous memory, which got it killed by the OOM killer in a 120M capture kernel (where
+  // makedumpfile alone works). Now it is the relay's record and read buffers, 64 KiB each.
+  const pipe = toStdout ? loadNative<{ pipe(): [number, number] }>('system').pipe() : undefined;
+  const child = spawn(program, withoutTry(argv), { stdio: ['inherit', pipe ? pipe[1] : 'inherit', 'inherit'] });
+  if (pipe) fs.closeSync(pipe[1]);   // the child has it: the pipe ends when the child does
   const exited = new Promise<Exit>((resolve) => {
     child.once('error', (error) => resolve({ code: null, signal: null, error }));
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
   const stdout = toStdout ? stdoutSink() : undefined;
   let relay: RelayResult | undefined;
-  if (stdout) {
-    relay = await relayRecords(child.stdout!, (b) => stdout.write(b), program);
+  if (stdout && pipe) {
+    try {
+      relay = await relayRecords(readChunks(pipe[0]), (b) => stdout.write(b), program);
+    } finally {
+      fs.closeSync(pipe[0]);
+    }
     if (relay.malformed !== undefined) child.kill('SIGKILL');
   }
   const exit = await exited;
@@ -76,6 +88,16 @@ export function knownMisreading(program: string, opts: FilterOptions): string | 
   if (major > 1 || (major === 1 && minor >= 8)) return undefined;
   return `${program} ${m[1]}.${m[2]}.${m[3]} does not know Linux 7.1's OFFSET(page.compound_info) and would drop `
     + `tail pages (slab, task structs) at dump level ${opts.dumpLevel}`;
+}
+
+/** The bytes of `fd` (a blocking pipe) as they come, always in the same buffer. */
+async function* readChunks(fd: number, size = 64 * 1024): AsyncGenerator<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  for (;;) {
+    const n = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, size, null, (err, bytes) => (err ? reject(err) : resolve(bytes))));
+    if (n === 0) return;
+    yield buf.subarray(0, n);
+  }
 }
 
 /** argv without `--try PROGRAM` / `--try=PROGRAM`: what PROGRAM gets. */

@@ -127,54 +127,58 @@ export interface RelayResult {
  * only whole records are forwarded and the end marker is held back, so when that program dies
  * half-way the output is still a valid stream prefix that another writer can continue with its
  * own records (which overwrite any offset the first one wrote) and close with the end marker.
- * Memory: one record at a time (makedumpfile writes records of at most a few MiB). A stream that
- * is not flattened stops the relay with `malformed` set (the caller stops the writer).
+ * Memory: one record, in one buffer that is reused (makedumpfile writes records of at most 64 KiB).
+ * Each chunk is copied out before the next one is asked for, so the input may reuse its buffer;
+ * `forward` must be done with its argument when its promise resolves. A stream that is not
+ * flattened stops the relay with `malformed` set (the caller stops the writer).
  */
 export async function relayRecords(input: AsyncIterable<Buffer | string>, forward: (b: Buffer) => Promise<void>, name = 'input'): Promise<RelayResult> {
   const r: RelayResult = { headerSent: false, ended: false, records: 0, droppedBytes: 0 };
-  const parts: Buffer[] = [];
+  let unit = Buffer.allocUnsafe(MAX_SIZE_MDF_HEADER); // the header, or a record's header and payload
   let have = 0;
-  let need = MAX_SIZE_MDF_HEADER; // bytes the current unit (header, record header, record) needs
+  let need = MAX_SIZE_MDF_HEADER;
   let state: 'header' | 'record' | 'payload' | 'end' = 'header';
-  const take = (n: number): Buffer => {
-    const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
-    parts.length = 0;
-    if (all.length > n) parts.push(all.subarray(n));
-    have = all.length - n;
-    return all.subarray(0, n);
-  };
   for await (const c of input) {
     if (state === 'end') continue; // drain: nothing follows the end marker
     const chunk = typeof c === 'string' ? Buffer.from(c, 'latin1') : c;
-    parts.push(chunk);
-    have += chunk.length;
-    while (state !== 'end' && have >= need) {
+    let at = 0;
+    // (a unit may be complete without another byte: a record of size 0)
+    while (state !== 'end' && (at < chunk.length || have >= need)) {
+      const n = Math.min(need - have, chunk.length - at);
+      chunk.copy(unit, have, at, at + n);
+      have += n;
+      at += n;
+      if (have < need) break;
       if (state === 'header') {
-        const h = take(MAX_SIZE_MDF_HEADER);
-        const bad = flatHeaderProblem(h);
+        const bad = flatHeaderProblem(unit.subarray(0, need));
         if (bad) { r.malformed = `${name}: ${bad.message} at offset 0x${bad.at.toString(16)}`; return r; }
-        await forward(h);
+        await forward(unit.subarray(0, need));
         r.headerSent = true;
-        state = 'record'; need = DATA_HEADER_SIZE;
+        state = 'record'; need = DATA_HEADER_SIZE; have = 0;
       } else if (state === 'record') {
-        const h = decodeDataHeader(parts[0]!.length >= DATA_HEADER_SIZE ? parts[0]! : Buffer.concat(parts, have));
+        const h = decodeDataHeader(unit.subarray(0, DATA_HEADER_SIZE));
         if (h.kind === 'end') {
-          take(DATA_HEADER_SIZE);
-          r.ended = true; state = 'end';
+          r.ended = true; state = 'end'; have = 0;
         } else if (h.kind === 'bad') {
           r.malformed = `${name}: ${h.message} after record ${r.records}`;
-          r.droppedBytes = have;
+          r.droppedBytes = have + chunk.length - at;
           return r;
         } else {
-          need = DATA_HEADER_SIZE + h.size; state = 'payload';
+          need = DATA_HEADER_SIZE + h.size;
+          if (unit.length < need) {
+            const grown = Buffer.allocUnsafe(need);
+            unit.copy(grown, 0, 0, have);
+            unit = grown;
+          }
+          state = 'payload';
         }
       } else {
-        await forward(take(need));
+        await forward(unit.subarray(0, need));
         r.records++;
-        state = 'record'; need = DATA_HEADER_SIZE;
+        state = 'record'; need = DATA_HEADER_SIZE; have = 0;
       }
     }
   }
-  r.droppedBytes = have;
+  r.droppedBytes = state === 'end' ? 0 : have;
   return r;
 }

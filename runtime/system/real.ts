@@ -18,6 +18,8 @@ export interface SystemAddon {
   setsid(): number;
   finitModule(fd: number, params: string, flags: number): void;
   dup2(from: number, to: number): void;
+  /** pipe2(O_CLOEXEC): [readFd, writeFd], blocking. */
+  pipe(): [number, number];
   reapOrphans(keep: number[]): number[];
   getpid(): number;
   constants: { RB_AUTOBOOT: number; RB_POWER_OFF: number; RB_HALT_SYSTEM: number };

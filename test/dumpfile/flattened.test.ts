@@ -71,6 +71,29 @@ describe('flattened format', () => {
     }
   });
 
+  test('relaying copies what it keeps: an input that reuses one buffer for every chunk relays the same stream', async () => {
+    // as lastword reads makedumpfile's stdout: fs.read into one buffer, overwritten by the next read
+    const rec = (off: number, n: number, fill: number) => Buffer.concat([encodeDataHeader(off, n), Buffer.alloc(n, fill)]);
+    const records = [rec(0, 5000, 1), rec(9000, 0, 0), rec(5000, 3, 2), rec(100, 70000, 3), rec(0, 0, 0)];
+    const full = Buffer.concat([encodeFlatHeader(), ...records, encodeEndMarker()]);
+    for (const size of [1, 16, 61, 4096, 65536]) {
+      const shared = Buffer.alloc(size);
+      async function* reused(): AsyncGenerator<Buffer> {
+        for (let i = 0; i < full.length; i += size) {
+          const n = full.copy(shared, 0, i, Math.min(i + size, full.length));
+          yield shared.subarray(0, n);
+          shared.fill(0xee); // what the next read would do to it
+        }
+      }
+      const forwarded: Buffer[] = [];
+      const r = await relayRecords(reused(), async (b) => { forwarded.push(Buffer.from(b)); });
+      assert.equal(r.ended, true, `chunks of ${size}`);
+      assert.equal(r.records, records.length);
+      assert.equal(r.droppedBytes, 0);
+      assert.ok(Buffer.concat(forwarded).equals(full.subarray(0, full.length - 16)), `chunks of ${size}`);
+    }
+  });
+
   test('relaying stops at a stream that is not flattened and says so', async () => {
     const r = await relayRecords(stream([Buffer.alloc(5000, 1)]), async () => { assert.fail('nothing may be forwarded'); });
     assert.match(r.malformed ?? '', /not a makedumpfile flattened stream/);

@@ -135,6 +135,17 @@ Napi::Value Dup2(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// pipe2(O_CLOEXEC) -> [readFd, writeFd], both blocking: a child's stdout that is read with fs.read
+// into one buffer (a Node stream allocates a new Buffer per read; see cli/filter-try.ts).
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) ThrowErrno(info.Env(), "pipe2", "", errno);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(uint32_t(0), Napi::Number::New(info.Env(), fds[0]));
+  out.Set(uint32_t(1), Napi::Number::New(info.Env(), fds[1]));
+  return out;
+}
+
 // Reaps exited children that are not in `keep` (the pids libuv spawned and will wait for itself).
 // waitid(WNOWAIT) peeks without reaping; a kept child at the head of the queue stops the round,
 // since peeking would return it again until libuv reaps it: the next SIGCHLD resumes.
@@ -243,6 +254,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setsid", Napi::Function::New(env, Setsid));
   exports.Set("finitModule", Napi::Function::New(env, FinitModule));
   exports.Set("dup2", Napi::Function::New(env, Dup2));
+  exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("reapOrphans", Napi::Function::New(env, ReapOrphans));
   exports.Set("getpid", Napi::Function::New(env, Getpid));
   exports.Set("readMapped", Napi::Function::New(env, ReadMapped));
