@@ -60,6 +60,15 @@ test('lastword filter -p without libsnappy writes a zlib dump that crash opens, 
   }
 });
 
+test('lastword --version --verbose names the codecs this system can write and why one cannot', { skip }, () => {
+  const all = spawnSync(exe, ['--version', '--verbose'], { encoding: 'utf8' });
+  assert.equal(all.status, 0, all.stderr);
+  assert.match(all.stdout, /^codecs: zlib, lzo, snappy, zstd$/m);
+  const r = withoutSnappy([exe, '--version', '--verbose']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^codecs: zlib, lzo, snappy not available \(.*libsnappy\.so\.1.*\), zstd$/m);
+});
+
 test('lastword savecore with MAKEDUMP_ARGS="-p -d 31" and no libsnappy saves a zlib dump and logs why', { skip }, () => {
   const root = path.join(tmp, 'root');
   fs.mkdirSync(path.join(root, 'etc', 'default'), { recursive: true });
