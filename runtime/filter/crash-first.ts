@@ -196,13 +196,18 @@ export class CrashFirstOrder implements PageOrder {
       if (note.name !== 'CORE' || note.type !== NT_PRSTATUS || note.descSize < PRSTATUS_RSP + 8) continue;
       const rsp = vmcore.notes.readBigUInt64LE(note.descOffset + PRSTATUS_RSP);
       if (rsp < KERNEL_HALF) continue;      // a user-space stack pointer: not the kernel's
-      const base = rsp & ~(THREAD_SIZE - 1n);
-      for (let v = base; v < base + THREAD_SIZE; v += BigInt(B)) {
+      // The stack in use, [rsp, top): from the stack pointer's page up to where the mapping ends (the
+      // guard page after a vmap'd stack) or THREAD_SIZE above. A task's stack is THREAD_SIZE-aligned,
+      // but an IRQ stack (per-CPU pages vmap'd) is aligned to a page only: a CPU interrupted on one
+      // (6.12, CPU 1 of a CI guest) had its top in the next THREAD_SIZE-aligned block, which the
+      // window [rsp & ~(THREAD_SIZE - 1), +THREAD_SIZE) taken before could leave out.
+      const first = rsp & ~BigInt(B - 1);
+      for (let v = first; v < first + THREAD_SIZE; v += BigInt(B)) {
         let pfn: number;
         try {
           pfn = pfnOf(this.memory.vtop(v));
         } catch {
-          continue;      // not mapped: nothing to put first
+          break;      // not mapped: the stack's end
         }
         this.tier0.push(pfn);
         this.addPointed(pfn);
