@@ -16,8 +16,9 @@ const loadedFiles = new Map<string, string>();
  * initramfs. A directory whose files cannot be mapped executable is passed over: on a system
  * booted by initramfs-tools (Debian's, and the capture kernel kdump-tools boots) /run is mounted
  * noexec, hardened systems mount /dev/shm and /tmp so too; /var/lib/lastword (the root filesystem,
- * where the kdump-tools hook keeps lastword's image) comes last. Each is per user and must be the
- * user's, and one in a directory anybody can write to must be the user's own (see writeAddon).
+ * where the kdump-tools hook keeps lastword's image) comes last. Root and other users have their
+ * own directories; one inside a directory anybody can write to (/dev/shm, /tmp) is used only when
+ * the user alone owns it (see writeAddon).
  */
 const uid = process.getuid?.() ?? 0;
 const EXTRACT_DIRS = uid === 0
