@@ -57,12 +57,16 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`ssh2 ciphers: ${sshNativeCrypto() ? 'native (sshcrypto.node, OpenSSL)' : 'JavaScript fallback (sshcrypto.node not loaded)'}\n`);
       // what this system's libraries allow (a missing one leaves its codec's dumps to zlib)
       const { CODEC_FLAG, codecsAddon, LIBRARY_CODECS } = await import('./codecs/codec.ts');
-      const codecs = codecsAddon();
-      const state = LIBRARY_CODECS.map((c) => {
-        const why = codecs.codecError(CODEC_FLAG[c]);
-        return why === null ? c : `${c} not available (${why})`;
-      });
-      process.stdout.write(`codecs: zlib, ${state.join(', ')}\n`);
+      try {
+        const codecs = codecsAddon();
+        const state = LIBRARY_CODECS.map((c) => {
+          const why = codecs.codecError(CODEC_FLAG[c]);
+          return why === null ? c : `${c} not available (${why})`;
+        });
+        process.stdout.write(`codecs: zlib, ${state.join(', ')}\n`);
+      } catch (err) {
+        process.stdout.write(`codecs: none (${(err as Error).message})\n`);
+      }
       const { startupPagesGivenBack } = await import('./system/native-loader.ts');
       process.stdout.write(`start-up pages given back: ${startupPagesGivenBack} bytes\n`);
     }
