@@ -196,22 +196,35 @@ export class CrashFirstOrder implements PageOrder {
       if (note.name !== 'CORE' || note.type !== NT_PRSTATUS || note.descSize < PRSTATUS_RSP + 8) continue;
       const rsp = vmcore.notes.readBigUInt64LE(note.descOffset + PRSTATUS_RSP);
       if (rsp < KERNEL_HALF) continue;      // a user-space stack pointer: not the kernel's
-      // The stack in use, [rsp, top): from the stack pointer's page up to where the mapping ends (the
-      // guard page after a vmap'd stack) or THREAD_SIZE above. A task's stack is THREAD_SIZE-aligned,
-      // but an IRQ stack (per-CPU pages vmap'd) is aligned to a page only: a CPU interrupted on one
-      // (6.12, CPU 1 of a CI guest) had its top in the next THREAD_SIZE-aligned block, which the
-      // window [rsp & ~(THREAD_SIZE - 1), +THREAD_SIZE) taken before could leave out.
+      // crash reads a task's whole stack, the THREAD_SIZE-aligned block around rsp. An IRQ stack
+      // (per-CPU pages vmap'd) is aligned to a page only, so its part in use, [rsp, top), may go on
+      // into the next block, up to the guard page after it (6.12, CPU 1 of a CI guest was on one).
+      const base = rsp & ~(THREAD_SIZE - 1n);
       const first = rsp & ~BigInt(B - 1);
-      for (let v = first; v < first + THREAD_SIZE; v += BigInt(B)) {
+      const put = (v: bigint): boolean => {
         let pfn: number;
         try {
           pfn = pfnOf(this.memory.vtop(v));
         } catch {
-          break;      // not mapped: the stack's end
+          return false;      // not mapped: nothing to put first
         }
         this.tier0.push(pfn);
         this.addPointed(pfn);
-      }
+        return true;
+      };
+      for (let v = base; v < base + THREAD_SIZE; v += BigInt(B)) put(v);
+      let mapped = true;
+      for (let v = first; mapped && v < base + THREAD_SIZE; v += BigInt(B)) mapped = this.isMapped(v);
+      for (let v = base + THREAD_SIZE; mapped && v < first + THREAD_SIZE; v += BigInt(B)) mapped = put(v);
+    }
+  }
+
+  private isMapped(v: bigint): boolean {
+    try {
+      this.memory.vtop(v);
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -96,9 +96,10 @@ for (const series of KERNEL_SERIES) {
         }
         // The stack each CPU was on at the crash (its NT_PRSTATUS rsp; the panic task's for the
         // panicking CPU), and every page-table page that maps it: crash reads the panic task's
-        // stack at startup. KASLR puts VMALLOC_START, where the stacks are, 1 GiB-aligned: at times
-        // in the top-level slot where the direct map ends. The part in use is [rsp, top): from rsp's
-        // page up to the guard page after it, at most 16 KiB (an IRQ stack is aligned to a page only).
+        // whole stack, the 16 KiB-aligned block, at startup. KASLR puts VMALLOC_START, where the
+        // stacks are, 1 GiB-aligned: at times in the top-level slot where the direct map ends. An
+        // IRQ stack is aligned to a page only: its part in use, from rsp's page up to its guard
+        // page, may reach into the next block.
         let stacks = 0;
         for (const note of parseNotes(vmcore.notes, vmcoreFile, 0)) {
           if (note.name !== 'CORE' || note.type !== NT_PRSTATUS) continue;
@@ -106,8 +107,11 @@ for (const series of KERNEL_SERIES) {
           if (rsp < 0xffff800000000000n) continue;
           stacks++;
           const first = rsp & ~0xfffn;
-          for (let page = first; page < first + 0x4000n; page += 0x1000n) {
-            if (page !== first && !mapped(memory, page)) break;
+          assert.ok(mapped(memory, first), `the stack pointer 0x${rsp.toString(16)} is not mapped`);
+          const pages: bigint[] = [];
+          for (let page = rsp & ~0x3fffn; page < (rsp & ~0x3fffn) + 0x4000n; page += 0x1000n) if (mapped(memory, page)) pages.push(page);
+          for (let page = first; page < first + 0x4000n && mapped(memory, page); page += 0x1000n) if (!pages.includes(page)) pages.push(page);
+          for (const page of pages) {
             const pa = memory.walk(page, (table) => assert.ok(tier0.has(table / B), `page-table page 0x${(table / B).toString(16)} mapping the stack at 0x${page.toString(16)} is not in tier 0`));
             assert.ok(tier0.has(Math.floor(pa / B)), `the stack page 0x${page.toString(16)} (rsp 0x${rsp.toString(16)}) is not in tier 0`);
           }
