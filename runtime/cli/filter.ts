@@ -164,12 +164,11 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
         : new FilePositionalSink(openDumpFile(dumpFile, opts.overwrite), dumpFile, { fsync: false, sync: !opts.elf }));
     const headerInfo = dumpHeaderInfo(vmcore, (m) => log(1, m));
     let summary: DumpSummary;
-    let codec = opts.codec;
+    const codec = usableCodec(opts.codec, (m) => log(1, `lastword filter: warning: ${m}`));      // 'none' with -E
     const order = opts.crashFirst ? crashFirstOrder(vmcore, (m) => log(1, `lastword filter: warning: ${m}`)) : undefined;
     if (opts.elf) {
       summary = await writeElfDump({ vmcore, filter, output, step, order });
     } else {
-      codec = usableCodec(opts.codec, (m) => log(1, `lastword filter: warning: ${m}`));
       summary = await writeKdumpCompressed({ vmcore, filter, output, codec, headerInfo, workers: opts.workers, step, order });
     }
     const how = opts.elf ? 'ELF' : `${codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;

@@ -66,7 +66,7 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
         // What crash needs to open the dump first: a dump cut short (a full target, a reboot by a
         // watchdog) still opens.
         const order = crashFirstOrder(vmcore, warn);
-        const codec = collector.format === 'elf' ? collector.codec : usableCodec(collector.codec, warn);
+        const codec = usableCodec(collector.codec, warn);      // 'none' for ELF (collector.ts)
         const s = collector.format === 'elf'
           ? await writeElfDump({ vmcore, filter, output, order })
           : await writeKdumpCompressed({

@@ -67,9 +67,9 @@ export const LIBRARY_CODECS = ['lzo', 'snappy', 'zstd'] as const;
  * dump is written either way and crash reads either. On Debian 12 with kdump-tools and
  * makedumpfile installed there is no libsnappy, for one.
  */
-export function usableCodec(name: CodecName, warn: (message: string) => void, addon: CodecsAddon = codecsAddon()): CodecName {
-  if (name === 'none' || name === 'zlib') return name;
-  const why = addon.codecError(CODEC_FLAG[name]);
+export function usableCodec(name: CodecName, warn: (message: string) => void): CodecName {
+  if (name === 'none' || name === 'zlib') return name;      // no library to open (nor the addon, for ELF)
+  const why = codecsAddon().codecError(CODEC_FLAG[name]);
   if (why === null) return name;
   warn(`${name} cannot be used (${why}); the dump is compressed with zlib instead`);
   return 'zlib';
