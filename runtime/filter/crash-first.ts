@@ -212,19 +212,9 @@ export class CrashFirstOrder implements PageOrder {
         this.addPointed(pfn);
         return true;
       };
-      for (let v = base; v < base + THREAD_SIZE; v += BigInt(B)) put(v);
-      let mapped = true;
-      for (let v = first; mapped && v < base + THREAD_SIZE; v += BigInt(B)) mapped = this.isMapped(v);
+      let mapped = true;      // every page from rsp's up to here
+      for (let v = base; v < base + THREAD_SIZE; v += BigInt(B)) if (!put(v) && v >= first) mapped = false;
       for (let v = base + THREAD_SIZE; mapped && v < first + THREAD_SIZE; v += BigInt(B)) mapped = put(v);
-    }
-  }
-
-  private isMapped(v: bigint): boolean {
-    try {
-      this.memory.vtop(v);
-      return true;
-    } catch {
-      return false;
     }
   }
 
