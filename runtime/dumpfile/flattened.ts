@@ -179,6 +179,6 @@ export async function relayRecords(input: AsyncIterable<Buffer | string>, forwar
       }
     }
   }
-  r.droppedBytes = state === 'end' ? 0 : have;
+  r.droppedBytes = have;      // 0 after the end marker
   return r;
 }
