@@ -19,7 +19,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PG, compound, writeMemMapVmcore, type PageSpec } from '../../test/filter/synthetic-memmap.ts';
+import { PG, compound, writeMemMapVmcore, type PageSpec } from './synthetic-memmap.ts';
 import { TRAINED_COMMANDS, cacheAsset } from './sea-assets.ts';
 
 export interface TrainingRun {

@@ -11,7 +11,7 @@ import { LastwordError } from '../../runtime/errors.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { KERNEL_SERIES, labVmcore } from '../support/lab.ts';
 import { BOOKWORM_MAKEDUMPFILE, makedumpfileDmesg, newMakedumpfile } from '../filter/reference.ts';
-import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 import { writeLegacyVmcore } from './legacy-log-buf.ts';
 import { assertDmesgEquals, firstDifference } from './support.ts';
 

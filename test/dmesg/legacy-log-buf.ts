@@ -1,6 +1,6 @@
 // A synthetic vmcore of a 3.5..5.9 kernel: the variable-length log_buf (struct printk_log records,
 // wrap marker) filled with given records, with the VMCOREINFO keys such kernels export.
-import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 import type { PrintkRecord } from '../../runtime/dmesg/index.ts';
 
 const PAGE_OFFSET = 0xffff888000000000n;

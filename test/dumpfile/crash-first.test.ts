@@ -14,7 +14,7 @@ import { DumpOutput } from '../../runtime/dumpfile/output.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
 import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
-import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { crashFirstTiers } from '../filter/bitmaps.ts';
 import { assertPagesMatchVmcore, assertSamePfnSet, assertTextInsideOneRamLoad, elfLoads, smallTmpfs, tempDir } from './support.ts';

@@ -13,7 +13,7 @@ import { DumpOutput } from '../../runtime/dumpfile/output.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
 import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
-import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 import { assertTextInsideOneRam, assertTextInsideOneRamLoad, tempDir } from './support.ts';
 
 const B = 4096;

@@ -19,7 +19,7 @@ import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import type { PositionalSink } from '../../runtime/targets/sink.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore, repo } from '../support/lab.ts';
-import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 import { assertPagesMatchVmcore, assertSamePfnSet, makedumpfile, smallTmpfs, tempDir } from './support.ts';
 
 const node = process.execPath;

@@ -16,7 +16,7 @@ import { createPageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore, readUtsname } from '../../runtime/vmcore/index.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { tempDir } from './support.ts';
-import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 
 const PYTHON = '/usr/bin/python3';       // Debian's, where python3-fusepy is installed
 const skip = !fs.existsSync('/dev/fuse') ? '/dev/fuse is missing'

@@ -15,8 +15,8 @@ import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore, UNSTABLE_SERIES } from '../support/lab.ts';
 import { differingPfns, fullBitmap } from './bitmaps.ts';
 import { hugetlbVmcore } from './hugetlb-vmcore.ts';
-import { NR_PAGES, PG, compound, writeMemMapVmcore } from './synthetic-memmap.ts';
-import type { PageSpec } from './synthetic-memmap.ts';
+import { NR_PAGES, PG, compound, writeMemMapVmcore } from '../../initramfs/executable/synthetic-memmap.ts';
+import type { PageSpec } from '../../initramfs/executable/synthetic-memmap.ts';
 
 /** The whole bitmap and the counts of a filter made with `opts`, and how its cycles were walked. */
 function run(vmcore: Vmcore, level: number, opts: PageFilterOptions, order: 'forward' | 'reverse' = 'forward') {

@@ -14,8 +14,8 @@ import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { KERNEL_SERIES, labVmcore } from '../support/lab.ts';
 import { differingPfns, fullBitmap } from './bitmaps.ts';
 import { makedumpfileHead } from './reference.ts';
-import { NR_PAGES, PG, compound, structPageAddr, writeMemMapVmcore } from './synthetic-memmap.ts';
-import type { PageSpec } from './synthetic-memmap.ts';
+import { NR_PAGES, PG, compound, structPageAddr, writeMemMapVmcore } from '../../initramfs/executable/synthetic-memmap.ts';
+import type { PageSpec } from '../../initramfs/executable/synthetic-memmap.ts';
 
 const LEVELS = [0, 1, 2, 4, 8, 16, 31, 17, 26];
 

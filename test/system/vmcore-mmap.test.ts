@@ -17,7 +17,7 @@ import { onProcfs, readMapped, unmapVmcore } from '../../runtime/system/vmcore-m
 import { FilePositionalSink } from '../../runtime/targets/target.ts';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
 import { labVmcore, repo } from '../support/lab.ts';
-import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 import { tempDir } from '../dumpfile/support.ts';
 
 function lastwordFilter(...args: string[]): void {

@@ -14,7 +14,7 @@ import { X86_64Memory, openVmcore } from '../../runtime/vmcore/index.ts';
 import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { BOOKWORM_MAKEDUMPFILE, makedumpfileDmesg, makedumpfileHead } from '../filter/reference.ts';
 import { fixedUpCopy, qemuSnapshotVmcore } from './qemu-snapshot.ts';
-import { writeSyntheticVmcore } from './synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 
 describe('a QEMU dump-guest-memory ELF of a 6.1 guest in QEMU layout', () => {
   let dir: string;

@@ -11,7 +11,7 @@ import { LastwordError } from '../../runtime/errors.ts';
 import { openVmcore, readUtsname, X86_64Memory, crashTime, physBase, nrCpus, START_KERNEL_MAP } from '../../runtime/vmcore/index.ts';
 import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { KERNEL_SERIES, kernelVersion, labVmcore } from '../support/lab.ts';
-import { writeSyntheticVmcore } from './synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 
 interface ReadelfLoad { offset: number; vaddr: bigint; paddr: number; filesz: number }
 

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LastwordError } from '../../runtime/errors.ts';
 import { START_KERNEL_MAP, X86_64Memory, openVmcore } from '../../runtime/vmcore/index.ts';
-import { writeSyntheticVmcore } from './synthetic.ts';
+import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
 
 const SME = 1n << 47n;
 const PRESENT_RW = 0x63n;

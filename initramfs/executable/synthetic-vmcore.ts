@@ -1,5 +1,6 @@
-// Small synthetic ELF vmcores built in code, for the cases a real crash cannot produce on demand
-// (page tables pointing outside memory, damaged headers). Layout as the kernel writes it.
+// Small synthetic ELF vmcores built in code: the vmcore the executable's code caches are trained on
+// (train.ts), and the tests' cases a real crash cannot produce on demand (page tables pointing
+// outside memory, damaged headers). Layout as the kernel writes it.
 import * as fs from 'node:fs';
 
 export interface SyntheticLoad {

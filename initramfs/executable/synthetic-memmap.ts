@@ -1,7 +1,8 @@
 // A 64-page synthetic vmcore with a real SPARSEMEM_EXTREME mem_section and hand-made struct pages
 // (6.1 layout and page-type values), for rules and cycle edges the lab guest does not produce on
 // demand: unaligned buddy blocks across a cycle end, hugetlb, private cache, hwpoison, offline.
-import { writeSyntheticVmcore } from '../vmcore/synthetic.ts';
+// The build trains the executable's code caches on one (train.ts), so it lives beside the build.
+import { writeSyntheticVmcore } from './synthetic-vmcore.ts';
 
 export const PAGE_OFFSET = 0xffff888000000000n;
 const START_KERNEL_MAP = 0xffffffff80000000n;
