@@ -15,7 +15,7 @@ import { LastwordError } from '../runtime/errors.ts';
 import { modprobeBlacklistConf, readShippedBlacklists, resolveBlacklist, shippedBlacklistDirs } from '../runtime/modules/blacklist.ts';
 import { formatLeftOut, LEFT_OUT_FILE } from '../runtime/modules/load.ts';
 import { CODEC_FLAG, codecsAddon, LIBRARY_CODECS, type CodecName } from '../runtime/codecs/codec.ts';
-import { DEFAULT_LIBRARY_DIRS, resolveLibraries } from './libraries.ts';
+import { findLibrary, resolveLibraries } from './libraries.ts';
 import { loadOrder, parseModuleIndex, selectModules, normalizeModuleName, type ModuleIndex, type ModuleSelection } from './modules.ts';
 import { layoutModules, moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
 import type { CpioEntry } from './cpio.ts';
@@ -164,7 +164,7 @@ function addCodecLibraries(m: Manifest): ImageContents['codecsWithoutLibrary'] {
   const addon = codecsAddon();
   for (const codec of LIBRARY_CODECS) {
     const library = addon.codecLibrary(CODEC_FLAG[codec]);
-    const hit = DEFAULT_LIBRARY_DIRS.map((d) => path.join(d, library)).find((f) => fs.existsSync(f));
+    const hit = findLibrary(library);
     if (!hit) {
       missing.push({ codec, library });
       continue;

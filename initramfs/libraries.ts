@@ -103,6 +103,11 @@ export function readDynamicFile(file: string): DynamicInfo {
 /** The multiarch and legacy directories ld.so searches on Debian x86_64 (ld.so.conf + built-in). */
 export const DEFAULT_LIBRARY_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib'];
 
+/** The first of `dirs` that holds `name` (a soname), as ld.so searches them; undefined if none does. */
+export function findLibrary(name: string, dirs: readonly string[] = DEFAULT_LIBRARY_DIRS, exists: (file: string) => boolean = fs.existsSync): string | undefined {
+  return dirs.map((d) => path.join(d, name)).find(exists);
+}
+
 export interface ResolvedLibraries {
   /** the interpreter of the program, as named in PT_INTERP */
   interpreter?: string;
@@ -128,8 +133,9 @@ export function resolveLibraries(program: string, opts: { root?: string; dirs?: 
     const { name, from, runpath } = queue.shift()!;
     if (found.has(name)) continue;
     const origin = path.dirname(from);
-    const candidates = name.includes('/') ? [name] : [...runpath.map((d) => d.replace(/\$\{?ORIGIN\}?/g, origin)), ...dirs].map((d) => path.join(d, name));
-    const hit = candidates.find((c) => fs.existsSync(at(c)));
+    const exists = (c: string) => fs.existsSync(at(c));
+    const hit = name.includes('/') ? (exists(name) ? name : undefined)
+      : findLibrary(name, [...runpath.map((d) => d.replace(/\$\{?ORIGIN\}?/g, origin)), ...dirs], exists);
     if (!hit) {
       throw new LastwordError('ELIBRARY_MISSING', `${name} (needed by ${from}) is in none of ${dirs.join(', ')}`, { where: { file: from } });
     }
