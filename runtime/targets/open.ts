@@ -6,6 +6,7 @@ import { describeError, LastwordError } from '../errors.ts';
 import type { DeviceSpec, LocalFsTarget, NfsTarget, Plan, RawTarget } from '../config/plan.ts';
 import { describeDevice } from '../config/target-spec.ts';
 import { MNT, MS, type System } from '../system/types.ts';
+import { majorMinor, parseMountInfo } from '../system/mountinfo.ts';
 import { openSshTarget, type SshOptions } from './ssh.ts';
 import { FdStreamSink, FsTarget, StreamTarget, WritableStreamSink, type DumpTarget } from './target.ts';
 
@@ -116,6 +117,35 @@ function unmounter(o: OpenTargetOptions, mnt: string): () => Promise<void> {
   };
 }
 
+/**
+ * mount(2) of a target read-write. The kernel gives a filesystem one read-only state: mounting it
+ * read-write while it is mounted read-only elsewhere fails with EBUSY. That is the case when the
+ * target is the disk the capture's /init mounted read-only to run lastword from (`lastword
+ * initramfs --image-on`); that mount is then remounted read-write, and the mount tried again.
+ */
+function mountReadWrite(o: OpenTargetOptions, dev: string, mnt: string, fstype: string, flags: number, data: string): void {
+  try {
+    o.sys.mount(dev, mnt, fstype, flags, data);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || (flags & MS.RDONLY) !== 0) throw err;
+    const other = readOnlyMountOf(dev);
+    if (other === undefined) throw err;
+    o.log(`lastword: ${dev} is mounted read-only on ${other} (the image lastword runs from); remounting it read-write for the dump`);
+    o.sys.mount(dev, other, fstype, MS.REMOUNT, '');
+    o.sys.mount(dev, mnt, fstype, flags, data);
+  }
+}
+
+/** Where the block device `dev` is mounted read-only, from /proc/self/mountinfo; undefined if nowhere. */
+function readOnlyMountOf(dev: string): string | undefined {
+  try {
+    const id = majorMinor(fs.statSync(dev).rdev);
+    return parseMountInfo(fs.readFileSync('/proc/self/mountinfo', 'utf8')).find((e) => (e.majorMinor === id || e.source === dev) && e.options[0] === 'ro')?.mountPoint;
+  } catch {
+    return undefined;
+  }
+}
+
 /** How long a virtio-fs tag may take to appear after the driver loaded. */
 export const VIRTIOFS_WAIT_MS = 30_000;
 
@@ -131,7 +161,7 @@ async function openLocalFs(t: LocalFsTarget, o: OpenTargetOptions): Promise<Dump
   const deadline = virtiofs ? o.sys.now() + waitMs : 0;
   for (;;) {
     try {
-      o.sys.mount(dev, mnt, t.fstype, flags, data);
+      mountReadWrite(o, dev, mnt, t.fstype, flags, data);
       break;
     } catch (err) {
       // The kernel knows a tag only once virtio_fs probed its device: EINVAL until then.
@@ -195,7 +225,7 @@ async function openRootFs(o: OpenTargetOptions): Promise<DumpTarget> {
   let last: unknown;
   for (const fstype of r.fstype ? [r.fstype] : ROOT_FSTYPES) {
     try {
-      o.sys.mount(dev, mnt, fstype, flags, data);
+      mountReadWrite(o, dev, mnt, fstype, flags, data);
       return new FsTarget({ root: mnt, description: `root filesystem ${describeDevice(r.device)} (${dev}, ${fstype})`, release: unmounter(o, mnt) });
     } catch (err) {
       last = err;

@@ -124,3 +124,24 @@ test('a filesystem too small ends as a flagged vmcore-incomplete and the failure
   assert.ok(!files.includes('vmcore'));
   assert.equal(flaggedIncomplete(path.join(dir, 'vmcore-incomplete')), true, 'the kdump header is not flagged INCOMPLETE');
 });
+
+test('a target mounted read-only already (the disk /init runs lastword from) is remounted read-write and the dump saved', { skip, timeout: 300_000 }, async (t) => {
+  const uuid = randomUUID();
+  const loop = loopFs(t, 'ext4', 256, 'LWTESTIMAGE', uuid);
+  // What /init does with `lastword initramfs --image-on`: the disk mounted read-only, the image on it.
+  const imageFs = path.join(loop.dir, 'imagefs');
+  fs.mkdirSync(imageFs);
+  execFileSync('mount', ['-o', 'ro', loop.dev, imageFs]);
+  try {
+    const { out, lines } = await captureTo(loop, fsPlan('ext4', { by: 'uuid', uuid }));
+    assert.equal(out.ok, true, `${out.reason}\n${lines.join('\n')}`);
+    assert.ok(lines.some((l) => l.includes(`${loop.dev} is mounted read-only on ${imageFs}`) && l.includes('remounting it read-write')), lines.join('\n'));
+    // the first mount stays, read-write now, and shows the dump
+    const mine = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === imageFs);
+    assert.match(mine ?? '', / rw[, ]/, `mountinfo: ${mine}`);
+    const dir = dumpDir(imageFs);
+    assert.equal(flaggedIncomplete(path.join(dir, 'vmcore')), false);
+  } finally {
+    spawnSync('umount', [imageFs]);
+  }
+});
