@@ -30,6 +30,19 @@ function classModaliases(classDir: string, skip: (name: string) => boolean): str
   return [...out].sort();
 }
 
+/**
+ * The modaliases above one block device (a partition: above its disk): the drivers the capture
+ * needs to see that disk, and only those. None for a device without hardware below it (loop).
+ */
+export function blockDeviceModaliases(name: string, sysfs = '/sys'): string[] {
+  const node = path.join(sysfs, 'class', 'block', name);
+  let disk = node;
+  try {
+    if (fs.existsSync(path.join(node, 'partition'))) disk = path.dirname(fs.realpathSync(node));
+  } catch { /* not in sysfs: no modaliases */ }
+  return modaliasesAbove(path.join(disk, 'device'));
+}
+
 export function hostModaliases(sysfs = '/sys'): HostModaliases {
   return {
     // loop, zram, ram and device-mapper devices have no driver to load in the capture kernel.

@@ -17,7 +17,7 @@ import { formatLeftOut, LEFT_OUT_FILE } from '../runtime/modules/load.ts';
 import { CODEC_FLAG, codecsAddon, LIBRARY_CODECS, type CodecName } from '../runtime/codecs/codec.ts';
 import { findLibrary, resolveLibraries } from './libraries.ts';
 import { loadOrder, parseModuleIndex, selectModules, normalizeModuleName, type ModuleIndex, type ModuleSelection } from './modules.ts';
-import { layoutModules, moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
+import { imageDiskModules, layoutModules, moduleRequests, type HostModaliases, type ImageLayout } from './needs.ts';
 import type { CpioEntry } from './cpio.ts';
 
 export type Manifest = Map<string, CpioEntry>;
@@ -55,6 +55,8 @@ export interface ImageInputs {
   ownImage?: boolean;
   /** HOST_NETWORK_FILE's text: the build host's route to the capture's hosts (network/host-config.ts) */
   hostNetwork?: string;
+  /** `--image-on`: the disk /init mounts the image from, its filesystem type and modaliases (image-disk.ts) */
+  imageDisk?: { fstype: string; modaliases: readonly string[] };
 }
 
 export interface ImageContents {
@@ -225,8 +227,8 @@ export function readModuleIndex(i: Pick<ImageInputs, 'kernelVersion' | 'modulesR
   return parseModuleIndex({ dep: read('modules.dep'), alias: read('modules.alias'), builtin: read('modules.builtin'), softdep: read('modules.softdep', true) });
 }
 
-export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modulesRoot' | 'plan' | 'layout' | 'host' | 'executable'>, index = readModuleIndex(i)): ModuleSelection {
-  const sel = selectModules(index, moduleRequests(i.plan, i.layout, i.host), blacklistOf(i.plan, i.executable));
+export function selectImageModules(i: Pick<ImageInputs, 'kernelVersion' | 'modulesRoot' | 'plan' | 'layout' | 'host' | 'executable' | 'imageDisk'>, index = readModuleIndex(i)): ModuleSelection {
+  const sel = selectModules(index, moduleRequests(i.plan, i.layout, i.host, i.imageDisk), blacklistOf(i.plan, i.executable));
   if (sel.unresolved.length) {
     const u = sel.unresolved[0]!;
     throw new LastwordError('EIMAGE_MODULE_UNKNOWN', `module '${u.name}' (${u.reason}) is not a module or alias of kernel ${i.kernelVersion}`);
@@ -276,7 +278,8 @@ export function buildManifest(i: ImageInputs): ImageContents {
   const kdir = `/lib/modules/${i.kernelVersion}`;
   const hostKdir = path.join(i.modulesRoot, i.kernelVersion);
   const zstd = i.ownImage === true && kmodReadsZstd(i.kmod);
-  const early = i.ownImage === true && i.layout !== 'plain' ? loadOrder(index, layoutModules(i.layout), new Set(modules.modules)) : undefined;
+  const earlyNames = [...layoutModules(i.layout), ...(i.imageDisk ? imageDiskModules(i.imageDisk) : [])];
+  const early = i.ownImage === true && i.layout !== 'plain' ? loadOrder(index, earlyNames, new Set(modules.modules)) : undefined;
   for (const p of modules.paths) {
     const source = path.join(hostKdir, p);
     if (zstd && p.endsWith('.ko') && !early?.includes(p)) addEntry(m, { path: `${kdir}/${p}.zst`, type: 'file', mode: 0o644, data: compressModule(source) });

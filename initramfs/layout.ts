@@ -17,6 +17,7 @@ import { addEntry, orderedEntries, type Manifest } from './image.ts';
 import type { CpioEntry } from './cpio.ts';
 import { moduleNameOfPath } from './modules.ts';
 import type { ImageLayout } from './needs.ts';
+import { placeImage, type ImageDisk } from './image-disk.ts';
 
 function run(file: string, args: string[], what: string): void {
   const r = spawnSync(file, args, { encoding: 'utf8', maxBuffer: 16 << 20 });
@@ -44,6 +45,19 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
   }
 }
 
+/** Where /init mounts the filesystem holding the image, with `--image-on` (image-disk.ts). */
+export const DISK_AT = '/usr/lib/lastword/disk';
+/** How long /init waits for that disk, in tenths of a second: the capture kernel probes its disks late under reset_devices. */
+const DISK_WAIT_TENTHS = 600;
+
+/** The disk /init mounts before the image (`--image-on`): findfs spec, type, options, and modprobe names for a tree without earlyModules. */
+export interface InitDisk {
+  device: string;
+  fstype: string;
+  options: string;
+  modules?: readonly string[];
+}
+
 /**
  * The busybox /init of the squashfs and erofs layouts. It stays a shell only until the exec. When
  * the image does not mount (a missing module, a damaged image) or lastword cannot be executed from
@@ -54,13 +68,28 @@ export function addModuleIndexes(m: Manifest, kernelVersion: string, work: strin
  * and the rescue shell (failure action shell, or a reboot that returned) is started again whenever
  * it ends.
  */
-export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: FinalAction = 'reboot', earlyModules?: readonly string[]): string {
+export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, mountAt: string, onFailure: FinalAction = 'reboot', earlyModules?: readonly string[], disk?: InitDisk): string {
   // kmod's modprobe by path honours softdeps (erofs needs libcrc32c, which needs crc32c) and the
   // blacklist in /etc/modprobe.d; busybox insmod of the modules in the order the builder worked
   // out needs no shared library, so an own image keeps kmod and every library in the read-only image.
+  // An early module's file is removed once insmod tried it: rootfs would pin it for the whole
+  // capture (the disk's filesystem and drivers are MBs), and kmod's modprobe does not read the file
+  // of a module that is loaded already (/sys/module). One that failed would fail again.
   const load = earlyModules
-    ? earlyModules.map((ko) => `$bb insmod ${ko}`).join('\n') || '# loop and the filesystem are built into the kernel'
-    : `/usr/sbin/modprobe -q loop\n/usr/sbin/modprobe -q ${layout}`;
+    ? earlyModules.map((ko) => `$bb insmod ${ko}\n$bb rm -f ${ko}`).join('\n') || '# loop and the filesystem are built into the kernel'
+    : `/usr/sbin/modprobe -qa ${['loop', layout, ...(disk?.modules ?? [])].join(' ')}`;
+  // The disk holding the image: its driver may still be probing when insmod returns, so /init
+  // waits for the UUID to show up (busybox findfs reads the superblocks, no udev here).
+  const mountDisk = disk ? `dev=
+tries=0
+until dev=$($bb findfs ${disk.device} 2>/dev/null); do
+    tries=$((tries + 1))
+    [ $tries -ge ${DISK_WAIT_TENTHS} ] && fail "no disk with ${disk.device} (${disk.fstype}, holding the image) after ${DISK_WAIT_TENTHS / 10} s"
+    $bb sleep 0.1
+done
+$bb mkdir -p ${DISK_AT}
+$bb mount -t ${disk.fstype} -o ${disk.options} "$dev" ${DISK_AT} || fail "cannot mount $dev (${disk.device}, ${disk.fstype}) -o ${disk.options}"
+` : '';
   return `#!/usr/bin/busybox sh
 # lastword capture initramfs, layout ${layout}: the lastword executable is in ${imageAt}, a
 # compressed read-only image, so its pages can be evicted. Mount it, then exec lastword as PID 1.
@@ -95,7 +124,7 @@ trap 'fail "cannot execute ${mountAt}/lastword"' EXIT
 $bb mount -t proc proc /proc
 $bb mount -t devtmpfs devtmpfs /dev
 ${load}
-$bb mount -t ${layout} -o ro,loop ${imageAt} ${mountAt} || fail "cannot mount ${imageAt} (${layout})"
+${mountDisk}$bb mount -t ${layout} -o ro,loop ${imageAt} ${mountAt} || fail "cannot mount ${imageAt} (${layout})"
 # lastword mounts /proc and /dev itself as PID 1; /init keeps them only while it may still need them.
 $bb umount /proc
 $bb umount /dev 2>/dev/null || $bb umount -l /dev
@@ -131,6 +160,12 @@ export interface ReadOnlyImageOptions {
    * evictable. Undefined: /init loads them with kmod's modprobe from rootfs (a dracut or mkinitramfs tree).
    */
   earlyModules?: readonly string[];
+  /**
+   * `--image-on`: the image is written to this file on a disk of this machine, not into the
+   * initramfs, and /init mounts that disk first (image-disk.ts). `modules`: what /init loads for it
+   * with modprobe in a tree without earlyModules (its filesystem, the storage drivers).
+   */
+  disk?: ImageDisk & { modules?: readonly string[] };
 }
 
 /** Built images are kept here, by executable hash and options: LASTWORD_IMAGE_CACHE, default /var/cache/lastword/images ('' turns it off). */
@@ -189,9 +224,14 @@ export function addReadOnlyImage(m: Manifest, layout: 'squashfs' | 'erofs', exec
   });
   // Relative, so an unpacked tree resolves them too (into its own ro/, not the build host's).
   for (const p of programs) m.set(p.path, { type: 'symlink', path: p.path, target: path.posix.relative(path.posix.dirname(p.path), `${MOUNT_AT}${p.path}`) });
-  const imageAt = `/usr/lib/lastword/lastword.${layout}`;
-  addEntry(m, { path: imageAt, type: 'file', mode: 0o644, source: img });
-  addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, MOUNT_AT, opts.onMountFailure, opts.earlyModules)) });
+  let imageAt = `/usr/lib/lastword/lastword.${layout}`;
+  if (opts.disk) {
+    placeImage(img, opts.disk);
+    imageAt = path.posix.join(DISK_AT, opts.disk.pathInFs);
+  } else {
+    addEntry(m, { path: imageAt, type: 'file', mode: 0o644, source: img });
+  }
+  addEntry(m, { path: '/init', type: 'file', mode: 0o755, data: Buffer.from(mountingInit(layout, imageAt, MOUNT_AT, opts.onMountFailure, opts.earlyModules, opts.disk)) });
 }
 
 /** sha256 of the command, the programs beside the executable, and the executable's bytes, read in 1 MiB pieces (it is ~110 MB). */

@@ -22,7 +22,16 @@ export function layoutModules(layout: ImageLayout): string[] {
   return layout === 'plain' ? [] : ['loop', layout];
 }
 
-export function moduleRequests(plan: Plan, layout: ImageLayout, host: HostModaliases): ModuleRequest[] {
+/**
+ * With the image on a disk (`--image-on`, image-disk.ts), what /init loads to mount that disk
+ * before anything else runs: its filesystem and the drivers of that disk (the modaliases above it),
+ * or the usual storage drivers when it has none here (a loop device standing in for a disk).
+ */
+export function imageDiskModules(disk: { fstype: string; modaliases: readonly string[] }): string[] {
+  return [disk.fstype, ...(disk.modaliases.length ? disk.modaliases : COMMON_BLOCK)];
+}
+
+export function moduleRequests(plan: Plan, layout: ImageLayout, host: HostModaliases, imageDisk?: { fstype: string; modaliases: readonly string[] }): ModuleRequest[] {
   const out: ModuleRequest[] = [];
   const want = (name: string, reason: string, required = false) => out.push({ name, reason, required });
   const block = () => {
@@ -50,6 +59,7 @@ export function moduleRequests(plan: Plan, layout: ImageLayout, host: HostModali
     }
   }
   for (const m of layoutModules(layout)) want(m, `layout ${layout}`);
+  if (imageDisk) for (const m of imageDiskModules(imageDisk)) want(m, 'the disk holding the image (--image-on)', m === imageDisk.fstype);
   for (const m of plan.modules.extra) want(m, 'extra_modules', true);
   return out;
 }

@@ -11,7 +11,8 @@ import { DEBIAN_CONF, FEDORA_CONF, FEDORA_SYSCONFIG, loadPlan } from '../config/
 import { blacklistOf, buildManifest, orderedEntries } from '../../initramfs/image.ts';
 import { hostModaliases } from '../../initramfs/host-devices.ts';
 import { DEFAULT_IMAGE_COMPRESSION, finishLayout, layoutWork, pruneBlacklisted, writeIntoDirectory } from '../../initramfs/layout.ts';
-import type { ImageLayout } from '../../initramfs/needs.ts';
+import { imageDiskModules, type ImageLayout } from '../../initramfs/needs.ts';
+import { imageDiskOf } from '../../initramfs/image-disk.ts';
 import { writeCpioFile, type CpioCompression as Compression } from '../../initramfs/cpio.ts';
 import { failureFinalAction } from '../pid1/outcome.ts';
 import { defaultExecutable } from './executable.ts';
@@ -34,6 +35,12 @@ Builds a capture initramfs whose /init is lastword, from the kdump configs.
                         of evicted pages under memory pressure); cached by the executable's hash
   --image-level N       squashfs zstd level (default 9; 15-19 pin ~3 MB less, build much slower),
                         erofs lz4hc level (at most 12)
+  --image-on FILE       write the read-only image to FILE on a disk of this machine (ext2/3/4, xfs,
+                        btrfs on a disk or partition) instead of into the initramfs: the capture's
+                        /init mounts that filesystem read-only (found by its UUID) and the image
+                        from it, as Debian's kdump-tools runs from the root filesystem. The
+                        initramfs shrinks by the image (~28 MB), so a smaller crashkernel= does;
+                        the capture then depends on that disk. Rebuild after moving FILE.
   --executable FILE     the lastword executable to ship (default: this one)
   --known-hosts FILE    ship this known_hosts instead of the one the config names
   --modules-root DIR    where the kernel modules are (default /lib/modules)
@@ -51,7 +58,7 @@ const COMPRESSIONS = ['gzip', 'zstd', 'none'];
 
 export async function run(argv: string[]): Promise<number> {
   const o = minimist(argv, {
-    string: ['kernel', 'config', 'root', 'layout', 'compress', 'executable', 'known-hosts', 'modules-root', 'o', 'into', 'busybox', 'kmod', 'mount-nfs', 'image-level', 'image-compression'],
+    string: ['kernel', 'config', 'root', 'layout', 'compress', 'executable', 'known-hosts', 'modules-root', 'o', 'into', 'busybox', 'kmod', 'mount-nfs', 'image-level', 'image-compression', 'image-on'],
     boolean: ['help', 'host-network'],
     alias: { h: 'help', output: 'o' },
     unknown: (a) => { if (a.startsWith('-')) throw usageError(`unknown option ${a}\n${HELP}`); return true; },
@@ -65,6 +72,10 @@ export async function run(argv: string[]): Promise<number> {
   if (!LAYOUTS.includes(layout)) throw usageError(`--layout must be one of ${LAYOUTS.join(', ')}`);
   const compression = (o.compress ?? 'zstd') as Compression;
   if (!COMPRESSIONS.includes(compression)) throw usageError(`--compress must be one of ${COMPRESSIONS.join(', ')}`);
+
+  if (o['image-on'] !== undefined && layout === 'plain') throw usageError('--image-on needs a read-only layout (squashfs or erofs), not plain');
+  const host = hostModaliases();
+  const disk = o['image-on'] !== undefined ? imageDiskOf(String(o['image-on'])) : undefined;
 
   const root = path.resolve(o.root ?? '/');
   const plan = loadPlan({ config: o.config, root, cmdline: o.root ? '' : undefined });
@@ -92,18 +103,21 @@ export async function run(argv: string[]): Promise<number> {
       configs,
       knownHosts: o['known-hosts'] ? path.resolve(o['known-hosts']) : undefined,
       layout,
-      host: hostModaliases(),
+      host,
       busybox: o.busybox ?? '/usr/bin/busybox',
       kmod: o.kmod ?? '/usr/bin/kmod',
       mountNfs: o['mount-nfs'] ? path.resolve(o['mount-nfs']) : undefined,
       ownImage: !o.into,
       hostNetwork,
+      imageDisk: disk,
     });
     const level = o['image-level'] !== undefined ? Number(o['image-level']) : undefined;
     if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 22)) throw usageError('--image-level must be 1-22');
     const imageCompression = o['image-compression'] ?? DEFAULT_IMAGE_COMPRESSION;
     if (imageCompression !== 'xz' && imageCompression !== 'zstd') throw usageError(`--image-compression must be xz or zstd, not ${JSON.stringify(imageCompression)}`);
-    finishLayout(image.manifest, layout, o.kernel, executable, work.dir, { level, compression: imageCompression, onMountFailure: failureFinalAction(plan.failureAction), earlyModules: image.earlyModules });
+    finishLayout(image.manifest, layout, o.kernel, executable, work.dir, { level, compression: imageCompression, onMountFailure: failureFinalAction(plan.failureAction), earlyModules: image.earlyModules,
+      disk: disk && { ...disk, modules: imageDiskModules(disk) } });
+    if (disk) process.stdout.write(`lastword initramfs: image ${disk.file} (${fs.statSync(disk.file).size} bytes; the capture mounts ${disk.device}, now ${disk.hostDevice}, ${disk.fstype}, and reads ${disk.pathInFs})\n`);
     for (const w of plan.warnings) process.stderr.write(`lastword initramfs: warning: ${w.file}${w.line ? ':' + w.line : ''}: ${w.message}\n`);
     for (const x of image.modules.excluded) process.stderr.write(`lastword initramfs: left out module ${x.module}: ${x.reason}\n`);
     for (const c of image.codecsWithoutLibrary.filter((c) => c.codec === plan.collector.codec)) {

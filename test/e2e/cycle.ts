@@ -68,7 +68,15 @@ export interface CycleOptions {
   qemuArgs?: string[];
   /** the guest's kernel (primary and capture), default Debian 12's 6.1 */
   kver?: string;
+  /**
+   * `lastword initramfs --image-on`: the read-only image goes onto this disk of `disks` (an ext4
+   * one, loop-mounted on the host while the builder runs) as IMAGE_ON_DISK_PATH, not into the initramfs
+   */
+  imageOnDisk?: string;
 }
+
+/** Where `imageOnDisk` puts the image inside that disk's filesystem. */
+export const IMAGE_ON_DISK_PATH = '/var/lib/lastword/capture.squashfs';
 
 export interface PreparedCycle {
   dir: string;
@@ -181,11 +189,33 @@ export function prepareCycle(o: CycleOptions): PreparedCycle {
     fs.writeFileSync(p, f.data, { mode: f.mode ?? 0o644 });
     fs.chmodSync(p, f.mode ?? 0o644);
   }
+  const disks: Record<string, string> = {};
+  for (const d of o.disks ?? []) {
+    const file = path.join(dir, `${d.name}.img`);
+    disks[d.name] = timed(`disk ${d.name}`, () => d.image
+      ? (execFileSync('cp', ['--sparse=always', d.image, file]), file)
+      : makeDisk(file, d.sizeMiB, { ext4Label: d.ext4Label }));
+  }
   let captureInitrd = o.captureInitrd;
   if (!captureInitrd) {
     captureInitrd = path.join(dir, `initramfs-${kver}kdump.img`);
     const out = captureInitrd;
-    timed('lastword initramfs', () => lastword(initramfsArgs(kver, guestRoot, out, o.initramfsArgs ?? ['--layout', DEFAULT_LAYOUT]), { netns: o.builderNetns }));
+    const args = o.initramfsArgs ?? ['--layout', DEFAULT_LAYOUT];
+    if (o.imageOnDisk) {
+      // The disk as the guest's own mounted filesystem: the builder reads its UUID from the mount.
+      const mnt = path.join(dir, 'image-disk');
+      fs.mkdirSync(mnt);
+      execFileSync('mount', ['-o', 'loop', disks[o.imageOnDisk]!, mnt]);
+      try {
+        fs.mkdirSync(path.join(mnt, path.dirname(IMAGE_ON_DISK_PATH)), { recursive: true });
+        timed('lastword initramfs', () => lastword(initramfsArgs(kver, guestRoot, out, [...args, '--image-on', path.join(mnt, IMAGE_ON_DISK_PATH)]), { netns: o.builderNetns }));
+      } finally {
+        execFileSync('umount', [mnt]);
+        fs.rmdirSync(mnt);
+      }
+    } else {
+      timed('lastword initramfs', () => lastword(initramfsArgs(kver, guestRoot, out, args), { netns: o.builderNetns }));
+    }
   }
   // The big files (lastword, the capture kernel and its initramfs) live on an ext4 "system disk"
   // made with mkfs.ext4 -d, not in the primary initramfs: unpacking ~170 MB of initramfs costs
@@ -215,13 +245,6 @@ export function prepareCycle(o: CycleOptions): PreparedCycle {
     },
     texts: { ...guestFiles, '/init': { data: primaryInit(o, kver), mode: 0o755 } },
   }, primaryInitrd));
-  const disks: Record<string, string> = {};
-  for (const d of o.disks ?? []) {
-    const file = path.join(dir, `${d.name}.img`);
-    disks[d.name] = timed(`disk ${d.name}`, () => d.image
-      ? (execFileSync('cp', ['--sparse=always', d.image, file]), file)
-      : makeDisk(file, d.sizeMiB, { ext4Label: d.ext4Label }));
-  }
   disks.system = systemDisk;
   return { dir, kver, captureInitrd: captureInitrd!, primaryInitrd, disks, steps };
 }
@@ -344,8 +367,9 @@ export function classifyDumpFiles(files: string[]): DumpFiles {
  * kernel `kver` (default 6.1). Checks that the capture kernel booted, PID 1 never died and the final
  * action was taken; returns the run, the files on the disk (extracted under `base`/tree) and the dump.
  */
-export async function diskCapture(base: string, name: string, kver?: string): Promise<{ run: CycleRun; files: string[]; dump: DumpFiles & { vmcore: string }; tail: string }> {
+export async function diskCapture(base: string, name: string, kver?: string, more: Partial<CycleOptions> = {}): Promise<{ run: CycleRun; files: string[]; dump: DumpFiles & { vmcore: string }; tail: string }> {
   const run = await runCycle({
+    ...more,
     name, baseDir: base, kver,
     kdumpConf: 'ext4 LABEL=LWE2EDISK\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action reboot\n',
     sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,

@@ -19,6 +19,7 @@
 // complete and crash opens it.
 //   node test/e2e/footprint.ts makedumpfile|lastword|kdump-tools|kdump-tools-shim [--real present|missing] [--layout plain|squashfs|erofs] [--lo 64] [--hi 256]
 //   ... --image-compression xz   (lastword: the read-only image's compression, `lastword initramfs --image-compression`)
+//   ... --image-on      (lastword: the read-only image on the dump disk, `lastword initramfs --image-on`)
 //   ... --sizes 80,96   (just these sizes, no bisection)
 //   ... --keep          (keep the work directories with each cycle's console.log)
 import { execFileSync } from 'node:child_process';
@@ -43,6 +44,7 @@ const opt = (name: string): string | undefined => {
 };
 const layout = opt('--layout');
 const imageCompression = opt('--image-compression');
+const imageOn = argv.includes('--image-on');
 const keep = argv.includes('--keep');
 const real = (opt('--real') ?? 'present') as RealMakedumpfile;
 if (real !== 'present' && real !== 'missing') throw new Error(`--real present|missing, not ${real}`);
@@ -78,6 +80,7 @@ async function cycle(mib: number): Promise<Outcome> {
       sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
       initramfsArgs: [...(layout ? ['--layout', layout] : []), ...(imageCompression ? ['--image-compression', imageCompression] : [])],
       disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWFOOT' }],
+      imageOnDisk: imageOn ? 'dump' : undefined,
     }
     : {
       name: `mdf-${mib}`, baseDir: base, crashkernel: `${mib}M`, kdumpConf: '', loader: 'kexec', captureInitrd: standinCapture(),
@@ -129,7 +132,7 @@ async function tryOne(mib: number): Promise<boolean> {
   // a dump that cannot be read back (reassemble) fails this size, not the whole bisection
   const r = await cycle(mib).catch((e: Error): Outcome => ({ ok: false, why: e.message, captureBytes: 0 }));
   results.push([mib, r]);
-  process.stdout.write(`${flavour}${layout ? '/' + layout : ''}${imageCompression ? '/' + imageCompression : ''} crashkernel=${mib}M: ${r.ok ? 'OK' : 'FAIL'} ${r.ok ? `panic->dump ${r.panicToDumpS!.toFixed(1)} s, qemu start->dump ${r.bootToDumpS!.toFixed(1)} s` : r.why} (capture initramfs ${r.captureBytes} B)\n`);
+  process.stdout.write(`${flavour}${layout ? '/' + layout : ''}${imageCompression ? '/' + imageCompression : ''}${imageOn ? '/image-on' : ''} crashkernel=${mib}M: ${r.ok ? 'OK' : 'FAIL'} ${r.ok ? `panic->dump ${r.panicToDumpS!.toFixed(1)} s, qemu start->dump ${r.bootToDumpS!.toFixed(1)} s` : r.why} (capture initramfs ${r.captureBytes} B)\n`);
   return r.ok;
 }
 
