@@ -83,8 +83,8 @@ function lockless(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {
   const descs = memory.readVirt(rb.readBigUInt64LE(ring + off('prb_desc_ring.descs')), count * sizeDesc);
   const infos = memory.readVirt(rb.readBigUInt64LE(ring + off('prb_desc_ring.infos')), count * sizeInfo);
   const data = memory.readVirt(rb.readBigUInt64LE(dataRing + off('prb_data_ring.data')), dataSize);
-  const tailId = rb.readBigUInt64LE(ring + off('prb_desc_ring.tail_id') + counter);
-  const headId = rb.readBigUInt64LE(ring + off('prb_desc_ring.head_id') + counter);
+  const tailId = rb.readBigUInt64LE(ring + off('prb_desc_ring.tail_id') + counter) & DESC_ID_MASK;
+  const headId = rb.readBigUInt64LE(ring + off('prb_desc_ring.head_id') + counter) & DESC_ID_MASK;
 
   const offState = off('prb_desc.state_var') + counter;
   const offLpos = off('prb_desc.text_blk_lpos');
@@ -114,8 +114,22 @@ function lockless(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {
     const callerId = offCaller !== undefined ? infos.readUInt32LE(inf + offCaller) : undefined;
     out.push({ tsNsec: infos.readBigUInt64LE(inf + offTs), callerId, text });
   };
-  for (let id = tailId; id !== headId; id = (id + 1n) & DESC_ID_MASK) record(id);
-  record(headId);
+  if (((headId - tailId) & DESC_ID_MASK) < BigInt(count)) {
+    for (let id = tailId; id !== headId; id = (id + 1n) & DESC_ID_MASK) record(id);
+    record(headId);
+  } else {
+    // A live ring never spans more than `count` descriptors: tail_id or head_id is damaged (walking
+    // from one to the other would take up to 2^62 steps). Every slot whose descriptor is committed
+    // or finalized is a record; in id order they are the log, as the walk would have read it.
+    const ids: bigint[] = [];
+    for (let slot = 0; slot < count; slot++) {
+      const sv = descs.readBigUInt64LE(slot * sizeDesc + offState);
+      const state = sv >> DESC_FLAGS_SHIFT;
+      if (state === DESC_COMMITTED || state === DESC_FINALIZED) ids.push(sv & DESC_ID_MASK);
+    }
+    ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const id of ids) record(id);
+  }
   return out;
 }
 

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { extractDmesg, printkRecords } from '../../runtime/dmesg/index.ts';
 import { LastwordError } from '../../runtime/errors.ts';
-import { openVmcore } from '../../runtime/vmcore/index.ts';
+import { openVmcore, X86_64Memory } from '../../runtime/vmcore/index.ts';
 import { KERNEL_SERIES, labVmcore } from '../support/lab.ts';
 import { BOOKWORM_MAKEDUMPFILE, makedumpfileDmesg, newMakedumpfile } from '../filter/reference.ts';
 import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
@@ -79,4 +79,48 @@ describe('dmesg on synthetic cores', () => {
       v.close();
     }
   });
+});
+
+describe('dmesg of a real 6.1 vmcore whose printk ring has a damaged head_id or tail_id', () => {
+  // makedumpfile reads the whole log of such a ring; walking ids from tail to head took up to 2^62
+  // steps (the capture hung before writing any dump). The damage is applied to what the reader sees
+  // of the real vmcore (its readPhys), the rest is the real memory.
+  const damaged = (field: 'head_id' | 'tail_id', value: (real: bigint) => bigint) => {
+    const v = openVmcore(labVmcore({ series: '6.1' }));
+    const info = v.vmcoreinfo;
+    const mem = new X86_64Memory(v);
+    const at = mem.readU64(info.symbol.get('prb')!)
+      + BigInt(info.offset.get('printk_ringbuffer.desc_ring')! + info.offset.get(`prb_desc_ring.${field}`)! + (info.offset.get('atomic_long_t.counter') ?? 0));
+    const pa = mem.vtop(at);
+    const bytes = Buffer.alloc(8);
+    bytes.writeBigUInt64LE(BigInt.asUintN(64, value(mem.readU64(at))));
+    const read = v.readPhys.bind(v);
+    v.readPhys = (paddr: number, length: number, into?: Buffer) => {
+      const b = read(paddr, length, into);
+      for (let i = 0; i < 8; i++) if (pa + i >= paddr && pa + i < paddr + length) b[pa + i - paddr] = bytes[i]!;
+      return b;
+    };
+    return v;
+  };
+  const pristine = () => {
+    const v = openVmcore(labVmcore({ series: '6.1' }));
+    try { return extractDmesg(v); } finally { v.close(); }
+  };
+
+  for (const [what, field, value] of [
+    ['head_id with a flag bit set', 'head_id', (h: bigint) => h | (1n << 63n)],
+    ['head_id behind tail_id', 'head_id', () => 5n],
+    ['tail_id ahead of head_id', 'tail_id', (t: bigint) => t + (1n << 40n)],
+  ] as const) {
+    test(`${what}: every record is read, none twice`, () => {
+      const v = damaged(field, value);
+      try {
+        const ours = extractDmesg(v);
+        const want = pristine();
+        assert.ok(ours.equals(want), firstDifference(ours, want));
+      } finally {
+        v.close();
+      }
+    });
+  }
 });
