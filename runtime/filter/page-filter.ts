@@ -380,7 +380,8 @@ export function fillFirstBitmap(vmcore: Vmcore, start: number, end: number, bitm
   for (const l of vmcore.loads) {
     const a = Math.max(start, Math.floor(l.paddr / ps));
     const b = Math.min(end, loadDataEndPfn(l, ps, vmcore.partialPages));
-    setBits(bitmap, a - start, b - start);
+    // A load outside the cycle: a - start can pass 2^31 (a load at 8 TiB), where the bit arithmetic wraps.
+    if (b > a) setBits(bitmap, a - start, b - start);
   }
 }
 

@@ -14,7 +14,7 @@ import type { Vmcore } from '../../runtime/vmcore/index.ts';
 import { KERNEL_SERIES, labVmcore } from '../support/lab.ts';
 import { differingPfns, fullBitmap } from './bitmaps.ts';
 import { makedumpfileHead } from './reference.ts';
-import { NR_PAGES, PG, compound, structPageAddr, writeMemMapVmcore } from '../../initramfs/executable/synthetic-memmap.ts';
+import { NR_PAGES, PAGE_OFFSET, PG, compound, structPageAddr, writeMemMapVmcore } from '../../initramfs/executable/synthetic-memmap.ts';
 import type { PageSpec } from '../../initramfs/executable/synthetic-memmap.ts';
 
 const LEVELS = [0, 1, 2, 4, 8, 16, 31, 17, 26];
@@ -113,6 +113,24 @@ describe('page filter rules and cycles on a synthetic mem_map', () => {
       }
     });
   }
+
+  test('a PT_LOAD at 8 TiB, past 2^31 pfns and every cycle of the mem_map: the cycles\' first bitmaps do not wrap (a RangeError wrote no dump)', () => {
+    const f = path.join(dir, 'syn-8tib.vmcore');
+    const paddr = 0x80100000000;
+    writeMemMapVmcore(f, pages, { extraLoads: [{ paddr, vaddr: PAGE_OFFSET + BigInt(paddr), data: Buffer.alloc(4096, 0x5a) }] });
+    const v = openVmcore(f);
+    try {
+      for (const cyclePfns of [64, 8]) {
+        const filter = createPageFilter(v, 31, { strict: true, cyclePfns });
+        const bits = fullBitmap(filter, 'forward');
+        const excluded: number[] = [];
+        for (let p = 0; p < NR_PAGES; p++) if (!((bits[p >> 3] >> (p & 7)) & 1)) excluded.push(p);
+        assert.deepEqual(excluded, expectedExcluded(31), `cycle ${cyclePfns}`);
+      }
+    } finally {
+      v.close();
+    }
+  });
 
   test('6.12-style page types: slab, hugetlb (order in the first tail flags), buddy and unaccepted by value', () => {
     // PGTY_* << 24 as the kernel exports them since 6.12; no PG_slab, no compound_order/dtor.
