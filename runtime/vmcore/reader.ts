@@ -120,6 +120,11 @@ class ElfVmcore implements Vmcore {
     this.vmcoreinfoDescSize = vmcoreinfoSize;
     this.vmcoreinfo = parseVmcoreinfo(this.notes.toString('latin1', vmcoreinfoAt, vmcoreinfoAt + vmcoreinfoSize), file);
     this.pageSize = this.vmcoreinfo.pageSize ?? 4096;
+    // x86_64's pages are 4 KiB; a damaged PAGESIZE (0, 9999) would size every buffer and header.
+    if (!Number.isInteger(this.pageSize) || this.pageSize < 4096 || this.pageSize > 65536 || (this.pageSize & (this.pageSize - 1)) !== 0) {
+      this.vmcoreinfo.problems.push(`VMCOREINFO PAGESIZE=${this.pageSize} is not a page size; using 4096 (${file})`);
+      this.pageSize = 4096;
+    }
 
     const all = phdrs.filter((p) => p.type === PT_LOAD);
     if (all.length === 0) throw new LastwordError('EVMCORE_HEADER', `${file}: no PT_LOAD segments`, { where: { file } });

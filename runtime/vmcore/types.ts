@@ -35,6 +35,8 @@ export interface Vmcoreinfo {
   length: Map<string, number>;               // LENGTH(name)
   number: Map<string, bigint>;               // NUMBER(name), signed
   raw: Map<string, string>;                  // every KEY=value line
+  /** malformed lines, left out (their keys are missing), one message each; callers warn */
+  problems: string[];
 }
 
 export interface Vmcore {

@@ -1,0 +1,37 @@
+// `lastword filter` on a vmcore whose VMCOREINFO is damaged where the dump does not depend on it
+// (found by fuzzing): a malformed line of a key nothing needs, a PAGESIZE that is no page size, an
+// impossible LENGTH(zone.free_area). Each cost the whole dump before; now each is one warning and
+// the dump is written (every page, when the filter cannot trust what it would classify pages by).
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NR_PAGES, writeMemMapVmcore } from '../../initramfs/executable/synthetic-memmap.ts';
+import { repo } from '../support/lab.ts';
+import { tempDir } from '../dumpfile/support.ts';
+
+const lastword = (args: string[]) => spawnSync(process.execPath, [path.join(repo, 'runtime', 'main.ts'), ...args], { encoding: 'utf8' });
+
+for (const [what, damage, warning, allPages] of [
+  ['a malformed line of a key nothing needs', { extra: ['SYMBOL(kallsyms_num_syms)=zzzzzzzz'] }, /warning: EVMCOREINFO_DAMAGED: VMCOREINFO line \d+: SYMBOL\(kallsyms_num_syms\) is not hex: "zzzzzzzz"/, false],
+  ['a line without KEY=value', { extra: ['OSRELEASE'] }, /warning: EVMCOREINFO_DAMAGED: VMCOREINFO line \d+: line without KEY=value: "OSRELEASE"/, false],
+  ['PAGESIZE=9999', { drop: ['PAGESIZE'], extra: ['PAGESIZE=9999'] }, /warning: VMCOREINFO PAGESIZE=9999 is not a page size; using 4096/, false],
+  ['LENGTH(zone.free_area)=99', { drop: ['LENGTH(zone.free_area)'], extra: ['LENGTH(zone.free_area)=99'] }, /warning: dump level 31 not possible \(EVMCOREINFO_DAMAGED: VMCOREINFO LENGTH\(zone\.free_area\)=99 is not a number of page orders/, true],
+] as const) {
+  test(`${what}: one warning, and the dump is written and reads back complete`, (t) => {
+    const dir = tempDir(t);
+    const vmcore = path.join(dir, 'vmcore');
+    // pfns 12-15 free (a buddy block of order 2): level 31 leaves them out when it can classify pages
+    writeMemMapVmcore(vmcore, new Map([[12, { mapcount: -129, private: 2n }]]), damage);
+    const out = path.join(dir, 'dump');
+    const r = lastword(['filter', '-l', '-d', '31', vmcore, out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, warning);
+    const info = lastword(['info', out]);
+    assert.equal(info.status, 0, info.stderr);
+    assert.match(info.stdout, /status: +complete/);
+    const dumpable = Number(/dumpable +(\d+)/.exec(info.stdout)?.[1]);
+    if (allPages) assert.equal(dumpable, NR_PAGES);
+    else assert.equal(dumpable, NR_PAGES - 4, info.stdout);
+  });
+}
