@@ -85,8 +85,13 @@ export function parseProgramHeaders(buf: Buffer, count: number, file: string, ba
   return out;
 }
 
-/** Walks the notes of a PT_NOTE payload; stops at a zero header (padding after the last note). */
-export function parseNotes(buf: Buffer, file: string, fileOffset: number): ElfNote[] {
+/**
+ * Walks the notes of a PT_NOTE payload; stops at a zero header (padding after the last note). A
+ * note that runs past the PT_NOTE ends the walk, keeping the notes before it (the dump needs only
+ * VMCOREINFO, not every CPU's registers); a VMCOREINFO note that does so is cut at the PT_NOTE's
+ * end. `problems` gets one message for either.
+ */
+export function parseNotes(buf: Buffer, file: string, fileOffset: number, problems: string[] = []): ElfNote[] {
   const notes: ElfNote[] = [];
   let o = 0;
   while (o + 12 <= buf.length) {
@@ -98,7 +103,14 @@ export function parseNotes(buf: Buffer, file: string, fileOffset: number): ElfNo
     const descAt = nameAt + align4(namesz);
     const end = descAt + align4(descsz);
     if (descAt + descsz > buf.length) {
-      throw new LastwordError('EVMCORE_NOTE', `${file}: ELF note at offset 0x${(fileOffset + o).toString(16)} runs past its PT_NOTE (namesz ${namesz}, descsz ${descsz})`, { where: { file, offset: fileOffset + o } });
+      const where = `${file}: ELF note at offset 0x${(fileOffset + o).toString(16)} runs past its PT_NOTE (namesz ${namesz}, descsz ${descsz})`;
+      if (namesz === VMCOREINFO_NAME.length && descAt < buf.length && buf.toString('latin1', nameAt, nameAt + namesz) === VMCOREINFO_NAME) {
+        notes.push({ name: 'VMCOREINFO', type, descOffset: descAt, descSize: buf.length - descAt });
+        problems.push(`${where}; its text is cut there`);
+      } else {
+        problems.push(`${where}; the notes after it are not read`);
+      }
+      break;
     }
     const name = buf.toString('latin1', nameAt, nameAt + namesz).replace(/\0+$/, '');
     notes.push({ name, type, descOffset: descAt, descSize: descsz });
@@ -107,8 +119,25 @@ export function parseNotes(buf: Buffer, file: string, fileOffset: number): ElfNo
   return notes;
 }
 
+const VMCOREINFO_NAME = 'VMCOREINFO\0';
+
+/**
+ * The VMCOREINFO note found by its name alone, for a PT_NOTE whose walk broke off before it (a
+ * damaged header earlier): the 12-byte header before the name gives its size, cut at the buffer's end.
+ */
+export function findVmcoreinfoNote(buf: Buffer): ElfNote | undefined {
+  for (let at = buf.indexOf(VMCOREINFO_NAME, 12, 'latin1'); at >= 12; at = buf.indexOf(VMCOREINFO_NAME, at + 1, 'latin1')) {
+    if (buf.readUInt32LE(at - 12) !== VMCOREINFO_NAME.length) continue;
+    const descAt = at + align4(VMCOREINFO_NAME.length);
+    if (descAt >= buf.length) return undefined;
+    return { name: 'VMCOREINFO', type: buf.readUInt32LE(at - 4), descOffset: descAt, descSize: Math.min(buf.readUInt32LE(at - 8), buf.length - descAt) };
+  }
+  return undefined;
+}
+
+/** n rounded up to a multiple of 4, for any u32 (the bit trick wraps at 2^31). */
 function align4(n: number): number {
-  return (n + 3) & ~3;
+  return Math.ceil(n / 4) * 4;
 }
 
 function safeNumber(v: bigint, file: string, offset: number): number {

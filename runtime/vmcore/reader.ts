@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { LastwordError } from '../errors.ts';
 import {
   EHDR_SIZE, NT_PRSTATUS, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, SHDR_SIZE,
-  parseElfHeader, parseNotes, parseProgramHeaders,
+  parseElfHeader, parseNotes, findVmcoreinfoNote, parseProgramHeaders,
 } from './elf.ts';
 import type { ProgramHeader } from './elf.ts';
 import { loadDataEndPfn, type LoadSegment, type Vmcore, type Vmcoreinfo } from './types.ts';
@@ -93,6 +93,7 @@ class ElfVmcore implements Vmcore {
 
     // Notes: /proc/vmcore has one merged PT_NOTE; QEMU writes one per CPU plus VMCOREINFO.
     const noteParts: Buffer[] = [];
+    const noteProblems: string[] = [];
     let vmcoreinfoAt = -1;
     let vmcoreinfoSize = 0;
     let cpus = 0;
@@ -101,7 +102,12 @@ class ElfVmcore implements Vmcore {
       if (ph.type !== PT_NOTE || ph.fileSize === 0) continue;
       if (ph.offset + ph.fileSize > fileSize) throw truncated(file, `PT_NOTE ends at offset 0x${(ph.offset + ph.fileSize).toString(16)}`, fileSize);
       const part = this.pread(Buffer.alloc(ph.fileSize), ph.offset, true);
-      for (const note of parseNotes(part, file, ph.offset)) {
+      const notes = parseNotes(part, file, ph.offset, noteProblems);
+      if (noteProblems.length && !notes.some((n) => n.name === 'VMCOREINFO')) {
+        const found = findVmcoreinfoNote(part);
+        if (found) { notes.push(found); noteProblems.push(`${file}: VMCOREINFO note found by its name at offset 0x${(ph.offset + found.descOffset).toString(16)}`); }
+      }
+      for (const note of notes) {
         if (note.name === 'CORE' && note.type === NT_PRSTATUS) cpus++;
         if (note.name === 'VMCOREINFO' && vmcoreinfoAt < 0) {
           vmcoreinfoAt = noteBase + note.descOffset;
@@ -119,6 +125,7 @@ class ElfVmcore implements Vmcore {
     this.vmcoreinfoDescOffset = vmcoreinfoAt;
     this.vmcoreinfoDescSize = vmcoreinfoSize;
     this.vmcoreinfo = parseVmcoreinfo(this.notes.toString('latin1', vmcoreinfoAt, vmcoreinfoAt + vmcoreinfoSize), file);
+    this.vmcoreinfo.problems.unshift(...noteProblems);
     this.pageSize = this.vmcoreinfo.pageSize ?? 4096;
     // x86_64's pages are 4 KiB; a damaged PAGESIZE (0, 9999) would size every buffer and header.
     if (!Number.isInteger(this.pageSize) || this.pageSize < 4096 || this.pageSize > 65536 || (this.pageSize & (this.pageSize - 1)) !== 0) {

@@ -22,7 +22,7 @@ for (const [what, damage, warning, allPages] of [
     const dir = tempDir(t);
     const vmcore = path.join(dir, 'vmcore');
     // pfns 12-15 free (a buddy block of order 2): level 31 leaves them out when it can classify pages
-    writeMemMapVmcore(vmcore, new Map([[12, { mapcount: -129, private: 2n }]]), damage);
+    writeMemMapVmcore(vmcore, new Map([[12, { mapcount: -129, private: 2n }]]), { drop: 'drop' in damage ? [...damage.drop] : [], extra: [...damage.extra] });
     const out = path.join(dir, 'dump');
     const r = lastword(['filter', '-l', '-d', '31', vmcore, out]);
     assert.equal(r.status, 0, r.stderr);

@@ -193,6 +193,28 @@ describe('vmcore reader on bad input', () => {
     });
   }
 
+  for (const [what, edit, problem] of [
+    ['the first CPU note\'s namesz is 0x80000005', (b: Buffer) => { b.writeUInt32LE(0x80000005, 0x1000); return b; }, /ELF note at offset 0x1000 runs past its PT_NOTE \(namesz 2147483653, descsz 336\); the notes after it are not read/],
+    ['the first CPU note\'s namesz is 0xffffffff', (b: Buffer) => { b.writeUInt32LE(0xffffffff, 0x1000); return b; }, /ELF note at offset 0x1000 runs past its PT_NOTE/],
+    ['the VMCOREINFO note runs 1000 bytes past its PT_NOTE', (b: Buffer) => {
+      const at = b.indexOf('VMCOREINFO\0', 0, 'latin1') - 12;
+      b.writeUInt32LE(b.readUInt32LE(at + 4) + 1000, at + 4);
+      return b;
+    }, /runs past its PT_NOTE \(namesz 11, descsz \d+\); its text is cut there/],
+  ] as const) {
+    test(`${what}: VMCOREINFO is still read, and the damage named (it cost the whole dump before)`, () => {
+      const f = variant(`note-${what.replace(/\W+/g, '-')}`, edit);
+      const v = openVmcore(f, { allowTruncated: true });
+      try {
+        assert.equal(v.vmcoreinfo.osrelease, '6.1.0-57-amd64');
+        assert.ok(v.vmcoreinfo.symbol.has('init_top_pgt'));
+        assert.match(v.vmcoreinfo.problems.join('\n'), problem);
+      } finally {
+        v.close();
+      }
+    });
+  }
+
   test('a missing key is named', () => {
     const f = path.join(dir, 'nokey.vmcore');
     writeSyntheticVmcore(f, 'OSRELEASE=6.1.0\nPAGESIZE=4096\nSYMBOL(init_top_pgt)=ffffffff81000000\n', [{ paddr: 0x1000, vaddr: 0xffff888000001000n, data: Buffer.alloc(8192) }]);
