@@ -55,7 +55,9 @@ export function decodeDataHeader(b: Buffer): DataHeader {
   if (off === END_FLAG_FLAT_HEADER || size === END_FLAG_FLAT_HEADER) {
     return off === size ? { kind: 'end' } : { kind: 'bad', message: 'malformed end marker' };
   }
-  if (off < 0n || size < 0n || size > 1n << 40n) return { kind: 'bad', message: `bad record header (offset ${off}, size ${size})` };
+  // Past 2^53 a file position is not an exact Number, and Node writes such a position at the
+  // current one instead: the record would land in the wrong place without an error.
+  if (off < 0n || size < 0n || size > 1n << 40n || off + size > BigInt(Number.MAX_SAFE_INTEGER)) return { kind: 'bad', message: `bad record header (offset ${off}, size ${size})` };
   return { kind: 'record', offset: Number(off), size: Number(size) };
 }
 

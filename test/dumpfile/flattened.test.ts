@@ -38,6 +38,16 @@ describe('flattened format', () => {
       (err: unknown) => err instanceof LastwordError && err.code === 'EFLAT_FORMAT' && /signature/.test(err.message));
   });
 
+  test('refuses a record whose offset is past 2^53, which a file position cannot hold exactly (it was written at the current position)', async () => {
+    for (const off of [2n ** 53n, 0x0020000000000001n, 2n ** 62n]) {
+      const hdr = Buffer.alloc(16);
+      hdr.writeBigInt64BE(off, 0);
+      hdr.writeBigInt64BE(4n, 8);
+      await assert.rejects(collect([encodeFlatHeader(), hdr, Buffer.from('abcd'), encodeEndMarker()]),
+        (err: unknown) => err instanceof LastwordError && err.code === 'EFLAT_FORMAT' && new RegExp(`bad record header \\(offset ${off}, size 4\\) at offset 0x1000`).test(err.message));
+    }
+  });
+
   test('refuses a malformed end marker', async () => {
     const bad = encodeEndMarker();
     bad.writeBigInt64BE(5n, 8);
