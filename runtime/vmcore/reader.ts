@@ -139,6 +139,11 @@ class ElfVmcore implements Vmcore {
       if (p.offset + p.fileSize > fileSize && !allowTruncated) {
         throw truncated(file, `PT_LOAD ${i} (paddr 0x${p.paddr.toString(16)}, ${p.fileSize} bytes) ends at offset 0x${(p.offset + p.fileSize).toString(16)}`, fileSize);
       }
+      // The kernel writes p_memsz >= p_filesz; a damaged smaller one would hide data the file has.
+      if (p.memSize < p.fileSize) {
+        this.vmcoreinfo.problems.push(`${file}: PT_LOAD ${i} (paddr 0x${p.paddr.toString(16)}) has p_memsz ${p.memSize} < p_filesz ${p.fileSize}; taken as ${p.fileSize}`);
+        p.memSize = p.fileSize;
+      }
     }
     this.loads = dedupeLoads(all).map((p) => ({ paddr: p.paddr, vaddr: p.vaddr, offset: p.offset, fileSize: p.fileSize, memSize: p.memSize }));
     const top = Math.max(...all.map((p) => p.paddr + p.memSize));

@@ -1,12 +1,12 @@
-// `lastword filter` on a vmcore whose VMCOREINFO is damaged where the dump does not depend on it
-// (found by fuzzing): a malformed line of a key nothing needs, a PAGESIZE that is no page size, an
-// impossible LENGTH(zone.free_area). Each cost the whole dump before; now each is one warning and
+// `lastword filter` on a vmcore whose VMCOREINFO or program headers are damaged where the dump does
+// not depend on it (found by fuzzing): a malformed line of a key nothing needs, a PAGESIZE that is no
+// page size, an impossible LENGTH(zone.free_area), a PT_LOAD with p_memsz below p_filesz. Each cost the whole dump before; now each is one warning and
 // the dump is written (every page, when the filter cannot trust what it would classify pages by).
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NR_PAGES, writeMemMapVmcore } from '../../initramfs/executable/synthetic-memmap.ts';
+import { NR_PAGES, PAGE_OFFSET, writeMemMapVmcore } from '../../initramfs/executable/synthetic-memmap.ts';
 import { repo } from '../support/lab.ts';
 import { tempDir } from '../dumpfile/support.ts';
 
@@ -35,3 +35,17 @@ for (const [what, damage, warning, allPages] of [
     else assert.equal(dumpable, NR_PAGES - 4, info.stdout);
   });
 }
+
+test('a PT_LOAD whose p_memsz is below its p_filesz: ELF and kdump-compressed dumps both hold its pages, with one warning (-E failed before)', (t) => {
+  const dir = tempDir(t);
+  const vmcore = path.join(dir, 'vmcore');
+  const paddr = 0x100000;
+  writeMemMapVmcore(vmcore, new Map(), { extraLoads: [{ paddr, vaddr: PAGE_OFFSET + BigInt(paddr), data: Buffer.alloc(8192, 0x5a), memSize: 0 }] });
+  for (const format of ['-E', '-l']) {
+    const out = path.join(dir, `dump${format}`);
+    const r = lastword(['filter', format, '-d', '0', vmcore, out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: .*PT_LOAD 1 \(paddr 0x100000\) has p_memsz 0 < p_filesz 8192; taken as 8192/);
+    assert.match(r.stderr, new RegExp(`${NR_PAGES + 2} of ${NR_PAGES + 2} pages saved`));
+  }
+});
