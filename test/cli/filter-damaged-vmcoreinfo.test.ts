@@ -1,7 +1,8 @@
 // `lastword filter` on a vmcore whose VMCOREINFO or program headers are damaged where the dump does
 // not depend on it (found by fuzzing): a malformed line of a key nothing needs, a PAGESIZE that is no
-// page size, an impossible LENGTH(zone.free_area), a PT_LOAD with p_memsz below p_filesz. Each cost the whole dump before; now each is one warning and
-// the dump is written (every page, when the filter cannot trust what it would classify pages by).
+// page size, an impossible LENGTH(zone.free_area), a PT_LOAD with p_memsz below p_filesz. Each cost
+// the whole dump before; now each is one warning and the dump is written (every page, when the
+// filter cannot trust what it would classify pages by).
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
