@@ -62,15 +62,19 @@ export function describeDump(dump: KdumpReader): DumpInfo {
   const sharedZero = (dump.subHeader.dumpLevel & 1) !== 0;
   let zero = 0, compressed = 0, raw = 0, missing = 0, data = 0;
   const per = Math.floor((1 << 20) / PAGE_DESC_SIZE);
-  for (let i = 0; i < dump.dumpablePages; i += per) {
-    const n = Math.min(per, dump.dumpablePages - i);
+  // A file cut short (a copy or transfer that stopped) lacks the descs and the data past its end:
+  // those pages are missing, as in an ELF dump cut short, though the header was never flagged.
+  const descsInFile = Math.max(0, Math.min(dump.dumpablePages, Math.floor((dump.fileSize - dump.geometry.offsetPageDesc) / PAGE_DESC_SIZE)));
+  missing += dump.dumpablePages - descsInFile;
+  for (let i = 0; i < descsInFile; i += per) {
+    const n = Math.min(per, descsInFile - i);
     const descs = dump.pageDescs(i, n);
     for (let j = 0; j < n; j++) {
       const at = j * PAGE_DESC_SIZE;
       const offset = Number(descs.readBigInt64LE(at));
       const size = descs.readUInt32LE(at + 8);
       const flags = descs.readUInt32LE(at + 12);
-      if (offset === 0 && size === 0) missing++;
+      if ((offset === 0 && size === 0) || offset + size > dump.fileSize) missing++;
       else if (sharedZero && offset === zeroOffset && flags === 0) zero++;
       else {
         if (flags !== 0) compressed++; else raw++;
@@ -83,7 +87,7 @@ export function describeDump(dump: KdumpReader): DumpInfo {
     format: 'kdump-compressed',
     headerVersion: dump.header.headerVersion,
     codec: compressionName(dump.header.status),
-    incomplete: dump.incomplete,
+    incomplete: dump.incomplete || missing > 0,
     dumpLevel: dump.subHeader.dumpLevel,
     osrelease: info.osrelease,
     utsRelease: field(2),
@@ -156,7 +160,7 @@ export function formatInfo(i: DumpInfo): string {
     `format:         ${i.format}${elf ? '' : ` (header version ${i.headerVersion})`}${i.incomplete ? ' INCOMPLETE' : ''}`,
     `status:         ${!i.incomplete ? 'complete'
       : elf ? `incomplete: ${i.pages.missing ? 'cut short, pages past the end of the file are missing' : 'flagged in e_flags (pages the vmcore could not give are zeros)'}`
-      : 'incomplete: pages not written (a dump cut short, or pages the vmcore could not give) read as unavailable'}`,
+      : `incomplete: ${i.pages.missing ? `${i.pages.missing} pages not written or past the end of the file (a dump cut short)` : 'flagged (pages the vmcore could not give)'}; they read as unavailable`}`,
     `compression:    ${i.codec}`,
     `dump level:     ${i.dumpLevel ?? 'not recorded (ELF)'}`,
     `release:        ${i.osrelease ?? i.utsRelease}`,

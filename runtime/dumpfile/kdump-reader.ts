@@ -24,6 +24,8 @@ export class KdumpReader {
   readonly vmcoreinfoText: string;
   readonly incomplete: boolean;
   readonly codec: string;
+  /** bytes of the file (Infinity for a device or pipe, which does not say) */
+  readonly fileSize: number;
   /** Set bits of the 2nd bitmap before each bitmap block: the page_desc index of its first pfn. */
   private readonly blockPrefix: Float64Array;
   private readonly fd: number;
@@ -49,6 +51,16 @@ export class KdumpReader {
         throw new LastwordError('EDUMP_HEADER', `${file}: bitmap_blocks ${h.bitmapBlocks} too small for max_mapnr ${this.maxMapnr}`, { where: { file, offset: 436 } });
       }
       const s = this.subHeader;
+      const st = fs.fstatSync(this.fd);
+      this.fileSize = st.isFile() ? st.size : Infinity;
+      // kdump_sub_header's offset/size pairs (offsets 32..63 of it): inside the file, or the header is damaged.
+      const span = (what: string, at: number, offset: number, size: number) => {
+        if (size > 0 && !(Number.isSafeInteger(offset) && Number.isSafeInteger(size) && offset >= 0 && size <= 1 << 30 && offset + size <= this.fileSize)) {
+          throw new LastwordError('EDUMP_HEADER', `${file}: sub-header ${what} (offset ${offset}, size ${size}) at offset 0x${(h.blockSize + at).toString(16)} lies outside the file of ${this.fileSize} bytes`, { where: { file, offset: h.blockSize + at } });
+        }
+      };
+      span('vmcoreinfo', 32, s.offsetVmcoreinfo, s.sizeVmcoreinfo);
+      span('note', 48, s.offsetNote, s.sizeNote);
       this.notes = s.sizeNote > 0 ? this.pread(s.sizeNote, s.offsetNote) : Buffer.alloc(0);
       this.vmcoreinfoText = s.sizeVmcoreinfo > 0 ? this.pread(s.sizeVmcoreinfo, s.offsetVmcoreinfo).toString('latin1').replace(/\0+$/, '') : '';
       this.incomplete = (h.status & DUMP_DH_COMPRESSED_INCOMPLETE) !== 0;

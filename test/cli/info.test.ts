@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openVmcore } from '../../runtime/vmcore/index.ts';
+import { openKdumpFile } from '../../runtime/dumpfile/kdump-reader.ts';
 import { labVmcore, repo } from '../support/lab.ts';
 import { tempDir } from '../dumpfile/support.ts';
 
@@ -112,6 +113,45 @@ describe('lastword info', () => {
     const f = info(flagged, false);
     assert.match(f.stdout, /format:\s+ELF INCOMPLETE/);
     assert.match(f.stdout, /status:\s+incomplete: flagged in e_flags/);
+  });
+
+  test('a kdump-compressed file cut short (a copy or transfer that stopped) is incomplete, its pages past the end missing; a damaged sub-header is named', (t) => {
+    // found by fuzzing: a file with no page data at all said "status: complete"
+    const dir = tempDir(t);
+    const out = path.join(dir, 'dump');
+    const r = spawnSync(process.execPath, [main, 'filter', '-l', '-d', '31', labVmcore(), out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const whole = fs.readFileSync(out);
+    const full = JSON.parse(info(out).stdout);
+    assert.equal(full.incomplete, false);
+    assert.equal(full.pages.missing, 0);
+    const reader = openKdumpFile(out);
+    const { blockSize, offsetPageDesc } = { blockSize: reader.pageSize, offsetPageDesc: reader.geometry.offsetPageDesc };
+    reader.close();
+    for (const [name, length, missing] of [
+      ['no-data', offsetPageDesc + full.pages.dumpable * 24, (n: number) => n === full.pages.dumpable],   // the shared zero page's data too
+      ['half-descs', offsetPageDesc + Math.floor(full.pages.dumpable / 2) * 24, (n: number) => n >= Math.ceil(full.pages.dumpable / 2)],
+      ['one-byte-short', whole.length - 1, (n: number) => n === 1],
+    ] as const) {
+      const cut = path.join(dir, name);
+      fs.writeFileSync(cut, whole.subarray(0, length));
+      const c = info(cut, false);
+      assert.equal(c.status, 0, c.stderr);
+      assert.match(c.stdout, /format:\s+kdump-compressed \(header version \d\) INCOMPLETE/, name);
+      const n = Number(/not written +(\d+)/.exec(c.stdout)?.[1]);
+      assert.ok(missing(n), `${name}: ${n} missing\n${c.stdout}`);
+      assert.match(c.stdout, new RegExp(`status:\\s+incomplete: ${n} pages not written or past the end of the file`));
+    }
+    // kdump_sub_header's offset_vmcoreinfo / size_note (at block_size + 32 / + 56) damaged
+    for (const [at, value, what] of [[32, -1n, 'vmcoreinfo \\(offset -1, size \\d+'], [56, 1n << 40n, 'note \\(offset \\d+, size 1099511627776'], [40, 1n << 39n, 'vmcoreinfo \\(offset \\d+, size 549755813888']] as const) {
+      const bad = Buffer.from(whole);
+      bad.writeBigInt64LE(value, blockSize + at);
+      const f = path.join(dir, `sub-${at}`);
+      fs.writeFileSync(f, bad);
+      const b = info(f, false);
+      assert.equal(b.status, 1);
+      assert.match(b.stderr, new RegExp(`^lastword info: EDUMP_HEADER: \\S+sub-${at}: sub-header ${what}\\) at offset 0x${(blockSize + (at < 48 ? 32 : 48)).toString(16)} lies outside the file of ${whole.length} bytes`));
+    }
   });
 
   test('names a file that is not a dump, a directory and a missing file, and an unknown option exits 2', (t) => {
