@@ -156,6 +156,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     for (const p of vmcore.vmcoreinfo.problems) log(1, `lastword filter: warning: ${p}`);
     // Pass 1 walks mem_map on this thread and on as many more as compression will use (idle until pass 2).
     const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m), { cyclicBuffer: opts.cyclicBuffer, walkThreads: 1 + opts.workers });
+    const fellBackAtStart = filter.fallbackReason;
     const output = dumpFile === undefined
       ? new DumpOutput(stdoutSink(), { streamStarted: continueStream })
       : new DumpOutput(opts.flatten
@@ -175,6 +176,11 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     const how = opts.elf ? 'ELF' : `${codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;
     log(4, `lastword filter: ${summary.dumpablePages} of ${summary.ramPages} pages saved (dump level ${filter.dumpLevel}${summary.zeroPages ? `, ${summary.zeroPages} zero` : ''}), ${summary.bytes} bytes (${how})`);
     if (summary.unreadable) log(1, `lastword filter: warning: ${unreadableMessage(vmcoreFile, summary.unreadable)}`);
+    // The walk of mem_map can fail part-way (a struct page that is not mapped): the cycles from there
+    // on are saved unfiltered. The header keeps the level of the cycles before; say so.
+    if (filter.fallbackReason !== undefined && filter.fallbackReason !== fellBackAtStart) {
+      log(1, `lastword filter: warning: pages could not be classified from some pfn on (${filter.fallbackReason}); those were saved unfiltered`);
+    }
     if (dumpFile !== undefined) log(4, `The dumpfile is saved to ${dumpFile}.`);
     return 0;
   } finally {

@@ -2,7 +2,8 @@
 // not depend on it (found by fuzzing): a malformed line of a key nothing needs, a PAGESIZE that is no
 // page size, an impossible LENGTH(zone.free_area), a PT_LOAD with p_memsz below p_filesz. Each cost
 // the whole dump before; now each is one warning and the dump is written (every page, when the
-// filter cannot trust what it would classify pages by).
+// filter cannot trust what it would classify pages by). And a mem_map the filter cannot read: saved
+// unfiltered as before, now with a warning.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -49,4 +50,14 @@ test('a PT_LOAD whose p_memsz is below its p_filesz: ELF and kdump-compressed du
     assert.match(r.stderr, /warning: .*PT_LOAD 1 \(paddr 0x100000\) has p_memsz 0 < p_filesz 8192; taken as 8192/);
     assert.match(r.stderr, new RegExp(`${NR_PAGES + 2} of ${NR_PAGES + 2} pages saved`));
   }
+});
+
+test('a mem_map that cannot be read (its page tables broken): every page is saved and a warning says the filter stopped (it was silent)', (t) => {
+  const dir = tempDir(t);
+  const vmcore = path.join(dir, 'vmcore');
+  writeMemMapVmcore(vmcore, new Map([[12, { mapcount: -129, private: 2n }]]), { memMap: 0xffffea0000000000n });
+  const r = lastword(['filter', '-l', '-d', '31', vmcore, path.join(dir, 'dump')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`${NR_PAGES} of ${NR_PAGES} pages saved`));
+  assert.match(r.stderr, /warning: pages could not be classified from some pfn on \(EFILTER_MEMMAP: .*cannot read struct page of pfn 0x0 at 0xffffea0000000000.*\); those were saved unfiltered/);
 });
