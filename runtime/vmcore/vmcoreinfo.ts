@@ -31,6 +31,11 @@ export function parseVmcoreinfo(text: string, file = 'VMCOREINFO'): Vmcoreinfo {
     }
     const key = line.slice(0, eq);
     const value = line.slice(eq + 1);
+    // makedumpfile takes a key's first line (it searches the note for "KEY="): so does lastword.
+    if (info.raw.has(key)) {
+      info.problems.push(damaged(file, i + 1, `${key} again; the first one is used`));
+      continue;
+    }
     info.raw.set(key, value);
     try {
       parseLine(info, key, value, file, i + 1);

@@ -17,6 +17,7 @@ const lastword = (args: string[]) => spawnSync(process.execPath, [path.join(repo
 for (const [what, damage, warning, allPages] of [
   ['a malformed line of a key nothing needs', { extra: ['SYMBOL(kallsyms_num_syms)=zzzzzzzz'] }, /warning: EVMCOREINFO_DAMAGED: VMCOREINFO line \d+: SYMBOL\(kallsyms_num_syms\) is not hex: "zzzzzzzz"/, false],
   ['a line without KEY=value', { extra: ['OSRELEASE'] }, /warning: EVMCOREINFO_DAMAGED: VMCOREINFO line \d+: line without KEY=value: "OSRELEASE"/, false],
+  ['a key given twice (makedumpfile takes the first)', { extra: ['SIZE(page)=128'] }, /warning: EVMCOREINFO_DAMAGED: VMCOREINFO line \d+: SIZE\(page\) again; the first one is used/, false],
   ['PAGESIZE=9999', { drop: ['PAGESIZE'], extra: ['PAGESIZE=9999'] }, /warning: VMCOREINFO PAGESIZE=9999 is not a page size; using 4096/, false],
   ['LENGTH(zone.free_area)=99', { drop: ['LENGTH(zone.free_area)'], extra: ['LENGTH(zone.free_area)=99'] }, /warning: dump level 31 not possible \(EVMCOREINFO_DAMAGED: VMCOREINFO LENGTH\(zone\.free_area\)=99 is not a number of page orders/, true],
 ] as const) {
