@@ -150,7 +150,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     stepStart = now;
   };
   step('Start-up (to the vmcore)');
-  const vmcore = openVmcore(vmcoreFile, opts.nonMmap ? { mmap: false } : {});
+  const vmcore = openVmcore(vmcoreFile, { allowTruncated: true, ...(opts.nonMmap ? { mmap: false } : {}) });
   try {
     if (vmcore.mappedReads) log(4, `lastword filter: reading ${vmcoreFile} through mappings of it`);
     for (const p of vmcore.vmcoreinfo.problems) log(1, `lastword filter: warning: ${p}`);

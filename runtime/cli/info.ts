@@ -160,7 +160,7 @@ export function formatInfo(i: DumpInfo): string {
     `format:         ${i.format}${elf ? '' : ` (header version ${i.headerVersion})`}${i.incomplete ? ' INCOMPLETE' : ''}`,
     `status:         ${!i.incomplete ? 'complete'
       : elf ? `incomplete: ${i.pages.missing ? 'cut short, pages past the end of the file are missing' : 'flagged in e_flags (pages the vmcore could not give are zeros)'}`
-      : `incomplete: ${i.pages.missing ? `${i.pages.missing} pages not written or past the end of the file (a dump cut short)` : 'flagged (pages the vmcore could not give)'}; they read as unavailable`}`,
+      : `incomplete: ${i.pages.missing ? `${i.pages.missing} pages missing (never written, or past the end of the file)` : 'flagged'}; they read as unavailable`}`,
     `compression:    ${i.codec}`,
     `dump level:     ${i.dumpLevel ?? 'not recorded (ELF)'}`,
     `release:        ${i.osrelease ?? i.utsRelease}`,

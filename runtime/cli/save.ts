@@ -57,7 +57,7 @@ export function rootFsFromCmdline(cmdline: string): OpenTargetOptions['rootFs'] 
 export function realStages(sys: System, o: { root?: string; mountPoint?: string; rootFs?: OpenTargetOptions['rootFs'] }): CaptureStages {
   return {
     async writeDump({ vmcore: file, collector, sink, progress, warn }) {
-      const vmcore = openVmcore(file, collector.nonMmap ? { mmap: false } : {});
+      const vmcore = openVmcore(file, { allowTruncated: true, ...(collector.nonMmap ? { mmap: false } : {}) });
       try {
         for (const p of vmcore.vmcoreinfo.problems) warn(`lastword: warning: ${p}`);
         const workers = collector.numThreads ?? defaultWorkers();

@@ -29,8 +29,9 @@ export const START_KERNEL_MAP = 0xffffffff80000000n;
 
 export interface OpenVmcoreOptions {
   /**
-   * Accept PT_LOADs that reach past the end of the file (an ELF dump cut short, for `lastword
-   * info`); reads there fail with EVMCORE_TRUNCATED. Dumping refuses such a vmcore up front.
+   * Accept PT_LOADs that reach past the end of the file (an ELF dump cut short for `lastword info`,
+   * a vmcore copy that stopped for `lastword filter`); reads there fail with EVMCORE_TRUNCATED, which
+   * the writers count as unreadable pages (zeros or unavailable, the dump flagged incomplete).
    */
   allowTruncated?: boolean;
   /** Read through mappings (vmcore-mmap.ts); default: when the file is on procfs (/proc/vmcore). */

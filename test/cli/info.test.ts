@@ -140,7 +140,7 @@ describe('lastword info', () => {
       assert.match(c.stdout, /format:\s+kdump-compressed \(header version \d\) INCOMPLETE/, name);
       const n = Number(/not written +(\d+)/.exec(c.stdout)?.[1]);
       assert.ok(missing(n), `${name}: ${n} missing\n${c.stdout}`);
-      assert.match(c.stdout, new RegExp(`status:\\s+incomplete: ${n} pages not written or past the end of the file`));
+      assert.match(c.stdout, new RegExp(`status:\\s+incomplete: ${n} pages missing \\(never written, or past the end of the file\\)`));
     }
     // kdump_sub_header's offset_vmcoreinfo / size_note (at block_size + 32 / + 56) damaged
     for (const [at, value, what] of [[32, -1n, 'vmcoreinfo \\(offset -1, size \\d+'], [56, 1n << 40n, 'note \\(offset \\d+, size 1099511627776'], [40, 1n << 39n, 'vmcoreinfo \\(offset \\d+, size 549755813888']] as const) {

@@ -5,6 +5,7 @@
 // filter cannot trust what it would classify pages by). And a mem_map the filter cannot read: saved
 // unfiltered as before, now with a warning.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -61,4 +62,22 @@ test('a mem_map that cannot be read (its page tables broken): every page is save
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`${NR_PAGES} of ${NR_PAGES} pages saved`));
   assert.match(r.stderr, /warning: pages could not be classified from some pfn on \(EFILTER_MEMMAP: .*cannot read struct page of pfn 0x0 at 0xffffea0000000000.*\); those were saved unfiltered/);
+});
+
+test('a vmcore file cut inside a PT_LOAD (a copy that stopped): what is there is written, the dump flagged incomplete with the missing pages counted (it was refused)', (t) => {
+  const dir = tempDir(t);
+  const vmcore = path.join(dir, 'vmcore');
+  const paddr = 0x100000;
+  writeMemMapVmcore(vmcore, new Map(), { extraLoads: [{ paddr, vaddr: PAGE_OFFSET + BigInt(paddr), data: Buffer.alloc(16 * 4096, 0x5a) }] });
+  fs.truncateSync(vmcore, fs.statSync(vmcore).size - 10 * 4096);     // the last 10 pages of the second load
+  for (const format of ['-l', '-E']) {
+    const out = path.join(dir, `dump${format}`);
+    const r = lastword(['filter', format, '-d', '0', vmcore, out]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: \S+vmcore: 10 pages could not be read, the first at offset 0x[0-9a-f]+ \(pfn 0x106\): the vmcore file ends before it; the dump has every other page and is flagged incomplete/);
+    const info = lastword(['info', out]);
+    assert.equal(info.status, 0, info.stderr);
+    assert.match(info.stdout, /INCOMPLETE/);
+    if (format === '-l') assert.match(info.stdout, /not written +10\b/);
+  }
 });
