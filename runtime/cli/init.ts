@@ -27,7 +27,8 @@ function lastResort(): 'reboot' | 'poweroff' | 'halt' {
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write('usage: lastword init\n  PID 1 of the capture initramfs: mounts, console, capture as a child, final action.\n'
-      + '  Kernel command line: lastword.failure_action=reboot|poweroff|halt|shell, lastword.selftest=1\n');
+      + '  Kernel command line: lastword.failure_action=reboot|poweroff|halt|shell, lastword.selftest=1,\n'
+      + '  lastword.capture_in_pid1=1|0 (default: in PID 1 when MemTotal is below 96 MB)\n');
     return 0;
   }
   const system = realSystem();
@@ -46,7 +47,11 @@ export async function run(argv: string[]): Promise<number> {
     },
   });
   try {
-    const result = await runInit(system, { capture: captureCommand() }, phase);
+    const captureHere = async (): Promise<void> => {
+      const { parseSaveArgs, runSave } = await import('./save.ts');
+      await runSave(system, parseSaveArgs(['--capture']) as Exclude<ReturnType<typeof parseSaveArgs>, 'help'>);
+    };
+    const result = await runInit(system, { capture: captureCommand(), captureHere }, phase);
     system.log(`lastword: still up after the final action (${result.action}); idling`);
   } catch (err) {
     // a bug in PID 1 itself: the kernel command line's failure action, never an exit

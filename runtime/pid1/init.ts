@@ -1,7 +1,9 @@
 // PID 1 of the capture initramfs: early mounts, the console, the capture as a supervised child,
 // then the final action. The capture itself (plan, target, dump) runs in the child, `lastword save
 // --capture`, so that whatever kills it (a bug, the OOM killer) leaves PID 1 alive to take the
-// failure action.
+// failure action. In a capture kernel with little memory the child's own Node runtime (~14 MB of
+// anonymous memory beside PID 1's) is what the dump lacks: there the capture runs in PID 1 itself
+// (captureInPid1), whose guards keep it up through an exception; the OOM killer does not take init.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FinalAction } from '../config/plan.ts';
@@ -17,6 +19,8 @@ export interface InitOptions {
   root?: string;
   /** the capture child: `<lastword> save --capture` */
   capture: { file: string; args: string[] };
+  /** the same capture in this process (it writes the outcome file as the child does) */
+  captureHere?: () => Promise<void>;
   /** fake-System tests bound the rescue shell loop */
   maxShellRuns?: number;
 }
@@ -46,6 +50,30 @@ export function memoryLine(root = '/'): string {
     .map((k) => new RegExp(`^${k}:\\s*(\\d+ kB)`, 'm').exec(status))
     .map((m, i) => (m ? `${['VmRSS', 'RssAnon', 'RssFile', 'RssShmem'][i]} ${m[1]}` : ''))
     .filter(Boolean).join(', ');
+}
+
+/** Below this MemTotal (the capture kernel's, ~60 MB less than crashkernel=) the capture runs in PID 1. */
+export const CAPTURE_IN_PID1_BELOW_KIB = 96 * 1024;
+
+/**
+ * Whether the capture runs in PID 1 instead of a child, and why: `lastword.capture_in_pid1=1|0` on
+ * the command line, else MemTotal below CAPTURE_IN_PID1_BELOW_KIB. Pure but for the meminfo read.
+ */
+export function captureInPid1(cmdline: string, root = '/'): { here: boolean; why: string } {
+  const word = /(?:^|\s)lastword\.capture_in_pid1(?:=(\S*))?(?=\s|$)/.exec(cmdline);
+  if (word) {
+    const here = word[1] === undefined || /^(1|yes|true|on)$/i.test(word[1]);
+    return { here, why: `lastword.capture_in_pid1=${word[1] ?? '1'}` };
+  }
+  let total: number | undefined;
+  try {
+    total = Number(/^MemTotal:\s*(\d+) kB/m.exec(fs.readFileSync(path.join(root, 'proc/meminfo'), 'utf8'))?.[1]);
+  } catch { /* no /proc: a child, as always */ }
+  if (total === undefined || !Number.isFinite(total)) return { here: false, why: 'MemTotal unknown' };
+  const mb = Math.round(total / 1024);
+  return total < CAPTURE_IN_PID1_BELOW_KIB
+    ? { here: true, why: `MemTotal ${mb} MB < ${CAPTURE_IN_PID1_BELOW_KIB / 1024} MB, no room for a second Node process; lastword.capture_in_pid1=0 keeps it in a child` }
+    : { here: false, why: `MemTotal ${mb} MB` };
 }
 
 function readCmdline(root: string): string {
@@ -83,10 +111,22 @@ export async function runInit(system: System, opts: InitOptions, phase: InitPhas
   let reason: string;
   clearOutcome(root);
   try {
-    system.log(`lastword: capture: ${[opts.capture.file, ...opts.capture.args].join(' ')}`);
-    const r = await system.exec(opts.capture.file, opts.capture.args, { inherit: true });
+    const where = opts.captureHere ? captureInPid1(cmdline, root) : { here: false, why: '' };
+    let ended: string;
+    if (where.here) {
+      system.log(`lastword: capture in PID 1 (${where.why})`);
+      try {
+        await opts.captureHere!();
+        ended = 'in PID 1';
+      } catch (err) {
+        ended = `in PID 1, which caught ${describeError(err)}`;
+      }
+    } else {
+      system.log(`lastword: capture: ${[opts.capture.file, ...opts.capture.args].join(' ')}`);
+      const r = await system.exec(opts.capture.file, opts.capture.args, { inherit: true });
+      ended = r.signal ? `killed by ${r.signal}` : `exit status ${r.exitCode}`;
+    }
     const o = readOutcome(root);
-    const ended = r.signal ? `killed by ${r.signal}` : `exit status ${r.exitCode}`;
     if (o && 'ok' in o) {
       action = o.action;
       reason = o.reason || (o.ok ? 'dump saved' : 'capture failed');

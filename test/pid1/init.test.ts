@@ -61,6 +61,61 @@ describe('PID 1', () => {
     assert.deepEqual(sys.calls.slice(-2), [{ call: 'sync' }, { call: 'reboot', cmd: 'power-off' }]);
   });
 
+  describe('the capture in PID 1 itself when memory is short (one Node runtime instead of two)', () => {
+    const meminfo = (kib: number) => {
+      fs.mkdirSync(path.join(root, 'proc'), { recursive: true });
+      fs.writeFileSync(path.join(root, 'proc/meminfo'), `MemTotal:       ${kib} kB\nMemFree:        ${kib >> 1} kB\n`);
+    };
+    const here = (outcome?: unknown, fail?: Error) => {
+      let calls = 0;
+      const captureHere = async () => {
+        calls++;
+        if (outcome !== undefined) writeOutcome(outcome);
+        if (fail) throw fail;
+      };
+      return { captureHere, calls: () => calls };
+    };
+
+    it('below 96 MB of MemTotal: no child, the outcome of the capture run here is taken', async () => {
+      meminfo(70_000);
+      const h = here({ ok: true, action: 'poweroff', reason: 'vmcore saved' });
+      const r = await runInit(sys, { root, capture, captureHere: h.captureHere });
+      assert.equal(h.calls(), 1);
+      assert.deepEqual(sys.only('exec'), []);
+      assert.equal(r.action, 'poweroff');
+      assert.ok(sys.logs.some((l) => /capture in PID 1 \(MemTotal 68 MB < 96 MB, no room for a second Node process; lastword\.capture_in_pid1=0 keeps it in a child\)/.test(l)), sys.logs.join('\n'));
+      assert.ok(sys.logs.some((l) => /capture succeeded \(in PID 1\): vmcore saved/.test(l)), sys.logs.join('\n'));
+    });
+
+    it('from 96 MB on, and with lastword.capture_in_pid1=0, the capture is a child', async () => {
+      meminfo(98_304);
+      captureDoes({ ok: true, action: 'reboot', reason: 'saved' });
+      const h = here();
+      await runInit(sys, { root, capture, captureHere: h.captureHere });
+      assert.equal(h.calls(), 0);
+      assert.equal(sys.only('exec').length, 1);
+      meminfo(70_000);
+      setCmdline('console=ttyS0 lastword.capture_in_pid1=0');
+      sys = fakeSystem();
+      captureDoes({ ok: true, action: 'reboot', reason: 'saved' });
+      await runInit(sys, { root, capture, captureHere: h.captureHere });
+      assert.equal(h.calls(), 0);
+      assert.equal(sys.only('exec').length, 1);
+    });
+
+    it('lastword.capture_in_pid1=1 runs it here whatever the memory; a capture that throws ends in the failure action, PID 1 stays', async () => {
+      meminfo(4_000_000);
+      setCmdline('console=ttyS0 lastword.capture_in_pid1=1 lastword.failure_action=halt');
+      const h = here(undefined, new Error('a bug in the capture'));
+      const r = await runInit(sys, { root, capture, captureHere: h.captureHere });
+      assert.equal(h.calls(), 1);
+      assert.deepEqual(sys.only('exec'), []);
+      assert.equal(r.action, 'halt');
+      assert.match(r.reason, /capture ended \(in PID 1, which caught .*a bug in the capture\) without an outcome/);
+      assert.deepEqual(sys.only('reboot'), [{ call: 'reboot', cmd: 'halt' }]);
+    });
+  });
+
   it('takes the failure action of the outcome when the capture failed', async () => {
     captureDoes({ ok: false, action: 'halt', reason: 'ETARGET_FULL: /var/crash is full' }, { ...ok(), exitCode: 1 });
     const r = await runInit(sys, { root, capture });
