@@ -28,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write('usage: lastword init\n  PID 1 of the capture initramfs: mounts, console, capture as a child, final action.\n'
       + '  Kernel command line: lastword.failure_action=reboot|poweroff|halt|shell, lastword.selftest=1,\n'
-      + '  lastword.capture_in_pid1=1|0 (default: in PID 1 when MemTotal is below 96 MB)\n');
+      + '  lastword.capture_in_pid1=1|0 (default: in PID 1 when MemTotal is below 112 MB)\n');
     return 0;
   }
   const system = realSystem();

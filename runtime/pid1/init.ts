@@ -53,7 +53,7 @@ export function memoryLine(root = '/'): string {
 }
 
 /** Below this MemTotal (the capture kernel's, ~60 MB less than crashkernel=) the capture runs in PID 1. */
-export const CAPTURE_IN_PID1_BELOW_KIB = 96 * 1024;
+export const CAPTURE_IN_PID1_BELOW_KIB = 112 * 1024;
 
 /**
  * Whether the capture runs in PID 1 instead of a child, and why: `lastword.capture_in_pid1=1|0` on

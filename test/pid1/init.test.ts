@@ -76,19 +76,19 @@ describe('PID 1', () => {
       return { captureHere, calls: () => calls };
     };
 
-    it('below 96 MB of MemTotal: no child, the outcome of the capture run here is taken', async () => {
+    it('below 112 MB of MemTotal: no child, the outcome of the capture run here is taken', async () => {
       meminfo(70_000);
       const h = here({ ok: true, action: 'poweroff', reason: 'vmcore saved' });
       const r = await runInit(sys, { root, capture, captureHere: h.captureHere });
       assert.equal(h.calls(), 1);
       assert.deepEqual(sys.only('exec'), []);
       assert.equal(r.action, 'poweroff');
-      assert.ok(sys.logs.some((l) => /capture in PID 1 \(MemTotal 68 MB < 96 MB, no room for a second Node process; lastword\.capture_in_pid1=0 keeps it in a child\)/.test(l)), sys.logs.join('\n'));
+      assert.ok(sys.logs.some((l) => /capture in PID 1 \(MemTotal 68 MB < 112 MB, no room for a second Node process; lastword\.capture_in_pid1=0 keeps it in a child\)/.test(l)), sys.logs.join('\n'));
       assert.ok(sys.logs.some((l) => /capture succeeded \(in PID 1\): vmcore saved/.test(l)), sys.logs.join('\n'));
     });
 
-    it('from 96 MB on, and with lastword.capture_in_pid1=0, the capture is a child', async () => {
-      meminfo(98_304);
+    it('from 112 MB on, and with lastword.capture_in_pid1=0, the capture is a child', async () => {
+      meminfo(114_688);
       captureDoes({ ok: true, action: 'reboot', reason: 'saved' });
       const h = here();
       await runInit(sys, { root, capture, captureHere: h.captureHere });
