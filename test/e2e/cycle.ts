@@ -372,7 +372,7 @@ export async function diskCapture(base: string, name: string, kver?: string, mor
     ...more,
     name, baseDir: base, kver,
     kdumpConf: 'ext4 LABEL=LWE2EDISK\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action reboot\n',
-    sysconfig: `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
+    sysconfig: more.sysconfig ?? `KDUMP_COMMANDLINE_APPEND="${CAPTURE_APPEND}"\n`,
     disks: [{ name: 'dump', sizeMiB: 1024, ext4Label: 'LWE2EDISK' }],
   });
   const tail = run.guest.tail(60);
