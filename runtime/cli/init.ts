@@ -45,6 +45,7 @@ export async function run(argv: string[]): Promise<number> {
       }
       rebootWith(system, action);
     },
+    onStray: (err) => phase.abortCapture?.(err),
   });
   try {
     const captureHere = async (): Promise<void> => {

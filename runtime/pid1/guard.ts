@@ -12,6 +12,8 @@ export interface GuardOptions {
   /** children that must not be reaped here (libuv waits for those itself) */
   keep?: () => Iterable<number>;
   reapEveryMs?: number;
+  /** an exception or rejection nothing caught (after it is logged): a capture in PID 1 ends on it, as a child would */
+  onStray?: (err: unknown) => void;
 }
 
 // busybox init's signal meanings, which busybox's reboot/halt/poweroff applets send to PID 1
@@ -28,8 +30,8 @@ export function installPid1Guards(system: Pick<System, 'reapOrphans' | 'log'>, o
     }
   };
   const handlers: Array<[string, (...a: any[]) => void]> = [
-    ['uncaughtException', (err: unknown) => system.log(`lastword: PID 1 caught an exception and stays up: ${describeError(err)}`)],
-    ['unhandledRejection', (err: unknown) => system.log(`lastword: PID 1 caught a rejection and stays up: ${describeError(err)}`)],
+    ['uncaughtException', (err: unknown) => { system.log(`lastword: PID 1 caught an exception and stays up: ${describeError(err)}`); opts.onStray?.(err); }],
+    ['unhandledRejection', (err: unknown) => { system.log(`lastword: PID 1 caught a rejection and stays up: ${describeError(err)}`); opts.onStray?.(err); }],
     ['SIGCHLD', reap],
   ];
   for (const [sig, action] of Object.entries(REQUESTS)) handlers.push([sig, () => opts.onRequest(action, sig)]);

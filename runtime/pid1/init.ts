@@ -30,6 +30,11 @@ export interface InitPhase {
   current: 'capture' | 'final';
   /** busybox reboot/halt/poweroff during the capture: taken once the capture ends */
   requested?: Exclude<FinalAction, 'shell'>;
+  /**
+   * Set while the capture runs in PID 1: ends it with this error (guard.ts calls it for an exception
+   * nothing caught, which would have ended a capture child), so PID 1 does not wait on it forever.
+   */
+  abortCapture?: (err: unknown) => void;
 }
 
 export interface InitResult {
@@ -116,10 +121,15 @@ export async function runInit(system: System, opts: InitOptions, phase: InitPhas
     if (where.here) {
       system.log(`lastword: capture in PID 1 (${where.why})`);
       try {
-        await opts.captureHere!();
+        await new Promise<void>((resolve, reject) => {
+          phase.abortCapture = reject;
+          opts.captureHere!().then(resolve, reject);
+        });
         ended = 'in PID 1';
       } catch (err) {
         ended = `in PID 1, which caught ${describeError(err)}`;
+      } finally {
+        phase.abortCapture = undefined;
       }
     } else {
       system.log(`lastword: capture: ${[opts.capture.file, ...opts.capture.args].join(' ')}`);

@@ -5,7 +5,10 @@ import { realSystem } from '../../runtime/system/real.ts';
 
 const lines: string[] = [];
 const system = { ...realSystem({ log: (l) => { lines.push(l); } }) };
-installPid1Guards(system, { onRequest: (action, signal) => { lines.push(`request ${action} by ${signal}`); } });
+installPid1Guards(system, {
+  onRequest: (action, signal) => { lines.push(`request ${action} by ${signal}`); },
+  onStray: (err) => { lines.push(`stray reported: ${(err as Error).message}`); },
+});
 
 setTimeout(() => { throw new Error('stray exception'); }, 0);
 void Promise.reject(new Error('stray rejection'));

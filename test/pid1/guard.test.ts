@@ -25,6 +25,9 @@ describe('PID 1 guards', () => {
     const log = report.lines.join('\n');
     assert.match(log, /caught an exception and stays up: stray exception/);
     assert.match(log, /caught a rejection and stays up: stray rejection/);
+    // and each goes to onStray, which ends a capture running in PID 1
+    assert.match(log, /stray reported: stray exception/);
+    assert.match(log, /stray reported: stray rejection/);
     assert.match(log, /refuses process\.exit\(1\)/);
     assert.match(log, /ignores SIGINT/);
     assert.match(log, /ignores SIGHUP/);

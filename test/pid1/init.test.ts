@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { runInit } from '../../runtime/pid1/init.ts';
+import { runInit, type InitPhase } from '../../runtime/pid1/init.ts';
 import { cmdlineFailureAction, cmdlineFlag, parseOutcome } from '../../runtime/pid1/outcome.ts';
 import { fakeSystem, ok, type FakeSystem } from '../support/fake-system.ts';
 
@@ -101,6 +101,22 @@ describe('PID 1', () => {
       await runInit(sys, { root, capture, captureHere: h.captureHere });
       assert.equal(h.calls(), 0);
       assert.equal(sys.only('exec').length, 1);
+    });
+
+    it('an exception nothing caught ends a capture in PID 1 (as it would end a child) instead of PID 1 waiting on it', async () => {
+      meminfo(70_000);
+      setCmdline('console=ttyS0 lastword.failure_action=poweroff');
+      const phase: InitPhase = { current: 'capture' };
+      const captureHere = () => {
+        // the guard's onStray, as an exception thrown from some callback of the capture reaches it
+        setImmediate(() => phase.abortCapture?.(new Error('stray callback error')));
+        return new Promise<void>(() => { /* never settles */ });
+      };
+      const r = await runInit(sys, { root, capture, captureHere }, phase);
+      assert.equal(r.action, 'poweroff');
+      assert.match(r.reason, /capture ended \(in PID 1, which caught .*stray callback error\) without an outcome/);
+      assert.equal(phase.abortCapture, undefined);
+      assert.equal(phase.current, 'final');
     });
 
     it('lastword.capture_in_pid1=1 runs it here whatever the memory; a capture that throws ends in the failure action, PID 1 stays', async () => {
