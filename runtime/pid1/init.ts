@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FinalAction } from '../config/plan.ts';
+import { splitCmdline } from '../config/cmdline.ts';
 import { describeError } from '../errors.ts';
 import type { System } from '../system/types.ts';
 import { VERSION } from '../version.ts';
@@ -65,11 +66,8 @@ export const CAPTURE_IN_PID1_BELOW_KIB = 112 * 1024;
  * the command line, else MemTotal below CAPTURE_IN_PID1_BELOW_KIB. Pure but for the meminfo read.
  */
 export function captureInPid1(cmdline: string, root = '/'): { here: boolean; why: string } {
-  const word = /(?:^|\s)lastword\.capture_in_pid1(?:=(\S*))?(?=\s|$)/.exec(cmdline);
-  if (word) {
-    const here = word[1] === undefined || /^(1|yes|true|on)$/i.test(word[1]);
-    return { here, why: `lastword.capture_in_pid1=${word[1] ?? '1'}` };
-  }
+  const word = splitCmdline(cmdline).findLast((p) => p.name === 'lastword.capture_in_pid1');
+  if (word) return { here: cmdlineFlag(`${word.name}${word.value === undefined ? '' : `=${word.value}`}`, 'capture_in_pid1'), why: `lastword.capture_in_pid1=${word.value ?? '1'}` };
   let total: number | undefined;
   try {
     total = Number(/^MemTotal:\s*(\d+) kB/m.exec(fs.readFileSync(path.join(root, 'proc/meminfo'), 'utf8'))?.[1]);
