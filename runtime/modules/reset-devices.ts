@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Target } from '../config/plan.ts';
 import type { System } from '../system/types.ts';
+import { parseMountInfo } from '../system/mountinfo.ts';
 
 export interface PciFunction {
   /** 0000:00:04.0 */
@@ -109,12 +110,7 @@ export function blockDevicesOf(sysfs: Sysfs, bdf: string): string[] {
 
 /** major:minor of every mounted filesystem's device, from /proc/self/mountinfo text. Pure. */
 export function mountedDevices(mountinfo: string): Set<string> {
-  const out = new Set<string>();
-  for (const line of mountinfo.split('\n')) {
-    const f = line.split(' ');
-    if (f.length > 2 && /^\d+:\d+$/.test(f[2]!)) out.add(f[2]!);
-  }
-  return out;
+  return new Set(parseMountInfo(mountinfo).map((e) => e.majorMinor).filter((d) => /^\d+:\d+$/.test(d)));
 }
 
 function readMountedDevices(): Set<string> {
