@@ -16,7 +16,7 @@ import { FINAL_ACTIONS, type FinalAction } from '../runtime/config/plan.ts';
 import { addEntry, orderedEntries, type Manifest } from './image.ts';
 import type { CpioEntry } from './cpio.ts';
 import { moduleNameOfPath } from './modules.ts';
-import type { ImageLayout } from './needs.ts';
+import { imageDiskModules, type ImageLayout } from './needs.ts';
 import { placeImage, type ImageDisk } from './image-disk.ts';
 
 function run(file: string, args: string[], what: string): void {
@@ -50,13 +50,8 @@ export const DISK_AT = '/usr/lib/lastword/disk';
 /** How long /init waits for that disk, in tenths of a second: the capture kernel probes its disks late under reset_devices. */
 const DISK_WAIT_TENTHS = 600;
 
-/** The disk /init mounts before the image (`--image-on`): findfs spec, type, options, and modprobe names for a tree without earlyModules. */
-export interface InitDisk {
-  device: string;
-  fstype: string;
-  options: string;
-  modules?: readonly string[];
-}
+/** The disk /init mounts before the image (`--image-on`): findfs spec, type, options, and the modaliases of its drivers. */
+export type InitDisk = Pick<ImageDisk, 'device' | 'fstype' | 'options' | 'modaliases'>;
 
 /**
  * The busybox /init of the squashfs and erofs layouts. It stays a shell only until the exec. When
@@ -77,7 +72,7 @@ export function mountingInit(layout: 'squashfs' | 'erofs', imageAt: string, moun
   // of a module that is loaded already (/sys/module). One that failed would fail again.
   const load = earlyModules
     ? earlyModules.map((ko) => `$bb insmod ${ko}\n$bb rm -f ${ko}`).join('\n') || '# loop and the filesystem are built into the kernel'
-    : `/usr/sbin/modprobe -qa ${['loop', layout, ...(disk?.modules ?? [])].join(' ')}`;
+    : `/usr/sbin/modprobe -qa ${['loop', layout, ...(disk ? imageDiskModules(disk) : [])].join(' ')}`;
   // The disk holding the image: its driver may still be probing when insmod returns, so /init
   // waits for the UUID to show up (busybox findfs reads the superblocks, no udev here).
   const mountDisk = disk ? `dev=
@@ -162,10 +157,9 @@ export interface ReadOnlyImageOptions {
   earlyModules?: readonly string[];
   /**
    * `--image-on`: the image is written to this file on a disk of this machine, not into the
-   * initramfs, and /init mounts that disk first (image-disk.ts). `modules`: what /init loads for it
-   * with modprobe in a tree without earlyModules (its filesystem, the storage drivers).
+   * initramfs, and /init mounts that disk first (image-disk.ts).
    */
-  disk?: ImageDisk & { modules?: readonly string[] };
+  disk?: ImageDisk;
 }
 
 /** Built images are kept here, by executable hash and options: LASTWORD_IMAGE_CACHE, default /var/cache/lastword/images ('' turns it off). */

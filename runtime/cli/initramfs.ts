@@ -11,7 +11,7 @@ import { DEBIAN_CONF, FEDORA_CONF, FEDORA_SYSCONFIG, loadPlan } from '../config/
 import { blacklistOf, buildManifest, orderedEntries } from '../../initramfs/image.ts';
 import { hostModaliases } from '../../initramfs/host-devices.ts';
 import { DEFAULT_IMAGE_COMPRESSION, finishLayout, layoutWork, pruneBlacklisted, writeIntoDirectory } from '../../initramfs/layout.ts';
-import { imageDiskModules, type ImageLayout } from '../../initramfs/needs.ts';
+import type { ImageLayout } from '../../initramfs/needs.ts';
 import { imageDiskOf } from '../../initramfs/image-disk.ts';
 import { writeCpioFile, type CpioCompression as Compression } from '../../initramfs/cpio.ts';
 import { failureFinalAction } from '../pid1/outcome.ts';
@@ -115,8 +115,7 @@ export async function run(argv: string[]): Promise<number> {
     if (level !== undefined && !(Number.isInteger(level) && level >= 1 && level <= 22)) throw usageError('--image-level must be 1-22');
     const imageCompression = o['image-compression'] ?? DEFAULT_IMAGE_COMPRESSION;
     if (imageCompression !== 'xz' && imageCompression !== 'zstd') throw usageError(`--image-compression must be xz or zstd, not ${JSON.stringify(imageCompression)}`);
-    finishLayout(image.manifest, layout, o.kernel, executable, work.dir, { level, compression: imageCompression, onMountFailure: failureFinalAction(plan.failureAction), earlyModules: image.earlyModules,
-      disk: disk && { ...disk, modules: imageDiskModules(disk) } });
+    finishLayout(image.manifest, layout, o.kernel, executable, work.dir, { level, compression: imageCompression, onMountFailure: failureFinalAction(plan.failureAction), earlyModules: image.earlyModules, disk });
     if (disk) process.stdout.write(`lastword initramfs: image ${disk.file} (${fs.statSync(disk.file).size} bytes; the capture mounts ${disk.device}, now ${disk.hostDevice}, ${disk.fstype}, and reads ${disk.pathInFs})\n`);
     for (const w of plan.warnings) process.stderr.write(`lastword initramfs: warning: ${w.file}${w.line ? ':' + w.line : ''}: ${w.message}\n`);
     for (const x of image.modules.excluded) process.stderr.write(`lastword initramfs: left out module ${x.module}: ${x.reason}\n`);
