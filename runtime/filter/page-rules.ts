@@ -125,15 +125,15 @@ export function pageRules(info: Vmcoreinfo, file?: string): PageRules {
   inPage(compoundKey, offCompoundHead, 4);
   inPage('compound order', orderOffset || undefined, 2);
   inPage('compound dtor', dtorOffset || undefined, 8);
-  // A page type is PAGE_TYPE_BASE's high bits with one type cleared (~PG_buddy = -129 up to 6.11) or
-  // set (PGTY_buddy << 24 = 0xf0000000 since 6.12): the top nibble is 0xf and it is never -1, the
-  // _mapcount of every untyped page. A damaged value compared equal to most pages: -1 as
-  // PAGE_OFFLINE_MAPCOUNT_VALUE excluded ~98% of RAM even at -d 0.
   // MAX_ORDER + 1 (NR_PAGE_ORDERS): 11 on x86_64; its power of two sizes the filter's cycles.
   const freeAreaLength = info.length.get('zone.free_area');
   if (freeAreaLength !== undefined && !(Number.isInteger(freeAreaLength) && freeAreaLength >= 1 && freeAreaLength <= 20)) {
     throw new LastwordError('EVMCOREINFO_DAMAGED', `VMCOREINFO LENGTH(zone.free_area)=${freeAreaLength} is not a number of page orders`, { where: { file } });
   }
+  // A page type is PAGE_TYPE_BASE's high bits with one type cleared (~PG_buddy = -129 up to 6.11) or
+  // set (PGTY_buddy << 24 = 0xf0000000 since 6.12): the top nibble is 0xf and it is never -1, the
+  // _mapcount of every untyped page. A damaged value compared equal to most pages: -1 as
+  // PAGE_OFFLINE_MAPCOUNT_VALUE excluded ~98% of RAM even at -d 0.
   for (const name of ['PAGE_BUDDY_MAPCOUNT_VALUE', 'PAGE_OFFLINE_MAPCOUNT_VALUE', 'PAGE_SLAB_MAPCOUNT_VALUE', 'PAGE_HUGETLB_MAPCOUNT_VALUE', 'PAGE_UNACCEPTED_MAPCOUNT_VALUE']) {
     const v = u32(name);
     if (v !== undefined && (v >>> 28 !== 0xf || v === 0xffffffff)) {
