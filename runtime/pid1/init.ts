@@ -7,13 +7,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FinalAction } from '../config/plan.ts';
-import { splitCmdline } from '../config/cmdline.ts';
 import { describeError } from '../errors.ts';
 import type { System } from '../system/types.ts';
 import { VERSION } from '../version.ts';
 import { mountEarly, takeConsole } from './early-mounts.ts';
 import { rebootWith, rescueShell } from './final-action.ts';
-import { clearOutcome, cmdlineFlag, configuredFailureAction, readOutcome } from './outcome.ts';
+import { clearOutcome, cmdlineFlag, cmdlineSwitch, configuredFailureAction, readOutcome } from './outcome.ts';
 
 export interface InitOptions {
   /** '/' as PID 1; a temporary tree in tests */
@@ -66,8 +65,8 @@ export const CAPTURE_IN_PID1_BELOW_KIB = 112 * 1024;
  * the command line, else MemTotal below CAPTURE_IN_PID1_BELOW_KIB. Pure but for the meminfo read.
  */
 export function captureInPid1(cmdline: string, root = '/'): { here: boolean; why: string } {
-  const word = splitCmdline(cmdline).findLast((p) => p.name === 'lastword.capture_in_pid1');
-  if (word) return { here: cmdlineFlag(`${word.name}${word.value === undefined ? '' : `=${word.value}`}`, 'capture_in_pid1'), why: `lastword.capture_in_pid1=${word.value ?? '1'}` };
+  const sw = cmdlineSwitch(cmdline, 'capture_in_pid1');
+  if (sw) return { here: sw.on, why: `lastword.capture_in_pid1=${sw.value ?? '1'}` };
   let total: number | undefined;
   try {
     total = Number(/^MemTotal:\s*(\d+) kB/m.exec(fs.readFileSync(path.join(root, 'proc/meminfo'), 'utf8'))?.[1]);

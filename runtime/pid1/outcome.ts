@@ -62,9 +62,17 @@ export function cmdlineFailureAction(cmdline: string): FinalAction {
   return action;
 }
 
+const isOn = (value: string | undefined): boolean => value === undefined || /^(1|yes|true|on)$/i.test(value);
+
 /** A boolean `lastword.<name>` switch: present bare, or =1/=yes/=true. */
 export function cmdlineFlag(cmdline: string, name: string): boolean {
-  return splitCmdline(cmdline).some((p) => p.name === `lastword.${name}` && (p.value === undefined || /^(1|yes|true|on)$/i.test(p.value)));
+  return splitCmdline(cmdline).some((p) => p.name === `lastword.${name}` && isOn(p.value));
+}
+
+/** The last `lastword.<name>` word, on or off, with its value; undefined when the command line has none. */
+export function cmdlineSwitch(cmdline: string, name: string): { on: boolean; value?: string } | undefined {
+  const word = splitCmdline(cmdline).findLast((p) => p.name === `lastword.${name}`);
+  return word && { on: isOn(word.value), value: word.value };
 }
 
 /**
