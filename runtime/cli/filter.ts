@@ -153,7 +153,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
   const vmcore = openVmcore(vmcoreFile, { allowTruncated: true, ...(opts.nonMmap ? { mmap: false } : {}) });
   try {
     if (vmcore.mappedReads) log(4, `lastword filter: reading ${vmcoreFile} through mappings of it`);
-    for (const p of vmcore.vmcoreinfo.problems) log(1, `lastword filter: warning: ${p}`);
+    for (const p of vmcore.problems) log(1, `lastword filter: warning: ${p}`);
     // Pass 1 walks mem_map on this thread and on as many more as compression will use (idle until pass 2).
     const filter = await choosePageFilter(vmcore, opts.dumpLevel, (m) => log(1, m), { cyclicBuffer: opts.cyclicBuffer, walkThreads: 1 + opts.workers });
     const fellBackAtStart = filter.fallbackReason;

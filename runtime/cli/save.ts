@@ -59,7 +59,7 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
     async writeDump({ vmcore: file, collector, sink, progress, warn }) {
       const vmcore = openVmcore(file, { allowTruncated: true, ...(collector.nonMmap ? { mmap: false } : {}) });
       try {
-        for (const p of vmcore.vmcoreinfo.problems) warn(`lastword: warning: ${p}`);
+        for (const p of vmcore.problems) warn(`lastword: warning: ${p}`);
         const workers = collector.numThreads ?? defaultWorkers();
         // Pass 1 walks mem_map on this thread and on as many more as compression will use.
         const filter = await choosePageFilter(vmcore, collector.dumpLevel, warn, { cyclicBuffer: collector.cyclicBuffer, walkThreads: 1 + workers });

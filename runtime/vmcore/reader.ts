@@ -59,6 +59,7 @@ class ElfVmcore implements Vmcore {
   readonly vmcoreinfoDescOffset: number;
   readonly vmcoreinfoDescSize: number;
   readonly vmcoreinfo: Vmcoreinfo;
+  readonly problems: readonly string[];
   readonly nrCpus: number;
   readonly loads: readonly LoadSegment[];
   fd: number;
@@ -126,11 +127,12 @@ class ElfVmcore implements Vmcore {
     this.vmcoreinfoDescOffset = vmcoreinfoAt;
     this.vmcoreinfoDescSize = vmcoreinfoSize;
     this.vmcoreinfo = parseVmcoreinfo(this.notes.toString('latin1', vmcoreinfoAt, vmcoreinfoAt + vmcoreinfoSize), file);
-    this.vmcoreinfo.problems.unshift(...noteProblems);
+    const problems = [...noteProblems, ...this.vmcoreinfo.problems];
+    this.problems = problems;
     this.pageSize = this.vmcoreinfo.pageSize ?? 4096;
     // x86_64's pages are 4 KiB; a damaged PAGESIZE (0, 9999) would size every buffer and header.
     if (!Number.isInteger(this.pageSize) || this.pageSize < 4096 || this.pageSize > 65536 || (this.pageSize & (this.pageSize - 1)) !== 0) {
-      this.vmcoreinfo.problems.push(`VMCOREINFO PAGESIZE=${this.pageSize} is not a page size; using 4096 (${file})`);
+      problems.push(`VMCOREINFO PAGESIZE=${this.pageSize} is not a page size; using 4096 (${file})`);
       this.pageSize = 4096;
     }
 
@@ -142,7 +144,7 @@ class ElfVmcore implements Vmcore {
       }
       // The kernel writes p_memsz >= p_filesz; a damaged smaller one would hide data the file has.
       if (p.memSize < p.fileSize) {
-        this.vmcoreinfo.problems.push(`${file}: PT_LOAD ${i} (paddr 0x${p.paddr.toString(16)}) has p_memsz ${p.memSize} < p_filesz ${p.fileSize}; taken as ${p.fileSize}`);
+        problems.push(`${file}: PT_LOAD ${i} (paddr 0x${p.paddr.toString(16)}) has p_memsz ${p.memSize} < p_filesz ${p.fileSize}; taken as ${p.fileSize}`);
         p.memSize = p.fileSize;
       }
     }

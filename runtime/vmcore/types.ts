@@ -35,7 +35,7 @@ export interface Vmcoreinfo {
   length: Map<string, number>;               // LENGTH(name)
   number: Map<string, bigint>;               // NUMBER(name), signed
   raw: Map<string, string>;                  // every KEY=value line
-  /** malformed lines, left out (their keys are missing), one message each; callers warn */
+  /** malformed lines, left out (their keys are missing), one message each; Vmcore.problems carries them to the caller */
   problems: string[];
 }
 
@@ -50,6 +50,11 @@ export interface Vmcore {
   readonly vmcoreinfoDescOffset: number;
   readonly vmcoreinfoDescSize: number;
   readonly vmcoreinfo: Vmcoreinfo;
+  /**
+   * Damage the reader worked around, one message each, for the caller to warn about: notes cut
+   * short, VMCOREINFO's malformed lines (vmcoreinfo.problems), a PAGESIZE or p_memsz it replaced.
+   */
+  readonly problems: readonly string[];
   /** Number of NT_PRSTATUS notes (CPUs online at the crash). */
   readonly nrCpus: number;
   /** RAM PT_LOADs, de-duplicated (the kernel-text PT_LOAD that repeats RAM is dropped). */

@@ -186,7 +186,7 @@ describe('vmcore reader on bad input', () => {
       const v = openVmcore(f, { allowTruncated: true });
       try {
         assert.equal(v.pageSize, 4096);
-        assert.match(v.vmcoreinfo.problems.join('\n'), /PAGESIZE=-?\d+ is not a page size; using 4096/);
+        assert.match(v.problems.join('\n'), /PAGESIZE=-?\d+ is not a page size; using 4096/);
       } finally {
         v.close();
       }
@@ -208,7 +208,7 @@ describe('vmcore reader on bad input', () => {
       try {
         assert.equal(v.vmcoreinfo.osrelease, '6.1.0-57-amd64');
         assert.ok(v.vmcoreinfo.symbol.has('init_top_pgt'));
-        assert.match(v.vmcoreinfo.problems.join('\n'), problem);
+        assert.match(v.problems.join('\n'), problem);
       } finally {
         v.close();
       }
