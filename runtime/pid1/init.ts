@@ -57,7 +57,7 @@ export function memoryLine(root = '/'): string {
     .filter(Boolean).join(', ');
 }
 
-/** Below this MemTotal (the capture kernel's, ~60 MB less than crashkernel=) the capture runs in PID 1. */
+/** Below this MemTotal (the capture kernel's: 77 MB at crashkernel=128M on the footprint guest) the capture runs in PID 1. */
 export const CAPTURE_IN_PID1_BELOW_KIB = 112 * 1024;
 
 /**
