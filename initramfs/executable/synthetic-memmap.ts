@@ -44,7 +44,7 @@ export function vmcoreinfoText(opts: { drop?: string[]; extra?: string[] } = {})
  * `sectionBits` < 18 (SECTION_SIZE_BITS; default 27) makes sections of 2^(sectionBits - 12) pages,
  * all present, their struct pages one array as with SPARSEMEM_VMEMMAP.
  */
-export function writeMemMapVmcore(file: string, pages: Map<number, PageSpec>, opts: { memMap?: bigint; drop?: string[]; extra?: string[]; sectionBits?: number; extraLoads?: SyntheticLoad[] } = {}): void {
+export function writeMemMapVmcore(file: string, pages: Map<number, PageSpec>, opts: { memMap?: bigint; drop?: string[]; extra?: string[]; sectionBits?: number; extraLoads?: SyntheticLoad[]; qemuXnum?: boolean } = {}): void {
   const mem = Buffer.alloc(NR_PAGES * 4096);
   // pfn 2: the root array of SPARSEMEM_EXTREME; root 0 -> pfn 3, which holds mem_section[0..].
   mem.writeBigUInt64LE(PAGE_OFFSET + 0x3000n, 0x2000);
@@ -69,7 +69,7 @@ export function writeMemMapVmcore(file: string, pages: Map<number, PageSpec>, op
     mem.writeInt32LE(p.mapcount ?? -1, at + 48);
     mem.writeUInt32LE(1, at + 52);
   }
-  writeSyntheticVmcore(file, vmcoreinfoText(opts), [{ paddr: 0, vaddr: PAGE_OFFSET, data: mem }, ...(opts.extraLoads ?? [])], 1);
+  writeSyntheticVmcore(file, vmcoreinfoText(opts), [{ paddr: 0, vaddr: PAGE_OFFSET, data: mem }, ...(opts.extraLoads ?? [])], 1, opts.qemuXnum);
 }
 
 export function structPageAddr(pfn: number): bigint {

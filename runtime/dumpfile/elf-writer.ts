@@ -3,11 +3,10 @@
 // runs of fewer than PFN_EXCLUDED excluded pages are kept (written with their data) so the core
 // does not break into tiny segments. With a page order (lastword save) the data is laid out
 // crash-first (elf-crash-first.ts), so a dump cut short still opens in crash.
-import * as fs from 'node:fs';
 import { LastwordError } from '../errors.ts';
-import { EHDR_SIZE, EM_X86_64, ET_CORE, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, SHDR_SIZE, parseElfHeader, parseProgramHeaders } from '../vmcore/elf.ts';
+import { EHDR_SIZE, EM_X86_64, ET_CORE, PHDR_SIZE, PN_XNUM, PT_LOAD, PT_NOTE, SHDR_SIZE } from '../vmcore/elf.ts';
 import { fillFirstBitmap } from '../filter/page-filter.ts';
-import { START_KERNEL_MAP, pageReadFailure } from '../vmcore/reader.ts';
+import { pageReadFailure } from '../vmcore/reader.ts';
 import type { PageFilter } from '../filter/types.ts';
 import type { PageOrder } from '../filter/crash-first.ts';
 import { cutForTiers, fileOrder, type RankedSegment } from './elf-crash-first.ts';
@@ -45,7 +44,7 @@ export interface ElfWriteOptions {
 }
 
 /** Pass 1: the PT_LOADs of the output and page counts. Reads page data only for zero detection. */
-export function planElfSegments(vmcore: Vmcore, filter: PageFilter, order?: PageOrder): { segments: ElfSegment[]; ramPages: number; dumpable: number; zero: number; textLoads: LoadSegment[] } {
+export function planElfSegments(vmcore: Vmcore, filter: PageFilter, order?: PageOrder): { segments: ElfSegment[]; ramPages: number; dumpable: number; zero: number; textLoads: readonly LoadSegment[] } {
   const B = vmcore.pageSize;
   const dropZero = (filter.dumpLevel & 1) !== 0;
   const cycle = filter.cyclePfns;
@@ -57,7 +56,7 @@ export function planElfSegments(vmcore: Vmcore, filter: PageFilter, order?: Page
   // makedumpfile builds the segments of each PT_LOAD from that load's pages alone, so a run never
   // reaches across the first or last pfn of a PT_LOAD: excluded pages at a load's end stay outside
   // its p_filesz even when pages of the next load follow within PFN_EXCLUDED.
-  const textLoads = kernelTextLoads(vmcore.file);
+  const textLoads = vmcore.kernelText;
   const loads = [...textLoads, ...vmcore.loads];
   const edges = [...new Set(loads.flatMap((l) => [Math.floor(l.paddr / B), Math.ceil((l.paddr + l.memSize) / B)]))].sort((a, b) => a - b);
   let edge = 0;       // edges[edge] is the first edge above the current run's last pfn
@@ -123,24 +122,6 @@ function readsAsZero(vmcore: Vmcore, pfn: number, page: Buffer, zeroPage: Buffer
     return false;
   }
   return page.equals(zeroPage);
-}
-
-/** The vmcore's PT_LOADs that map the kernel image (p_vaddr at or above __START_KERNEL_map). */
-export function kernelTextLoads(file: string): LoadSegment[] {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const eh = Buffer.alloc(EHDR_SIZE);
-    fs.readSync(fd, eh, 0, eh.length, 0);
-    const ehdr = parseElfHeader(eh, file);
-    if (ehdr.phnum === PN_XNUM) return [];
-    const ph = Buffer.alloc(ehdr.phnum * PHDR_SIZE);
-    fs.readSync(fd, ph, 0, ph.length, ehdr.phoff);
-    return parseProgramHeaders(ph, ehdr.phnum, file, ehdr.phoff)
-      .filter((p) => p.type === PT_LOAD && p.vaddr >= START_KERNEL_MAP && p.fileSize > 0)
-      .map((p) => ({ paddr: p.paddr, vaddr: p.vaddr, offset: p.offset, fileSize: p.fileSize, memSize: p.memSize }));
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 function vaddrOf(load: LoadSegment, paddr: number): bigint {

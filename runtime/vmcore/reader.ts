@@ -62,6 +62,7 @@ class ElfVmcore implements Vmcore {
   readonly problems: readonly string[];
   readonly nrCpus: number;
   readonly loads: readonly LoadSegment[];
+  readonly kernelText: readonly LoadSegment[];
   fd: number;
   // Sorted by paddr for binary search; the last hit is remembered since reads are mostly sequential.
   private lastLoad = 0;
@@ -148,7 +149,9 @@ class ElfVmcore implements Vmcore {
         p.memSize = p.fileSize;
       }
     }
-    this.loads = dedupeLoads(all).map((p) => ({ paddr: p.paddr, vaddr: p.vaddr, offset: p.offset, fileSize: p.fileSize, memSize: p.memSize }));
+    const segment = (p: ProgramHeader): LoadSegment => ({ paddr: p.paddr, vaddr: p.vaddr, offset: p.offset, fileSize: p.fileSize, memSize: p.memSize });
+    this.loads = dedupeLoads(all).map(segment);
+    this.kernelText = all.filter((p) => p.vaddr >= START_KERNEL_MAP && p.fileSize > 0).map(segment);
     const top = Math.max(...all.map((p) => p.paddr + p.memSize));
     this.maxMapnr = Math.ceil(top / this.pageSize);
   }

@@ -59,6 +59,12 @@ export interface Vmcore {
   readonly nrCpus: number;
   /** RAM PT_LOADs, de-duplicated (the kernel-text PT_LOAD that repeats RAM is dropped). */
   readonly loads: readonly LoadSegment[];
+  /**
+   * The PT_LOADs that map the kernel image (p_vaddr at or above __START_KERNEL_map, with data), as
+   * the file has them: the ELF writer keeps them, as makedumpfile -E does, for tools that read the
+   * kernel's text through its virtual addresses.
+   */
+  readonly kernelText: readonly LoadSegment[];
   /** Reads `count` whole pages from `pfn` into `into` (count * pageSize bytes); pages with no data read as zero. */
   readPages(pfn: number, count: number, into: Buffer): void;
   /**

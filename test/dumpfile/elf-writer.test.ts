@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DUMP_ELF_INCOMPLETE } from '../../runtime/dumpfile/elf-writer.ts';
+import { writeMemMapVmcore } from '../../initramfs/executable/synthetic-memmap.ts';
 import { labVmcore, repo } from '../support/lab.ts';
 import { makedumpfile, smallTmpfs, tempDir } from './support.ts';
 
@@ -72,4 +73,19 @@ test('a full target leaves the ELF dump cut short with e_flags DUMP_ELF_INCOMPLE
   fs.readSync(fd, want, 0, want.length, 0);
   fs.closeSync(fd);
   assert.ok(got.equals(want), 'the cut dump is not a prefix of the whole one');
+});
+
+test('a vmcore with e_phnum = PN_XNUM (QEMU, more than 65534 segments): -E keeps its kernel-text PT_LOAD, as it does when the count is in e_phnum (it was dropped)', (t) => {
+  const dir = tempDir(t);
+  // The kernel image's PT_LOAD repeats pages 8-9 of RAM at __START_KERNEL_map.
+  const text = { paddr: 0x8000, vaddr: 0xffffffff81000000n, data: Buffer.alloc(8192, 0x5a) };
+  const loadsOf = (file: string) => spawnSync('readelf', ['-lW', file], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /^\s+LOAD\s/.test(l)).map((l) => l.trim().split(/\s+/).slice(1, 6).join(' '));
+  const outputs = [false, true].map((qemuXnum) => {
+    const vmcore = path.join(dir, `vmcore-${qemuXnum}`), out = path.join(dir, `elf-${qemuXnum}`);
+    writeMemMapVmcore(vmcore, new Map(), { extraLoads: [text], qemuXnum });
+    lastwordFilter(['-E', '-d', '0', vmcore, out]);
+    return loadsOf(out);
+  });
+  assert.ok(outputs[0]!.some((l) => / 0xffffffff81000000 0x0*8000 /.test(l)), `no kernel-text PT_LOAD in the dump of the plain vmcore:\n${outputs[0]!.join('\n')}`);
+  assert.deepEqual(outputs[1], outputs[0]);
 });

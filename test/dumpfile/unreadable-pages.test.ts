@@ -10,7 +10,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { kernelTextLoads } from '../../runtime/dumpfile/elf-writer.ts';
 import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore, readUtsname } from '../../runtime/vmcore/index.ts';
@@ -154,7 +153,7 @@ test('ELF output (-E): the pages that fail are zeros, every other byte as in the
   // Two pages of the clean ELF's data that are not zeros, not in the kernel-text PT_LOAD (which
   // repeats RAM) and not read by the filter (the largest segment may be all mem_map): their bytes in
   // the vmcore fail. Segments from the largest down, each from its middle on.
-  const text = kernelTextLoads(clean);
+  const text = ref.kernelText;
   let pa = -1;
   const two = Buffer.alloc(2 * B);
   for (const load of [...ref.loads].sort((x, y) => y.fileSize - x.fileSize)) {
@@ -202,7 +201,7 @@ test('ELF output (-E): the pages that fail are zeros, every other byte as in the
 
 test('ELF output (-E): an unreadable page of the kernel image, which the ELF carries twice (kernel-text PT_LOAD and RAM), is zeros in both and counted once', { skip, timeout: 300_000 }, async (t) => {
   const { real, dir, clean, filterReads, ref, B } = cleanElfDump(t, 'lastword-eio-text-');
-  const [text] = kernelTextLoads(clean);
+  const [text] = ref.kernelText;
   assert.ok(text, 'no kernel-text PT_LOAD in the ELF dump');
   const page = Buffer.alloc(B);
   let pa = -1;
@@ -226,7 +225,7 @@ test('ELF output (-E): an unreadable page of the kernel image, which the ELF car
   assert.equal(a.readUInt32LE(48), 1, 'e_flags');
   const dump = openVmcore(out);
   t.after(() => dump.close());
-  const copies = [...kernelTextLoads(out), ...dump.loads].filter((l) => l.paddr <= pa && pa < l.paddr + l.fileSize);
+  const copies = [...dump.kernelText, ...dump.loads].filter((l) => l.paddr <= pa && pa < l.paddr + l.fileSize);
   assert.equal(copies.length, 2, 'the page is not in both the kernel-text and a RAM PT_LOAD');
   for (const l of copies) {
     const at = l.offset + (pa - l.paddr);
