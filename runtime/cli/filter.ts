@@ -35,6 +35,8 @@ export const USAGE = `usage: lastword filter [-c|-l|-p|-z] [-d LEVEL] [-E] [-f] 
   -E ELF output   -F flattened output   -f overwrite DUMPFILE
   --cyclic-buffer KB  accepted as makedumpfile's: its cyclic path (no partial last pages)
   --non-mmap  read /proc/vmcore with read() instead of mapping it
+  --mmap      map the vmcore even when it is a file, not /proc/vmcore (a page that cannot be
+              read then faults on the load, as a memory error in /proc/vmcore does; caught)
   --crash-first  write first the pages crash needs to open the dump (kernel data, per-CPU
               areas, page tables, stacks, kernel text and modules, slab), so a dump cut short still
               opens; the same pages as without it, in another order (lastword save always does
@@ -43,7 +45,7 @@ export const USAGE = `usage: lastword filter [-c|-l|-p|-z] [-d LEVEL] [-E] [-f] 
 
 // makedumpfile options that change nothing here are accepted, so its argument lists (kdump-tools'
 // MAKEDUMP_ARGS through hooks/kdump-tools/makedumpfile) work unchanged.
-const BOOLEANS = ['c', 'l', 'p', 'z', 'E', 'F', 'R', 'f', 'dump-dmesg', 'help', 'non-mmap', 'non-cyclic', 'D', 'crash-first'];
+const BOOLEANS = ['c', 'l', 'p', 'z', 'E', 'F', 'R', 'f', 'dump-dmesg', 'help', 'non-mmap', 'mmap', 'non-cyclic', 'D', 'crash-first'];
 const STRINGS = ['d', 'message-level', 'num-threads', 'try', 'cyclic-buffer', 'work-dir', 'splitblock-size', 'b'];
 
 export interface FilterOptions {
@@ -62,6 +64,8 @@ export interface FilterOptions {
   cyclicBuffer: boolean;
   /** --non-mmap: read the vmcore with read() even when it is /proc/vmcore. */
   nonMmap: boolean;
+  /** --mmap: read the vmcore through mappings even when it is a file. */
+  mmap: boolean;
   /** --crash-first: page data in runtime/filter/crash-first.ts's order (kdump-compressed and ELF). */
   crashFirst: boolean;
   args: string[];
@@ -86,6 +90,7 @@ export function parseFilterArgs(argv: string[]): FilterOptions | 'help' {
   if (codecs.length > 1) throw usageError(`choose one compression: ${codecs.map((k) => '-' + k).join(' ')}`);
   const codec: CodecName = codecs.length ? ({ c: 'zlib', l: 'lzo', p: 'snappy', z: 'zstd' } as const)[codecs[0]!] : 'none';
   if (o.E && codecs.length) throw usageError(`-E (ELF) cannot be compressed (-${codecs[0]})`);
+  if (o.mmap && o['non-mmap']) throw usageError('--mmap and --non-mmap contradict each other');
   return {
     dumpLevel: int('d', o.d, 0, 31, 0),
     codec,
@@ -99,6 +104,7 @@ export function parseFilterArgs(argv: string[]): FilterOptions | 'help' {
     tryProgram: o.try === undefined ? undefined : String(Array.isArray(o.try) ? o.try.at(-1) : o.try),
     cyclicBuffer: o['cyclic-buffer'] !== undefined && int('cyclic-buffer', o['cyclic-buffer'], 1, 2 ** 31, 0) > 0,
     nonMmap: o['non-mmap'],
+    mmap: o.mmap,
     crashFirst: o['crash-first'],
     args: o._.map(String),
   };
@@ -150,7 +156,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     stepStart = now;
   };
   step('Start-up (to the vmcore)');
-  const vmcore = openVmcore(vmcoreFile, { allowTruncated: true, ...(opts.nonMmap ? { mmap: false } : {}) });
+  const vmcore = openVmcore(vmcoreFile, { allowTruncated: true, ...(opts.nonMmap ? { mmap: false } : opts.mmap ? { mmap: true } : {}) });
   try {
     if (vmcore.mappedReads) log(4, `lastword filter: reading ${vmcoreFile} through mappings of it`);
     for (const p of vmcore.problems) log(1, `lastword filter: warning: ${p}`);

@@ -8,6 +8,7 @@
 // detached or freed while still in use.
 import * as os from 'node:os';
 import { LastwordError } from '../errors.ts';
+import { EHWPOISON } from '../system/vmcore-mmap.ts';
 import { CODEC_FLAG, codecsAddon } from './codec.ts';
 import type { CodecName, CodecsAddon, CompressPoolHandle, CompressedBatch } from './codec.ts';
 
@@ -100,6 +101,7 @@ export const UNREADABLE_PAGE = 0xffff0000;
 export function unreadableReason(size: number): string {
   const errno = size & 0xffff;
   if (errno === 0xffff) return 'the vmcore file ends before it';
+  if (errno === EHWPOISON) return `EHWPOISON (errno ${errno}: a memory error in the crashed kernel's page)`;
   const name = Object.entries(os.constants.errno).find(([, v]) => v === errno)?.[0];
   return name ? `${name} (errno ${errno})` : `errno ${errno}`;
 }

@@ -24,7 +24,10 @@ export function onProcfs(file: string): boolean {
 
 /**
  * Fills `buf` from `offset` of `fd` through the main thread's window. Returns 0, -1 when the range
- * reaches past the end of the file, or the errno of a failed mmap (read with pread instead).
+ * reaches past the end of the file, the errno of a failed mmap (read with pread instead), or minus
+ * the errno of a load from the mapping that faulted (SIGBUS caught: -5 EIO, -133 EHWPOISON, a
+ * memory error of the crashed kernel's page), which must not be read again with pread: the
+ * kernel's own copy of a poisoned page is a machine check in the kernel.
  */
 export function readMapped(fd: number, buf: Buffer, offset: number): number {
   return loadNative<MappedReadAddon>('system').readMapped(fd, buf, offset);
@@ -33,4 +36,14 @@ export function readMapped(fd: number, buf: Buffer, offset: number): number {
 /** Drops the window (the vmcore is being closed); returns the windows mapped since the last call. */
 export function unmapVmcore(): number {
   return loadNative<MappedReadAddon>('system').unmapVmcore();
+}
+
+/** errno 133 (Linux): a memory page with a hardware error; libuv and so os.constants.errno do not name it. */
+export const EHWPOISON = 133;
+
+/** The error a faulted mapped read (readMapped < -1) stands for, as a failed read(2) would throw it. */
+export function mappedReadFault(file: string, offset: number, length: number, errno: number): NodeJS.ErrnoException {
+  const code = errno === EHWPOISON ? 'EHWPOISON' : 'EIO';
+  const what = errno === EHWPOISON ? 'memory page with a hardware error' : 'i/o error';
+  return Object.assign(new Error(`${code}: ${what}, reading ${length} bytes at offset 0x${offset.toString(16)} of ${file} through its mapping`), { code, errno: -errno, syscall: 'read' });
 }

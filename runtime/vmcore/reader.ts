@@ -9,7 +9,7 @@ import {
 import type { ProgramHeader } from './elf.ts';
 import { loadDataEndPfn, type LoadSegment, type Vmcore, type Vmcoreinfo } from './types.ts';
 import { parseVmcoreinfo } from './vmcoreinfo.ts';
-import { onProcfs, readMapped, unmapVmcore } from '../system/vmcore-mmap.ts';
+import { mappedReadFault, onProcfs, readMapped, unmapVmcore } from '../system/vmcore-mmap.ts';
 
 /**
  * Why a read of vmcore pages failed when the failure is the data's own (a bad sector, /proc/vmcore
@@ -22,7 +22,7 @@ export function pageReadFailure(err: unknown): string | undefined {
   if (typeof e?.code === 'string' && PAGE_DATA_ERRORS.has(e.code)) return `${e.code} (errno ${Math.abs(e.errno ?? 0)})`;
   return undefined;
 }
-const PAGE_DATA_ERRORS = new Set(['EIO', 'ENXIO', 'EFAULT', 'ENOMEM', 'ENODATA']);
+const PAGE_DATA_ERRORS = new Set(['EIO', 'ENXIO', 'EFAULT', 'ENOMEM', 'ENODATA', 'EHWPOISON']);
 
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): kernel image mappings start here. */
 export const START_KERNEL_MAP = 0xffffffff80000000n;
@@ -256,6 +256,7 @@ class ElfVmcore implements Vmcore {
     if (this.mappedReads) {
       const r = readMapped(this.fd, buf, position);
       if (r === 0) return buf;
+      if (r < -1) throw mappedReadFault(this.file, position, buf.length, -r);      // no pread of those bytes
       if (r > 0) this.mappedReads = false;      // mmap refused: read from here on
       // r === -1 (past the end of the file): pread says how much there is.
     }

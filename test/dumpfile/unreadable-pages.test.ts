@@ -4,6 +4,8 @@
 // filter saves every other page, leaves those pages' descs empty and flags the header INCOMPLETE,
 // so crash opens the dump and says which pages are missing; with the compression threads and
 // without. ELF output (-E) has zeros in their place and e_flags DUMP_ELF_INCOMPLETE. (makedumpfile 1.7.2 dies of SIGBUS on such a file: it mmaps the vmcore.)
+// With --mmap lastword maps the file as it maps /proc/vmcore, and the bad pages fault on the load
+// (SIGBUS, as a memory error in /proc/vmcore does): caught, the same pages are lost and nothing else.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -98,10 +100,15 @@ test('pages whose reads fail with EIO are left out, every other page is saved, a
   const bad = await mountBadSectors(t, real, offset, offset + 3 * ref.pageSize);
   assert.equal(spawnSync('dd', [`if=${bad}`, 'of=/dev/null', 'bs=4096', `skip=${offset / 4096}`, 'count=1']).status, 1, 'the bad range reads');
 
-  for (const threads of ['1', '0']) {
-    const out = path.join(dir, `eio-${threads}.lzo`);
-    const r = lastword('filter', '-l', '-d', '31', '--num-threads', threads, bad, out);
-    assert.equal(r.status, 0, r.stderr);
+  // --mmap: the vmcore mapped, as /proc/vmcore is: a bad page then faults with SIGBUS on the load
+  // (as a memory error in /proc/vmcore does), in the compression thread (compressing straight from
+  // the mapping), in the main thread (compressing inline) and wherever the filter reads; caught, it is
+  // the same unreadable page (it ended the process before).
+  for (const [threads, mapped] of [['1', false], ['0', false], ['1', true], ['0', true]] as const) {
+    const out = path.join(dir, `eio-${threads}${mapped ? '-mmap' : ''}.lzo`);
+    const r = lastword('filter', '-l', '-d', '31', '--num-threads', threads, ...(mapped ? ['--mmap', '--message-level', '31'] : []), bad, out);
+    assert.equal(r.status, 0, `--num-threads ${threads}${mapped ? ' --mmap' : ''}: ${r.stderr}`);
+    if (mapped) assert.match(r.stderr, /reading \S+ through mappings of it/);
     assert.match(r.stderr, new RegExp(`3 pages could not be read, the first at offset 0x${offset.toString(16)} \\(pfn 0x${first.toString(16)}\\): EIO`));
     const dump = new KdumpReader(out);
     try {
@@ -117,7 +124,7 @@ test('pages whose reads fail with EIO are left out, every other page is saved, a
         assert.ok(a.equals(b), `pfn 0x${pfn.toString(16)} differs from the clean dump`);
         same++;
       }
-      assert.equal(missing, 3, `--num-threads ${threads}: pages left out`);
+      assert.equal(missing, 3, `--num-threads ${threads}${mapped ? ' --mmap' : ''}: pages left out`);
       assert.equal(same, ref.dumpablePages - 3);
     } finally {
       dump.close();
@@ -173,22 +180,27 @@ test('ELF output (-E): the pages that fail are zeros, every other byte as in the
   const bad = await mountBadSectors(t, real, offset, offset + 2 * B);
 
   const out = path.join(dir, 'eio.elf');
-  const r = lastword('filter', '-E', '-d', '31', bad, out);
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, new RegExp(`2 pages could not be read, the first at offset 0x${offset.toString(16)} \\(pfn 0x${(pa / B).toString(16)}\\): EIO.*zeros stand in their place`));
-  // Same size; the bytes differ only in e_flags (DUMP_ELF_INCOMPLETE) and where the two pages are.
-  const a = fs.readFileSync(out), c = fs.readFileSync(clean);
-  assert.equal(a.length, c.length);
-  assert.equal(a.readUInt32LE(48), 1, 'e_flags');
-  assert.equal(c.readUInt32LE(48), 0);
-  const dump = openVmcore(out);
-  t.after(() => dump.close());
-  const lostAt = dump.loads.find((l) => l.paddr <= pa && pa < l.paddr + l.fileSize)!;
-  const fileAt = lostAt.offset + (pa - lostAt.paddr);
-  assert.ok(a.subarray(fileAt, fileAt + 2 * B).equals(Buffer.alloc(2 * B)), 'the lost pages are not zeros');
-  a.writeUInt32LE(0, 48);
-  c.fill(0, fileAt, fileAt + 2 * B);
-  assert.ok(a.equals(c), 'bytes other than e_flags and the two pages differ from the clean dump');
+  // --mmap: the main thread reads the vmcore through its mapping, where the bad pages fault (SIGBUS,
+  // caught: the same EIO as a pread's).
+  for (const mapped of [false, true]) {
+    const file = mapped ? path.join(dir, 'eio-mmap.elf') : out;
+    const r = lastword('filter', '-E', '-d', '31', ...(mapped ? ['--mmap'] : []), bad, file);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`2 pages could not be read, the first at offset 0x${offset.toString(16)} \\(pfn 0x${(pa / B).toString(16)}\\): EIO.*zeros stand in their place`));
+    // Same size; the bytes differ only in e_flags (DUMP_ELF_INCOMPLETE) and where the two pages are.
+    const a = fs.readFileSync(file), c = fs.readFileSync(clean);
+    assert.equal(a.length, c.length);
+    assert.equal(a.readUInt32LE(48), 1, 'e_flags');
+    assert.equal(c.readUInt32LE(48), 0);
+    const dump = openVmcore(file);
+    const lostAt = dump.loads.find((l) => l.paddr <= pa && pa < l.paddr + l.fileSize)!;
+    dump.close();
+    const fileAt = lostAt.offset + (pa - lostAt.paddr);
+    assert.ok(a.subarray(fileAt, fileAt + 2 * B).equals(Buffer.alloc(2 * B)), 'the lost pages are not zeros');
+    a.writeUInt32LE(0, 48);
+    c.fill(0, fileAt, fileAt + 2 * B);
+    assert.ok(a.equals(c), `${mapped ? '--mmap: ' : ''}bytes other than e_flags and the two pages differ from the clean dump`);
+  }
 
   const script = `sys\nps\nrd -p 0x${pa.toString(16)}\nq\n`;
   const cr = spawnSync(crashBinary(), ['-s', debugVmlinux(kernelVersion('6.1')!), out], { input: script, encoding: 'utf8', timeout: 180_000 });
@@ -272,4 +284,32 @@ test('when not one page can be read, the dump fails with EVMCORE_READ naming the
   const r = lastword('filter', '-l', '-d', '0', bad, path.join(dir, 'dump'));
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`EVMCORE_READ: .*none of the 64 dumpable pages could be read, the first at offset 0x${dataAt.toString(16)}: EIO`));
+});
+
+test('a page of mem_map that cannot be read, with and without --mmap (where the filter\'s own loads fault): the dump is written, that page flagged, the filter warns', { skip, timeout: 300_000 }, async (t) => {
+  const real = labVmcore({ series: '6.1' });
+  const dir = tempDir(t, 'lastword-eio-memmap-');
+  // A page the filter reads for its struct pages, from the middle of them (mem_map is most of what it reads).
+  const reads = [...pfnsTheFilterReads(real, 31)].sort((a, b) => a - b);
+  const pfn = reads[Math.floor(reads.length / 2)]!;
+  const v = openVmcore(real);
+  const B = v.pageSize;
+  const load = v.loads.find((l) => l.paddr <= pfn * B && pfn * B + B <= l.paddr + l.fileSize)!;
+  const offset = load.offset + (pfn * B - load.paddr);
+  v.close();
+  const bad = await mountBadSectors(t, real, offset, offset + B);
+  for (const mapped of [false, true]) {
+    const out = path.join(dir, `memmap${mapped ? '-mmap' : ''}.lzo`);
+    const r = lastword('filter', '-l', '-d', '31', ...(mapped ? ['--mmap'] : []), bad, out);
+    assert.equal(r.status, 0, `${mapped ? '--mmap: ' : ''}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`1 page could not be read, the first at offset 0x${offset.toString(16)} \\(pfn 0x${pfn.toString(16)}\\): EIO`));
+    assert.match(r.stderr, /warning: pages could not be classified from some pfn on \(EFILTER_MEMMAP: .*EIO.*\); those were saved unfiltered/);
+    const dump = new KdumpReader(out);
+    try {
+      assert.equal(dump.incomplete, true, 'header not flagged INCOMPLETE');
+      assert.ok(dump.isDumpable(pfn), 'the mem_map page is not in the dump\'s bitmap');
+    } finally {
+      dump.close();
+    }
+  }
 });

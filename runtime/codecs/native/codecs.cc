@@ -157,13 +157,15 @@ std::atomic<unsigned long> gWindows{0};
 thread_local lastword::VmcoreWindow window;
 
 // preadAll, through this thread's window when fd is the mapped vmcore. A failed mmap turns mapping
-// off for good (the reads are then preads, as before).
+// off for good (the reads are then preads, as before). A load from the window that faulted is the
+// data error it stands for (EIO, EHWPOISON), without a pread of the same bytes (mapped-fault.h).
 int readVmcore(int fd, unsigned char* dst, size_t len, off_t off) {
   if (fd >= 0 && fd == gMappedFd.load(std::memory_order_relaxed)) {
     unsigned long before = window.windows();
     int err = window.read(fd, gMapGeneration.load(std::memory_order_relaxed), dst, len, off);
     gWindows.fetch_add(window.windows() - before, std::memory_order_relaxed);
-    if (err <= 0) return err;
+    if (err == 0 || err == -1) return err;
+    if (err < -1) return -err;
     gMappedFd.store(-1);
   }
   return preadAll(fd, dst, len, off);
@@ -171,9 +173,10 @@ int readVmcore(int fd, unsigned char* dst, size_t len, off_t off) {
 
 // Errors of the data, not of the call: the pages they hit are lost, the others are still saved.
 // EIO: a bad sector under a copied vmcore; ENOMEM, EFAULT: what the kernels' copy_oldmem_page()
-// returns to a read of /proc/vmcore when it cannot map or copy a page of the old kernel; -1: the
-// vmcore file ends early (a copy cut short).
-bool pageDataError(int err) { return err == EIO || err == ENXIO || err == EFAULT || err == ENOMEM || err == ENODATA || err == -1; }
+// returns to a read of /proc/vmcore when it cannot map or copy a page of the old kernel; EHWPOISON:
+// a load from the mapped vmcore hit a memory error (mapped-fault.h); -1: the vmcore file ends early
+// (a copy cut short).
+bool pageDataError(int err) { return err == EIO || err == ENXIO || err == EFAULT || err == ENOMEM || err == ENODATA || err == EHWPOISON || err == -1; }
 
 // Reads one span (len bytes at file offset off; off < 0: a hole, zeros) into b.src at `at`. A read
 // that fails with a data error is done again page by page: the pages that still fail read as zeros
@@ -188,7 +191,7 @@ std::string readSpan(Batch& b, double off, size_t len, size_t at) {
     // Page by page (pieces end at the batch's page boundaries, where a span may start mid-page).
     for (size_t p = 0; p < len;) {
       size_t piece = std::min(len - p, b.pageSize - (at + p) % b.pageSize);
-      int e = preadAll(b.fd, b.src + at + p, piece, static_cast<off_t>(off + p));
+      int e = readVmcore(b.fd, b.src + at + p, piece, static_cast<off_t>(off + p));
       if (e != 0) {
         if (!pageDataError(e)) return std::string("pread at offset ") + std::to_string(static_cast<long long>(off + p)) + ": " + strerror(e);
         memset(b.src + at + p, 0, piece);
@@ -299,7 +302,12 @@ std::string readCompress(Batch& b, size_t* usedOut) {
       gWindows.fetch_add(window.windows() - before, std::memory_order_relaxed);
     }
     if (mapped) {
-      for (size_t k = 0; k < len / ps; k++) compressPage(b, next + k, mapped + k * ps, cap, &used);
+      // Every line of a page loaded under the fault guard first: a page that faults is unreadable,
+      // and the compressor never loads a byte that could fault.
+      for (size_t k = 0; k < len / ps; k++) {
+        if (int e = lastword::guardedTouch(mapped + k * ps, ps)) scratch.unreadable[next + k] = e;
+        compressPage(b, next + k, mapped + k * ps, cap, &used);
+      }
       next += len / ps;
     } else {
       std::string err = readSpan(b, off, len, at);

@@ -312,7 +312,8 @@ struct PlanSection {
 
 // Reads bytes [from, to) of a section's struct pages (byte 0 = the struct page of pfnStart) into
 // dst, through its extents (ascending). Returns 0, or an errno (EFAULT: a byte in no extent; -1:
-// the file ends before them).
+// the file ends before them; EIO or EHWPOISON: a load from the mapped vmcore faulted, and those
+// bytes are not read again with pread: mapped-fault.h).
 int readStructPages(const PlanSection& s, int fd, lastword::VmcoreWindow* window, unsigned char* dst, double from, double to) {
   const std::vector<double>& e = s.extents;
   for (size_t k = 0; k + 2 < e.size() && from < to; k += 3) {
@@ -321,7 +322,9 @@ int readStructPages(const PlanSection& s, int fd, lastword::VmcoreWindow* window
     double n = std::min(to, e[k + 1]) - from;
     off_t off = static_cast<off_t>(e[k + 2] + (from - e[k]));
     size_t len = static_cast<size_t>(n);
-    if (!window || window->read(fd, 0, dst, len, off) != 0) {
+    int r = window ? window->read(fd, 0, dst, len, off) : 1;
+    if (r < -1) return -r;
+    if (r != 0) {
       if (int err = lastword::preadAll(fd, dst, len, off)) return err;
     }
     dst += len;

@@ -183,7 +183,8 @@ lastword::VmcoreWindow mainWindow;
 unsigned mainGeneration = 0;
 
 // readMapped(fd, buf, offset): fills buf from offset of fd through a mapping. Returns 0, -1 when the
-// range reaches past the end of the file, or the errno of a failed mmap (the caller then reads).
+// range reaches past the end of the file, the errno of a failed mmap (the caller then reads), or
+// minus the errno of a load that faulted (-EIO, -EHWPOISON: mapped-fault.h; not to be read again).
 Napi::Value ReadMapped(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   auto buf = info[1].As<Napi::Buffer<unsigned char>>();

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include "mapped-fault.h"
 
 namespace lastword {
 
@@ -40,7 +41,9 @@ class VmcoreWindow {
   ~VmcoreWindow() { unmap(); }
 
   // Copies len bytes at off of fd into dst. Returns 0; -1 when [off, off + len) reaches past the end
-  // of the file (as a short pread would); or the errno of a failed fstat/mmap (the caller then preads).
+  // of the file (as a short pread would); the errno of a failed fstat/mmap (the caller then preads);
+  // or minus the errno of a load from the mapping that faulted (-EIO, -EHWPOISON: mapped-fault.h),
+  // which the caller takes as a data error of those bytes and must not pread again.
   // `generation` changes when the fd may name another file (a vmcore closed and another opened).
   int read(int fd, unsigned generation, unsigned char* dst, size_t len, off_t off) {
     if (int err = use(fd, generation)) return err;
@@ -55,7 +58,7 @@ class VmcoreWindow {
         if (int err = map(off)) return err;
       }
       size_t n = std::min(len, static_cast<size_t>(base_ + static_cast<off_t>(len_) - off));
-      memcpy(dst, p_ + (off - base_), n);
+      if (int err = guardedCopy(dst, p_ + (off - base_), n)) return -err;
       dst += n;
       off += n;
       len -= n;
