@@ -20,7 +20,7 @@ import { FilePositionalSink, WritableStreamSink } from '../targets/target.ts';
 import { DumpOutput } from '../dumpfile/output.ts';
 import { ramPageFilter } from '../dumpfile/ram-filter.ts';
 import { crashFirstOrder } from '../filter/crash-first.ts';
-import type { PageFilter } from '../filter/types.ts';
+import { unclassifiedMessage, type PageFilter } from '../filter/types.ts';
 import { openVmcore, physBase, readUtsname } from '../vmcore/index.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import { writeStderr } from '../system/stderr.ts';
@@ -184,6 +184,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     if (summary.unreadable) log(1, `lastword filter: warning: ${unreadableMessage(vmcoreFile, summary.unreadable)}`);
     // The walk of mem_map can fail part-way (a struct page that is not mapped): the cycles from there
     // on are saved unfiltered. The header keeps the level of the cycles before; say so.
+    if (filter.unclassified) log(1, `lastword filter: warning: ${unclassifiedMessage(filter.unclassified)}`);
     if (filter.fallbackReason !== undefined && filter.fallbackReason !== fellBackAtStart) {
       log(1, `lastword filter: warning: pages could not be classified from some pfn on (${filter.fallbackReason}); those were saved unfiltered`);
     }

@@ -13,6 +13,7 @@ import { usableCodec } from '../codecs/codec.ts';
 import { writeElfDump } from '../dumpfile/elf-writer.ts';
 import { writeKdumpCompressed } from '../dumpfile/kdump-writer.ts';
 import { crashFirstOrder } from '../filter/crash-first.ts';
+import { unclassifiedMessage } from '../filter/types.ts';
 import { DumpOutput } from '../dumpfile/output.ts';
 import { waitForBlockDevice } from '../modules/blockdev.ts';
 import { prepareTarget } from '../modules/prepare.ts';
@@ -75,6 +76,7 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
             workers, order,
             progress: (done, total) => progress(done, total, vmcore.pageSize),
           });
+        if (filter.unclassified) warn(`lastword: warning: ${unclassifiedMessage(filter.unclassified)}`);
         return {
           ...s, counts: filter.counts, fallbackReason: filter.fallbackReason, vmcoreMapped: vmcore.mappedReads,
           ...(codec !== collector.codec ? { codec } : {}),

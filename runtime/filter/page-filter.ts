@@ -4,6 +4,7 @@
 // cycle is carried into the next one, so a cycle never needs more than its own bitmap.
 import { LastwordError, describeError } from '../errors.ts';
 import { loadDataEndPfn, type Vmcore } from '../vmcore/types.ts';
+import { pageReadFailure } from '../vmcore/reader.ts';
 import { X86_64Memory } from '../vmcore/x86_64.ts';
 import { popcount } from './bitmap.ts';
 import { findMemMap } from './mem-map.ts';
@@ -73,6 +74,8 @@ class MemMapWalk {
   readonly needed: boolean;
   readonly vmcore: Vmcore;
   readonly native: NativeWalk | undefined;
+  /** pfns whose struct pages could not be read: kept unclassified (StructPageReader). */
+  readonly lost = new LostStructPages();
 
   constructor(vmcore: Vmcore, dumpLevel: number, native: boolean) {
     this.vmcore = vmcore;
@@ -115,6 +118,10 @@ class CyclicPageFilter implements PageFilter {
   private readonly cycleCounts = new Map<number, PageClassCounts>();
   /** Cycles from this pfn on are not filtered (the walk failed there). */
   private failedFrom = Infinity;
+
+  get unclassified(): { pfns: number; firstPfn: number; reason: string } | undefined {
+    return this.walk?.lost.summary();
+  }
   private readonly strict: boolean;
   private lastSeg = 0;
   private readonly cycleWalk: boolean;
@@ -424,15 +431,76 @@ class StructPageReader {
     if (block !== this.blockStart || pfn < this.readFrom) {
       const to = Math.min(block + PGMM_CACHED, this.sec.pfnEnd);
       const vaddr = this.sec.memMap! + BigInt((pfn - this.sec.pfnStart) * size);
+      const into = this.buffer.subarray((pfn - block) * size, (to - block) * size);
       try {
-        this.walk.memory.readVirt(vaddr, (to - pfn) * size, this.buffer.subarray((pfn - block) * size, (to - block) * size));
+        this.walk.memory.readVirt(vaddr, (to - pfn) * size, into);
       } catch (err) {
-        const why = err instanceof LastwordError ? err.oneLine() : String(err);
-        throw new LastwordError('EFILTER_MEMMAP', `${this.walk.vmcore.file}: cannot read struct page of pfn 0x${pfn.toString(16)} at 0x${vaddr.toString(16)}: ${why}`, { where: { file: this.walk.vmcore.file, pfn }, cause: err });
+        // The data of some page of mem_map is lost (EIO, a memory error, the file cut short): its
+        // struct pages alone are not classified, the walk goes on.
+        if (pageReadFailure(err) !== undefined) this.readPiecewise(vaddr, pfn, into);
+        else throw this.unreadable(pfn, vaddr, err);
       }
       this.blockStart = block;
       this.readFrom = pfn;
     }
     return (pfn - block) * size;
+  }
+
+  /**
+   * Reads the struct pages of `into` (from `pfn`) a page of mem_map at a time. The struct pages in
+   * a page that cannot be read, and any that straddle its edge, are zeros: a struct page of zeros is
+   * one no rule excludes (no flags, no mapping, no page type, no compound head), so those pfns are
+   * kept, as without a filter. They are noted in the walk's `lost`.
+   */
+  private readPiecewise(vaddr: bigint, pfn: number, into: Buffer): void {
+    const size = this.walk.rules.sizePage;
+    for (let at = 0; at < into.length;) {
+      const piece = Math.min(into.length - at, 4096 - Number((vaddr + BigInt(at)) & 0xfffn));
+      try {
+        this.walk.memory.readVirt(vaddr + BigInt(at), piece, into.subarray(at, at + piece));
+      } catch (err) {
+        const why = pageReadFailure(err);
+        const first = Math.floor(at / size), end = Math.ceil((at + piece) / size);
+        if (why === undefined) throw this.unreadable(pfn + first, vaddr + BigInt(first * size), err);
+        into.fill(0, first * size, Math.min(into.length, end * size));
+        this.walk.lost.add(pfn + first, pfn + end, why);
+      }
+      at += piece;
+    }
+  }
+
+  private unreadable(pfn: number, vaddr: bigint, err: unknown): LastwordError {
+    const why = err instanceof LastwordError ? err.oneLine() : String(err);
+    return new LastwordError('EFILTER_MEMMAP', `${this.walk.vmcore.file}: cannot read struct page of pfn 0x${pfn.toString(16)} at 0x${vaddr.toString(16)}: ${why}`, { where: { file: this.walk.vmcore.file, pfn }, cause: err });
+  }
+}
+
+/**
+ * The pfns whose struct pages could not be read (their page of mem_map failed with a data error),
+ * as ascending, merged [from, to) ranges: the same block may be read again (a cycle's walk done over,
+ * the carry into a cycle worked out), so a range is noted once however often it is met.
+ */
+export class LostStructPages {
+  private readonly ranges: Array<[number, number]> = [];
+  reason = '';
+
+  add(from: number, to: number, reason: string): void {
+    if (this.ranges.length === 0) this.reason = reason;
+    let i = this.ranges.findIndex((r) => r[1] >= from);
+    if (i < 0) i = this.ranges.length;
+    if (i < this.ranges.length && this.ranges[i]![0] <= to) {
+      const r = this.ranges[i]!;
+      r[0] = Math.min(r[0], from);
+      r[1] = Math.max(r[1], to);
+      while (i + 1 < this.ranges.length && this.ranges[i + 1]![0] <= r[1]) r[1] = Math.max(r[1], this.ranges.splice(i + 1, 1)[0]![1]);
+    } else {
+      this.ranges.splice(i, 0, [from, to]);
+    }
+  }
+
+  /** pfns noted, the first of them and the first failure's reason; undefined when none. */
+  summary(): { pfns: number; firstPfn: number; reason: string } | undefined {
+    if (this.ranges.length === 0) return undefined;
+    return { pfns: this.ranges.reduce((n, [a, b]) => n + b - a, 0), firstPfn: this.ranges[0]![0], reason: this.reason };
   }
 }

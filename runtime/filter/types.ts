@@ -29,6 +29,11 @@ export interface PageFilter {
   /** Set when the filter could not classify (broken VMCOREINFO...) and fell back to level 0. */
   readonly fallbackReason?: string;
   /**
+   * Pages whose struct pages could not be read (a page of mem_map lost to EIO or a memory error):
+   * kept unclassified, the rest of the walk goes on. How many, the first pfn, the first read's error.
+   */
+  readonly unclassified?: { pfns: number; firstPfn: number; reason: string };
+  /**
    * Cycle walks so far by how they ran: in one native call (`cycle`, the addon reading the struct
    * pages), a native call per block read here (`block`), or the TypeScript loop (`typescript`).
    */
@@ -50,4 +55,9 @@ export interface KernelPageSink {
   readonly reserved: Uint32Array;
   /** fillCycle sets this to the cycle's start when the walk reported every kept page of the cycle, else -1. */
   walked: number;
+}
+
+/** The warning for PageFilter.unclassified. */
+export function unclassifiedMessage(u: { pfns: number; firstPfn: number; reason: string }): string {
+  return `${u.pfns} page${u.pfns === 1 ? '' : 's'} kept unfiltered: their struct pages could not be read (mem_map; the first of pfn 0x${u.firstPfn.toString(16)}: ${u.reason}); every other page was filtered`;
 }
