@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore, readUtsname } from '../../runtime/vmcore/index.ts';
+import { readMapped, unmapVmcore } from '../../runtime/system/vmcore-mmap.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { tempDir } from './support.ts';
 import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
@@ -330,3 +331,39 @@ test('a page of mem_map that cannot be read, with and without --mmap (where the 
     }
   }
 });
+
+test('mapped reads of a page that cannot be read, far from the last read (its small window) and next to it (the 4 MiB window): -EIO, and the pages around it read as in the file', { skip, timeout: 120_000 }, async (t) => {
+  const real = labVmcore({ series: '6.1' });
+  const B = 4096;
+  const offset = Math.floor(fs.statSync(real).size / 2 / B) * B;
+  const bad = await mountBadSectors(t, real, offset, offset + B);
+  const fd = fs.openSync(bad, 'r'), ref = fs.openSync(real, 'r');
+  // Closed here, not in an after hook: the mount's hook (registered first) runs first and cannot unmount a file in use.
+  try {
+    readAround(fd, ref, offset, B);
+  } finally {
+    unmapVmcore();
+    fs.closeSync(fd);
+    fs.closeSync(ref);
+  }
+});
+
+function readAround(fd: number, ref: number, offset: number, B: number): void {
+  const got = Buffer.alloc(B), want = Buffer.alloc(B);
+  unmapVmcore();
+  assert.equal(readMapped(fd, got, 0), 0);
+  assert.equal(readMapped(fd, got, offset + 2 * B), 0);
+  assert.equal(unmapVmcore(), 2, 'a read far from the last one was not mapped (its own small window) but read with pread');
+  assert.equal(readMapped(fd, got, 0), 0);
+  assert.equal(readMapped(fd, got, offset), -5, 'a read far from the last one (small window)');
+  assert.equal(readMapped(fd, got, offset + B), 0, 'the page after it');
+  fs.readSync(ref, want, 0, B, offset + B);
+  assert.ok(got.equals(want));
+  // Sequential reads up to it and across it: the large window.
+  assert.equal(readMapped(fd, got, offset - 3 * B), 0);
+  assert.equal(readMapped(fd, got, offset - 2 * B), 0);
+  assert.equal(readMapped(fd, Buffer.alloc(3 * B), offset - B), -5, 'a read across it (4 MiB window)');
+  assert.equal(readMapped(fd, got, offset - B), 0, 'the page before it');
+  fs.readSync(ref, want, 0, B, offset - B);
+  assert.ok(got.equals(want));
+}
