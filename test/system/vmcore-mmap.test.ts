@@ -99,3 +99,16 @@ test('dumps written through mappings (main thread and compression threads) equal
     assert.ok(fs.readFileSync(out).equals(fs.readFileSync(workers < 0 ? refE : refL)), `${workers < 0 ? 'ELF' : `lzo, ${workers} threads`}: the dump differs from the read() one`);
   }
 });
+
+test('with the SIGBUS guard installed (mapped-fault.h), a SIGBUS that is no guarded load still ends the process, as without it', () => {
+  // The guard's handler is installed by the first mapped read; a SIGBUS sent with kill() is not one of its faults.
+  const script = `import * as fs from 'node:fs';
+import { readMapped } from ${JSON.stringify(path.join(repo, 'runtime', 'system', 'vmcore-mmap.ts'))};
+const fd = fs.openSync(${JSON.stringify(path.join(repo, 'package.json'))}, 'r');
+if (readMapped(fd, Buffer.alloc(16), 0) !== 0) process.exit(3);
+process.kill(process.pid, 'SIGBUS');
+setTimeout(() => process.exit(4), 2000);
+`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.signal, 'SIGBUS', `exit ${r.status}, ${r.stderr}`);
+});

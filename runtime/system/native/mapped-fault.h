@@ -61,8 +61,10 @@ void onBus(int sig, siginfo_t* si, void* ctx) {
     gPreviousBus.sa_handler(sig);
     return;
   }
-  // Returning runs the load again, which now ends the process with SIGBUS.
+  // The default action: a fault's load runs again when this returns and the signal ends the process;
+  // a SIGBUS sent by kill() (si_code <= 0) is sent again.
   signal(SIGBUS, SIG_DFL);
+  if (si->si_code <= 0) raise(SIGBUS);
 }
 
 void installBusHandler() {
