@@ -142,7 +142,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
   }
   if (opts.dumpDmesg) {
     if (opts.args.length !== 2) throw usageError(`--dump-dmesg takes VMCORE and FILE\n${USAGE}`);
-    return dumpDmesg(opts.args[0]!, opts.args[1]!, opts.overwrite);
+    return dumpDmesg(opts, (m) => log(1, `lastword filter: warning: ${m}`));
   }
   const [vmcoreFile, dumpFile] = opts.args;
   if (opts.args.length > 2 || vmcoreFile === undefined || (dumpFile === undefined && !opts.flatten)) {
@@ -269,10 +269,12 @@ export function dumpHeaderInfo(vmcore: Vmcore, warn: (m: string) => void): DumpH
 }
 
 /** makedumpfile --dump-dmesg: the kernel log of the vmcore, as makedumpfile prints it. */
-async function dumpDmesg(vmcoreFile: string, out: string, overwrite: boolean): Promise<number> {
-  const vmcore = openVmcore(vmcoreFile);
+async function dumpDmesg(opts: FilterOptions, warn: (message: string) => void): Promise<number> {
+  const [vmcoreFile, out] = [opts.args[0]!, opts.args[1]!];
+  const overwrite = opts.overwrite;
+  const vmcore = openVmcore(vmcoreFile, opts.nonMmap ? { mmap: false } : opts.mmap ? { mmap: true } : {});
   try {
-    const text = extractDmesg(vmcore);
+    const text = extractDmesg(vmcore, { warn });
     const fd = openDumpFile(out, overwrite);
     try {
       fs.writeSync(fd, text);

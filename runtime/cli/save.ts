@@ -85,11 +85,11 @@ export function realStages(sys: System, o: { root?: string; mountPoint?: string;
         vmcore.close();
       }
     },
-    async dmesg(file) {
+    async dmesg(file, warn) {
       const { extractDmesg } = await import('../dmesg/index.ts');
       const vmcore = openVmcore(file);
       try {
-        return extractDmesg(vmcore);
+        return extractDmesg(vmcore, { warn: (m) => warn?.(`lastword: warning: ${m}`) });
       } finally {
         vmcore.close();
       }

@@ -4,7 +4,7 @@
 import { LastwordError } from '../errors.ts';
 import type { Vmcore } from '../vmcore/types.ts';
 import { requireKey } from '../vmcore/vmcoreinfo.ts';
-import { X86_64Memory } from '../vmcore/x86_64.ts';
+import { X86_64Memory, type LostPiece } from '../vmcore/x86_64.ts';
 import { formatRecord } from './format.ts';
 import type { RecordFormat } from './format.ts';
 
@@ -16,20 +16,34 @@ const DESC_FINALIZED = 2n;
 
 export interface DmesgOptions extends Partial<RecordFormat> {
   memory?: X86_64Memory;
+  /** Told when records are left out because a page of the ring could not be read. */
+  warn?: (message: string) => void;
 }
 
-/** One log record as the kernel stored it; callerId is undefined when the kernel has none. */
+/**
+ * One log record as the kernel stored it; callerId is undefined when the kernel has none. `lost`:
+ * not a record but lastword's line standing for that many records a lost page of the ring held.
+ */
 export interface PrintkRecord {
   tsNsec: bigint;
   callerId: number | undefined;
   text: Buffer;
+  lost?: number;
 }
 
-/** The log as `makedumpfile --dump-dmesg` writes it. */
+/**
+ * The log as `makedumpfile --dump-dmesg` writes it. Records a lost page of the ring held are left
+ * out, with a line in their place, and `warn` says how many (makedumpfile gives no log then).
+ */
 export function extractDmesg(vmcore: Vmcore, opts: DmesgOptions = {}): Buffer {
   const callerId = opts.callerId ?? true;
   const out: Buffer[] = [];
-  for (const r of printkRecords(vmcore, opts.memory)) formatRecord(out, r.tsNsec, callerId ? r.callerId : undefined, r.text);
+  let lost = 0;
+  for (const r of printkRecords(vmcore, opts.memory)) {
+    if (r.lost) lost += r.lost;
+    formatRecord(out, r.tsNsec, callerId ? r.callerId : undefined, r.text);
+  }
+  if (lost) opts.warn?.(`${vmcore.file}: ${lost} log record${lost === 1 ? '' : 's'} could not be read (a page of the printk ring lost); the rest of the log is saved, a line marks each gap`);
   return Buffer.concat(out);
 }
 
@@ -80,9 +94,16 @@ function lockless(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {
   const dataSize = 2 ** sizeBits;
   const sizeDesc = size('prb_desc');
   const sizeInfo = size('printk_info');
-  const descs = memory.readVirt(rb.readBigUInt64LE(ring + off('prb_desc_ring.descs')), count * sizeDesc);
-  const infos = memory.readVirt(rb.readBigUInt64LE(ring + off('prb_desc_ring.infos')), count * sizeInfo);
-  const data = memory.readVirt(rb.readBigUInt64LE(dataRing + off('prb_data_ring.data')), dataSize);
+  // A page of the ring whose data is lost (EIO, a memory error) reads as zeros; the records it held
+  // are left out, a line in their place says how many (lostIn, below).
+  const salvage = (v: bigint, length: number): { buf: Buffer; lost: LostPiece[] } => {
+    const buf = Buffer.alloc(length);
+    return { buf, lost: memory.readVirtSalvaging(v, length, buf) };
+  };
+  const { buf: descs, lost: lostDescs } = salvage(rb.readBigUInt64LE(ring + off('prb_desc_ring.descs')), count * sizeDesc);
+  const { buf: infos, lost: lostInfos } = salvage(rb.readBigUInt64LE(ring + off('prb_desc_ring.infos')), count * sizeInfo);
+  const { buf: data, lost: lostData } = salvage(rb.readBigUInt64LE(dataRing + off('prb_data_ring.data')), dataSize);
+  const reason = [...lostDescs, ...lostInfos, ...lostData][0]?.reason;
   const tailId = rb.readBigUInt64LE(ring + off('prb_desc_ring.tail_id') + counter) & DESC_ID_MASK;
   const headId = rb.readBigUInt64LE(ring + off('prb_desc_ring.head_id') + counter) & DESC_ID_MASK;
 
@@ -95,9 +116,19 @@ function lockless(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {
   const offCaller = info.offset.get('printk_info.caller_id');
 
   const out: PrintkRecord[] = [];
+  let lostRun = 0;
+  const lose = () => { lostRun++; };
+  /** The line that stands for the records lost since the last one written. */
+  const flushLost = () => {
+    if (lostRun === 0) return;
+    const ts = out.length ? out[out.length - 1]!.tsNsec : 0n;
+    out.push({ tsNsec: ts, callerId: undefined, text: Buffer.from(`lastword: ${lostRun} log record${lostRun === 1 ? '' : 's'} lost here: a page of the printk ring could not be read (${reason})`), lost: lostRun });
+    lostRun = 0;
+  };
   const record = (id: bigint) => {
     const slot = Number(id % BigInt(count));
     const d = slot * sizeDesc;
+    if (lostIn(lostDescs, d, sizeDesc)) return lose();
     const sv = descs.readBigUInt64LE(d + offState);
     if ((sv & DESC_ID_MASK) !== id) return;
     const state = sv >> DESC_FLAGS_SHIFT;
@@ -106,12 +137,15 @@ function lockless(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {
     const next = Number(descs.readBigUInt64LE(d + offNext) % BigInt(dataSize));
     if (begin === next) return;
     const inf = slot * sizeInfo;
+    if (lostIn(lostInfos, inf, sizeInfo)) return lose();
     let textLen = infos.readUInt16LE(inf + offTextLen);
     if (begin > next) begin = 0;
     begin += 8;                       // the block's descriptor id
     if (next >= begin && next - begin < textLen) textLen = next - begin;
+    if (lostIn(lostData, begin, textLen)) return lose();
     const text = data.subarray(begin, Math.min(begin + textLen, data.length));
     const callerId = offCaller !== undefined ? infos.readUInt32LE(inf + offCaller) : undefined;
+    flushLost();
     out.push({ tsNsec: infos.readBigUInt64LE(inf + offTs), callerId, text });
   };
   if (((headId - tailId) & DESC_ID_MASK) < BigInt(count)) {
@@ -130,7 +164,13 @@ function lockless(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {
     ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const id of ids) record(id);
   }
+  flushLost();
   return out;
+}
+
+/** Whether [at, at + length) of a buffer meets one of its lost pieces. */
+function lostIn(lost: readonly LostPiece[], at: number, length: number): boolean {
+  return lost.some((l) => at < l.at + l.bytes && l.at < at + Math.max(length, 1));
 }
 
 function variableLength(vmcore: Vmcore, memory: X86_64Memory): PrintkRecord[] {

@@ -4,7 +4,6 @@
 // cycle is carried into the next one, so a cycle never needs more than its own bitmap.
 import { LastwordError, describeError } from '../errors.ts';
 import { loadDataEndPfn, type Vmcore } from '../vmcore/types.ts';
-import { pageReadFailure } from '../vmcore/reader.ts';
 import { X86_64Memory } from '../vmcore/x86_64.ts';
 import { popcount } from './bitmap.ts';
 import { findMemMap } from './mem-map.ts';
@@ -432,41 +431,26 @@ class StructPageReader {
       const to = Math.min(block + PGMM_CACHED, this.sec.pfnEnd);
       const vaddr = this.sec.memMap! + BigInt((pfn - this.sec.pfnStart) * size);
       const into = this.buffer.subarray((pfn - block) * size, (to - block) * size);
+      let lost;
       try {
-        this.walk.memory.readVirt(vaddr, (to - pfn) * size, into);
-      } catch (err) {
-        // The data of some page of mem_map is lost (EIO, a memory error, the file cut short): its
+        // The data of some page of mem_map may be lost (EIO, a memory error, the file cut short): its
         // struct pages alone are not classified, the walk goes on.
-        if (pageReadFailure(err) !== undefined) this.readPiecewise(vaddr, pfn, into);
-        else throw this.unreadable(pfn, vaddr, err);
+        lost = this.walk.memory.readVirtSalvaging(vaddr, (to - pfn) * size, into);
+      } catch (err) {
+        throw this.unreadable(pfn, vaddr, err);
+      }
+      // The struct pages in a page that could not be read, and any that straddle its edge, are
+      // zeros: a struct page of zeros is one no rule excludes (no flags, no mapping, no page type, no
+      // compound head), so those pfns are kept, as without a filter.
+      for (const l of lost) {
+        const first = Math.floor(l.at / size), end = Math.ceil((l.at + l.bytes) / size);
+        into.fill(0, first * size, Math.min(into.length, end * size));
+        this.walk.lost.add(pfn + first, pfn + end, l.reason);
       }
       this.blockStart = block;
       this.readFrom = pfn;
     }
     return (pfn - block) * size;
-  }
-
-  /**
-   * Reads the struct pages of `into` (from `pfn`) a page of mem_map at a time. The struct pages in
-   * a page that cannot be read, and any that straddle its edge, are zeros: a struct page of zeros is
-   * one no rule excludes (no flags, no mapping, no page type, no compound head), so those pfns are
-   * kept, as without a filter. They are noted in the walk's `lost`.
-   */
-  private readPiecewise(vaddr: bigint, pfn: number, into: Buffer): void {
-    const size = this.walk.rules.sizePage;
-    for (let at = 0; at < into.length;) {
-      const piece = Math.min(into.length - at, 4096 - Number((vaddr + BigInt(at)) & 0xfffn));
-      try {
-        this.walk.memory.readVirt(vaddr + BigInt(at), piece, into.subarray(at, at + piece));
-      } catch (err) {
-        const why = pageReadFailure(err);
-        const first = Math.floor(at / size), end = Math.ceil((at + piece) / size);
-        if (why === undefined) throw this.unreadable(pfn + first, vaddr + BigInt(first * size), err);
-        into.fill(0, first * size, Math.min(into.length, end * size));
-        this.walk.lost.add(pfn + first, pfn + end, why);
-      }
-      at += piece;
-    }
   }
 
   private unreadable(pfn: number, vaddr: bigint, err: unknown): LastwordError {

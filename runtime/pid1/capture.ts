@@ -47,7 +47,7 @@ export interface CaptureStages {
   /** Filters and writes the vmcore into the sink (flattened when the sink is a stream); closes the sink. */
   writeDump(a: WriteDumpArgs): Promise<DumpResult>;
   /** The crashed kernel's log, as makedumpfile --dump-dmesg prints it. */
-  dmesg(vmcore: string): Promise<Buffer>;
+  dmesg(vmcore: string, warn?: (line: string) => void): Promise<Buffer>;
   /** Modules the target needs, honouring blacklists; reset_devices. */
   loadModules(plan: Plan): Promise<void>;
   /** ip= bring-up; the address the dump directory is named after. */
@@ -209,7 +209,7 @@ async function saveInto(target: DumpTarget, o: CaptureOptions, log: RunLog, host
       }
       if (plan.dmesg) {
         try {
-          const text = await o.stages.dmesg(o.vmcore);
+          const text = await o.stages.dmesg(o.vmcore, (line) => log.line(line));
           await target.writeFile(names.dir, names.dmesgIncomplete, text);
           await target.rename(names.dir, names.dmesgIncomplete, names.dmesg);
           attempt.dmesgFile = at(names.dmesg);

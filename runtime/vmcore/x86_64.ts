@@ -3,7 +3,7 @@
 // 4- or 5-level page-table walk for everything else (vmemmap, vmalloc). Translations are cached
 // per leaf (2 MiB / 1 GiB / 4 KiB), since struct pages are read sequentially.
 import { LastwordError } from '../errors.ts';
-import { START_KERNEL_MAP } from './reader.ts';
+import { START_KERNEL_MAP, pageReadFailure } from './reader.ts';
 import type { Vmcore } from './types.ts';
 import { requireKey } from './vmcoreinfo.ts';
 
@@ -18,6 +18,13 @@ export const KERNEL_HALF = 0xff00000000000000n;
 const CACHE_LIMIT = 1 << 16;
 
 const LEVEL_NAMES = ['pgd', 'p4d', 'pud', 'pmd', 'pte'];
+
+/** Bytes of a read whose data was lost (X86_64Memory.readVirtSalvaging): where in the buffer, how many, why. */
+export interface LostPiece {
+  at: number;
+  bytes: number;
+  reason: string;
+}
 
 export class X86_64Memory {
   readonly vmcore: Vmcore;
@@ -71,6 +78,37 @@ export class X86_64Memory {
     const buf = into ?? Buffer.allocUnsafe(length);
     this.physRanges(v, length, (pa, n, done) => { this.vmcore.readPhys(pa, n, buf.subarray(done, done + n)); });
     return buf;
+  }
+
+  /**
+   * readVirt that keeps going where a page's data is lost: a read that fails with a data error
+   * (pageReadFailure: EIO, a memory error, the file cut short) is done again a 4 KiB page at a time,
+   * and the pages that still fail read as zeros. Returns those pieces (offset in the buffer, bytes,
+   * the error); any other failure (an address not mapped) throws, as readVirt does.
+   */
+  readVirtSalvaging(v: bigint, length: number, into: Buffer): LostPiece[] {
+    try {
+      this.readVirt(v, length, into);
+      return [];
+    } catch (err) {
+      if (pageReadFailure(err) === undefined) throw err;
+    }
+    const lost: LostPiece[] = [];
+    for (let at = 0; at < length;) {
+      const piece = Math.min(length - at, 4096 - Number((v + BigInt(at)) & 0xfffn));
+      try {
+        this.readVirt(v + BigInt(at), piece, into.subarray(at, at + piece));
+      } catch (err) {
+        const reason = pageReadFailure(err);
+        if (reason === undefined) throw err;
+        into.fill(0, at, at + piece);
+        const last = lost[lost.length - 1];
+        if (last && last.at + last.bytes === at) last.bytes += piece;
+        else lost.push({ at, bytes: piece, reason });
+      }
+      at += piece;
+    }
+    return lost;
   }
 
   /**

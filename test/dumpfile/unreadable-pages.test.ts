@@ -16,6 +16,7 @@ import { KdumpReader } from '../../runtime/dumpfile/kdump-reader.ts';
 import { createPageFilter } from '../../runtime/filter/index.ts';
 import { openVmcore, readUtsname } from '../../runtime/vmcore/index.ts';
 import { readMapped, unmapVmcore } from '../../runtime/system/vmcore-mmap.ts';
+import { X86_64Memory } from '../../runtime/vmcore/x86_64.ts';
 import { crashBinary, debugVmlinux, kernelVersion, labVmcore, repo } from '../support/lab.ts';
 import { tempDir } from './support.ts';
 import { writeSyntheticVmcore } from '../../initramfs/executable/synthetic-vmcore.ts';
@@ -367,3 +368,46 @@ function readAround(fd: number, ref: number, offset: number, B: number): void {
   fs.readSync(ref, want, 0, B, offset - B);
   assert.ok(got.equals(want));
 }
+
+test('a page of the printk ring that cannot be read, with and without --mmap: --dump-dmesg writes every other record and a line where the lost ones were (makedumpfile writes no log)', { skip, timeout: 120_000 }, async (t) => {
+  const real = labVmcore({ series: '6.1' });
+  const dir = tempDir(t, 'lastword-eio-dmesg-');
+  const clean = path.join(dir, 'clean.txt');
+  const r0 = lastword('filter', '--dump-dmesg', real, clean);
+  assert.equal(r0.status, 0, r0.stderr);
+  const lines = fs.readFileSync(clean, 'utf8').split('\n').filter(Boolean);
+  // The page of the text data ring that holds the middle line's text.
+  const v = openVmcore(real);
+  const mem = new X86_64Memory(v);
+  const info = v.vmcoreinfo;
+  const o = (k: string) => info.offset.get(k)!;
+  const rb = mem.readU64(info.symbol.get('prb')!);
+  const ring = rb + BigInt(o('printk_ringbuffer.text_data_ring'));
+  const dataVaddr = mem.readU64(ring + BigInt(o('prb_data_ring.data')));
+  const data = mem.readVirt(dataVaddr, 2 ** mem.readU32(ring + BigInt(o('prb_data_ring.size_bits'))));
+  const middle = lines[Math.floor(lines.length / 2)]!.replace(/^\[[^\]]*\] \[[^\]]*\] /, '');
+  const at = data.indexOf(Buffer.from(middle));
+  assert.ok(at >= 0, `the text of "${middle}" is not in the ring`);
+  const pa = mem.vtop((dataVaddr + BigInt(at)) & ~0xfffn);
+  const load = v.loads.find((l) => l.paddr <= pa && pa + 4096 <= l.paddr + l.fileSize)!;
+  const offset = load.offset + (pa - load.paddr);
+  v.close();
+  const bad = await mountBadSectors(t, real, offset, offset + 4096);
+  for (const mapped of [false, true]) {
+    const out = path.join(dir, `eio${mapped ? '-mmap' : ''}.txt`);
+    const r = lastword('filter', '--dump-dmesg', ...(mapped ? ['--mmap'] : []), bad, out);
+    assert.equal(r.status, 0, `${mapped ? '--mmap: ' : ''}${r.stderr}`);
+    const warned = /warning: \S+: (\d+) log records? could not be read \(a page of the printk ring lost\)/.exec(r.stderr);
+    assert.ok(warned, r.stderr);
+    const n = Number(warned[1]);
+    const got = fs.readFileSync(out, 'utf8').split('\n').filter(Boolean);
+    const markers = got.filter((l) => / lastword: \d+ log records? lost here: a page of the printk ring could not be read \(EIO \(errno 5\)\)$/.test(l));
+    assert.equal(markers.length, 1, got.join('\n'));
+    assert.ok(!got.includes(lines[Math.floor(lines.length / 2)]!), 'the middle line, whose text was lost, is there');
+    // The rest: the clean log with a run of n lines left out where the marker stands.
+    const m = got.indexOf(markers[0]!);
+    assert.deepEqual(got.slice(0, m), lines.slice(0, m));
+    assert.deepEqual(got.slice(m + 1), lines.slice(m + n));
+    assert.equal(got.length - 1, lines.length - n);
+  }
+});
