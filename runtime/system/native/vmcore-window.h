@@ -124,26 +124,18 @@ class VmcoreWindow {
     if (!(sp_ && off >= sbase_ && off + static_cast<off_t>(len) <= sbase_ + static_cast<off_t>(slen_))) {
       if (sp_) munmap(sp_, slen_);
       sp_ = nullptr;
-      off_t base = off & ~static_cast<off_t>(kSmall - 1);
       size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-      size_t slen = std::max(kSmall, (static_cast<size_t>(off - base) + len + page - 1) & ~(page - 1));
-      sp_ = mapAt(base, &slen);
-      if (!sp_) return nullptr;
+      off_t base = off & ~static_cast<off_t>(kSmall - 1);
+      size_t want = std::max(kSmall, (static_cast<size_t>(off - base) + len + page - 1) & ~(page - 1));
+      size_t slen = std::min(want, (static_cast<size_t>(size_ - base) + page - 1) & ~(page - 1));
+      void* p = mmap(nullptr, slen, PROT_READ, MAP_PRIVATE, fd_, base);
+      if (p == MAP_FAILED) return nullptr;
+      sp_ = static_cast<unsigned char*>(p);
       sbase_ = base;
       slen_ = slen;
+      windows_++;
     }
     return sp_ + (off - sbase_);
-  }
-
-  // Maps *len bytes from base, cut at the end of the file (mmap of /proc/vmcore refuses a range
-  // beyond its size, page-aligned); *len becomes what was mapped. nullptr when mmap fails (errno).
-  unsigned char* mapAt(off_t base, size_t* len) {
-    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    *len = std::min(*len, (static_cast<size_t>(size_ - base) + page - 1) & ~(page - 1));
-    void* p = mmap(nullptr, *len, PROT_READ, MAP_PRIVATE, fd_, base);
-    if (p == MAP_FAILED) return nullptr;
-    windows_++;
-    return static_cast<unsigned char*>(p);
   }
 
   // Switches to fd (its windows from before forgotten) unless it is the file in use. 0 or errno.
@@ -161,11 +153,15 @@ class VmcoreWindow {
   int map(off_t off) {
     unmapLarge();
     off_t base = off & ~static_cast<off_t>(kWindow - 1);
-    size_t len = kWindow;
-    p_ = mapAt(base, &len);
-    if (!p_) return errno;
+    // Never past the end of the file: mmap of /proc/vmcore refuses a range beyond its size (page-aligned).
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t len = std::min(kWindow, (static_cast<size_t>(size_ - base) + page - 1) & ~(page - 1));
+    void* p = mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd_, base);
+    if (p == MAP_FAILED) return errno;
+    p_ = static_cast<unsigned char*>(p);
     base_ = base;
     len_ = len;
+    windows_++;
     return 0;
   }
 
