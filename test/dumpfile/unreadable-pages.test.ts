@@ -333,7 +333,7 @@ test('a page of mem_map that cannot be read, with and without --mmap (where the 
   }
 });
 
-test('mapped reads of a page that cannot be read, far from the last read (its small window) and next to it (the 4 MiB window): -EIO, and the pages around it read as in the file', { skip, timeout: 120_000 }, async (t) => {
+test('mapped reads of a page that cannot be read, far from the last read (pread, failing, then its window) and next to it (the 4 MiB window): -EIO, and the pages around it read as in the file', { skip, timeout: 120_000 }, async (t) => {
   const real = labVmcore({ series: '6.1' });
   const B = 4096;
   const offset = Math.floor(fs.statSync(real).size / 2 / B) * B;
@@ -351,12 +351,8 @@ test('mapped reads of a page that cannot be read, far from the last read (its sm
 
 function readAround(fd: number, ref: number, offset: number, B: number): void {
   const got = Buffer.alloc(B), want = Buffer.alloc(B);
-  unmapVmcore();
   assert.equal(readMapped(fd, got, 0), 0);
-  assert.equal(readMapped(fd, got, offset + 2 * B), 0);
-  assert.equal(unmapVmcore(), 2, 'a read far from the last one was not mapped (its own small window) but read with pread');
-  assert.equal(readMapped(fd, got, 0), 0);
-  assert.equal(readMapped(fd, got, offset), -5, 'a read far from the last one (small window)');
+  assert.equal(readMapped(fd, got, offset), -5, 'a read far from the last one');
   assert.equal(readMapped(fd, got, offset + B), 0, 'the page after it');
   fs.readSync(ref, want, 0, B, offset + B);
   assert.ok(got.equals(want));

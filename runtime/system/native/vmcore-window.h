@@ -48,21 +48,13 @@ class VmcoreWindow {
   int read(int fd, unsigned generation, unsigned char* dst, size_t len, off_t off) {
     if (int err = use(fd, generation)) return err;
     if (off < 0 || static_cast<off_t>(off + len) > size_) return -1;
-    if (!inWindow(off) && isJump(off, len)) {
-      // Far from the last read: through a small window of its own (the large one stays), or, when
-      // that cannot be mapped, with pread as before.
-      if (const unsigned char* p = jumpView(off, len)) {
-        if (int err = guardedCopy(dst, p, len)) return -err;
-        next_ = off + static_cast<off_t>(len);
-        return 0;
-      }
-      if (pread(fd_, dst, len, off) == static_cast<ssize_t>(len)) {
-        next_ = off + static_cast<off_t>(len);
-        return 0;
-      }
-    }
     while (len > 0) {
       if (!inWindow(off)) {
+        // A pread that fails leaves it to the mapping, as before.
+        if (isJump(off, len) && pread(fd_, dst, len, off) == static_cast<ssize_t>(len)) {
+          next_ = off + static_cast<off_t>(len);
+          return 0;
+        }
         if (int err = map(off)) return err;
       }
       size_t n = std::min(len, static_cast<size_t>(base_ + static_cast<off_t>(len_) - off));
@@ -76,17 +68,12 @@ class VmcoreWindow {
   }
 
   // len bytes at off of fd where they are mapped (mapping their window if needed), valid until the
-  // next read or view; nullptr when they cross a window's end or cannot be mapped: then read() them.
-  // Nothing is copied.
+  // next read or view; nullptr when they cross a window's end, lie far from the last read (where
+  // read() would pread), or cannot be mapped: then read() them. Nothing is copied.
   const unsigned char* view(int fd, unsigned generation, size_t len, off_t off) {
     if (use(fd, generation) != 0) return nullptr;
     if (off < 0 || static_cast<off_t>(off + len) > size_ || len > kWindow) return nullptr;
-    if (!inWindow(off) && isJump(off, len)) {
-      const unsigned char* p = jumpView(off, len);
-      if (p) next_ = off + static_cast<off_t>(len);
-      return p;
-    }
-    if (!inWindow(off) && map(off) != 0) return nullptr;
+    if (!inWindow(off) && (isJump(off, len) || map(off) != 0)) return nullptr;
     if (off + static_cast<off_t>(len) > base_ + static_cast<off_t>(len_)) return nullptr;
     next_ = off + static_cast<off_t>(len);
     return p_ + (off - base_);
@@ -104,38 +91,13 @@ class VmcoreWindow {
  private:
   bool inWindow(off_t off) const { return p_ && off >= base_ && off < base_ + static_cast<off_t>(len_); }
 
-  // A jump of a window or more, for less than a quarter of one: mapping a 4 MiB window for it (which
-  // sets up 4 MiB of old memory: ~1 ms under TCG) would cost more than the read, and scattered reads
-  // (page tables, the pages a dump writes crash-first) would map a window each. Such a read goes
-  // through the small window (jumpView) instead, which maps 64 KiB around it, or what it needs. Not
-  // pread, as before 2026-12-07: the kernel's copy of a hardware-poisoned page of /proc/vmcore is a
-  // machine check in the kernel, where a load from a mapping is a SIGBUS that mapped-fault.h catches.
-  // A read near the last one maps the large window, so sequential reads still go through it.
+  // A jump of a window or more, for less than a window: one pread costs less than mapping a window
+  // for it (mapping sets up 4 MiB of old memory: ~1 ms under TCG), and scattered reads (page tables,
+  // the pages a dump writes crash-first) would map a window per read. A read near the last one
+  // maps, so sequential reads still go through windows.
   bool isJump(off_t off, size_t len) const {
     off_t dist = off > next_ ? off - next_ : next_ - off;
     return len < kWindow / 4 && dist >= static_cast<off_t>(kWindow);
-  }
-
-  static constexpr size_t kSmall = 64u << 10;
-
-  // The bytes [off, off + len) through the small window, mapping it there if they are not in it;
-  // nullptr when that mapping fails.
-  const unsigned char* jumpView(off_t off, size_t len) {
-    if (!(sp_ && off >= sbase_ && off + static_cast<off_t>(len) <= sbase_ + static_cast<off_t>(slen_))) {
-      if (sp_) munmap(sp_, slen_);
-      sp_ = nullptr;
-      size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-      off_t base = off & ~static_cast<off_t>(kSmall - 1);
-      size_t want = std::max(kSmall, (static_cast<size_t>(off - base) + len + page - 1) & ~(page - 1));
-      size_t slen = std::min(want, (static_cast<size_t>(size_ - base) + page - 1) & ~(page - 1));
-      void* p = mmap(nullptr, slen, PROT_READ, MAP_PRIVATE, fd_, base);
-      if (p == MAP_FAILED) return nullptr;
-      sp_ = static_cast<unsigned char*>(p);
-      sbase_ = base;
-      slen_ = slen;
-      windows_++;
-    }
-    return sp_ + (off - sbase_);
   }
 
   // Switches to fd (its windows from before forgotten) unless it is the file in use. 0 or errno.
@@ -151,7 +113,7 @@ class VmcoreWindow {
   }
 
   int map(off_t off) {
-    unmapLarge();
+    unmap();
     off_t base = off & ~static_cast<off_t>(kWindow - 1);
     // Never past the end of the file: mmap of /proc/vmcore refuses a range beyond its size (page-aligned).
     size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
@@ -165,17 +127,10 @@ class VmcoreWindow {
     return 0;
   }
 
-  void unmapLarge() {
+  void unmap() {
     if (p_) munmap(p_, len_);
     p_ = nullptr;
     len_ = 0;
-  }
-
-  void unmap() {
-    unmapLarge();
-    if (sp_) munmap(sp_, slen_);
-    sp_ = nullptr;
-    slen_ = 0;
   }
 
   int fd_ = -1;
@@ -184,10 +139,6 @@ class VmcoreWindow {
   off_t base_ = 0;
   size_t len_ = 0;
   unsigned char* p_ = nullptr;
-  // The small window of the reads far from the last one (jumpView).
-  off_t sbase_ = 0;
-  size_t slen_ = 0;
-  unsigned char* sp_ = nullptr;
   unsigned long windows_ = 0;
   // Where the last read ended: a read far from it is a jump.
   off_t next_ = 0;
