@@ -156,7 +156,7 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     stepStart = now;
   };
   step('Start-up (to the vmcore)');
-  const vmcore = openVmcore(vmcoreFile, { allowTruncated: true, ...(opts.nonMmap ? { mmap: false } : opts.mmap ? { mmap: true } : {}) });
+  const vmcore = openVmcore(vmcoreFile, { allowTruncated: true, ...mmapChoice(opts) });
   try {
     if (vmcore.mappedReads) log(4, `lastword filter: reading ${vmcoreFile} through mappings of it`);
     for (const p of vmcore.problems) log(1, `lastword filter: warning: ${p}`);
@@ -182,9 +182,9 @@ export async function runFilter(opts: FilterOptions, continueStream = false): Pr
     const how = opts.elf ? 'ELF' : `${codec}, ${opts.workers ? `${opts.workers} compression threads` : 'compressed in the main thread'}`;
     log(4, `lastword filter: ${summary.dumpablePages} of ${summary.ramPages} pages saved (dump level ${filter.dumpLevel}${summary.zeroPages ? `, ${summary.zeroPages} zero` : ''}), ${summary.bytes} bytes (${how})`);
     if (summary.unreadable) log(1, `lastword filter: warning: ${unreadableMessage(vmcoreFile, summary.unreadable)}`);
+    if (filter.unclassified) log(1, `lastword filter: warning: ${unclassifiedMessage(filter.unclassified)}`);
     // The walk of mem_map can fail part-way (a struct page that is not mapped): the cycles from there
     // on are saved unfiltered. The header keeps the level of the cycles before; say so.
-    if (filter.unclassified) log(1, `lastword filter: warning: ${unclassifiedMessage(filter.unclassified)}`);
     if (filter.fallbackReason !== undefined && filter.fallbackReason !== fellBackAtStart) {
       log(1, `lastword filter: warning: pages could not be classified from some pfn on (${filter.fallbackReason}); those were saved unfiltered`);
     }
@@ -268,11 +268,16 @@ export function dumpHeaderInfo(vmcore: Vmcore, warn: (m: string) => void): DumpH
   return { utsname, crashTime: vmcore.vmcoreinfo.crashTime ?? 0, physBase: physBase(vmcore) };
 }
 
+/** --non-mmap / --mmap as openVmcore's option; neither: its default (map /proc/vmcore only). */
+function mmapChoice(opts: FilterOptions): { mmap?: boolean } {
+  return opts.nonMmap ? { mmap: false } : opts.mmap ? { mmap: true } : {};
+}
+
 /** makedumpfile --dump-dmesg: the kernel log of the vmcore, as makedumpfile prints it. */
 async function dumpDmesg(opts: FilterOptions, warn: (message: string) => void): Promise<number> {
   const [vmcoreFile, out] = [opts.args[0]!, opts.args[1]!];
   const overwrite = opts.overwrite;
-  const vmcore = openVmcore(vmcoreFile, opts.nonMmap ? { mmap: false } : opts.mmap ? { mmap: true } : {});
+  const vmcore = openVmcore(vmcoreFile, mmapChoice(opts));
   try {
     const text = extractDmesg(vmcore, { warn });
     const fd = openDumpFile(out, overwrite);

@@ -117,15 +117,16 @@ class CyclicPageFilter implements PageFilter {
   private readonly cycleCounts = new Map<number, PageClassCounts>();
   /** Cycles from this pfn on are not filtered (the walk failed there). */
   private failedFrom = Infinity;
-
-  get unclassified(): { pfns: number; firstPfn: number; reason: string } | undefined {
-    return this.walk?.lost.summary();
-  }
   private readonly strict: boolean;
   private lastSeg = 0;
   private readonly cycleWalk: boolean;
   readonly walks = { cycle: 0, block: 0, typescript: 0 };
   private readonly walkThreads: number;
+
+  /** PageFilter.unclassified: the pfns the walk kept because their struct pages could not be read. */
+  get unclassified(): { pfns: number; firstPfn: number; reason: string } | undefined {
+    return this.walk?.lost.summary();
+  }
 
   constructor(vmcore: Vmcore, dumpLevel: number, walk: MemMapWalk | undefined, fallbackReason: string | undefined, opts: PageFilterOptions) {
     this.vmcore = vmcore;
