@@ -46,9 +46,10 @@ struct sigaction gPreviousBus;
 std::once_flag gBusInstalled;
 
 void onBus(int sig, siginfo_t* si, void* ctx) {
+  // Only a fault (si_code > 0) has a fault address; a SIGBUS sent by kill() has a pid there.
   uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
   for (FaultSlot& s : gFaultSlots) {
-    if (a >= s.lo.load(std::memory_order_relaxed) && a < s.hi.load(std::memory_order_relaxed)) {
+    if (si->si_code > 0 && a >= s.lo.load(std::memory_order_relaxed) && a < s.hi.load(std::memory_order_relaxed)) {
       s.code = si->si_code == BUS_MCEERR_AR || si->si_code == BUS_MCEERR_AO ? EHWPOISON : EIO;
       s.hi.store(0, std::memory_order_relaxed);
       s.lo.store(0, std::memory_order_relaxed);
