@@ -35,6 +35,14 @@ function guestRoot(base: string, conf: string): string {
   return root;
 }
 
+/** A case's name (the generator, and whether --image-on), work directory, kernel, kdump.conf for the disk labelled `label`, and guest root. */
+function setUp(t: { after(fn: () => void): void }, generator: string, label: string, imageOn: boolean) {
+  const name = imageOn ? `${generator}-image-on` : generator;
+  const base = e2eDir(t, name);
+  const conf = kdumpConf(label);
+  return { name, base, kver: kver61(), conf, root: guestRoot(base, conf) };
+}
+
 /**
  * The dump disk, and with `imageOn` the builder's view of it: the disk loop-mounted while `build`
  * runs (the builder reads its UUID from the mount, as on a machine whose root disk it is) and the
@@ -95,12 +103,8 @@ async function captureWith(base: string, name: string, conf: string, image: stri
 for (const imageOn of [false, true]) {
   const where = imageOn ? 'with its image on the dump disk (--image-on)' : 'with lastword in a squashfs';
   test(`a dracut-built capture image ${where} saves a dump crash opens`, { skip, timeout: 900_000 }, async (t) => {
-    const name = imageOn ? 'dracut-image-on' : 'dracut';
-    const base = e2eDir(t, name);
-    const kver = kver61();
     const label = imageOn ? 'LWDRACUTON' : 'LWDRACUT';
-    const conf = kdumpConf(label);
-    const root = guestRoot(base, conf);
+    const { name, base, kver, conf, root } = setUp(t, 'dracut', label, imageOn);
     // dracut's tree with our module added, so nothing is installed on the machine
     const basedir = dracutBasedir(path.join(base, 'dracut'));
     const image = path.join(base, `initramfs-${kver}kdump.img`);
@@ -118,12 +122,8 @@ for (const imageOn of [false, true]) {
   });
 
   test(`an mkinitramfs-built capture image (lastword confdir, as kdump-tools runs it) ${where} saves a dump crash opens`, { skip: skipMk, timeout: 900_000 }, async (t) => {
-    const name = imageOn ? 'mkinitramfs-image-on' : 'mkinitramfs';
-    const base = e2eDir(t, name);
-    const kver = kver61();
     const label = imageOn ? 'LWMKINITON' : 'LWMKINITRD';
-    const conf = kdumpConf(label);
-    const root = guestRoot(base, conf);
+    const { name, base, kver, conf, root } = setUp(t, 'mkinitramfs', label, imageOn);
     const image = path.join(base, `initrd.img-${kver}`);
     const disk = withDumpDisk(base, label, imageOn, (imageOnArgs) => {
       // lastword's confdir as an admin installs it: conf/ plus the hook in hooks/
